@@ -1,0 +1,1 @@
+//! Filter and sort push-down to SQL. Placeholder until the query engine lands.
