@@ -64,7 +64,8 @@ impl Request {
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Request {
-        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
         self
     }
 
@@ -93,7 +94,12 @@ impl Request {
     /// is accepted (several IdPs omit it on PATCH); anything other than JSON is 415.
     pub fn json_body(&self) -> Result<Value, ScimError> {
         if let Some(ct) = self.header("content-type") {
-            let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if media != SCIM_MEDIA_TYPE && media != "application/json" {
                 return Err(ScimError::unsupported_media_type(format!(
                     "Content-Type '{media}' is not supported; send application/scim+json or application/json"
@@ -101,15 +107,23 @@ impl Request {
             }
         }
         if self.body.is_empty() {
-            return Err(ScimError::invalid_syntax("the request body is empty; a JSON object is required"));
+            return Err(ScimError::invalid_syntax(
+                "the request body is empty; a JSON object is required",
+            ));
         }
-        let text = std::str::from_utf8(&self.body)
-            .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid UTF-8 (byte {})", e.valid_up_to())))?;
+        let text = std::str::from_utf8(&self.body).map_err(|e| {
+            ScimError::invalid_syntax(format!(
+                "the request body is not valid UTF-8 (byte {})",
+                e.valid_up_to()
+            ))
+        })?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
             ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
         })?;
         if !value.is_object() {
-            return Err(ScimError::invalid_syntax("the request body must be a JSON object"));
+            return Err(ScimError::invalid_syntax(
+                "the request body must be a JSON object",
+            ));
         }
         Ok(value)
     }
@@ -126,19 +140,27 @@ impl Response {
     pub fn json(status: u16, value: &Value) -> Response {
         Response {
             status,
-            headers: vec![("content-type".into(), format!("{SCIM_MEDIA_TYPE}; charset=utf-8"))],
+            headers: vec![(
+                "content-type".into(),
+                format!("{SCIM_MEDIA_TYPE}; charset=utf-8"),
+            )],
             body: serde_json::to_vec(value).unwrap_or_default(),
         }
     }
 
     pub fn empty(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Vec::new() }
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     pub fn error(err: &ScimError) -> Response {
         let mut resp = Response::json(err.status, &err.to_json());
         if err.status == 401 {
-            resp.headers.push(("www-authenticate".into(), "Bearer realm=\"scim\"".into()));
+            resp.headers
+                .push(("www-authenticate".into(), "Bearer realm=\"scim\"".into()));
         }
         resp
     }
@@ -167,7 +189,10 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
         })
         .collect()
 }
@@ -240,7 +265,9 @@ mod tests {
 
     #[test]
     fn json_body_checks_media_type_and_shape() {
-        let r = Request::new(Method::Post, "/x", "http://h").with_header("Content-Type", "text/plain").with_body("{}");
+        let r = Request::new(Method::Post, "/x", "http://h")
+            .with_header("Content-Type", "text/plain")
+            .with_body("{}");
         assert_eq!(r.json_body().unwrap_err().status, 415);
         let r = Request::new(Method::Post, "/x", "http://h").with_body("[1]");
         assert_eq!(r.json_body().unwrap_err().status, 400);

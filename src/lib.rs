@@ -4,11 +4,28 @@
 //! (parsing, validation, SQL planning, rendering) is tested with `cargo test` against the
 //! same SQLite engine that D1 runs. Requests flow parse → validate → plan → execute → render.
 
+pub mod api;
+pub mod auth;
 pub mod error;
 pub mod filter;
 pub mod http;
 pub mod ids;
+pub mod patch;
+pub mod projection;
 pub mod query;
+pub mod resource;
 pub mod schema;
 pub mod sql;
+pub mod store;
 pub mod time;
+
+#[cfg(test)]
+mod api_tests;
+#[cfg(test)]
+mod testing;
+
+#[cfg(target_arch = "wasm32")]
+mod worker_glue;
+
+/// Whether PATCH is advertised in `ServiceProviderConfig`.
+pub const PATCH_SUPPORTED: bool = true;

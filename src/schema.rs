@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -71,10 +72,18 @@ pub struct Attribute {
 
 impl Attribute {
     pub fn sub(&self, name: &str) -> Option<&Attribute> {
-        self.sub_attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+        self.sub_attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
-    fn common(name: &str, kind: AttrType, case_exact: bool, mutability: Mutability, returned: Returned) -> Attribute {
+    fn common(
+        name: &str,
+        kind: AttrType,
+        case_exact: bool,
+        mutability: Mutability,
+        returned: Returned,
+    ) -> Attribute {
         Attribute {
             name: name.into(),
             kind,
@@ -97,7 +106,9 @@ pub struct Schema {
 
 impl Schema {
     pub fn attr(&self, name: &str) -> Option<&Attribute> {
-        self.attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+        self.attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -123,10 +134,14 @@ impl ResourceType {
         }
     }
     pub fn from_name(s: &str) -> Option<ResourceType> {
-        ResourceType::ALL.into_iter().find(|rt| rt.name().eq_ignore_ascii_case(s))
+        ResourceType::ALL
+            .into_iter()
+            .find(|rt| rt.name().eq_ignore_ascii_case(s))
     }
     pub fn from_endpoint(s: &str) -> Option<ResourceType> {
-        ResourceType::ALL.into_iter().find(|rt| rt.endpoint().eq_ignore_ascii_case(s))
+        ResourceType::ALL
+            .into_iter()
+            .find(|rt| rt.endpoint().eq_ignore_ascii_case(s))
     }
     pub fn core_schema(self) -> &'static Schema {
         let r = registry();
@@ -143,7 +158,9 @@ impl ResourceType {
         }
     }
     pub fn extension(self, urn: &str) -> Option<&'static Schema> {
-        self.extensions().iter().find(|s| s.id.eq_ignore_ascii_case(urn))
+        self.extensions()
+            .iter()
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
     /// The attribute a group member or a list is best displayed by.
     pub fn display_attr(self) -> &'static str {
@@ -157,7 +174,10 @@ impl ResourceType {
 /// Attributes common to every resource (RFC 7643 §3.1). They are not part of any schema's
 /// `attributes` list, yet filters, sorting and projection address them like any other.
 pub fn common_attr(name: &str) -> Option<&'static Attribute> {
-    registry().common.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    registry()
+        .common
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(name))
 }
 
 pub struct Registry {
@@ -175,7 +195,8 @@ pub fn registry() -> &'static Registry {
         // defect, not input-derived.
         let parse = |s: &str| -> (Schema, Value) {
             let raw: Value = serde_json::from_str(s).expect("embedded schema JSON is valid");
-            let schema: Schema = serde_json::from_value(raw.clone()).expect("embedded schema matches the model");
+            let schema: Schema =
+                serde_json::from_value(raw.clone()).expect("embedded schema matches the model");
             (schema, raw)
         };
         let (user, user_raw) = parse(USER_JSON);
@@ -183,20 +204,74 @@ pub fn registry() -> &'static Registry {
         let (enterprise_user, ent_raw) = parse(ENTERPRISE_USER_JSON);
         let meta = Attribute {
             sub_attributes: vec![
-                Attribute::common("resourceType", AttrType::String, true, Mutability::ReadOnly, Returned::Default),
-                Attribute::common("created", AttrType::DateTime, false, Mutability::ReadOnly, Returned::Default),
-                Attribute::common("lastModified", AttrType::DateTime, false, Mutability::ReadOnly, Returned::Default),
-                Attribute::common("location", AttrType::Reference, true, Mutability::ReadOnly, Returned::Default),
-                Attribute::common("version", AttrType::String, true, Mutability::ReadOnly, Returned::Default),
+                Attribute::common(
+                    "resourceType",
+                    AttrType::String,
+                    true,
+                    Mutability::ReadOnly,
+                    Returned::Default,
+                ),
+                Attribute::common(
+                    "created",
+                    AttrType::DateTime,
+                    false,
+                    Mutability::ReadOnly,
+                    Returned::Default,
+                ),
+                Attribute::common(
+                    "lastModified",
+                    AttrType::DateTime,
+                    false,
+                    Mutability::ReadOnly,
+                    Returned::Default,
+                ),
+                Attribute::common(
+                    "location",
+                    AttrType::Reference,
+                    true,
+                    Mutability::ReadOnly,
+                    Returned::Default,
+                ),
+                Attribute::common(
+                    "version",
+                    AttrType::String,
+                    true,
+                    Mutability::ReadOnly,
+                    Returned::Default,
+                ),
             ],
-            ..Attribute::common("meta", AttrType::Complex, false, Mutability::ReadOnly, Returned::Default)
+            ..Attribute::common(
+                "meta",
+                AttrType::Complex,
+                false,
+                Mutability::ReadOnly,
+                Returned::Default,
+            )
         };
         let common = vec![
-            Attribute::common("id", AttrType::String, true, Mutability::ReadOnly, Returned::Always),
-            Attribute::common("externalId", AttrType::String, true, Mutability::ReadWrite, Returned::Default),
+            Attribute::common(
+                "id",
+                AttrType::String,
+                true,
+                Mutability::ReadOnly,
+                Returned::Always,
+            ),
+            Attribute::common(
+                "externalId",
+                AttrType::String,
+                true,
+                Mutability::ReadWrite,
+                Returned::Default,
+            ),
             meta,
         ];
-        Registry { user, group, enterprise_user, common, raw: vec![user_raw, group_raw, ent_raw] }
+        Registry {
+            user,
+            group,
+            enterprise_user,
+            common,
+            raw: vec![user_raw, group_raw, ent_raw],
+        }
     })
 }
 
@@ -247,25 +322,57 @@ mod tests {
         let user = ResourceType::User.core_schema();
         assert_eq!(user.id, USER_SCHEMA);
         for name in [
-            "userName", "name", "displayName", "nickName", "profileUrl", "title", "userType",
-            "preferredLanguage", "locale", "timezone", "active", "password", "emails", "phoneNumbers",
-            "ims", "photos", "addresses", "groups", "entitlements", "roles", "x509Certificates",
+            "userName",
+            "name",
+            "displayName",
+            "nickName",
+            "profileUrl",
+            "title",
+            "userType",
+            "preferredLanguage",
+            "locale",
+            "timezone",
+            "active",
+            "password",
+            "emails",
+            "phoneNumbers",
+            "ims",
+            "photos",
+            "addresses",
+            "groups",
+            "entitlements",
+            "roles",
+            "x509Certificates",
         ] {
             assert!(user.attr(name).is_some(), "missing {name}");
         }
-        assert_eq!(user.attr("PASSWORD").map(|a| a.returned), Some(Returned::Never));
-        assert_eq!(user.attr("groups").map(|a| a.mutability), Some(Mutability::ReadOnly));
-        let ent = ResourceType::User.extension(ENTERPRISE_USER_SCHEMA).expect("enterprise");
+        assert_eq!(
+            user.attr("PASSWORD").map(|a| a.returned),
+            Some(Returned::Never)
+        );
+        assert_eq!(
+            user.attr("groups").map(|a| a.mutability),
+            Some(Mutability::ReadOnly)
+        );
+        let ent = ResourceType::User
+            .extension(ENTERPRISE_USER_SCHEMA)
+            .expect("enterprise");
         assert!(ent.attr("manager").and_then(|m| m.sub("value")).is_some());
         assert!(ResourceType::Group.core_schema().attr("members").is_some());
-        assert_eq!(common_attr("ID").map(|a| a.returned), Some(Returned::Always));
+        assert_eq!(
+            common_attr("ID").map(|a| a.returned),
+            Some(Returned::Always)
+        );
     }
 
     #[test]
     fn served_documents_carry_meta() {
         let docs = schema_documents("https://x/scim/v2");
         assert_eq!(docs.len(), 3);
-        assert_eq!(docs[0]["meta"]["location"], format!("https://x/scim/v2/Schemas/{USER_SCHEMA}"));
+        assert_eq!(
+            docs[0]["meta"]["location"],
+            format!("https://x/scim/v2/Schemas/{USER_SCHEMA}")
+        );
         let rt = resource_type_document(ResourceType::User, "https://x/scim/v2");
         assert_eq!(rt["schemaExtensions"][0]["schema"], ENTERPRISE_USER_SCHEMA);
     }

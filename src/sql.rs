@@ -39,6 +39,9 @@ pub struct Stmt {
 
 impl Stmt {
     pub fn new(sql: impl Into<String>, params: Vec<SqlValue>) -> Stmt {
-        Stmt { sql: sql.into(), params }
+        Stmt {
+            sql: sql.into(),
+            params,
+        }
     }
 }

@@ -21,15 +21,33 @@ pub fn format_millis(ms: i64) -> String {
 /// is read as UTC, as xsd allows; fractions beyond milliseconds are truncated.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
     };
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60 {
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -52,7 +70,10 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let offset_secs = match &s[i..] {
         "" | "Z" | "z" => 0,
-        rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && rest.as_bytes()[3] == b':' => {
+        rest if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && rest.as_bytes()[3] == b':' =>
+        {
             let oh = num(i + 1..i + 3)?;
             let om = num(i + 4..i + 6)?;
             if oh > 23 || om > 59 {
@@ -119,10 +140,22 @@ mod tests {
 
     #[test]
     fn parses_offsets_fractions_and_round_trips() {
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123Z"), Some(1_700_000_000_123));
-        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.1234+01:00"), Some(1_700_000_000_123));
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20"), Some(1_700_000_000_000));
-        assert_eq!(normalize("2011-05-13T04:42:34Z").as_deref(), Some("2011-05-13T04:42:34.000Z"));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.1234+01:00"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20"),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            normalize("2011-05-13T04:42:34Z").as_deref(),
+            Some("2011-05-13T04:42:34.000Z")
+        );
         for ms in [0, 1, 86_399_999, 1_700_000_000_123, -1, 4_102_444_800_000] {
             assert_eq!(parse_rfc3339(&format_millis(ms)), Some(ms));
         }
@@ -130,8 +163,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed_dates() {
-        for bad in ["", "2023-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2023-01-01", "2023-01-01T00:00:00.Z",
-                    "2023-01-01T24:00:00Z", "2023-01-01T00:00:00+0100", "2023-01-01T00:00:00Zjunk", "２023-01-01T00:00:00Z"] {
+        for bad in [
+            "",
+            "2023-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2023-01-01",
+            "2023-01-01T00:00:00.Z",
+            "2023-01-01T24:00:00Z",
+            "2023-01-01T00:00:00+0100",
+            "2023-01-01T00:00:00Zjunk",
+            "２023-01-01T00:00:00Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds the release worker into build/worker/ with tools installed by scripts/setup.sh.
+# worker-build would download wasm-bindgen, wasm-opt and esbuild from GitHub; the *_BIN
+# overrides point it at the pinned local copies instead, so builds work offline.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export WASM_BINDGEN_BIN="$root/.tools/bin/wasm-bindgen"
+export WASM_OPT_BIN="$root/node_modules/.bin/wasm-opt"
+export ESBUILD_BIN="$root/node_modules/.bin/esbuild"
+"$root/.tools/bin/worker-build" --release "$@"
+wasm="$root/build/worker/index_bg.wasm"
+[ -f "$wasm" ] || wasm="$(ls "$root"/build/worker/*.wasm | head -n1)"
+raw=$(stat -c %s "$wasm")
+gz=$(gzip -9 -c "$wasm" | wc -c)
+echo "worker wasm: $raw bytes raw, $gz bytes gzip ($(basename "$wasm"))"

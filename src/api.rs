@@ -1,0 +1,694 @@
+//! Routing and handlers. Each handler follows parse → validate → plan → execute → render:
+//! everything that can be rejected is rejected before the first D1 round trip.
+
+use crate::auth;
+use crate::error::{Result, ScimError};
+use crate::http::{percent_decode, Method, Request, Response};
+use crate::ids;
+use crate::projection::Projection;
+use crate::resource::{self, location, Validated};
+use crate::schema::{
+    self, ResourceType, LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA, SP_CONFIG_SCHEMA,
+};
+use crate::store::{Db, ListQuery, MemberChange, Store, Stored, Write};
+use crate::time;
+use serde_json::{json, Map, Value};
+
+/// Where the SCIM API lives; Entra's Tenant URL is `<origin>/scim/v2`.
+pub const BASE_PATH: &str = "/scim/v2";
+/// Largest request body accepted (advertised as `bulk.maxPayloadSize`).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest page; advertised as `filter.maxResults`.
+pub const MAX_PAGE_SIZE: i64 = 1000;
+pub const DEFAULT_PAGE_SIZE: i64 = 100;
+/// How often a write retries after losing an optimistic-concurrency race (no If-Match sent).
+const WRITE_RETRIES: usize = 4;
+
+/// Per-deployment settings, read from the Worker environment by the glue layer.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Accepted bearer tokens (current and, during a rotation, the next or previous one).
+    pub tokens: Vec<String>,
+}
+
+/// Everything a request needs besides its own data.
+pub struct Ctx<'a, D: Db> {
+    pub db: &'a D,
+    pub config: &'a Config,
+    /// Wall-clock time of the request in ms since the epoch (taken once, by the caller).
+    pub now_ms: i64,
+}
+
+pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
+    match route(ctx, req).await {
+        Ok(resp) => resp,
+        Err(e) => Response::error(&e),
+    }
+}
+
+async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Response> {
+    let Some(rest) = req.path.strip_prefix(BASE_PATH) else {
+        return Err(ScimError::not_found(format!(
+            "no resource at '{}'; the SCIM API is under {BASE_PATH}",
+            req.path
+        )));
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return Err(ScimError::not_found(format!(
+            "no resource at '{}'",
+            req.path
+        )));
+    }
+    authenticate(ctx.config, req)?;
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err(ScimError::payload_too_large(format!(
+            "the request body is {} bytes; the limit is {MAX_BODY_BYTES}",
+            req.body.len()
+        )));
+    }
+    let segments: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let base = format!("{}{BASE_PATH}", req.origin);
+    let store = Store::new(ctx.db, "default");
+    match segs.as_slice() {
+        [] => Err(ScimError::not_found(
+            "nothing here; see /ServiceProviderConfig, /ResourceTypes, /Schemas, /Users, /Groups",
+        )),
+        [first, tail @ ..]
+            if first.eq_ignore_ascii_case("ServiceProviderConfig") && tail.is_empty() =>
+        {
+            only(req, &[Method::Get])?;
+            Ok(Response::json(200, &service_provider_config(&base)))
+        }
+        [first, tail @ ..] if first.eq_ignore_ascii_case("ResourceTypes") => {
+            only(req, &[Method::Get])?;
+            reject_discovery_filter(req)?;
+            match tail {
+                [] => Ok(list_response(
+                    ResourceType::ALL
+                        .iter()
+                        .map(|rt| schema::resource_type_document(*rt, &base))
+                        .collect(),
+                )),
+                [name] => ResourceType::from_name(name)
+                    .map(|rt| Response::json(200, &schema::resource_type_document(rt, &base)))
+                    .ok_or_else(|| ScimError::not_found(format!("no resource type '{name}'"))),
+                _ => Err(ScimError::not_found("no such resource type")),
+            }
+        }
+        [first, tail @ ..] if first.eq_ignore_ascii_case("Schemas") => {
+            only(req, &[Method::Get])?;
+            reject_discovery_filter(req)?;
+            let docs = schema::schema_documents(&base);
+            match tail {
+                [] => Ok(list_response(docs)),
+                [urn] => docs
+                    .into_iter()
+                    .find(|d| {
+                        d["id"]
+                            .as_str()
+                            .is_some_and(|id| id.eq_ignore_ascii_case(urn))
+                    })
+                    .map(|d| Response::json(200, &d))
+                    .ok_or_else(|| ScimError::not_found(format!("no schema '{urn}'"))),
+                _ => Err(ScimError::not_found("no such schema")),
+            }
+        }
+        [first] if *first == ".search" => {
+            only(req, &[Method::Post])?;
+            search(ctx, &store, req, None, &base).await
+        }
+        [first, tail @ ..]
+            if first.eq_ignore_ascii_case("Bulk") || first.eq_ignore_ascii_case("Me") =>
+        {
+            let _ = tail;
+            Err(ScimError::not_implemented(format!(
+                "/{first} is not supported by this service provider"
+            )))
+        }
+        [endpoint, tail @ ..] => {
+            let rt = ResourceType::from_endpoint(endpoint)
+                .ok_or_else(|| ScimError::not_found(format!("no endpoint '/{endpoint}'")))?;
+            match tail {
+                [] => match req.method {
+                    Method::Get => list(&store, req, rt, &base).await,
+                    Method::Post => create(ctx, &store, req, rt, &base).await,
+                    _ => Err(not_allowed(&[Method::Get, Method::Post])),
+                },
+                [".search"] => {
+                    only(req, &[Method::Post])?;
+                    search(ctx, &store, req, Some(rt), &base).await
+                }
+                [id] => match req.method {
+                    Method::Get => get(&store, req, rt, id, &base).await,
+                    Method::Put => replace(ctx, &store, req, rt, id, &base).await,
+                    Method::Patch => patch(ctx, &store, req, rt, id, &base).await,
+                    Method::Delete => delete(&store, req, rt, id).await,
+                    _ => Err(not_allowed(&[
+                        Method::Get,
+                        Method::Put,
+                        Method::Patch,
+                        Method::Delete,
+                    ])),
+                },
+                _ => Err(ScimError::not_found(format!(
+                    "no resource at '{}'",
+                    req.path
+                ))),
+            }
+        }
+    }
+}
+
+fn authenticate(config: &Config, req: &Request) -> Result<()> {
+    let presented = auth::bearer(req.header("authorization")).ok_or_else(|| {
+        ScimError::unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+    })?;
+    if auth::token_matches(presented, &config.tokens) {
+        Ok(())
+    } else {
+        Err(ScimError::unauthorized("the bearer token is not valid"))
+    }
+}
+
+pub fn method_label(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+        Method::Options => "OPTIONS",
+        Method::Other => "OTHER",
+    }
+}
+
+fn not_allowed(allowed: &[Method]) -> ScimError {
+    let names: Vec<&str> = allowed.iter().map(|m| method_label(*m)).collect();
+    ScimError::method_not_allowed(format!(
+        "method not allowed here; allowed: {}",
+        names.join(", ")
+    ))
+}
+
+fn only(req: &Request, allowed: &[Method]) -> Result<()> {
+    if allowed.contains(&req.method) {
+        Ok(())
+    } else {
+        Err(not_allowed(allowed))
+    }
+}
+
+/// RFC 7644 §4: discovery endpoints do not filter; a filter is answered with 403.
+fn reject_discovery_filter(req: &Request) -> Result<()> {
+    if req.query_param("filter").is_some() {
+        return Err(ScimError::new(
+            403,
+            None,
+            "filtering is not supported on discovery endpoints",
+        ));
+    }
+    Ok(())
+}
+
+fn list_response(resources: Vec<Value>) -> Response {
+    Response::json(
+        200,
+        &json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": resources.len(),
+            "itemsPerPage": resources.len(),
+            "startIndex": 1,
+            "Resources": resources,
+        }),
+    )
+}
+
+pub fn service_provider_config(base: &str) -> Value {
+    json!({
+        "schemas": [SP_CONFIG_SCHEMA],
+        "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
+        "patch": {"supported": crate::PATCH_SUPPORTED},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": MAX_BODY_BYTES},
+        "filter": {"supported": true, "maxResults": MAX_PAGE_SIZE},
+        "changePassword": {"supported": false},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication with a bearer token issued for this SCIM endpoint",
+            "specUri": "https://www.rfc-editor.org/info/rfc6750",
+            "primary": true
+        }],
+        "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")}
+    })
+}
+
+fn resource_response(
+    status: u16,
+    stored: &Stored,
+    projection: &Projection,
+    base: &str,
+) -> Response {
+    let mut body = resource::render(
+        stored.rt,
+        &stored.id,
+        &stored.data,
+        &stored.meta,
+        stored.related.as_deref(),
+        base,
+    );
+    projection.apply(stored.rt, &mut body);
+    let mut resp = Response::json(status, &body).with_header("etag", stored.meta.etag());
+    if status == 201 {
+        resp = resp.with_header("location", location(base, stored.rt, &stored.id));
+    }
+    resp
+}
+
+fn projection_of(req: &Request, rt: Option<ResourceType>) -> Result<Projection> {
+    Projection::parse(
+        req.query_param("attributes"),
+        req.query_param("excludedAttributes"),
+        rt,
+    )
+}
+
+/// Parses `If-Match` / `If-None-Match` into the versions they name. `None` means "*".
+fn etag_versions(header: &str) -> Option<Vec<i64>> {
+    let mut out = Vec::new();
+    for tag in header.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if tag == "*" {
+            return None;
+        }
+        let inner = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+        if let Ok(v) = inner.parse::<i64>() {
+            out.push(v);
+        } else {
+            out.push(-1); // can never match a stored version
+        }
+    }
+    Some(out)
+}
+
+/// The version an `If-Match` demands: `Ok(None)` if absent or `*`.
+fn if_match(req: &Request, current: Option<i64>) -> Result<Option<i64>> {
+    let Some(h) = req.header("if-match") else {
+        return Ok(None);
+    };
+    match etag_versions(h) {
+        None => Ok(None),
+        Some(versions) => match current {
+            Some(cur) if versions.contains(&cur) => Ok(Some(cur)),
+            Some(_) => Err(ScimError::precondition_failed(
+                "the resource has changed since the version named in If-Match; fetch it again",
+            )),
+            // Without a read (DELETE), the first named version is the condition.
+            None => Ok(Some(versions.first().copied().unwrap_or(-1))),
+        },
+    }
+}
+
+async fn get<D: Db>(
+    store: &Store<'_, D>,
+    req: &Request,
+    rt: ResourceType,
+    id: &str,
+    base: &str,
+) -> Result<Response> {
+    let projection = projection_of(req, Some(rt))?;
+    let related = projection.wants(rt, related_attr(rt));
+    let stored = store
+        .get(rt, id, related)
+        .await?
+        .ok_or_else(|| not_found(rt, id))?;
+    if let Some(h) = req.header("if-none-match") {
+        let fresh = match etag_versions(h) {
+            None => true,
+            Some(v) => v.contains(&stored.meta.version),
+        };
+        if fresh {
+            return Ok(Response::empty(304).with_header("etag", stored.meta.etag()));
+        }
+    }
+    Ok(resource_response(200, &stored, &projection, base))
+}
+
+fn related_attr(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::User => "groups",
+        ResourceType::Group => "members",
+    }
+}
+
+fn not_found(rt: ResourceType, id: &str) -> ScimError {
+    ScimError::not_found(format!("{} '{id}' not found", rt.name()))
+}
+
+async fn create<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    rt: ResourceType,
+    base: &str,
+) -> Result<Response> {
+    let projection = projection_of(req, Some(rt))?;
+    let body = req.json_body()?;
+    let Validated { data, members } = resource::validate(rt, &body)?;
+    let id = ids::new_id().ok_or_else(ScimError::internal)?;
+    let now = time::format_millis(ctx.now_ms);
+    let stored = store
+        .create(rt, &id, &data, members.as_deref().unwrap_or(&[]), &now)
+        .await?;
+    Ok(resource_response(201, &stored, &projection, base))
+}
+
+async fn replace<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    rt: ResourceType,
+    id: &str,
+    base: &str,
+) -> Result<Response> {
+    let projection = projection_of(req, Some(rt))?;
+    let body = req.json_body()?;
+    let Validated { data, members } = resource::validate(rt, &body)?;
+    let mut changes = Vec::new();
+    if rt == ResourceType::Group {
+        // PUT replaces: members not sent are cleared (RFC 7644 §3.5.1).
+        changes.push(MemberChange::RemoveAll);
+        if let Some(m) = members.filter(|m| !m.is_empty()) {
+            if m.iter().any(|m| m == id) {
+                return Err(ScimError::invalid_value(
+                    "a group cannot be a member of itself",
+                ));
+            }
+            changes.push(MemberChange::Add(m));
+        }
+    }
+    let now = time::format_millis(ctx.now_ms);
+    let with_related = projection.wants(rt, related_attr(rt));
+    for _ in 0..WRITE_RETRIES {
+        let current = store
+            .get(rt, id, false)
+            .await?
+            .ok_or_else(|| not_found(rt, id))?;
+        let conditional = if_match(req, Some(current.meta.version))?;
+        match store
+            .update(
+                rt,
+                id,
+                current.meta.version,
+                &data,
+                &changes,
+                &now,
+                with_related,
+            )
+            .await?
+        {
+            Write::Done(stored) => return Ok(resource_response(200, &stored, &projection, base)),
+            Write::NotFound => return Err(not_found(rt, id)),
+            Write::Conflict if conditional.is_some() => {
+                return Err(ScimError::precondition_failed(
+                    "the resource was modified concurrently; fetch it again",
+                ))
+            }
+            Write::Conflict => continue,
+        }
+    }
+    Err(ScimError::new(
+        409,
+        None,
+        "the resource is being modified concurrently; retry the request",
+    ))
+}
+
+async fn patch<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    rt: ResourceType,
+    id: &str,
+    base: &str,
+) -> Result<Response> {
+    let projection = projection_of(req, Some(rt))?;
+    let body = req.json_body()?;
+    let now = time::format_millis(ctx.now_ms);
+    let with_related = projection.wants(rt, related_attr(rt));
+    for _ in 0..WRITE_RETRIES {
+        let current = store
+            .get(rt, id, false)
+            .await?
+            .ok_or_else(|| not_found(rt, id))?;
+        let conditional = if_match(req, Some(current.meta.version))?;
+        let outcome = crate::patch::apply(rt, &current.data, &body, false)?;
+        let changes = member_changes(id, outcome.members)?;
+        match store
+            .update(
+                rt,
+                id,
+                current.meta.version,
+                &outcome.data,
+                &changes,
+                &now,
+                with_related,
+            )
+            .await?
+        {
+            Write::Done(stored) => return Ok(resource_response(200, &stored, &projection, base)),
+            Write::NotFound => return Err(not_found(rt, id)),
+            Write::Conflict if conditional.is_some() => {
+                return Err(ScimError::precondition_failed(
+                    "the resource was modified concurrently; fetch it again",
+                ))
+            }
+            Write::Conflict => continue,
+        }
+    }
+    Err(ScimError::new(
+        409,
+        None,
+        "the resource is being modified concurrently; retry the request",
+    ))
+}
+
+fn member_changes(group_id: &str, ops: Vec<crate::patch::MemberOp>) -> Result<Vec<MemberChange>> {
+    use crate::patch::MemberOp;
+    let mut out = Vec::new();
+    for op in ops {
+        let ids_of = |op: &MemberOp| match op {
+            MemberOp::Add(ids) | MemberOp::Replace(ids) => ids.clone(),
+            _ => Vec::new(),
+        };
+        if ids_of(&op).iter().any(|m| m == group_id) {
+            return Err(ScimError::invalid_value(
+                "a group cannot be a member of itself",
+            ));
+        }
+        match op {
+            MemberOp::Add(ids) => out.push(MemberChange::Add(ids)),
+            MemberOp::Remove(ids) => out.push(MemberChange::Remove(ids)),
+            MemberOp::RemoveAll => out.push(MemberChange::RemoveAll),
+            MemberOp::Replace(ids) => {
+                out.push(MemberChange::RemoveAll);
+                if !ids.is_empty() {
+                    out.push(MemberChange::Add(ids));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn delete<D: Db>(
+    store: &Store<'_, D>,
+    req: &Request,
+    rt: ResourceType,
+    id: &str,
+) -> Result<Response> {
+    let expected = if_match(req, None)?;
+    match store.delete(rt, id, expected).await? {
+        Write::Done(_) => Ok(Response::empty(204)),
+        Write::NotFound => Err(not_found(rt, id)),
+        Write::Conflict => Err(ScimError::precondition_failed(
+            "the resource has changed since the version named in If-Match",
+        )),
+    }
+}
+
+/// List parameters common to GET and POST /.search.
+#[derive(Debug, Default)]
+struct ListParams {
+    filter: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+    attributes: Option<String>,
+    excluded: Option<String>,
+}
+
+fn int_param(name: &str, raw: Option<&str>) -> Result<Option<i64>> {
+    match raw {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) => s.trim().parse::<i64>().map(Some).map_err(|_| {
+            ScimError::invalid_value(format!("'{name}' must be an integer, not \"{s}\""))
+        }),
+    }
+}
+
+async fn list<D: Db>(
+    store: &Store<'_, D>,
+    req: &Request,
+    rt: ResourceType,
+    base: &str,
+) -> Result<Response> {
+    let params = ListParams {
+        filter: req.query_param("filter").map(str::to_string),
+        sort_by: req.query_param("sortBy").map(str::to_string),
+        sort_order: req.query_param("sortOrder").map(str::to_string),
+        start_index: int_param("startIndex", req.query_param("startIndex"))?,
+        count: int_param("count", req.query_param("count"))?,
+        attributes: req.query_param("attributes").map(str::to_string),
+        excluded: req.query_param("excludedAttributes").map(str::to_string),
+    };
+    run_list(store, params, Some(rt), base).await
+}
+
+async fn search<D: Db>(
+    _ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    rt: Option<ResourceType>,
+    base: &str,
+) -> Result<Response> {
+    let body = req.json_body()?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("the search request must be an object"))?;
+    let get = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let schemas_ok = get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(SEARCH_REQUEST_SCHEMA)));
+    if !schemas_ok {
+        return Err(ScimError::invalid_syntax(format!(
+            "'schemas' must be [\"{SEARCH_REQUEST_SCHEMA}\"]"
+        )));
+    }
+    let string = |name: &str| -> Result<Option<String>> {
+        match get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ScimError::invalid_value(format!(
+                "'{name}' must be a string"
+            ))),
+        }
+    };
+    let list = |name: &str| -> Result<Option<String>> {
+        match get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => {
+                let names: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+                names.map(|n| Some(n.join(","))).ok_or_else(|| {
+                    ScimError::invalid_value(format!(
+                        "'{name}' must be an array of attribute names"
+                    ))
+                })
+            }
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ScimError::invalid_value(format!(
+                "'{name}' must be an array of attribute names"
+            ))),
+        }
+    };
+    let int = |name: &str| -> Result<Option<i64>> {
+        match get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ScimError::invalid_value(format!("'{name}' must be an integer"))),
+        }
+    };
+    let params = ListParams {
+        filter: string("filter")?,
+        sort_by: string("sortBy")?,
+        sort_order: string("sortOrder")?,
+        start_index: int("startIndex")?,
+        count: int("count")?,
+        attributes: list("attributes")?,
+        excluded: list("excludedAttributes")?,
+    };
+    run_list(store, params, rt, base).await
+}
+
+async fn run_list<D: Db>(
+    store: &Store<'_, D>,
+    p: ListParams,
+    rt: Option<ResourceType>,
+    base: &str,
+) -> Result<Response> {
+    let projection = Projection::parse(p.attributes.as_deref(), p.excluded.as_deref(), rt)?;
+    let mut query = ListQuery {
+        rt,
+        // RFC 7644 §3.4.2.4: startIndex < 1 is read as 1, a negative count as 0.
+        start_index: p.start_index.unwrap_or(1).max(1),
+        count: p.count.unwrap_or(DEFAULT_PAGE_SIZE).clamp(0, MAX_PAGE_SIZE),
+        with_related: match rt {
+            Some(rt) => projection.wants(rt, related_attr(rt)),
+            None => ResourceType::ALL
+                .iter()
+                .any(|t| projection.wants(*t, related_attr(*t))),
+        },
+        ..ListQuery::default()
+    };
+    if let Some(f) = p.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        let filter = crate::filter::parse(f)?;
+        query.where_sql = Some(crate::query::where_sql(&filter, rt, &mut query.params)?);
+    }
+    if let Some(s) = p.sort_by.as_deref().filter(|s| !s.trim().is_empty()) {
+        query.order_sql = Some(crate::query::sort_sql(s.trim(), rt)?);
+    }
+    query.descending = match p
+        .sort_order
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("") | Some("ascending") => false,
+        Some("descending") => true,
+        Some(other) => {
+            return Err(ScimError::invalid_value(format!(
+                "sortOrder must be 'ascending' or 'descending', not '{other}'"
+            )))
+        }
+    };
+    let (total, items) = store.list(&query).await?;
+    let resources: Vec<Value> = items
+        .iter()
+        .map(|s| {
+            let mut v = resource::render(s.rt, &s.id, &s.data, &s.meta, s.related.as_deref(), base);
+            projection.apply(s.rt, &mut v);
+            v
+        })
+        .collect();
+    let mut body = Map::new();
+    body.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
+    body.insert("totalResults".into(), json!(total));
+    body.insert("itemsPerPage".into(), json!(resources.len()));
+    body.insert("startIndex".into(), json!(query.start_index));
+    body.insert("Resources".into(), Value::Array(resources));
+    Ok(Response::json(200, &Value::Object(body)))
+}

@@ -1,0 +1,558 @@
+//! Handler behaviour through the full request path, natively, against real SQLite with the
+//! production migrations. The same flows run again in workerd by `tests/e2e`.
+
+use crate::api::{handle, Config, Ctx};
+use crate::http::{Method, Request, Response};
+use crate::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
+use crate::testing::{block_on, SqliteDb};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-token-0123456789";
+const ORIGIN: &str = "https://scim.test";
+
+struct Harness {
+    db: SqliteDb,
+    config: Config,
+    now_ms: i64,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness {
+            db: SqliteDb::new(),
+            config: Config {
+                tokens: vec![TOKEN.into(), "old-token".into()],
+            },
+            now_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn send(&mut self, req: Request) -> Response {
+        self.now_ms += 1000;
+        let ctx = Ctx {
+            db: &self.db,
+            config: &self.config,
+            now_ms: self.now_ms,
+        };
+        block_on(handle(&ctx, &req))
+    }
+
+    fn req(&self, method: Method, path: &str) -> Request {
+        Request::new(method, &format!("/scim/v2{path}"), ORIGIN)
+            .with_header("Authorization", &format!("Bearer {TOKEN}"))
+    }
+
+    fn call(&mut self, method: Method, path: &str, body: Option<Value>) -> Response {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r
+                .with_header("Content-Type", "application/scim+json")
+                .with_body(b.to_string());
+        }
+        self.send(r)
+    }
+
+    fn create_user(&mut self, user_name: &str) -> Value {
+        let r = self.call(
+            Method::Post,
+            "/Users",
+            Some(json!({"schemas": [USER_SCHEMA], "userName": user_name})),
+        );
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.body_json()
+    }
+}
+
+fn assert_error(r: &Response, status: u16, scim_type: Option<&str>) {
+    let body = r.body_json();
+    assert_eq!(r.status, status, "{body}");
+    assert_eq!(body["status"], status.to_string(), "{body}");
+    assert_eq!(
+        body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(body["scimType"].as_str(), scim_type, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+}
+
+#[test]
+fn entra_test_connection_gets_an_empty_list() {
+    let mut h = Harness::new();
+    let r = h.call(
+        Method::Get,
+        "/Users?filter=userName+eq+%22ad1a4a4e-6c52-4b38-9bfa-1c54c4ddd1d4%22",
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/scim+json")));
+    let body = r.body_json();
+    assert_eq!(
+        body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+    );
+    assert_eq!(body["totalResults"], 0);
+    assert_eq!(body["Resources"], json!([]));
+}
+
+#[test]
+fn authentication_is_required_and_checked() {
+    let mut h = Harness::new();
+    let r = h.send(Request::new(Method::Get, "/scim/v2/Users", ORIGIN));
+    assert_error(&r, 401, None);
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|v| v.starts_with("Bearer")));
+    let r = h.send(
+        Request::new(Method::Get, "/scim/v2/Users", ORIGIN)
+            .with_header("authorization", "Bearer nope"),
+    );
+    assert_error(&r, 401, None);
+    let r = h.send(
+        Request::new(Method::Get, "/scim/v2/Users", ORIGIN)
+            .with_header("authorization", "Basic dGVzdA=="),
+    );
+    assert_error(&r, 401, None);
+    let r = h.send(
+        Request::new(Method::Get, "/scim/v2/Users", ORIGIN)
+            .with_header("authorization", "Bearer old-token"),
+    );
+    assert_eq!(r.status, 200, "a second configured token (rotation) works");
+    assert_eq!(h.db.round_trips.get(), 1, "refused requests never touch D1");
+}
+
+#[test]
+fn user_lifecycle_round_trips_every_entra_attribute() {
+    let mut h = Harness::new();
+    let body = json!({
+        "schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+        "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+        "userName": "Test_User_ab6490ee@contoso.com",
+        "active": true,
+        "displayName": "Test User",
+        "locale": "en-US",
+        "name": {"formatted": "Test User", "familyName": "User", "givenName": "Test"},
+        "emails": [{"primary": true, "type": "work", "value": "Test_User_ab6490ee@contoso.com"}],
+        "phoneNumbers": [{"type": "mobile", "value": "+1 555 0100"}],
+        "roles": [{"primary": false, "type": "WindowsAzureActiveDirectoryRole", "value": "Admin"}],
+        ENTERPRISE_USER_SCHEMA: {"department": "Eng", "division": "R&D", "employeeNumber": "42", "manager": {"value": "boss-1"}},
+        "password": "never-returned"
+    });
+    let r = h.call(Method::Post, "/Users", Some(body.clone()));
+    assert_eq!(r.status, 201);
+    let created = r.body_json();
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(r.header("location"), created["meta"]["location"].as_str());
+    assert_eq!(
+        created["meta"]["location"],
+        format!("{ORIGIN}/scim/v2/Users/{id}")
+    );
+    assert_eq!(r.header("etag"), created["meta"]["version"].as_str());
+    assert_eq!(created["meta"]["resourceType"], "User");
+    assert_eq!(created["meta"]["created"], "2023-11-14T22:13:21.000Z");
+    assert!(created.get("password").is_none());
+    for key in [
+        "externalId",
+        "userName",
+        "active",
+        "displayName",
+        "locale",
+        "name",
+        "emails",
+        "phoneNumbers",
+        "roles",
+        ENTERPRISE_USER_SCHEMA,
+    ] {
+        assert_eq!(created[key], body[key], "{key} must round-trip");
+    }
+    assert_eq!(
+        created["schemas"],
+        json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA])
+    );
+
+    let r = h.call(Method::Get, &format!("/Users/{id}"), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_json(), created);
+
+    // Stored row: canonical data, no password, generated lookup columns filled.
+    let rows =
+        h.db.query("SELECT user_name, external_id, display_name, data FROM resources");
+    assert_eq!(rows[0]["user_name"], "Test_User_ab6490ee@contoso.com");
+    assert_eq!(
+        rows[0]["external_id"],
+        "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef"
+    );
+    assert!(!rows[0]["data"]
+        .as_str()
+        .unwrap_or("")
+        .contains("never-returned"));
+
+    // Lookups the way Entra and Okta do them.
+    for filter in [
+        "userName eq \"test_user_AB6490EE@contoso.com\"",
+        "externalId eq \"0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef\"",
+        "displayName eq \"Test User\"",
+    ] {
+        let r = h.call(
+            Method::Get,
+            &format!(
+                "/Users?filter={}",
+                crate::http::percent_encode_segment(filter)
+            ),
+            None,
+        );
+        assert_eq!(r.body_json()["totalResults"], 1, "{filter}");
+        assert_eq!(r.body_json()["Resources"][0]["id"], id.as_str());
+    }
+}
+
+#[test]
+fn user_name_is_unique_case_insensitively() {
+    let mut h = Harness::new();
+    h.create_user("bjensen@example.com");
+    let r = h.call(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "BJensen@Example.com"})),
+    );
+    assert_error(&r, 409, Some("uniqueness"));
+    assert_eq!(h.db.query("SELECT count(*) AS n FROM resources")[0]["n"], 1);
+}
+
+#[test]
+fn put_replaces_clears_and_ignores_read_only() {
+    let mut h = Harness::new();
+    let r = h.call(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "a", "displayName": "A", "title": "T"})),
+    );
+    let created = r.body_json();
+    let id = created["id"].as_str().expect("id").to_string();
+    let before = h.db.round_trips.get();
+    let r = h.call(
+        Method::Put,
+        &format!("/Users/{id}"),
+        Some(
+            json!({"schemas": [USER_SCHEMA], "id": "other", "userName": "a2", "displayName": "A2",
+                    "meta": {"created": "1999-01-01T00:00:00Z"}, "groups": [{"value": "x"}]}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body_json());
+    assert_eq!(
+        h.db.round_trips.get() - before,
+        2,
+        "PUT is one read and one write"
+    );
+    let put = r.body_json();
+    assert_eq!(put["id"], id.as_str());
+    assert_eq!(put["userName"], "a2");
+    assert!(
+        put.get("title").is_none(),
+        "attributes not sent are cleared"
+    );
+    assert_eq!(put["meta"]["created"], created["meta"]["created"]);
+    assert_ne!(put["meta"]["version"], created["meta"]["version"]);
+    assert_ne!(put["meta"]["lastModified"], created["meta"]["lastModified"]);
+
+    let r = h.call(
+        Method::Put,
+        "/Users/nope",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "z"})),
+    );
+    assert_error(&r, 404, None);
+}
+
+#[test]
+fn etags_make_requests_conditional() {
+    let mut h = Harness::new();
+    let user = h.create_user("etag");
+    let id = user["id"].as_str().expect("id");
+    let etag = user["meta"]["version"].as_str().expect("etag").to_string();
+
+    let r = h.send(
+        h.req(Method::Get, &format!("/Users/{id}"))
+            .with_header("If-None-Match", &etag),
+    );
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+
+    let body = json!({"schemas": [USER_SCHEMA], "userName": "etag2"}).to_string();
+    let r = h.send(
+        h.req(Method::Put, &format!("/Users/{id}"))
+            .with_header("If-Match", &etag)
+            .with_body(body.clone()),
+    );
+    assert_eq!(r.status, 200);
+    let r = h.send(
+        h.req(Method::Put, &format!("/Users/{id}"))
+            .with_header("If-Match", &etag)
+            .with_body(body),
+    );
+    assert_error(&r, 412, None);
+    let r = h.send(
+        h.req(Method::Delete, &format!("/Users/{id}"))
+            .with_header("If-Match", &etag),
+    );
+    assert_error(&r, 412, None);
+    let r = h.send(
+        h.req(Method::Delete, &format!("/Users/{id}"))
+            .with_header("If-Match", "*"),
+    );
+    assert_eq!(r.status, 204);
+}
+
+#[test]
+fn groups_members_and_user_groups_stay_consistent() {
+    let mut h = Harness::new();
+    let alice = h.create_user("alice");
+    let bob = h.create_user("bob");
+    let (a, b) = (
+        alice["id"].as_str().expect("id"),
+        bob["id"].as_str().expect("id"),
+    );
+    let r = h.call(
+        Method::Post,
+        "/Groups",
+        Some(
+            json!({"schemas": [GROUP_SCHEMA], "displayName": "Engineering", "externalId": "g-1",
+                    "members": [{"value": a}, {"value": b, "type": "User"}]}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body_json());
+    let group = r.body_json();
+    let gid = group["id"].as_str().expect("id");
+    let members = group["members"].as_array().expect("members");
+    assert_eq!(members.len(), 2);
+    assert_eq!(members[0]["display"], "alice");
+    assert_eq!(members[0]["type"], "User");
+    assert_eq!(members[0]["$ref"], format!("{ORIGIN}/scim/v2/Users/{a}"));
+
+    let r = h.call(Method::Get, &format!("/Users/{a}"), None);
+    assert_eq!(
+        r.body_json()["groups"],
+        json!([{"value": gid, "display": "Engineering", "type": "direct",
+                                                 "$ref": format!("{ORIGIN}/scim/v2/Groups/{gid}")}])
+    );
+
+    let r = h.call(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "ENGINEERING"})),
+    );
+    assert_error(&r, 409, Some("uniqueness"));
+    let r = h.call(
+        Method::Post,
+        "/Groups",
+        Some(
+            json!({"schemas": [GROUP_SCHEMA], "displayName": "X", "members": [{"value": "ghost"}]}),
+        ),
+    );
+    assert_error(&r, 400, Some("invalidValue"));
+    assert!(r.body_json()["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("ghost"));
+
+    let r = h.call(
+        Method::Get,
+        &format!("/Groups/{gid}?excludedAttributes=members"),
+        None,
+    );
+    assert!(r.body_json().get("members").is_none());
+
+    let r = h.call(Method::Delete, &format!("/Users/{a}"), None);
+    assert_eq!(r.status, 204);
+    let r = h.call(Method::Get, &format!("/Groups/{gid}"), None);
+    assert_eq!(
+        r.body_json()["members"].as_array().map(Vec::len),
+        Some(1),
+        "deleting a user removes its memberships"
+    );
+    assert_eq!(h.db.query("SELECT count(*) AS n FROM members")[0]["n"], 1);
+
+    let r = h.call(
+        Method::Put,
+        &format!("/Groups/{gid}"),
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "Eng"})),
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body_json().get("members").is_none(),
+        "PUT without members clears them"
+    );
+    let r = h.call(Method::Get, &format!("/Users/{b}"), None);
+    assert!(r.body_json().get("groups").is_none());
+}
+
+#[test]
+fn list_pages_and_counts() {
+    let mut h = Harness::new();
+    for i in 0..5 {
+        h.create_user(&format!("user{i}"));
+    }
+    let r = h.call(Method::Get, "/Users?startIndex=2&count=2", None);
+    let body = r.body_json();
+    assert_eq!(body["totalResults"], 5);
+    assert_eq!(body["itemsPerPage"], 2);
+    assert_eq!(body["startIndex"], 2);
+    assert_eq!(body["Resources"][0]["userName"], "user1");
+    let r = h.call(Method::Get, "/Users?count=0", None);
+    assert_eq!(r.body_json()["totalResults"], 5);
+    assert_eq!(r.body_json()["Resources"], json!([]));
+    let r = h.call(Method::Get, "/Users?startIndex=-4&count=-1", None);
+    assert_eq!(r.body_json()["startIndex"], 1);
+    let r = h.call(Method::Get, "/Users?count=abc", None);
+    assert_error(&r, 400, Some("invalidValue"));
+    let r = h.call(Method::Get, "/Users?attributes=userName", None);
+    assert_eq!(
+        r.body_json()["Resources"][0],
+        json!({"schemas": [USER_SCHEMA], "id": r.body_json()["Resources"][0]["id"], "userName": "user0"})
+    );
+}
+
+#[test]
+fn discovery_endpoints_describe_the_service() {
+    let mut h = Harness::new();
+    let r = h.call(Method::Get, "/ServiceProviderConfig", None);
+    assert_eq!(r.status, 200);
+    let spc = r.body_json();
+    assert_eq!(spc["etag"]["supported"], true);
+    assert_eq!(spc["filter"]["maxResults"], 1000);
+    assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
+
+    let r = h.call(Method::Get, "/ResourceTypes", None);
+    assert_eq!(r.body_json()["totalResults"], 2);
+    let r = h.call(Method::Get, "/ResourceTypes/Group", None);
+    assert_eq!(r.body_json()["endpoint"], "/Groups");
+    let r = h.call(Method::Get, "/Schemas", None);
+    assert_eq!(r.body_json()["totalResults"], 3);
+    let r = h.call(
+        Method::Get,
+        &format!("/Schemas/{ENTERPRISE_USER_SCHEMA}"),
+        None,
+    );
+    assert_eq!(r.body_json()["name"], "EnterpriseUser");
+    assert_error(&h.call(Method::Get, "/Schemas/urn:nope", None), 404, None);
+    assert_error(
+        &h.call(Method::Post, "/Schemas", Some(json!({}))),
+        405,
+        None,
+    );
+    assert_error(
+        &h.call(Method::Delete, "/ServiceProviderConfig", None),
+        405,
+        None,
+    );
+    assert_error(
+        &h.call(Method::Get, "/ResourceTypes?filter=id+eq+%22User%22", None),
+        403,
+        None,
+    );
+}
+
+#[test]
+fn bad_requests_are_scim_errors_and_store_nothing() {
+    let mut h = Harness::new();
+    let send_raw = |h: &mut Harness, method: Method, path: &str, ct: &str, body: &str| {
+        let r = h
+            .req(method, path)
+            .with_header("Content-Type", ct)
+            .with_body(body.to_string());
+        h.send(r)
+    };
+    assert_error(
+        &send_raw(
+            &mut h,
+            Method::Post,
+            "/Users",
+            "application/scim+json",
+            "{\"schemas\":",
+        ),
+        400,
+        Some("invalidSyntax"),
+    );
+    assert_error(
+        &send_raw(&mut h, Method::Post, "/Users", "application/scim+json", ""),
+        400,
+        Some("invalidSyntax"),
+    );
+    assert_error(
+        &send_raw(&mut h, Method::Post, "/Users", "text/xml", "<user/>"),
+        415,
+        None,
+    );
+    let r = h.send(
+        h.req(Method::Post, "/Users")
+            .with_body(vec![0xff, 0xfe, b'{']),
+    );
+    assert_error(&r, 400, Some("invalidSyntax"));
+    let big = format!(
+        "{{\"schemas\":[\"{USER_SCHEMA}\"],\"userName\":\"{}\"}}",
+        "x".repeat(crate::api::MAX_BODY_BYTES)
+    );
+    assert_error(
+        &send_raw(&mut h, Method::Post, "/Users", "application/json", &big),
+        413,
+        None,
+    );
+    assert_error(
+        &h.call(Method::Post, "/Users", Some(json!({"userName": "x"}))),
+        400,
+        Some("invalidSyntax"),
+    );
+    assert_error(
+        &h.call(
+            Method::Post,
+            "/Users",
+            Some(json!({"schemas": [USER_SCHEMA], "userName": "x", "active": "yes"})),
+        ),
+        400,
+        Some("invalidValue"),
+    );
+    assert_error(
+        &h.call(Method::Get, "/Users/does-not-exist", None),
+        404,
+        None,
+    );
+    assert_error(
+        &h.call(Method::Delete, "/Users/does-not-exist", None),
+        404,
+        None,
+    );
+    assert_error(&h.call(Method::Get, "/Devices", None), 404, None);
+    assert_error(&h.call(Method::Post, "/Users/abc", None), 405, None);
+    assert_error(
+        &h.call(Method::Get, "/Users?sortOrder=sideways", None),
+        400,
+        Some("invalidValue"),
+    );
+    assert_error(
+        &h.call(Method::Get, "/Users?attributes=nonsense", None),
+        400,
+        Some("invalidValue"),
+    );
+    assert_error(&h.call(Method::Post, "/Bulk", Some(json!({}))), 501, None);
+    let r = h.send(Request::new(Method::Get, "/other", ORIGIN));
+    assert_error(&r, 404, None);
+    assert_eq!(h.db.query("SELECT count(*) AS n FROM resources")[0]["n"], 0);
+}
+
+#[test]
+fn reads_cost_one_round_trip_and_writes_at_most_two() {
+    let mut h = Harness::new();
+    let before = h.db.round_trips.get();
+    let user = h.create_user("rt");
+    assert_eq!(h.db.round_trips.get() - before, 1, "POST");
+    let id = user["id"].as_str().expect("id");
+    let before = h.db.round_trips.get();
+    h.call(Method::Get, &format!("/Users/{id}"), None);
+    assert_eq!(h.db.round_trips.get() - before, 1, "GET");
+    let before = h.db.round_trips.get();
+    h.call(Method::Get, "/Users?filter=userName+eq+%22rt%22", None);
+    assert_eq!(h.db.round_trips.get() - before, 1, "list");
+    let before = h.db.round_trips.get();
+    h.call(Method::Delete, &format!("/Users/{id}"), None);
+    assert_eq!(h.db.round_trips.get() - before, 1, "DELETE");
+}

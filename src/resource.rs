@@ -1,0 +1,628 @@
+//! Validation of resources clients send and rendering of stored ones.
+//!
+//! Incoming JSON is checked against the schema registry and rewritten into the stored shape:
+//! canonical attribute names, extension attributes under their schema URN, readOnly and
+//! writeOnly attributes dropped (RFC 7643 §2.2: the server ignores readOnly values sent by
+//! clients), null and empty values removed (RFC 7643 §2.5: unassigned). Group members are
+//! split off because they live in their own table.
+
+use crate::error::{Result, ScimError};
+use crate::schema::{AttrType, Attribute, Mutability, ResourceType};
+use crate::time;
+use serde_json::{json, Map, Value};
+
+/// Longest string value accepted. Long enough for any real attribute (an X.509 certificate is
+/// a few KiB); short enough that one value cannot fill a row.
+pub const MAX_STRING_LEN: usize = 64 * 1024;
+/// Most values one multi-valued attribute may hold (members excluded: they are rows).
+pub const MAX_MULTI_VALUES: usize = 1000;
+
+/// A validated resource ready to store.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Validated {
+    /// Client attributes in stored shape (see module doc).
+    pub data: Map<String, Value>,
+    /// `Group.members[].value`, de-duplicated, in the order given; `None` if not sent.
+    pub members: Option<Vec<String>>,
+}
+
+/// Validates a full resource representation (POST, PUT).
+pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("the resource must be a JSON object"))?;
+    check_schemas(rt, obj)?;
+    let mut out = Validated::default();
+    let core = rt.core_schema();
+    for (key, value) in obj {
+        if key.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        if key.eq_ignore_ascii_case("id") || key.eq_ignore_ascii_case("meta") {
+            continue; // readOnly common attributes: ignored on input
+        }
+        if key.eq_ignore_ascii_case("externalId") {
+            match value {
+                Value::Null => {}
+                Value::String(s) => {
+                    check_string("externalId", s)?;
+                    if !s.is_empty() {
+                        out.data.insert("externalId".into(), value.clone());
+                    }
+                }
+                other => return Err(type_error("externalId", "a string", other)),
+            }
+            continue;
+        }
+        if rt == ResourceType::Group && key.eq_ignore_ascii_case("members") {
+            out.members = Some(member_ids(value)?);
+            continue;
+        }
+        if let Some(ext) = rt.extension(key) {
+            let Value::Object(ext_obj) = value else {
+                if value.is_null() {
+                    continue;
+                }
+                return Err(type_error(&ext.id, "an object", value));
+            };
+            let mut ext_data = Map::new();
+            for (k, v) in ext_obj {
+                let attr = ext
+                    .attr(k)
+                    .ok_or_else(|| unknown_attribute(&format!("{}:{k}", ext.id)))?;
+                if let Some(v) = validate_attr(attr, v, &format!("{}:{}", ext.id, attr.name))? {
+                    ext_data.insert(attr.name.clone(), v);
+                }
+            }
+            if !ext_data.is_empty() {
+                out.data.insert(ext.id.clone(), Value::Object(ext_data));
+            }
+            continue;
+        }
+        // Fully qualified core attribute (`urn:...:core:2.0:User:userName`) or extension
+        // attribute (`urn:...:enterprise:2.0:User:department`) at the top level.
+        if let Some((urn, attr_name)) = split_urn(key) {
+            if urn.eq_ignore_ascii_case(&core.id) {
+                let attr = core.attr(attr_name).ok_or_else(|| unknown_attribute(key))?;
+                if let Some(v) = validate_attr(attr, value, &attr.name)? {
+                    out.data.insert(attr.name.clone(), v);
+                }
+                continue;
+            }
+            if let Some(ext) = rt.extension(urn) {
+                let attr = ext.attr(attr_name).ok_or_else(|| unknown_attribute(key))?;
+                if let Some(v) = validate_attr(attr, value, &format!("{}:{}", ext.id, attr.name))? {
+                    let entry = out
+                        .data
+                        .entry(ext.id.clone())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(m) = entry {
+                        m.insert(attr.name.clone(), v);
+                    }
+                }
+                continue;
+            }
+        }
+        let attr = core.attr(key).ok_or_else(|| unknown_attribute(key))?;
+        if let Some(v) = validate_attr(attr, value, &attr.name)? {
+            out.data.insert(attr.name.clone(), v);
+        }
+    }
+    check_required(rt, &out.data)?;
+    Ok(out)
+}
+
+/// `schemas` must be present, name the resource's core schema, and name nothing the resource
+/// type does not have. Extension URNs used as keys but missing from `schemas` are tolerated:
+/// the stored resource lists them anyway, and rejecting would lose the client's data.
+fn check_schemas(rt: ResourceType, obj: &Map<String, Value>) -> Result<()> {
+    let schemas = obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
+        .map(|(_, v)| v)
+        .ok_or_else(|| {
+            ScimError::invalid_syntax(format!(
+                "'schemas' is required and must include \"{}\"",
+                rt.core_schema().id
+            ))
+        })?;
+    let list = schemas
+        .as_array()
+        .ok_or_else(|| ScimError::invalid_syntax("'schemas' must be an array of schema URNs"))?;
+    let mut has_core = false;
+    for s in list {
+        let s = s
+            .as_str()
+            .ok_or_else(|| ScimError::invalid_syntax("'schemas' must contain only strings"))?;
+        if s.eq_ignore_ascii_case(&rt.core_schema().id) {
+            has_core = true;
+        } else if rt.extension(s).is_none() {
+            return Err(ScimError::invalid_syntax(format!(
+                "schema \"{s}\" is not supported for {} resources",
+                rt.name()
+            )));
+        }
+    }
+    if !has_core {
+        return Err(ScimError::invalid_syntax(format!(
+            "'schemas' must include \"{}\"",
+            rt.core_schema().id
+        )));
+    }
+    Ok(())
+}
+
+fn check_required(rt: ResourceType, data: &Map<String, Value>) -> Result<()> {
+    for attr in rt.core_schema().attributes.iter().filter(|a| a.required) {
+        let present = matches!(data.get(&attr.name), Some(Value::String(s)) if !s.trim().is_empty())
+            || matches!(data.get(&attr.name), Some(v) if !v.is_string());
+        if !present {
+            return Err(ScimError::invalid_value(format!(
+                "'{}' is required and must not be empty",
+                attr.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Splits `urn:...:Schema:attr` into the schema URN and the attribute name.
+pub fn split_urn(key: &str) -> Option<(&str, &str)> {
+    if !key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+        return None;
+    }
+    let idx = key.rfind(':')?;
+    Some((&key[..idx], &key[idx + 1..]))
+}
+
+fn unknown_attribute(name: &str) -> ScimError {
+    ScimError::invalid_syntax(format!("unknown attribute '{name}'"))
+}
+
+fn type_error(path: &str, expected: &str, got: &Value) -> ScimError {
+    let kind = match got {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    ScimError::invalid_value(format!("'{path}' must be {expected}, not {kind}"))
+}
+
+fn check_string(path: &str, s: &str) -> Result<()> {
+    if s.len() > MAX_STRING_LEN {
+        return Err(ScimError::invalid_value(format!(
+            "'{path}' is {} bytes long; the limit is {MAX_STRING_LEN}",
+            s.len()
+        )));
+    }
+    if s.contains('\0') {
+        return Err(ScimError::invalid_value(format!(
+            "'{path}' contains a NUL character"
+        )));
+    }
+    Ok(())
+}
+
+/// Validates one attribute value. `Ok(None)` means "store nothing": unassigned, readOnly or
+/// writeOnly.
+pub fn validate_attr(attr: &Attribute, value: &Value, path: &str) -> Result<Option<Value>> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    if attr.multi_valued {
+        let items = value
+            .as_array()
+            .ok_or_else(|| type_error(path, "an array", value))?;
+        if items.len() > MAX_MULTI_VALUES {
+            return Err(ScimError::invalid_value(format!(
+                "'{path}' has {} values; the limit is {MAX_MULTI_VALUES}",
+                items.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(v) = validate_single(attr, item, path)? {
+                out.push(v);
+            }
+        }
+        let primaries = out
+            .iter()
+            .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
+            .count();
+        if primaries > 1 {
+            return Err(ScimError::invalid_value(format!(
+                "'{path}' has {primaries} values marked primary; at most one may be"
+            )));
+        }
+        if attr.mutability == Mutability::ReadOnly
+            || attr.mutability == Mutability::WriteOnly
+            || out.is_empty()
+        {
+            return Ok(None);
+        }
+        return Ok(Some(Value::Array(out)));
+    }
+    let v = validate_single(attr, value, path)?;
+    if attr.mutability == Mutability::ReadOnly || attr.mutability == Mutability::WriteOnly {
+        return Ok(None);
+    }
+    Ok(v)
+}
+
+fn validate_single(attr: &Attribute, value: &Value, path: &str) -> Result<Option<Value>> {
+    match attr.kind {
+        AttrType::Complex => {
+            let obj = value
+                .as_object()
+                .ok_or_else(|| type_error(path, "an object", value))?;
+            let mut out = Map::new();
+            for (k, v) in obj {
+                let sub = attr
+                    .sub(k)
+                    .ok_or_else(|| unknown_attribute(&format!("{path}.{k}")))?;
+                let sub_path = format!("{path}.{}", sub.name);
+                if let Some(v) = validate_attr(sub, v, &sub_path)? {
+                    out.insert(sub.name.clone(), v);
+                }
+            }
+            Ok(if out.is_empty() {
+                None
+            } else {
+                Some(Value::Object(out))
+            })
+        }
+        AttrType::String | AttrType::Reference => {
+            let s = value
+                .as_str()
+                .ok_or_else(|| type_error(path, "a string", value))?;
+            check_string(path, s)?;
+            Ok(Some(value.clone()))
+        }
+        AttrType::Binary => {
+            let s = value
+                .as_str()
+                .ok_or_else(|| type_error(path, "a base64 string", value))?;
+            check_string(path, s)?;
+            let ok = s.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\r' | b'\n')
+            });
+            if !ok {
+                return Err(ScimError::invalid_value(format!(
+                    "'{path}' must be base64-encoded"
+                )));
+            }
+            Ok(Some(value.clone()))
+        }
+        AttrType::Boolean => match value {
+            Value::Bool(_) => Ok(Some(value.clone())),
+            other => Err(type_error(path, "a boolean", other)),
+        },
+        AttrType::Integer => match value.as_i64() {
+            Some(_) => Ok(Some(value.clone())),
+            None => Err(type_error(path, "an integer", value)),
+        },
+        AttrType::Decimal => match value {
+            Value::Number(_) => Ok(Some(value.clone())),
+            other => Err(type_error(path, "a number", other)),
+        },
+        AttrType::DateTime => {
+            let s = value
+                .as_str()
+                .ok_or_else(|| type_error(path, "an RFC 3339 date-time string", value))?;
+            let norm = time::normalize(s).ok_or_else(|| {
+                ScimError::invalid_value(format!(
+                    "'{path}' must be an RFC 3339 date-time, not \"{s}\""
+                ))
+            })?;
+            Ok(Some(Value::String(norm)))
+        }
+    }
+}
+
+/// `members` of a Group as ids. Only `value` identifies a member; `display`, `$ref` and `type`
+/// are derived from the member resource when rendering.
+pub fn member_ids(value: &Value) -> Result<Vec<String>> {
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    let items = value
+        .as_array()
+        .ok_or_else(|| type_error("members", "an array", value))?;
+    let mut ids: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let obj = item
+            .as_object()
+            .ok_or_else(|| type_error("members[]", "an object with a 'value'", item))?;
+        let mut id = None;
+        for (k, v) in obj {
+            match k.to_ascii_lowercase().as_str() {
+                "value" => {
+                    let s = v
+                        .as_str()
+                        .ok_or_else(|| type_error("members.value", "a string", v))?;
+                    check_string("members.value", s)?;
+                    id = Some(s.to_string());
+                }
+                "type" => {
+                    let ok = v
+                        .as_str()
+                        .is_some_and(|t| ResourceType::from_name(t).is_some());
+                    if !ok && !v.is_null() {
+                        return Err(ScimError::invalid_value(
+                            "'members.type' must be \"User\" or \"Group\"",
+                        ));
+                    }
+                }
+                "display" | "$ref" => {}
+                _ => return Err(unknown_attribute(&format!("members.{k}"))),
+            }
+        }
+        let id = id
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ScimError::invalid_value("every member needs a non-empty 'value'"))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// What the store keeps of a resource besides `data`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    pub created: String,
+    pub modified: String,
+    pub version: i64,
+}
+
+impl Meta {
+    /// Weak ETag (RFC 7644 §3.14): the version counter changes on every write.
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+}
+
+/// A related resource as shown in `members` or `groups`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Related {
+    pub id: String,
+    pub rt: ResourceType,
+    pub display: Option<String>,
+}
+
+/// Renders a stored resource in full; projection happens afterwards.
+/// `related` is the group's members or the user's groups, when they were loaded.
+pub fn render(
+    rt: ResourceType,
+    id: &str,
+    data: &Map<String, Value>,
+    meta: &Meta,
+    related: Option<&[Related]>,
+    base: &str,
+) -> Value {
+    let mut out = Map::new();
+    let mut schemas = vec![Value::String(rt.core_schema().id.clone())];
+    for ext in rt.extensions() {
+        if data.contains_key(&ext.id) {
+            schemas.push(Value::String(ext.id.clone()));
+        }
+    }
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert("id".into(), Value::String(id.to_string()));
+    for (k, v) in data {
+        out.insert(k.clone(), v.clone());
+    }
+    if let Some(related) = related {
+        let key = match rt {
+            ResourceType::User => "groups",
+            ResourceType::Group => "members",
+        };
+        let list: Vec<Value> = related
+            .iter()
+            .map(|r| {
+                let mut m = Map::new();
+                m.insert("value".into(), Value::String(r.id.clone()));
+                m.insert("$ref".into(), Value::String(location(base, r.rt, &r.id)));
+                if let Some(d) = &r.display {
+                    m.insert("display".into(), Value::String(d.clone()));
+                }
+                let ty = match rt {
+                    ResourceType::User => "direct",
+                    ResourceType::Group => r.rt.name(),
+                };
+                m.insert("type".into(), Value::String(ty.into()));
+                Value::Object(m)
+            })
+            .collect();
+        if !list.is_empty() {
+            out.insert(key.into(), Value::Array(list));
+        }
+    }
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": rt.name(),
+            "created": meta.created,
+            "lastModified": meta.modified,
+            "location": location(base, rt, id),
+            "version": meta.etag(),
+        }),
+    );
+    Value::Object(out)
+}
+
+pub fn location(base: &str, rt: ResourceType, id: &str) -> String {
+    format!(
+        "{base}/{}/{}",
+        rt.endpoint(),
+        crate::http::percent_encode_segment(id)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
+
+    fn user(extra: Value) -> Value {
+        let mut v = json!({"schemas": [USER_SCHEMA], "userName": "bjensen"});
+        if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        v
+    }
+
+    #[test]
+    fn canonicalises_names_and_keeps_every_entra_attribute() {
+        let body = json!({
+            "schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+            "USERNAME": "bjensen@example.com", "Active": true, "displayName": "Babs",
+            "externalId": "e-1", "locale": "en-US",
+            "name": {"GivenName": "Barbara", "familyName": "Jensen", "formatted": "Barbara Jensen"},
+            "emails": [{"value": "b@example.com", "type": "work", "primary": true}],
+            "phoneNumbers": [{"value": "+1 555", "type": "mobile"}],
+            "roles": [{"value": "admin", "primary": false}],
+            ENTERPRISE_USER_SCHEMA: {"Department": "Eng", "division": "R&D", "manager": {"value": "m-1"}},
+            "id": "client-chosen", "meta": {"version": "x"}, "groups": [{"value": "g"}],
+            "password": "secret"
+        });
+        let v = validate(ResourceType::User, &body).expect("valid");
+        assert_eq!(v.data["userName"], "bjensen@example.com");
+        assert_eq!(v.data["active"], true);
+        assert_eq!(v.data["name"]["givenName"], "Barbara");
+        assert_eq!(v.data["emails"][0]["type"], "work");
+        assert_eq!(v.data["phoneNumbers"][0]["value"], "+1 555");
+        assert_eq!(v.data["roles"][0]["value"], "admin");
+        assert_eq!(v.data[ENTERPRISE_USER_SCHEMA]["department"], "Eng");
+        assert_eq!(v.data[ENTERPRISE_USER_SCHEMA]["manager"]["value"], "m-1");
+        for dropped in ["id", "meta", "groups", "password", "schemas"] {
+            assert!(
+                !v.data.contains_key(dropped),
+                "{dropped} must not be stored"
+            );
+        }
+    }
+
+    #[test]
+    fn qualified_attribute_keys_are_accepted() {
+        let body = user(json!({
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Ops",
+            "urn:ietf:params:scim:schemas:core:2.0:User:title": "CTO"
+        }));
+        let v = validate(ResourceType::User, &body).expect("valid");
+        assert_eq!(v.data[ENTERPRISE_USER_SCHEMA]["department"], "Ops");
+        assert_eq!(v.data["title"], "CTO");
+    }
+
+    #[test]
+    fn rejects_bad_shapes_with_the_right_scim_type() {
+        let cases = [
+            (json!({"userName": "a"}), "invalidSyntax"),
+            (json!({"schemas": "x", "userName": "a"}), "invalidSyntax"),
+            (
+                json!({"schemas": [GROUP_SCHEMA], "userName": "a"}),
+                "invalidSyntax",
+            ),
+            (
+                json!({"schemas": [USER_SCHEMA, "urn:x"], "userName": "a"}),
+                "invalidSyntax",
+            ),
+            (user(json!({"nope": 1})), "invalidSyntax"),
+            (user(json!({"name": {"first": "x"}})), "invalidSyntax"),
+            (json!({"schemas": [USER_SCHEMA]}), "invalidValue"),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": "  "}),
+                "invalidValue",
+            ),
+            (
+                json!({"schemas": [USER_SCHEMA], "userName": 5}),
+                "invalidValue",
+            ),
+            (user(json!({"active": "yes"})), "invalidValue"),
+            (user(json!({"emails": {"value": "x"}})), "invalidValue"),
+            (
+                user(
+                    json!({"emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}),
+                ),
+                "invalidValue",
+            ),
+            (user(json!({"name": "Barbara"})), "invalidValue"),
+            (
+                user(json!({"x509Certificates": [{"value": "not base64!"}]})),
+                "invalidValue",
+            ),
+            (user(json!({"displayName": "a\u{0}b"})), "invalidValue"),
+            (
+                user(json!({"displayName": "x".repeat(MAX_STRING_LEN + 1)})),
+                "invalidValue",
+            ),
+        ];
+        for (body, scim_type) in cases {
+            let err = validate(ResourceType::User, &body).expect_err(&body.to_string());
+            assert_eq!(err.status, 400, "{body}");
+            assert_eq!(
+                err.scim_type.map(|t| t.as_str()),
+                Some(scim_type),
+                "{body}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn nulls_and_empties_are_unassigned() {
+        let v = validate(
+            ResourceType::User,
+            &user(json!({"displayName": null, "emails": [], "name": {"givenName": null}})),
+        )
+        .expect("valid");
+        assert_eq!(v.data.len(), 1);
+    }
+
+    #[test]
+    fn group_members_are_split_off_and_deduplicated() {
+        let body = json!({"schemas": [GROUP_SCHEMA], "displayName": "Eng",
+            "members": [{"value": "u1", "type": "User", "display": "x"}, {"value": "u2"}, {"value": "u1"}]});
+        let v = validate(ResourceType::Group, &body).expect("valid");
+        assert_eq!(v.members, Some(vec!["u1".to_string(), "u2".to_string()]));
+        assert!(!v.data.contains_key("members"));
+        let bad =
+            json!({"schemas": [GROUP_SCHEMA], "displayName": "Eng", "members": [{"display": "x"}]});
+        assert_eq!(validate(ResourceType::Group, &bad).unwrap_err().status, 400);
+        let bad = json!({"schemas": [GROUP_SCHEMA], "displayName": "Eng", "members": [{"value": "u", "type": "Device"}]});
+        assert_eq!(validate(ResourceType::Group, &bad).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn renders_schemas_meta_and_related() {
+        let mut data = Map::new();
+        data.insert("userName".into(), json!("a"));
+        data.insert(ENTERPRISE_USER_SCHEMA.into(), json!({"department": "x"}));
+        let meta = Meta {
+            created: "c".into(),
+            modified: "m".into(),
+            version: 3,
+        };
+        let groups = [Related {
+            id: "g 1".into(),
+            rt: ResourceType::Group,
+            display: Some("G".into()),
+        }];
+        let r = render(
+            ResourceType::User,
+            "u1",
+            &data,
+            &meta,
+            Some(&groups),
+            "https://h/scim/v2",
+        );
+        assert_eq!(r["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]));
+        assert_eq!(r["meta"]["location"], "https://h/scim/v2/Users/u1");
+        assert_eq!(r["meta"]["version"], "W/\"3\"");
+        assert_eq!(r["groups"][0]["$ref"], "https://h/scim/v2/Groups/g%201");
+        assert_eq!(r["groups"][0]["type"], "direct");
+    }
+}

@@ -1,0 +1,533 @@
+//! The store: every SQL statement the service runs, scoped to one tenant.
+//!
+//! `Store` holds the tenant and adds it to every statement itself, so no handler can forget
+//! the tenant condition. Each public method is one D1 round trip (`Db::batch` runs its
+//! statements in one atomic call), which is what the performance targets count.
+//!
+//! Writes use optimistic concurrency: every write stores a fresh random `version` and is
+//! conditioned on the version it read, so two concurrent read-modify-writes can never both
+//! apply (the loser sees no row change and retries or answers 412). Because versions are random
+//! rather than incremented, "the row now has the version I wrote" proves that *this* write
+//! applied, which guards the membership statements that follow in the same batch.
+
+use crate::error::{Result, ScimError};
+use crate::resource::{Meta, Related};
+use crate::schema::ResourceType;
+use crate::sql::{SqlValue, Stmt};
+use serde_json::{Map, Value};
+
+pub type Row = Map<String, Value>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbError {
+    /// A UNIQUE constraint failed; the message names the index or columns.
+    Unique(String),
+    /// A FOREIGN KEY constraint failed (e.g. a group member that does not exist).
+    ForeignKey,
+    Other(String),
+}
+
+impl DbError {
+    /// Classifies an engine error message; D1 and rusqlite both pass SQLite's text through.
+    pub fn from_message(msg: &str) -> DbError {
+        if msg.contains("UNIQUE constraint failed") {
+            DbError::Unique(msg.to_string())
+        } else if msg.contains("FOREIGN KEY constraint failed") {
+            DbError::ForeignKey
+        } else {
+            DbError::Other(msg.to_string())
+        }
+    }
+}
+
+/// The database as the service needs it: one call, one round trip, all-or-nothing.
+#[allow(async_fn_in_trait)] // single-threaded runtimes (workerd, tests): no Send bound wanted
+pub trait Db {
+    /// Executes `stmts` in order inside one transaction and returns each statement's rows.
+    async fn batch(&self, stmts: Vec<Stmt>) -> std::result::Result<Vec<Vec<Row>>, DbError>;
+}
+
+/// A resource as read from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub rt: ResourceType,
+    pub id: String,
+    pub data: Map<String, Value>,
+    pub meta: Meta,
+    /// Group members or user groups; `None` when not loaded.
+    pub related: Option<Vec<Related>>,
+}
+
+/// Outcome of a conditional write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Done(Stored),
+    /// The row's version was not the expected one (a concurrent write won, or If-Match failed).
+    Conflict,
+    NotFound,
+}
+
+/// Membership changes, applied as row inserts and deletes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    RemoveAll,
+}
+
+pub struct Store<'a, D: Db> {
+    db: &'a D,
+    tenant: String,
+}
+
+const COLUMNS: &str = "r.id, r.type, r.data, r.created, r.modified, r.version";
+
+/// Correlated subquery listing a resource's related resources as a JSON array of
+/// `[id, type, display]`: a group's members, or a user's (direct) groups.
+fn related_sql(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::Group => {
+            "(SELECT json_group_array(json_array(x.id, x.type, coalesce(x.display_name, x.user_name))) \
+             FROM members m JOIN resources x ON x.tenant = m.tenant AND x.id = m.member_id \
+             WHERE m.tenant = r.tenant AND m.group_id = r.id) AS related"
+        }
+        ResourceType::User => {
+            "(SELECT json_group_array(json_array(x.id, x.type, x.display_name)) \
+             FROM members m JOIN resources x ON x.tenant = m.tenant AND x.id = m.group_id \
+             WHERE m.tenant = r.tenant AND m.member_id = r.id) AS related"
+        }
+    }
+}
+
+/// `'User'` / `'Group'` as an SQL literal. Inlined (never input-derived) so SQLite can use the
+/// partial unique index on group names.
+fn type_literal(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::User => "'User'",
+        ResourceType::Group => "'Group'",
+    }
+}
+
+/// A new random version: positive and below 2^53 so it survives JavaScript numbers in D1.
+pub fn new_version() -> Result<i64> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|_| ScimError::internal())?;
+    Ok((u64::from_le_bytes(b) >> 12) as i64 | 1)
+}
+
+pub fn select_sql(rt: ResourceType, with_related: bool) -> String {
+    let related = if with_related {
+        format!(", {}", related_sql(rt))
+    } else {
+        String::new()
+    };
+    format!("SELECT {COLUMNS}{related} FROM resources r")
+}
+
+impl<'a, D: Db> Store<'a, D> {
+    pub fn new(db: &'a D, tenant: impl Into<String>) -> Self {
+        Store {
+            db,
+            tenant: tenant.into(),
+        }
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    async fn run(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
+        self.db.batch(stmts).await.map_err(|e| map_db_error(&e))
+    }
+
+    fn get_stmt(&self, rt: ResourceType, id: &str, with_related: bool) -> Stmt {
+        Stmt::new(
+            format!(
+                "{} WHERE r.tenant = ? AND r.type = {} AND r.id = ?",
+                select_sql(rt, with_related),
+                type_literal(rt)
+            ),
+            vec![self.tenant.as_str().into(), id.into()],
+        )
+    }
+
+    /// One resource by id, with members/groups when `with_related`.
+    pub async fn get(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        with_related: bool,
+    ) -> Result<Option<Stored>> {
+        let mut res = self.run(vec![self.get_stmt(rt, id, with_related)]).await?;
+        let rows = res.pop().unwrap_or_default();
+        rows.first().map(|r| parse_row(r, with_related)).transpose()
+    }
+
+    /// Inserts a resource (and a group's members) and reads it back, in one round trip.
+    pub async fn create(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        data: &Map<String, Value>,
+        members: &[String],
+        now: &str,
+    ) -> Result<Stored> {
+        let version = new_version()?;
+        let data_text = serde_json::to_string(data).map_err(|_| ScimError::internal())?;
+        let mut stmts = vec![Stmt::new(
+            "INSERT INTO resources (tenant, id, type, data, created, modified, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                self.tenant.as_str().into(),
+                id.into(),
+                rt.name().into(),
+                data_text.into(),
+                now.into(),
+                now.into(),
+                SqlValue::Int(version),
+            ],
+        )];
+        if !members.is_empty() {
+            stmts.push(self.add_members_stmt(id, members, None));
+        }
+        stmts.push(self.get_stmt(rt, id, true));
+        let res = self.run(stmts).await;
+        let res = match res {
+            Err(e) if e.status == 400 && !members.is_empty() => {
+                return Err(self.explain_missing_members(members, e).await)
+            }
+            other => other?,
+        };
+        let rows = res.last().cloned().unwrap_or_default();
+        rows.first()
+            .map(|r| parse_row(r, true))
+            .transpose()?
+            .ok_or_else(ScimError::internal)
+    }
+
+    /// Replaces `data` (and optionally changes membership) if the row still has `expected`
+    /// version. Reads the result back in the same round trip.
+    pub async fn update(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        expected: i64,
+        data: &Map<String, Value>,
+        members: &[MemberChange],
+        now: &str,
+        with_related: bool,
+    ) -> Result<Write> {
+        let version = new_version()?;
+        let data_text = serde_json::to_string(data).map_err(|_| ScimError::internal())?;
+        let mut stmts = vec![Stmt::new(
+            format!(
+                "UPDATE resources SET data = ?, modified = ?, version = ? \
+                 WHERE tenant = ? AND type = {} AND id = ? AND version = ? RETURNING version",
+                type_literal(rt)
+            ),
+            vec![
+                data_text.into(),
+                now.into(),
+                SqlValue::Int(version),
+                self.tenant.as_str().into(),
+                id.into(),
+                SqlValue::Int(expected),
+            ],
+        )];
+        for change in members {
+            stmts.push(match change {
+                MemberChange::Add(ids) => self.add_members_stmt(id, ids, Some(version)),
+                MemberChange::Remove(ids) => Stmt::new(
+                    "DELETE FROM members WHERE tenant = ? AND group_id = ? \
+                     AND member_id IN (SELECT value FROM json_each(?)) \
+                     AND EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)",
+                    vec![
+                        self.tenant.as_str().into(),
+                        id.into(),
+                        json_list(ids).into(),
+                        self.tenant.as_str().into(),
+                        id.into(),
+                        SqlValue::Int(version),
+                    ],
+                ),
+                MemberChange::RemoveAll => Stmt::new(
+                    "DELETE FROM members WHERE tenant = ? AND group_id = ? \
+                     AND EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)",
+                    vec![
+                        self.tenant.as_str().into(),
+                        id.into(),
+                        self.tenant.as_str().into(),
+                        id.into(),
+                        SqlValue::Int(version),
+                    ],
+                ),
+            });
+        }
+        stmts.push(self.get_stmt(rt, id, with_related));
+        let res = self.run(stmts).await;
+        let added: Vec<String> = members
+            .iter()
+            .filter_map(|m| {
+                if let MemberChange::Add(ids) = m {
+                    Some(ids.clone())
+                } else {
+                    None
+                }
+            })
+            .flatten()
+            .collect();
+        let res = match res {
+            Err(e) if e.status == 400 && !added.is_empty() => {
+                return Err(self.explain_missing_members(&added, e).await)
+            }
+            other => other?,
+        };
+        let applied = res.first().is_some_and(|rows| !rows.is_empty());
+        let current = res
+            .last()
+            .and_then(|rows| rows.first())
+            .map(|r| parse_row(r, with_related))
+            .transpose()?;
+        Ok(match (applied, current) {
+            (true, Some(s)) => Write::Done(s),
+            (_, None) => Write::NotFound,
+            (false, Some(_)) => Write::Conflict,
+        })
+    }
+
+    /// Deletes a resource (memberships go with it, by cascade). `expected` makes it
+    /// conditional (If-Match).
+    pub async fn delete(&self, rt: ResourceType, id: &str, expected: Option<i64>) -> Result<Write> {
+        let mut sql = format!(
+            "DELETE FROM resources WHERE tenant = ? AND type = {} AND id = ?",
+            type_literal(rt)
+        );
+        let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into(), id.into()];
+        if let Some(v) = expected {
+            sql.push_str(" AND version = ?");
+            params.push(SqlValue::Int(v));
+        }
+        sql.push_str(" RETURNING id");
+        let mut stmts = vec![Stmt::new(sql, params)];
+        if expected.is_some() {
+            // Tells "gone" from "changed" without a second round trip.
+            stmts.push(Stmt::new(
+                format!(
+                    "SELECT 1 AS present FROM resources WHERE tenant = ? AND type = {} AND id = ?",
+                    type_literal(rt)
+                ),
+                vec![self.tenant.as_str().into(), id.into()],
+            ));
+        }
+        let res = self.run(stmts).await?;
+        let deleted = res.first().is_some_and(|rows| !rows.is_empty());
+        let still_there = res.get(1).is_some_and(|rows| !rows.is_empty());
+        Ok(if deleted {
+            Write::Done(Stored {
+                rt,
+                id: id.to_string(),
+                data: Map::new(),
+                meta: Meta {
+                    created: String::new(),
+                    modified: String::new(),
+                    version: 0,
+                },
+                related: None,
+            })
+        } else if still_there {
+            Write::Conflict
+        } else {
+            Write::NotFound
+        })
+    }
+
+    /// One page of a filtered list and the total count, in one round trip.
+    /// `where_sql`/`params` come from the query planner and use `r` as the table alias.
+    pub async fn list(&self, q: &ListQuery) -> Result<(i64, Vec<Stored>)> {
+        let type_cond = match q.rt {
+            Some(rt) => format!(" AND r.type = {}", type_literal(rt)),
+            None => String::new(),
+        };
+        let filter = match &q.where_sql {
+            Some(w) => format!(" AND ({w})"),
+            None => String::new(),
+        };
+        let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into()];
+        params.extend(q.params.iter().cloned());
+        let where_clause = format!("WHERE r.tenant = ?{type_cond}{filter}");
+        let count = Stmt::new(
+            format!("SELECT count(*) AS n FROM resources r {where_clause}"),
+            params.clone(),
+        );
+        let mut stmts = vec![count];
+        if q.count > 0 {
+            let related = match (q.rt, q.with_related) {
+                (Some(rt), true) => format!(", {}", related_sql(rt)),
+                // Root searches span types; related lists are loaded per type below.
+                (None, true) => format!(
+                    ", CASE r.type WHEN 'Group' THEN {} ELSE {} END AS related",
+                    strip_alias(related_sql(ResourceType::Group)),
+                    strip_alias(related_sql(ResourceType::User))
+                ),
+                _ => String::new(),
+            };
+            let order = match &q.order_sql {
+                Some(o) => format!(
+                    "ORDER BY {o} {}, r.rowid",
+                    if q.descending { "DESC" } else { "ASC" }
+                ),
+                None => "ORDER BY r.rowid".to_string(),
+            };
+            let mut page_params = params;
+            page_params.push(SqlValue::Int(q.count));
+            page_params.push(SqlValue::Int(q.start_index - 1));
+            stmts.push(Stmt::new(
+                format!("SELECT {COLUMNS}{related} FROM resources r {where_clause} {order} LIMIT ? OFFSET ?"),
+                page_params,
+            ));
+        }
+        let res = self.run(stmts).await?;
+        let total = res
+            .first()
+            .and_then(|rows| rows.first())
+            .and_then(|r| int(r.get("n")))
+            .unwrap_or(0);
+        let mut items = Vec::new();
+        if let Some(rows) = res.get(1) {
+            for row in rows {
+                items.push(parse_row(row, q.with_related)?);
+            }
+        }
+        Ok((total, items))
+    }
+
+    fn add_members_stmt(&self, group_id: &str, ids: &[String], guard_version: Option<i64>) -> Stmt {
+        let mut sql = String::from(
+            "INSERT OR IGNORE INTO members (tenant, group_id, member_id) SELECT ?, ?, j.value FROM json_each(?) j",
+        );
+        let mut params: Vec<SqlValue> = vec![
+            self.tenant.as_str().into(),
+            group_id.into(),
+            json_list(ids).into(),
+        ];
+        if let Some(v) = guard_version {
+            sql.push_str(" WHERE EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)");
+            params.extend([
+                self.tenant.as_str().into(),
+                group_id.into(),
+                SqlValue::Int(v),
+            ]);
+        }
+        Stmt::new(sql, params)
+    }
+
+    /// After a foreign-key failure, names the member ids that do not exist in this tenant.
+    async fn explain_missing_members(&self, ids: &[String], original: ScimError) -> ScimError {
+        let stmt = Stmt::new(
+            "SELECT j.value AS id FROM json_each(?) j WHERE NOT EXISTS \
+             (SELECT 1 FROM resources r WHERE r.tenant = ? AND r.id = j.value)",
+            vec![json_list(ids).into(), self.tenant.as_str().into()],
+        );
+        match self.run(vec![stmt]).await {
+            Ok(res) => {
+                let missing: Vec<String> = res
+                    .first()
+                    .map(|rows| {
+                        rows.iter()
+                            .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if missing.is_empty() {
+                    original
+                } else {
+                    ScimError::invalid_value(format!("members not found: {}", missing.join(", ")))
+                }
+            }
+            Err(e) => e,
+        }
+    }
+}
+
+fn strip_alias(sql: &str) -> &str {
+    sql.strip_suffix(" AS related").unwrap_or(sql)
+}
+
+/// What a list request asks of the store, already planned.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub rt: Option<ResourceType>,
+    pub where_sql: Option<String>,
+    pub params: Vec<SqlValue>,
+    pub order_sql: Option<String>,
+    pub descending: bool,
+    /// 1-based.
+    pub start_index: i64,
+    pub count: i64,
+    pub with_related: bool,
+}
+
+fn json_list(ids: &[String]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+/// D1 hands numbers over as JavaScript doubles; rusqlite as integers. Accept both.
+fn int(v: Option<&Value>) -> Option<i64> {
+    let v = v?;
+    v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+}
+
+fn text<'r>(row: &'r Row, col: &str) -> Result<&'r str> {
+    row.get(col)
+        .and_then(Value::as_str)
+        .ok_or_else(ScimError::internal)
+}
+
+pub fn parse_row(row: &Row, with_related: bool) -> Result<Stored> {
+    let rt = ResourceType::from_name(text(row, "type")?).ok_or_else(ScimError::internal)?;
+    let data: Map<String, Value> =
+        serde_json::from_str(text(row, "data")?).map_err(|_| ScimError::internal())?;
+    let related = if with_related {
+        let raw = row.get("related").and_then(Value::as_str).unwrap_or("[]");
+        let list: Vec<(String, String, Option<String>)> =
+            serde_json::from_str(raw).map_err(|_| ScimError::internal())?;
+        let mut out: Vec<Related> = list
+            .into_iter()
+            .filter_map(|(id, ty, display)| {
+                ResourceType::from_name(&ty).map(|rt| Related { id, rt, display })
+            })
+            .collect();
+        out.sort_by(|a, b| a.display.cmp(&b.display).then_with(|| a.id.cmp(&b.id)));
+        Some(out)
+    } else {
+        None
+    };
+    Ok(Stored {
+        rt,
+        id: text(row, "id")?.to_string(),
+        data,
+        meta: Meta {
+            created: text(row, "created")?.to_string(),
+            modified: text(row, "modified")?.to_string(),
+            version: int(row.get("version")).ok_or_else(ScimError::internal)?,
+        },
+        related,
+    })
+}
+
+fn map_db_error(e: &DbError) -> ScimError {
+    match e {
+        DbError::Unique(msg) => {
+            if msg.contains("user_name") {
+                ScimError::uniqueness("a User with this userName already exists (userName is unique, case-insensitively)")
+            } else if msg.contains("display_name") || msg.contains("resources_group_name") {
+                ScimError::uniqueness("a Group with this displayName already exists (displayName is unique, case-insensitively)")
+            } else if msg.contains("resources.id") || msg.contains("PRIMARY") {
+                ScimError::uniqueness("a resource with this id already exists")
+            } else {
+                ScimError::uniqueness("the resource conflicts with an existing one")
+            }
+        }
+        DbError::ForeignKey => ScimError::invalid_value("a referenced resource does not exist"),
+        DbError::Other(_) => ScimError::internal(),
+    }
+}

@@ -1,0 +1,108 @@
+//! Native test support: the `Db` trait over rusqlite with the bundled SQLite, initialised from
+//! the same migration files D1 applies, plus a minimal executor for the async handlers.
+
+use crate::sql::{SqlValue, Stmt};
+use crate::store::{Db, DbError, Row};
+use rusqlite::types::ValueRef;
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+pub const MIGRATIONS: &[&str] = &[include_str!("../schema/migrations/0001_init.sql")];
+
+pub struct SqliteDb {
+    conn: RefCell<rusqlite::Connection>,
+    /// Round trips made, i.e. `batch` calls; what the performance targets count.
+    pub round_trips: Cell<usize>,
+}
+
+impl SqliteDb {
+    pub fn new() -> SqliteDb {
+        let conn = rusqlite::Connection::open_in_memory().expect("in-memory sqlite");
+        // D1 always enforces foreign keys.
+        conn.execute_batch("PRAGMA foreign_keys = ON;")
+            .expect("pragma");
+        for m in MIGRATIONS {
+            conn.execute_batch(m).expect("migration applies");
+        }
+        SqliteDb {
+            conn: RefCell::new(conn),
+            round_trips: Cell::new(0),
+        }
+    }
+
+    pub fn query(&self, sql: &str) -> Vec<Row> {
+        block_on(self.batch(vec![Stmt::new(sql, vec![])]))
+            .expect("query")
+            .remove(0)
+    }
+}
+
+fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
+    match v {
+        SqlValue::Null => rusqlite::types::Value::Null,
+        SqlValue::Int(i) => rusqlite::types::Value::Integer(*i),
+        SqlValue::Real(f) => rusqlite::types::Value::Real(*f),
+        SqlValue::Text(s) => rusqlite::types::Value::Text(s.clone()),
+    }
+}
+
+impl Db for SqliteDb {
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
+        self.round_trips.set(self.round_trips.get() + 1);
+        let mut conn = self.conn.borrow_mut();
+        let tx = conn
+            .transaction()
+            .map_err(|e| DbError::from_message(&e.to_string()))?;
+        let mut out = Vec::new();
+        for s in &stmts {
+            let mut prepared = tx
+                .prepare(&s.sql)
+                .map_err(|e| DbError::from_message(&e.to_string()))?;
+            let names: Vec<String> = prepared
+                .column_names()
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            let params: Vec<rusqlite::types::Value> = s.params.iter().map(to_sql).collect();
+            let mut rows = prepared
+                .query(rusqlite::params_from_iter(params))
+                .map_err(|e| DbError::from_message(&e.to_string()))?;
+            let mut result = Vec::new();
+            while let Some(row) = rows
+                .next()
+                .map_err(|e| DbError::from_message(&e.to_string()))?
+            {
+                let mut obj = Row::new();
+                for (i, name) in names.iter().enumerate() {
+                    let v = match row.get_ref(i).map_err(|e| DbError::Other(e.to_string()))? {
+                        ValueRef::Null => Value::Null,
+                        ValueRef::Integer(n) => Value::from(n),
+                        ValueRef::Real(f) => Value::from(f),
+                        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Blob(_) => Value::Null,
+                    };
+                    obj.insert(name.clone(), v);
+                }
+                result.push(obj);
+            }
+            out.push(result);
+        }
+        tx.commit()
+            .map_err(|e| DbError::from_message(&e.to_string()))?;
+        Ok(out)
+    }
+}
+
+/// Drives a future that never waits on anything external (rusqlite is synchronous).
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
