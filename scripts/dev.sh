@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the worker locally: installs tools if needed, creates a local SCIM token (kept in
+# .dev.vars, git-ignored) if there is none, applies the D1 migrations to the local database,
+# prints the Tenant URL and Secret Token to paste into an identity provider, and starts
+# `wrangler dev` on http://127.0.0.1:8787.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+port="${PORT:-8787}"
+
+bash scripts/setup.sh
+
+if [ ! -f .dev.vars ] || ! grep -q '^SCIM_TOKEN=' .dev.vars; then
+  token=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  echo "SCIM_TOKEN=$token" >> .dev.vars
+  chmod 600 .dev.vars
+fi
+token=$(grep '^SCIM_TOKEN=' .dev.vars | head -n1 | cut -d= -f2-)
+
+export WRANGLER_SEND_METRICS=false
+npx --no-install wrangler d1 migrations apply DB --local >/dev/null
+
+cat <<MSG
+
+  SCIM endpoint running locally
+  Tenant URL:    http://127.0.0.1:${port}/scim/v2
+  Secret Token:  ${token}
+
+  Try:  curl -H "Authorization: Bearer ${token}" 'http://127.0.0.1:${port}/scim/v2/Users?filter=userName%20eq%20%22test%22'
+
+MSG
+exec npx --no-install wrangler dev --ip 127.0.0.1 --port "$port" "$@"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what is missing (scripts/setup.sh), then
+#   1. native tests of the protocol core (cargo test, real SQLite with the D1 migrations),
+#   2. the release wasm build, with its size checked against the budget,
+#   3. end-to-end tests of the compiled worker in workerd + local D1 (node --test),
+#   4. the scim2-tester conformance suite against the worker on a loopback port.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+# Raw wasm size budget in bytes (issue: at most 1 MiB).
+WASM_BUDGET="${WASM_BUDGET:-1048576}"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh --python
+
+step "format"
+cargo fmt --check
+
+step "native tests"
+cargo test --all-targets
+
+step "wasm build"
+bash scripts/build.sh
+wasm=$(ls build/worker/*.wasm | head -n1)
+size=$(stat -c %s "$wasm")
+if [ "$size" -gt "$WASM_BUDGET" ]; then
+  echo "wasm is $size bytes raw, over the budget of $WASM_BUDGET" >&2
+  exit 1
+fi
+
+step "end-to-end tests (workerd + local D1)"
+node --test --test-concurrency=1 tests/e2e/
+
+step "scim2-tester conformance"
+log=$(mktemp)
+node tests/e2e/serve.mjs > "$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 1 100); do
+  if [ -s "$log" ] && grep -q '^http' "$log"; then break; fi
+  if ! kill -0 $server 2>/dev/null; then cat "$log" >&2; exit 1; fi
+  sleep 0.2
+done
+read -r url token < <(grep '^http' "$log" | head -n1)
+tests/.venv/bin/python tests/conformance/scim2_tester_run.py "$url" "$token" ${CONFORMANCE_ALLOW:-}
