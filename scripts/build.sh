@@ -9,8 +9,8 @@ export WASM_BINDGEN_BIN="$root/.tools/bin/wasm-bindgen"
 export WASM_OPT_BIN="$root/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$root/node_modules/.bin/esbuild"
 "$root/.tools/bin/worker-build" --release "$@"
-wasm="$root/build/worker/index_bg.wasm"
-[ -f "$wasm" ] || wasm="$(ls "$root"/build/worker/*.wasm | head -n1)"
+wasm="$root/build/index_bg.wasm"
+[ -f "$wasm" ] || { echo "no wasm produced at $wasm" >&2; exit 1; }
 raw=$(stat -c %s "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)
 echo "worker wasm: $raw bytes raw, $gz bytes gzip ($(basename "$wasm"))"

@@ -23,7 +23,7 @@ cargo test --all-targets
 
 step "wasm build"
 bash scripts/build.sh
-wasm=$(ls build/worker/*.wasm | head -n1)
+wasm=build/index_bg.wasm
 size=$(stat -c %s "$wasm")
 if [ "$size" -gt "$WASM_BUDGET" ]; then
   echo "wasm is $size bytes raw, over the budget of $WASM_BUDGET" >&2

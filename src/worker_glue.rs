@@ -131,7 +131,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         now_ms: js_sys_now(),
     };
     let response = api::handle(&ctx, &request).await;
-    if response.status >= 500 {
+    if response.status == 500 {
         console_error!(
             "{} {} -> {}",
             crate::api::method_label(request.method),

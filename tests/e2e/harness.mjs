@@ -41,7 +41,7 @@ export async function startWorker({ port, tokens } = {}) {
   if (tokens) bindings.SCIM_TOKENS = tokens.join(",");
   const mf = new Miniflare({
     modules: true,
-    scriptPath: path.join(ROOT, "build/worker/shim.mjs"),
+    scriptPath: path.join(ROOT, "build/index.js"),
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
     compatibilityDate: "2026-04-20",
     d1Databases: { DB: `scim-test-${randomBytes(6).toString("hex")}` },
