@@ -333,6 +333,9 @@ pub fn member_ids(value: &Value) -> Result<Vec<String>> {
         .as_array()
         .ok_or_else(|| type_error("members", "an array", value))?;
     let mut ids: Vec<String> = Vec::with_capacity(items.len());
+    // Large groups arrive in one request (thousands of members): de-duplicate in O(n).
+    let mut seen: std::collections::HashSet<String> =
+        std::collections::HashSet::with_capacity(items.len());
     for item in items {
         let obj = item
             .as_object()
@@ -364,7 +367,7 @@ pub fn member_ids(value: &Value) -> Result<Vec<String>> {
         let id = id
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ScimError::invalid_value("every member needs a non-empty 'value'"))?;
-        if !ids.contains(&id) {
+        if seen.insert(id.clone()) {
             ids.push(id);
         }
     }
