@@ -10,7 +10,7 @@ use crate::resource::{self, location, Validated};
 use crate::schema::{
     self, ResourceType, LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA, SP_CONFIG_SCHEMA,
 };
-use crate::store::{Db, ListQuery, MemberChange, Store, Stored, Write};
+use crate::store::{Db, ListQuery, MemberChange, Store, Stored, Update, Write};
 use crate::time;
 use serde_json::{json, Map, Value};
 
@@ -401,35 +401,41 @@ async fn replace<D: Db>(
             .await?
             .ok_or_else(|| not_found(rt, id))?;
         let conditional = if_match(req, Some(current.meta.version))?;
-        match store
-            .update(
-                rt,
-                id,
-                current.meta.version,
-                &data,
-                &changes,
-                &now,
-                with_related,
-            )
-            .await?
-        {
+        let update = Update {
+            rt,
+            id,
+            expected: current.meta.version,
+            data: &data,
+            members: &changes,
+            now: &now,
+            with_related,
+            tolerances: &[],
+        };
+        match store.update(&update).await? {
             Write::Done(stored) => return Ok(resource_response(200, &stored, &projection, base)),
             Write::NotFound => return Err(not_found(rt, id)),
-            Write::Conflict if conditional.is_some() => {
-                return Err(ScimError::precondition_failed(
-                    "the resource was modified concurrently; fetch it again",
-                ))
-            }
+            Write::Conflict if conditional.is_some() => return Err(concurrent_change()),
             Write::Conflict => continue,
         }
     }
-    Err(ScimError::new(
+    Err(still_contended())
+}
+
+fn concurrent_change() -> ScimError {
+    ScimError::precondition_failed("the resource was modified concurrently; fetch it again")
+}
+
+fn still_contended() -> ScimError {
+    ScimError::new(
         409,
         None,
         "the resource is being modified concurrently; retry the request",
-    ))
+    )
 }
 
+/// PATCH (RFC 7644 §3.5.2). Users answer 200 with the resource. Groups answer 204 unless the
+/// client asks for attributes: echoing a 100k-member list on every membership change would
+/// cost more than the change itself, and RFC 7644 allows 204.
 async fn patch<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
@@ -441,42 +447,44 @@ async fn patch<D: Db>(
     let projection = projection_of(req, Some(rt))?;
     let body = req.json_body()?;
     let now = time::format_millis(ctx.now_ms);
-    let with_related = projection.wants(rt, related_attr(rt));
+    let wants_body = rt == ResourceType::User
+        || req.query_param("attributes").is_some()
+        || req.query_param("excludedAttributes").is_some();
+    let with_related = wants_body && projection.wants(rt, related_attr(rt));
     for _ in 0..WRITE_RETRIES {
-        let current = store
-            .get(rt, id, false)
+        let (current, strict) = store
+            .get_for_patch(rt, id)
             .await?
             .ok_or_else(|| not_found(rt, id))?;
         let conditional = if_match(req, Some(current.meta.version))?;
-        let outcome = crate::patch::apply(rt, &current.data, &body, false)?;
+        let outcome = crate::patch::apply(rt, &current.data, &body, strict)?;
         let changes = member_changes(id, outcome.members)?;
-        match store
-            .update(
-                rt,
-                id,
-                current.meta.version,
-                &outcome.data,
-                &changes,
-                &now,
-                with_related,
-            )
-            .await?
-        {
-            Write::Done(stored) => return Ok(resource_response(200, &stored, &projection, base)),
-            Write::NotFound => return Err(not_found(rt, id)),
-            Write::Conflict if conditional.is_some() => {
-                return Err(ScimError::precondition_failed(
-                    "the resource was modified concurrently; fetch it again",
-                ))
+        let tolerances: Vec<&'static str> = outcome.tolerances.iter().map(|t| t.as_str()).collect();
+        let update = Update {
+            rt,
+            id,
+            expected: current.meta.version,
+            data: &outcome.data,
+            members: &changes,
+            now: &now,
+            with_related,
+            tolerances: &tolerances,
+        };
+        match store.update(&update).await? {
+            Write::Done(stored) => {
+                let resp = if wants_body {
+                    resource_response(200, &stored, &projection, base)
+                } else {
+                    Response::empty(204).with_header("etag", stored.meta.etag())
+                };
+                return Ok(resp.with_notes(tolerances.iter().map(|t| format!("tolerated {t}"))));
             }
+            Write::NotFound => return Err(not_found(rt, id)),
+            Write::Conflict if conditional.is_some() => return Err(concurrent_change()),
             Write::Conflict => continue,
         }
     }
-    Err(ScimError::new(
-        409,
-        None,
-        "the resource is being modified concurrently; retry the request",
-    ))
+    Err(still_contended())
 }
 
 fn member_changes(group_id: &str, ops: Vec<crate::patch::MemberOp>) -> Result<Vec<MemberChange>> {

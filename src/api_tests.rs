@@ -556,3 +556,251 @@ fn reads_cost_one_round_trip_and_writes_at_most_two() {
     h.call(Method::Delete, &format!("/Users/{id}"), None);
     assert_eq!(h.db.round_trips.get() - before, 1, "DELETE");
 }
+
+fn patch_body(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+#[test]
+fn entra_user_patch_applies_and_counts_tolerances() {
+    let mut h = Harness::new();
+    let user = h.create_user("patch.me@contoso.com");
+    let id = user["id"].as_str().expect("id");
+    let boss = h.create_user("boss@contoso.com");
+    let boss_id = boss["id"].as_str().expect("id");
+    let before = h.db.round_trips.get();
+    let r = h.call(
+        Method::Patch,
+        &format!("/Users/{id}"),
+        Some(patch_body(json!([
+            {"op": "Replace", "path": "active", "value": "False"},
+            {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "patch.me@contoso.com"},
+            {"op": "Replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555 0199"},
+            {"op": "Replace", "value": {"name.givenName": "Pat", "name.familyName": "Ch",
+                ENTERPRISE_USER_SCHEMA.to_string() + ":department": "Sales"}},
+            {"op": "Add", "path": ENTERPRISE_USER_SCHEMA.to_string() + ":manager", "value": boss_id}
+        ]))),
+    );
+    assert_eq!(r.status, 200, "{}", r.body_json());
+    assert_eq!(
+        h.db.round_trips.get() - before,
+        2,
+        "a user PATCH is one read and one write"
+    );
+    let u = r.body_json();
+    assert_eq!(u["active"], false);
+    assert_eq!(
+        u["emails"],
+        json!([{"type": "work", "value": "patch.me@contoso.com"}])
+    );
+    assert_eq!(
+        u["phoneNumbers"],
+        json!([{"type": "mobile", "value": "+1 555 0199"}])
+    );
+    assert_eq!(u["name"], json!({"givenName": "Pat", "familyName": "Ch"}));
+    assert_eq!(u[ENTERPRISE_USER_SCHEMA]["department"], "Sales");
+    assert_eq!(u[ENTERPRISE_USER_SCHEMA]["manager"]["value"], boss_id);
+    assert_eq!(r.header("etag"), u["meta"]["version"].as_str());
+    let counts =
+        h.db.query("SELECT name, count FROM tolerance_counts ORDER BY name");
+    let names: Vec<&str> = counts.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert!(
+        names.contains(&"capitalizedOp")
+            && names.contains(&"booleanString")
+            && names.contains(&"managerString"),
+        "{names:?}"
+    );
+    assert!(r.notes.iter().any(|n| n.contains("booleanString")));
+
+    // Stored, not just echoed.
+    let r = h.call(Method::Get, &format!("/Users/{id}"), None);
+    assert_eq!(r.body_json()["active"], false);
+}
+
+#[test]
+fn strict_tenants_reject_tolerances_and_bad_patches_change_nothing() {
+    let mut h = Harness::new();
+    let user = h.create_user("strict@contoso.com");
+    let id = user["id"].as_str().expect("id");
+    h.db.query("UPDATE tenants SET strict_patch = 1 WHERE id = 'default'");
+    let r = h.call(
+        Method::Patch,
+        &format!("/Users/{id}"),
+        Some(patch_body(
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )),
+    );
+    assert_error(&r, 400, Some("invalidSyntax"));
+    let r = h.call(
+        Method::Patch,
+        &format!("/Users/{id}"),
+        Some(patch_body(
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )),
+    );
+    assert_eq!(r.status, 200);
+
+    let cases = [
+        (
+            json!({"Operations": [{"op": "replace", "path": "active", "value": true}]}),
+            400,
+            "invalidSyntax",
+        ),
+        (patch_body(json!([])), 400, "invalidSyntax"),
+        (
+            patch_body(json!([{"op": "replace", "path": "id", "value": "x"}])),
+            400,
+            "mutability",
+        ),
+        (
+            patch_body(json!([{"op": "replace", "path": "nope", "value": "x"}])),
+            400,
+            "invalidPath",
+        ),
+        (patch_body(json!([{"op": "remove"}])), 400, "noTarget"),
+        (
+            patch_body(json!([{"op": "replace", "path": "active", "value": 5}])),
+            400,
+            "invalidValue",
+        ),
+        (
+            patch_body(json!([{"op": "remove", "path": "userName"}])),
+            400,
+            "invalidValue",
+        ),
+        (
+            patch_body(
+                json!([{"op": "replace", "path": "displayName", "value": "ok"}, {"op": "jump", "path": "title"}]),
+            ),
+            400,
+            "invalidSyntax",
+        ),
+    ];
+    let stored =
+        h.db.query("SELECT data, version FROM resources WHERE user_name = 'strict@contoso.com'");
+    for (body, status, scim_type) in cases {
+        let r = h.call(Method::Patch, &format!("/Users/{id}"), Some(body.clone()));
+        assert_error(&r, status, Some(scim_type));
+    }
+    assert_eq!(
+        h.db.query("SELECT data, version FROM resources WHERE user_name = 'strict@contoso.com'"),
+        stored,
+        "failed PATCHes change nothing"
+    );
+    assert_error(
+        &h.call(
+            Method::Patch,
+            "/Users/missing",
+            Some(patch_body(
+                json!([{"op": "replace", "path": "title", "value": "x"}]),
+            )),
+        ),
+        404,
+        None,
+    );
+}
+
+#[test]
+fn group_membership_patches_are_row_operations() {
+    let mut h = Harness::new();
+    let users: Vec<String> = (0..4)
+        .map(|i| {
+            h.create_user(&format!("m{i}"))["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let r = h.call(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "G"})),
+    );
+    let gid = r.body_json()["id"].as_str().expect("id").to_string();
+    let path = format!("/Groups/{gid}");
+
+    let before = h.db.round_trips.get();
+    let r = h.call(
+        Method::Patch,
+        &path,
+        Some(patch_body(json!([{"op": "Add", "path": "members", "value": [{"value": users[0]}, {"value": users[1]}, {"value": users[2]}]}]))),
+    );
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.header("etag").is_some());
+    assert_eq!(h.db.round_trips.get() - before, 2);
+    assert_eq!(h.db.query("SELECT count(*) AS n FROM members")[0]["n"], 3);
+
+    // Entra's remove-with-value removes only the listed member.
+    let r = h.call(
+        Method::Patch,
+        &path,
+        Some(patch_body(
+            json!([{"op": "Remove", "path": "members", "value": [{"value": users[1]}]}]),
+        )),
+    );
+    assert_eq!(r.status, 204);
+    let r = h.call(Method::Get, &path, None);
+    let mut ids: Vec<String> = r.body_json()["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["value"].as_str().unwrap_or("").to_string())
+        .collect();
+    ids.sort();
+    let mut want = vec![users[0].clone(), users[2].clone()];
+    want.sort();
+    assert_eq!(ids, want);
+
+    let r = h.call(
+        Method::Patch,
+        &path,
+        Some(patch_body(
+            json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", users[0])}]),
+        )),
+    );
+    assert_eq!(r.status, 204);
+    // Okta replaces the whole list.
+    let r = h.call(
+        Method::Patch,
+        &format!("{path}?attributes=members"),
+        Some(patch_body(
+            json!([{"op": "replace", "path": "members", "value": [{"value": users[3]}]}]),
+        )),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_json()["members"][0]["value"], users[3].as_str());
+    assert_eq!(h.db.query("SELECT count(*) AS n FROM members")[0]["n"], 1);
+
+    let r = h.call(
+        Method::Patch,
+        &path,
+        Some(patch_body(
+            json!([{"op": "add", "path": "members", "value": [{"value": "ghost"}]}]),
+        )),
+    );
+    assert_error(&r, 400, Some("invalidValue"));
+    let r = h.call(
+        Method::Patch,
+        &path,
+        Some(patch_body(
+            json!([{"op": "add", "path": "members", "value": [{"value": gid}]}]),
+        )),
+    );
+    assert_error(&r, 400, Some("invalidValue"));
+    assert_eq!(
+        h.db.query("SELECT count(*) AS n FROM members")[0]["n"],
+        1,
+        "failed membership PATCHes change nothing"
+    );
+
+    let r = h.call(
+        Method::Patch,
+        &path,
+        Some(patch_body(
+            json!([{"op": "Replace", "path": "displayName", "value": "Renamed"}]),
+        )),
+    );
+    assert_eq!(r.status, 204);
+    let r = h.call(Method::Get, &format!("/Users/{}", users[3]), None);
+    assert_eq!(r.body_json()["groups"][0]["display"], "Renamed");
+}

@@ -134,6 +134,9 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Lines for the operator's log, never sent to the client (e.g. which IdP quirks a
+    /// request relied on).
+    pub notes: Vec<String>,
 }
 
 impl Response {
@@ -145,6 +148,7 @@ impl Response {
                 format!("{SCIM_MEDIA_TYPE}; charset=utf-8"),
             )],
             body: serde_json::to_vec(value).unwrap_or_default(),
+            notes: Vec::new(),
         }
     }
 
@@ -153,6 +157,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -175,6 +180,11 @@ impl Response {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    pub fn with_notes(mut self, notes: impl IntoIterator<Item = String>) -> Response {
+        self.notes.extend(notes);
+        self
     }
 
     pub fn body_json(&self) -> Value {

@@ -163,6 +163,27 @@ impl<'a, D: Db> Store<'a, D> {
         rows.first().map(|r| parse_row(r, with_related)).transpose()
     }
 
+    /// The resource a PATCH starts from, with the tenant's `strict_patch` setting, in one read.
+    pub async fn get_for_patch(
+        &self,
+        rt: ResourceType,
+        id: &str,
+    ) -> Result<Option<(Stored, bool)>> {
+        let mut stmt = self.get_stmt(rt, id, false);
+        stmt.sql = stmt.sql.replacen(
+            " FROM resources r",
+            ", (SELECT strict_patch FROM tenants t WHERE t.id = r.tenant) AS strict FROM resources r",
+            1,
+        );
+        let mut res = self.run(vec![stmt]).await?;
+        let rows = res.pop().unwrap_or_default();
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let strict = int(row.get("strict")).unwrap_or(0) == 1;
+        Ok(Some((parse_row(row, false)?, strict)))
+    }
+
     /// Inserts a resource (and a group's members) and reads it back, in one round trip.
     pub async fn create(
         &self,
@@ -204,20 +225,21 @@ impl<'a, D: Db> Store<'a, D> {
             .ok_or_else(ScimError::internal)
     }
 
-    /// Replaces `data` (and optionally changes membership) if the row still has `expected`
-    /// version. Reads the result back in the same round trip.
-    pub async fn update(
-        &self,
-        rt: ResourceType,
-        id: &str,
-        expected: i64,
-        data: &Map<String, Value>,
-        members: &[MemberChange],
-        now: &str,
-        with_related: bool,
-    ) -> Result<Write> {
+    /// Applies `u` if the row still has version `u.expected`, and reads the result back, in
+    /// one round trip. Membership changes and tolerance counts are guarded by the new version,
+    /// so they apply exactly when the resource update did.
+    pub async fn update(&self, u: &Update<'_>) -> Result<Write> {
+        let (rt, id) = (u.rt, u.id);
         let version = new_version()?;
-        let data_text = serde_json::to_string(data).map_err(|_| ScimError::internal())?;
+        let data_text = serde_json::to_string(u.data).map_err(|_| ScimError::internal())?;
+        let guard = |params: &mut Vec<SqlValue>| {
+            params.extend([
+                self.tenant.as_str().into(),
+                id.into(),
+                SqlValue::Int(version),
+            ]);
+            "EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)"
+        };
         let mut stmts = vec![Stmt::new(
             format!(
                 "UPDATE resources SET data = ?, modified = ?, version = ? \
@@ -226,45 +248,57 @@ impl<'a, D: Db> Store<'a, D> {
             ),
             vec![
                 data_text.into(),
-                now.into(),
+                u.now.into(),
                 SqlValue::Int(version),
                 self.tenant.as_str().into(),
                 id.into(),
-                SqlValue::Int(expected),
+                SqlValue::Int(u.expected),
             ],
         )];
-        for change in members {
+        for change in u.members {
             stmts.push(match change {
                 MemberChange::Add(ids) => self.add_members_stmt(id, ids, Some(version)),
-                MemberChange::Remove(ids) => Stmt::new(
-                    "DELETE FROM members WHERE tenant = ? AND group_id = ? \
-                     AND member_id IN (SELECT value FROM json_each(?)) \
-                     AND EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)",
-                    vec![
+                MemberChange::Remove(ids) => {
+                    let mut params: Vec<SqlValue> = vec![
                         self.tenant.as_str().into(),
                         id.into(),
                         json_list(ids).into(),
-                        self.tenant.as_str().into(),
-                        id.into(),
-                        SqlValue::Int(version),
-                    ],
-                ),
-                MemberChange::RemoveAll => Stmt::new(
-                    "DELETE FROM members WHERE tenant = ? AND group_id = ? \
-                     AND EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)",
-                    vec![
-                        self.tenant.as_str().into(),
-                        id.into(),
-                        self.tenant.as_str().into(),
-                        id.into(),
-                        SqlValue::Int(version),
-                    ],
-                ),
+                    ];
+                    let g = guard(&mut params);
+                    Stmt::new(
+                        format!(
+                            "DELETE FROM members WHERE tenant = ? AND group_id = ? \
+                             AND member_id IN (SELECT value FROM json_each(?)) AND {g}"
+                        ),
+                        params,
+                    )
+                }
+                MemberChange::RemoveAll => {
+                    let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into(), id.into()];
+                    let g = guard(&mut params);
+                    Stmt::new(
+                        format!("DELETE FROM members WHERE tenant = ? AND group_id = ? AND {g}"),
+                        params,
+                    )
+                }
             });
         }
-        stmts.push(self.get_stmt(rt, id, with_related));
+        for name in u.tolerances {
+            let mut params: Vec<SqlValue> =
+                vec![self.tenant.as_str().into(), (*name).into(), u.now.into()];
+            let g = guard(&mut params);
+            stmts.push(Stmt::new(
+                format!(
+                    "INSERT INTO tolerance_counts (tenant, name, count, last_seen) SELECT ?, ?, 1, ? WHERE {g} \
+                     ON CONFLICT (tenant, name) DO UPDATE SET count = count + 1, last_seen = excluded.last_seen"
+                ),
+                params,
+            ));
+        }
+        stmts.push(self.get_stmt(rt, id, u.with_related));
         let res = self.run(stmts).await;
-        let added: Vec<String> = members
+        let added: Vec<String> = u
+            .members
             .iter()
             .filter_map(|m| {
                 if let MemberChange::Add(ids) = m {
@@ -285,7 +319,7 @@ impl<'a, D: Db> Store<'a, D> {
         let current = res
             .last()
             .and_then(|rows| rows.first())
-            .map(|r| parse_row(r, with_related))
+            .map(|r| parse_row(r, u.with_related))
             .transpose()?;
         Ok(match (applied, current) {
             (true, Some(s)) => Write::Done(s),
@@ -450,6 +484,22 @@ impl<'a, D: Db> Store<'a, D> {
 
 fn strip_alias(sql: &str) -> &str {
     sql.strip_suffix(" AS related").unwrap_or(sql)
+}
+
+/// A conditional write of one resource.
+#[derive(Debug, Clone)]
+pub struct Update<'x> {
+    pub rt: ResourceType,
+    pub id: &'x str,
+    /// The version read before planning; the write applies only if it is still current.
+    pub expected: i64,
+    pub data: &'x Map<String, Value>,
+    pub members: &'x [MemberChange],
+    pub now: &'x str,
+    /// Read members/groups back for the response.
+    pub with_related: bool,
+    /// Names of the client quirks tolerated by this request, counted per tenant.
+    pub tolerances: &'x [&'static str],
 }
 
 /// What a list request asks of the store, already planned.

@@ -10,7 +10,10 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-pub const MIGRATIONS: &[&str] = &[include_str!("../schema/migrations/0001_init.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("../schema/migrations/0001_init.sql"),
+    include_str!("../schema/migrations/0002_patch_tolerances.sql"),
+];
 
 pub struct SqliteDb {
     conn: RefCell<rusqlite::Connection>,

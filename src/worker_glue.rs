@@ -7,7 +7,7 @@ use crate::http::{self, Method};
 use crate::sql::{SqlValue, Stmt};
 use crate::store::{Db, DbError, Row};
 use wasm_bindgen::JsValue;
-use worker::{console_error, event, Context, D1Database, Env, Headers};
+use worker::{console_error, console_log, event, Context, D1Database, Env, Headers};
 
 struct D1(D1Database);
 
@@ -131,6 +131,13 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         now_ms: js_sys_now(),
     };
     let response = api::handle(&ctx, &request).await;
+    for note in &response.notes {
+        console_log!(
+            "{} {}: {note}",
+            crate::api::method_label(request.method),
+            request.path
+        );
+    }
     if response.status == 500 {
         console_error!(
             "{} {} -> {}",
