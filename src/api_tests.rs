@@ -325,7 +325,10 @@ fn groups_members_and_user_groups_stay_consistent() {
     let gid = group["id"].as_str().expect("id");
     let members = group["members"].as_array().expect("members");
     assert_eq!(members.len(), 2);
-    assert_eq!(members[0]["display"], "alice");
+    assert!(
+        members[0].get("display").is_none(),
+        "members.display is returned on request only"
+    );
     assert_eq!(members[0]["type"], "User");
     assert_eq!(members[0]["$ref"], format!("{ORIGIN}/scim/v2/Users/{a}"));
 
@@ -355,6 +358,23 @@ fn groups_members_and_user_groups_stay_consistent() {
         .unwrap_or("")
         .contains("ghost"));
 
+    let r = h.call(
+        Method::Get,
+        &format!("/Groups/{gid}?attributes=members.value,members.display"),
+        None,
+    );
+    let mut shown: Vec<Value> = r.body_json()["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    shown.sort_by_key(|m| m["display"].as_str().unwrap_or("").to_string());
+    assert_eq!(
+        shown,
+        vec![
+            json!({"value": a, "display": "alice"}),
+            json!({"value": b, "display": "bob"})
+        ]
+    );
     let r = h.call(
         Method::Get,
         &format!("/Groups/{gid}?excludedAttributes=members"),

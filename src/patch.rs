@@ -351,6 +351,13 @@ fn apply_extension(
         (Op::Add, None) => Ok(()),
         (_, Some(Value::Object(m))) => {
             for (key, v) in m {
+                if key.eq_ignore_ascii_case("schemas") {
+                    // Some clients serialise the extension as a whole resource model.
+                    ctx.tolerate(Tolerance::ReadOnlyIgnored, || {
+                        "'schemas' cannot be patched".into()
+                    })?;
+                    continue;
+                }
                 let p = parse_attr_path(ctx.rt, Some(ext), key, key)?;
                 if p.is_read_only() {
                     return Err(read_only(&p));

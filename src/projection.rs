@@ -119,6 +119,10 @@ impl Projection {
                     }
                 }
             }
+            let hidden = self.hidden_subs(&None, def);
+            if let (false, Some(v)) = (hidden.is_empty(), obj.get_mut(&key)) {
+                prune_subs(v, &hidden, false);
+            }
         }
     }
 
@@ -142,7 +146,29 @@ impl Projection {
                     }
                 }
             }
+            let hidden = self.hidden_subs(urn, def);
+            if let (false, Some(v)) = (hidden.is_empty(), inner.get_mut(&key)) {
+                prune_subs(v, &hidden, false);
+            }
         }
+    }
+
+    /// Sub-attributes that must not appear: `returned: never`, and `returned: request` ones
+    /// the client did not name explicitly (e.g. `attributes=members.display`).
+    fn hidden_subs(&self, urn: &Option<String>, def: &Attribute) -> Vec<String> {
+        def.sub_attributes
+            .iter()
+            .filter(|s| match s.returned {
+                Returned::Never => true,
+                Returned::Request => !self.include.iter().any(|r| {
+                    &r.schema == urn
+                        && r.attr == def.name
+                        && r.sub.as_deref() == Some(s.name.as_str())
+                }),
+                _ => false,
+            })
+            .map(|s| s.name.clone())
+            .collect()
     }
 
     fn decide(&self, urn: &Option<String>, def: &Attribute) -> Decision {
@@ -300,6 +326,29 @@ mod tests {
             Projection::parse(Some("displayName"), None, Some(ResourceType::Group)).expect("ok");
         assert!(!p.wants(ResourceType::Group, "members"));
         assert!(Projection::default().wants(ResourceType::User, "groups"));
+    }
+
+    #[test]
+    fn request_only_sub_attributes_need_naming() {
+        let group = json!({"schemas": ["s"], "id": "g", "displayName": "G",
+            "members": [{"value": "u", "display": "U", "type": "User"}]});
+        let mut r = group.clone();
+        Projection::default().apply(ResourceType::Group, &mut r);
+        assert_eq!(r["members"], json!([{"value": "u", "type": "User"}]));
+        let mut r = group.clone();
+        Projection::parse(Some("members"), None, Some(ResourceType::Group))
+            .expect("ok")
+            .apply(ResourceType::Group, &mut r);
+        assert_eq!(r["members"], json!([{"value": "u", "type": "User"}]));
+        let mut r = group;
+        Projection::parse(
+            Some("members.value,members.display"),
+            None,
+            Some(ResourceType::Group),
+        )
+        .expect("ok")
+        .apply(ResourceType::Group, &mut r);
+        assert_eq!(r["members"], json!([{"value": "u", "display": "U"}]));
     }
 
     #[test]
