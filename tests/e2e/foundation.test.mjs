@@ -148,7 +148,9 @@ test("groups: members as rows, User.groups derived, uniqueness, unknown members,
   const g = await w.createGroup("E2E Engineers", [a.id, b.id], { externalId: "grp-ext" });
   assert.equal(g.members.length, 2);
   const ma = g.members.find((m) => m.value === a.id);
-  assert.deepEqual(ma, { value: a.id, display: "Member A", type: "User", $ref: `${w.base}/Users/${a.id}` });
+  assert.deepEqual(ma, { value: a.id, type: "User", $ref: `${w.base}/Users/${a.id}` });
+  const withDisplay = await w.get(`/Groups/${g.id}?attributes=members.display`);
+  assert.deepEqual(withDisplay.json.members.map((m) => m.display).sort(), ["Member A", "member.b@contoso.com"]);
   assert.equal(await w.count("SELECT count(*) FROM members WHERE group_id = ?", g.id), 2);
   assert.ok(!(await w.db.prepare("SELECT data FROM resources WHERE id = ?").bind(g.id).first()).data.includes("members"));
 
