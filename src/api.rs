@@ -2,6 +2,7 @@
 //! everything that can be rejected is rejected before the first D1 round trip.
 
 use crate::auth;
+use crate::cursor;
 use crate::error::{Result, ScimError};
 use crate::http::{percent_decode, Method, Request, Response};
 use crate::ids;
@@ -238,6 +239,13 @@ pub fn service_provider_config(base: &str) -> Value {
         "filter": {"supported": true, "maxResults": MAX_PAGE_SIZE},
         "changePassword": {"supported": false},
         "sort": {"supported": true},
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_PAGE_SIZE,
+            "maxPageSize": MAX_PAGE_SIZE
+        },
         "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
@@ -541,6 +549,8 @@ struct ListParams {
     count: Option<i64>,
     attributes: Option<String>,
     excluded: Option<String>,
+    /// RFC 9865: present (even empty) selects cursor paging.
+    cursor: Option<String>,
 }
 
 fn int_param(name: &str, raw: Option<&str>) -> Result<Option<i64>> {
@@ -567,6 +577,7 @@ async fn list<D: Db>(
         count: int_param("count", req.query_param("count"))?,
         attributes: req.query_param("attributes").map(str::to_string),
         excluded: req.query_param("excludedAttributes").map(str::to_string),
+        cursor: req.query_param("cursor").map(str::to_string),
     };
     run_list(store, params, Some(rt), base).await
 }
@@ -638,8 +649,19 @@ async fn search<D: Db>(
         count: int("count")?,
         attributes: list("attributes")?,
         excluded: list("excludedAttributes")?,
+        cursor: string("cursor")?,
     };
     run_list(store, params, rt, base).await
+}
+
+/// What a cursor is bound to: the resource type, filter and order of the query.
+fn list_fingerprint(rt: Option<ResourceType>, p: &ListParams) -> String {
+    cursor::fingerprint(&[
+        rt.map(ResourceType::name).unwrap_or("*"),
+        p.filter.as_deref().unwrap_or("").trim(),
+        p.sort_by.as_deref().unwrap_or("").trim(),
+        &p.sort_order.as_deref().unwrap_or("").to_ascii_lowercase(),
+    ])
 }
 
 async fn run_list<D: Db>(
@@ -683,8 +705,21 @@ async fn run_list<D: Db>(
             )))
         }
     };
-    let (total, items) = store.list(&query).await?;
-    let resources: Vec<Value> = items
+    if let Some(cursor) = p.cursor.as_deref() {
+        if p.start_index.is_some() {
+            return Err(ScimError::invalid_value(
+                "use either 'cursor' or 'startIndex', not both (RFC 9865)",
+            ));
+        }
+        query.cursor_mode = true;
+        let fp = list_fingerprint(rt, &p);
+        if !cursor.is_empty() {
+            query.after = Some(cursor::decode(&fp, cursor)?);
+        }
+    }
+    let page = store.list(&query).await?;
+    let resources: Vec<Value> = page
+        .items
         .iter()
         .map(|s| {
             let mut v = resource::render(s.rt, &s.id, &s.data, &s.meta, s.related.as_deref(), base);
@@ -694,9 +729,18 @@ async fn run_list<D: Db>(
         .collect();
     let mut body = Map::new();
     body.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
-    body.insert("totalResults".into(), json!(total));
+    body.insert("totalResults".into(), json!(page.total));
     body.insert("itemsPerPage".into(), json!(resources.len()));
-    body.insert("startIndex".into(), json!(query.start_index));
+    if query.cursor_mode {
+        if let Some(next) = &page.next {
+            body.insert(
+                "nextCursor".into(),
+                json!(cursor::encode(&list_fingerprint(rt, &p), next)),
+            );
+        }
+    } else {
+        body.insert("startIndex".into(), json!(query.start_index));
+    }
     body.insert("Resources".into(), Value::Array(resources));
     Ok(Response::json(200, &Value::Object(body)))
 }

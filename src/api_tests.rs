@@ -824,3 +824,216 @@ fn group_membership_patches_are_row_operations() {
     let r = h.call(Method::Get, &format!("/Users/{}", users[3]), None);
     assert_eq!(r.body_json()["groups"][0]["display"], "Renamed");
 }
+
+fn page_names(body: &Value) -> Vec<String> {
+    body["Resources"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["userName"].as_str().unwrap_or("-").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn sorting_puts_missing_values_last_in_both_directions() {
+    let mut h = Harness::new();
+    for (u, d) in [
+        ("a", Some("Zed")),
+        ("b", None),
+        ("c", Some("amy")),
+        ("d", Some("Bob")),
+    ] {
+        let mut body = json!({"schemas": [USER_SCHEMA], "userName": u});
+        if let Some(d) = d {
+            body["displayName"] = json!(d);
+        }
+        assert_eq!(h.call(Method::Post, "/Users", Some(body)).status, 201);
+    }
+    let asc = h
+        .call(Method::Get, "/Users?sortBy=displayName", None)
+        .body_json();
+    assert_eq!(
+        page_names(&asc),
+        ["c", "d", "a", "b"],
+        "case-insensitive order, missing last"
+    );
+    let desc = h
+        .call(
+            Method::Get,
+            "/Users?sortBy=displayName&sortOrder=descending",
+            None,
+        )
+        .body_json();
+    assert_eq!(page_names(&desc), ["a", "d", "c", "b"]);
+    assert_error(
+        &h.call(Method::Get, "/Users?sortBy=emails[", None),
+        400,
+        Some("invalidValue"),
+    );
+}
+
+#[test]
+fn cursor_paging_is_stable_across_writes() {
+    let mut h = Harness::new();
+    let mut ids = std::collections::HashMap::new();
+    for i in 0..7 {
+        let u = h.create_user(&format!("u{i}"));
+        ids.insert(
+            format!("u{i}"),
+            u["id"].as_str().unwrap_or_default().to_string(),
+        );
+    }
+    let spc = h
+        .call(Method::Get, "/ServiceProviderConfig", None)
+        .body_json();
+    assert_eq!(spc["pagination"]["cursor"], true);
+
+    let first = h
+        .call(Method::Get, "/Users?cursor=&count=3&sortBy=userName", None)
+        .body_json();
+    assert_eq!(page_names(&first), ["u0", "u1", "u2"]);
+    assert_eq!(first["totalResults"], 7);
+    assert!(first.get("startIndex").is_none());
+    let next = first["nextCursor"]
+        .as_str()
+        .expect("nextCursor")
+        .to_string();
+
+    // Between pages: delete one already seen and one not yet seen, create one that sorts last.
+    assert_eq!(
+        h.call(Method::Delete, &format!("/Users/{}", ids["u1"]), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        h.call(Method::Delete, &format!("/Users/{}", ids["u4"]), None)
+            .status,
+        204
+    );
+    h.create_user("u9");
+
+    let second = h
+        .call(
+            Method::Get,
+            &format!("/Users?cursor={next}&count=3&sortBy=userName"),
+            None,
+        )
+        .body_json();
+    assert_eq!(
+        page_names(&second),
+        ["u3", "u5", "u6"],
+        "no resource skipped or repeated"
+    );
+    let next = second["nextCursor"]
+        .as_str()
+        .expect("nextCursor")
+        .to_string();
+    let last = h
+        .call(
+            Method::Get,
+            &format!("/Users?cursor={next}&count=3&sortBy=userName"),
+            None,
+        )
+        .body_json();
+    assert_eq!(page_names(&last), ["u9"]);
+    assert!(
+        last.get("nextCursor").is_none(),
+        "the last page has no nextCursor"
+    );
+
+    let r = h.call(
+        Method::Get,
+        &format!("/Users?cursor={next}&count=3&sortBy=displayName"),
+        None,
+    );
+    assert_error(&r, 400, Some("invalidCursor"));
+    assert_error(
+        &h.call(Method::Get, "/Users?cursor=%21%21&count=3", None),
+        400,
+        Some("invalidCursor"),
+    );
+    assert_error(
+        &h.call(Method::Get, "/Users?cursor=&startIndex=2", None),
+        400,
+        Some("invalidValue"),
+    );
+
+    // Descending with cursors, unsorted with cursors, and via POST /.search.
+    let d1 = h
+        .call(
+            Method::Get,
+            "/Users?cursor=&count=4&sortBy=userName&sortOrder=descending",
+            None,
+        )
+        .body_json();
+    assert_eq!(page_names(&d1), ["u9", "u6", "u5", "u3"]);
+    let c = d1["nextCursor"].as_str().expect("next").to_string();
+    let d2 = h
+        .call(
+            Method::Get,
+            &format!("/Users?cursor={c}&count=4&sortBy=userName&sortOrder=descending"),
+            None,
+        )
+        .body_json();
+    assert_eq!(page_names(&d2), ["u2", "u0"]);
+    let s1 = h
+        .call(
+            Method::Post,
+            "/Users/.search",
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "cursor": "", "count": 5})),
+        )
+        .body_json();
+    assert_eq!(page_names(&s1), ["u0", "u2", "u3", "u5", "u6"]);
+    let c = s1["nextCursor"].as_str().expect("next").to_string();
+    let s2 = h
+        .call(
+            Method::Post,
+            "/Users/.search",
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "cursor": c, "count": 5})),
+        )
+        .body_json();
+    assert_eq!(page_names(&s2), ["u9"]);
+}
+
+#[test]
+fn root_search_spans_resource_types() {
+    let mut h = Harness::new();
+    h.create_user("root.user");
+    h.call(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "Root Group"})),
+    );
+    let r = h.call(
+        Method::Post,
+        "/.search",
+        Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter": "userName sw \"root\" or displayName sw \"Root\"", "attributes": ["userName", "displayName"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body_json());
+    let body = r.body_json();
+    assert_eq!(body["totalResults"], 2);
+    let types: Vec<&str> = body["Resources"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["schemas"][0].as_str())
+        .collect();
+    assert!(types.contains(&USER_SCHEMA) && types.contains(&GROUP_SCHEMA));
+    assert_error(
+        &h.call(
+            Method::Post,
+            "/.search",
+            Some(json!({"filter": "userName pr"})),
+        ),
+        400,
+        Some("invalidSyntax"),
+    );
+    assert_error(
+        &h.call(Method::Get, "/Users?filter=userName+eq", None),
+        400,
+        Some("invalidFilter"),
+    );
+}

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cursor;
 pub mod error;
 pub mod filter;
 pub mod http;

@@ -10,6 +10,7 @@
 //! rather than incremented, "the row now has the version I wrote" proves that *this* write
 //! applied, which guards the membership statements that follow in the same batch.
 
+use crate::cursor::Position;
 use crate::error::{Result, ScimError};
 use crate::resource::{Meta, Related};
 use crate::schema::ResourceType;
@@ -376,7 +377,9 @@ impl<'a, D: Db> Store<'a, D> {
 
     /// One page of a filtered list and the total count, in one round trip.
     /// `where_sql`/`params` come from the query planner and use `r` as the table alias.
-    pub async fn list(&self, q: &ListQuery) -> Result<(i64, Vec<Stored>)> {
+    /// Resources without a sort value come last in either direction; rowid breaks ties, so the
+    /// order is total and index and cursor paging agree on it.
+    pub async fn list(&self, q: &ListQuery) -> Result<ListPage> {
         let type_cond = match q.rt {
             Some(rt) => format!(" AND r.type = {}", type_literal(rt)),
             None => String::new(),
@@ -396,7 +399,7 @@ impl<'a, D: Db> Store<'a, D> {
         if q.count > 0 {
             let related = match (q.rt, q.with_related) {
                 (Some(rt), true) => format!(", {}", related_sql(rt)),
-                // Root searches span types; related lists are loaded per type below.
+                // Root searches span types: pick the related list by each row's type.
                 (None, true) => format!(
                     ", CASE r.type WHEN 'Group' THEN {} ELSE {} END AS related",
                     strip_alias(related_sql(ResourceType::Group)),
@@ -404,18 +407,51 @@ impl<'a, D: Db> Store<'a, D> {
                 ),
                 _ => String::new(),
             };
-            let order = match &q.order_sql {
-                Some(o) => format!(
-                    "ORDER BY {o} {}, r.rowid",
-                    if q.descending { "DESC" } else { "ASC" }
-                ),
-                None => "ORDER BY r.rowid".to_string(),
+            let dir = if q.descending { "DESC" } else { "ASC" };
+            let op = if q.descending { "<" } else { ">" };
+            let sort_expr = q.order_sql.as_deref().map(|o| format!("({o})"));
+            let order = match &sort_expr {
+                Some(e) => format!("ORDER BY {e} IS NULL, {e} {dir}, r.rowid {dir}"),
+                None => "ORDER BY r.rowid ASC".to_string(),
             };
             let mut page_params = params;
-            page_params.push(SqlValue::Int(q.count));
-            page_params.push(SqlValue::Int(q.start_index - 1));
+            let mut page_where = where_clause.clone();
+            if let Some(pos) = &q.after {
+                let keyset = match (&sort_expr, pos.null) {
+                    (None, _) => {
+                        page_params.push(SqlValue::Int(pos.rowid));
+                        "r.rowid > ?".to_string()
+                    }
+                    (Some(e), true) => {
+                        page_params.push(SqlValue::Int(pos.rowid));
+                        format!("{e} IS NULL AND r.rowid {op} ?")
+                    }
+                    (Some(e), false) => {
+                        page_params.extend([
+                            pos.value_param(),
+                            pos.value_param(),
+                            SqlValue::Int(pos.rowid),
+                        ]);
+                        format!("({e} IS NULL OR {e} {op} ? OR ({e} = ? AND r.rowid {op} ?))")
+                    }
+                };
+                page_where.push_str(&format!(" AND {keyset}"));
+            }
+            let limit = if q.cursor_mode {
+                // One extra row tells whether a next page exists.
+                page_params.push(SqlValue::Int(q.count + 1));
+                "LIMIT ?".to_string()
+            } else {
+                page_params.push(SqlValue::Int(q.count));
+                page_params.push(SqlValue::Int(q.start_index - 1));
+                "LIMIT ? OFFSET ?".to_string()
+            };
+            let sort_col = sort_expr.as_deref().unwrap_or("NULL");
             stmts.push(Stmt::new(
-                format!("SELECT {COLUMNS}{related} FROM resources r {where_clause} {order} LIMIT ? OFFSET ?"),
+                format!(
+                    "SELECT {COLUMNS}{related}, r.rowid AS _rowid, {sort_col} AS _sort \
+                     FROM resources r {page_where} {order} {limit}"
+                ),
                 page_params,
             ));
         }
@@ -426,12 +462,24 @@ impl<'a, D: Db> Store<'a, D> {
             .and_then(|r| int(r.get("n")))
             .unwrap_or(0);
         let mut items = Vec::new();
+        let mut next = None;
         if let Some(rows) = res.get(1) {
-            for row in rows {
+            let page = usize::try_from(q.count).unwrap_or(0);
+            for row in rows.iter().take(page) {
                 items.push(parse_row(row, q.with_related)?);
             }
+            if q.cursor_mode && rows.len() > page {
+                if let Some(last) = rows.get(page.saturating_sub(1)) {
+                    let value = last.get("_sort").cloned().unwrap_or(Value::Null);
+                    next = Some(Position {
+                        null: value.is_null(),
+                        value,
+                        rowid: int(last.get("_rowid")).ok_or_else(ScimError::internal)?,
+                    });
+                }
+            }
         }
-        Ok((total, items))
+        Ok(ListPage { total, items, next })
     }
 
     fn add_members_stmt(&self, group_id: &str, ids: &[String], guard_version: Option<i64>) -> Stmt {
@@ -510,10 +558,23 @@ pub struct ListQuery {
     pub params: Vec<SqlValue>,
     pub order_sql: Option<String>,
     pub descending: bool,
-    /// 1-based.
+    /// 1-based; ignored in cursor mode.
     pub start_index: i64,
     pub count: i64,
     pub with_related: bool,
+    /// Cursor paging (RFC 9865): keyset instead of offset, and report where the page ended.
+    pub cursor_mode: bool,
+    /// Start after this position (cursor mode).
+    pub after: Option<Position>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub total: i64,
+    pub items: Vec<Stored>,
+    /// Where the next page starts, if there is one (cursor mode only).
+    pub next: Option<Position>,
 }
 
 fn json_list(ids: &[String]) -> String {
