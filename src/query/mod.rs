@@ -190,8 +190,21 @@ fn emit(node: &Node, scope: Scope, params: &mut Vec<SqlValue>) -> Result<String,
         Node::Cmp { leaf, op, lit } => compare_sql(leaf, *op, lit, scope, params),
         Node::Present(leaf) => present_sql(leaf, scope),
         Node::Any { container, cond } => {
+            // The index pre-filter's `?` comes first in the SQL text, so its value is bound
+            // before the condition's.
+            let indexed = indexed_value(container, cond);
+            if let Some((_, value)) = &indexed {
+                params.push(SqlValue::Text(value.clone()));
+            }
             let inner = emit(cond, Scope::Elem(container.store), params)?;
-            any_sql(container, &inner, needs_join(cond))
+            let exists = any_sql(container, &inner, needs_join(cond))?;
+            Ok(match indexed {
+                Some((attr, _)) => format!(
+                    "(r.rowid IN (SELECT v.rid FROM value_index v WHERE v.attr = '{attr}' \
+                     AND v.value = ? COLLATE NOCASE) AND {exists})"
+                ),
+                None => exists,
+            })
         }
         Node::Not(inner) => Ok(format!("NOT COALESCE({}, 0)", emit(inner, scope, params)?)),
         Node::And(items) => all(items, " AND ", params),
@@ -202,6 +215,34 @@ fn emit(node: &Node, scope: Scope, params: &mut Vec<SqlValue>) -> Result<String,
             emit(inner, scope, params)?
         )),
     }
+}
+
+/// Multi-valued attributes whose element `value`s the `value_index` table (migration 0004)
+/// holds. Must match the list in its triggers.
+const VALUE_INDEXED: [&str; 5] = ["emails", "phoneNumbers", "ims", "entitlements", "roles"];
+
+/// For `attr[… value eq "x" …]` on an indexed attribute, where `value eq "x"` is the condition
+/// or one of its top-level `and` terms: the attribute and the literal. Every match of the
+/// condition has an element whose value equals the literal case-insensitively, so
+/// `value_index` narrows candidates without changing the result.
+fn indexed_value(container: &Container, cond: &Node) -> Option<(&'static str, String)> {
+    let attr = match (container.store, container.path.as_slice()) {
+        (Store::Data, [attr]) if VALUE_INDEXED.contains(attr) => *attr,
+        _ => return None,
+    };
+    let value_eq = |n: &Node| match n {
+        Node::Cmp {
+            leaf,
+            op: Op::Eq,
+            lit: Lit::Str(v),
+        } if leaf.loc == Loc::Elem(Some("value")) => Some(v.clone()),
+        _ => None,
+    };
+    let value = match cond {
+        Node::And(items) => items.iter().find_map(value_eq),
+        other => value_eq(other),
+    }?;
+    Some((attr, value))
 }
 
 /// Columns holding what the renderer shows at these paths (never stored in `data`).

@@ -9,8 +9,9 @@ pub(super) fn open_db() -> Connection {
     let conn = Connection::open_in_memory().expect("in-memory sqlite");
     conn.execute_batch("PRAGMA foreign_keys = ON;")
         .expect("pragma");
-    conn.execute_batch(include_str!("../../schema/migrations/0001_init.sql"))
-        .expect("migration");
+    for m in crate::testing::MIGRATIONS {
+        conn.execute_batch(m).expect("migration");
+    }
     conn
 }
 
@@ -231,6 +232,23 @@ fn indexed_lookups_use_an_index() {
             "externalId eq \"e1\" and (title pr or nickName pr)",
             USER,
             "resources_external_id",
+        ),
+        // Entra's email match and its shorthand forms use the value index (migration 0004).
+        (
+            "emails[type eq \"work\"].value eq \"b@example.com\"",
+            USER,
+            "value_index_lookup",
+        ),
+        (
+            "emails.value eq \"b@example.com\"",
+            USER,
+            "value_index_lookup",
+        ),
+        ("emails eq \"b@example.com\"", USER, "value_index_lookup"),
+        (
+            "phoneNumbers[type eq \"mobile\" and value eq \"+1\"]",
+            USER,
+            "value_index_lookup",
         ),
     ];
     for (filter, rt, index) in cases {

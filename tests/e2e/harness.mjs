@@ -14,21 +14,31 @@ export const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0
 export const PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 export const ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-/** Splits a migration file into statements (no semicolons inside literals in our files). */
+/**
+ * Splits the migration files into statements: a statement ends at a line ending in `;`,
+ * except inside `CREATE TRIGGER … BEGIN … END;` (no semicolons inside literals in our files).
+ */
 export function migrationStatements() {
   const dir = path.join(ROOT, "schema/migrations");
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".sql"))
-    .sort()
-    .flatMap((f) =>
-      readFileSync(path.join(dir, f), "utf8")
-        .split("\n")
-        .filter((l) => !l.trim().startsWith("--"))
-        .join("\n")
-        .split(";")
-        .map((s) => s.trim())
-        .filter(Boolean),
-    );
+  const out = [];
+  for (const f of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
+    let current = [];
+    let inTrigger = false;
+    for (const line of readFileSync(path.join(dir, f), "utf8").split("\n")) {
+      const t = line.trim();
+      if (!t || t.startsWith("--")) continue;
+      current.push(line);
+      if (/^CREATE\s+TRIGGER/i.test(t)) inTrigger = true;
+      const ends = inTrigger ? /^END;$/i.test(t) : t.endsWith(";");
+      if (ends) {
+        out.push(current.join("\n"));
+        current = [];
+        inTrigger = false;
+      }
+    }
+    if (current.length) out.push(current.join("\n"));
+  }
+  return out;
 }
 
 /**
