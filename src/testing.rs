@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0001_init.sql"),
     include_str!("../schema/migrations/0002_patch_tolerances.sql"),
+    include_str!("../schema/migrations/0004_value_index.sql"),
 ];
 
 pub struct SqliteDb {
