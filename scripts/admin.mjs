@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// Command-line wrapper of the admin API (/admin/api) for a local or deployed worker.
+// No dependencies: Node.js >= 20 only. Prints the API's JSON answer on stdout; errors go to
+// stderr with exit code 1 (2 for usage errors).
+//
+//   npm run admin -- tenants
+//   npm run admin -- tenant create acme --name "Acme Corp"
+//   npm run admin -- token issue acme --label "Entra production" [--expires-in 7776000]
+//   npm run admin -- token issue acme --oauth --label "Entra (OAuth)"
+//   npm run admin -- tokens acme
+//   npm run admin -- token rotate acme <token-id> --overlap 86400
+//   npm run admin -- token revoke acme <token-id>
+//
+// Target: --url (or SCIM_ADMIN_URL), default http://127.0.0.1:8787 (scripts/dev.sh).
+// Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+const USAGE = `usage: scripts/admin.mjs [--url URL] [--token ADMIN_TOKEN] <command>
+
+commands:
+  tenants                                   list tenants
+  tenant create <id> [--name NAME] [--strict-patch]
+  tenant show <id>
+  tenant set <id> [--name NAME] [--strict-patch | --lenient-patch]
+  tokens <tenant>                           list tokens and OAuth clients (never secrets)
+  token issue <tenant> [--label L] [--oauth] [--expires-in SECONDS | --expires-at RFC3339]
+  token show <tenant> <id>
+  token revoke <tenant> <id>                revoke (an OAuth client's access tokens too)
+  token rotate <tenant> <id> [--overlap SECONDS] [--label L] [--expires-in SECONDS | --expires-at RFC3339]
+
+The secret of an issued or rotated token is printed once and is not stored anywhere.
+--url defaults to $SCIM_ADMIN_URL or http://127.0.0.1:8787; --token to $ADMIN_TOKEN, or for a
+loopback URL to ADMIN_TOKEN in .dev.vars.`;
+
+function usage(message) {
+  if (message) console.error(`error: ${message}\n`);
+  console.error(USAGE);
+  process.exit(2);
+}
+
+/** Splits argv into positionals and --options (flags with or without a value). */
+function parse(argv) {
+  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help"]);
+  const pos = [];
+  const opt = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) {
+      pos.push(a);
+      continue;
+    }
+    const [name, inline] = a.slice(2).split(/=(.*)/s, 2);
+    if (flags.has(name)) opt[name] = true;
+    else if (inline !== undefined) opt[name] = inline;
+    else if (i + 1 < argv.length) opt[name] = argv[++i];
+    else usage(`--${name} needs a value`);
+  }
+  return { pos, opt };
+}
+
+function devVarsToken() {
+  try {
+    const line = readFileSync(path.join(ROOT, ".dev.vars"), "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("ADMIN_TOKEN="));
+    return line?.slice("ADMIN_TOKEN=".length).trim().replace(/^"(.*)"$/, "$1");
+  } catch {
+    return undefined;
+  }
+}
+
+function seconds(v, name) {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) usage(`--${name} must be a whole number of seconds`);
+  return Number(v);
+}
+
+function expiry(opt) {
+  const body = {};
+  if (opt["expires-in"] !== undefined) body.expiresIn = seconds(opt["expires-in"], "expires-in");
+  if (opt["expires-at"] !== undefined) body.expiresAt = opt["expires-at"];
+  return body;
+}
+
+const { pos, opt } = parse(process.argv.slice(2));
+if (opt.help || pos.length === 0 || pos[0] === "help") usage();
+const base = (opt.url ?? process.env.SCIM_ADMIN_URL ?? "http://127.0.0.1:8787").replace(/\/+$/, "");
+const loopback = /^https?:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/.test(base);
+const token = opt.token ?? process.env.ADMIN_TOKEN ?? (loopback ? devVarsToken() : undefined);
+if (!token) usage("no admin token: pass --token or set ADMIN_TOKEN");
+
+const enc = encodeURIComponent;
+const [cmd, sub, a, b] = pos;
+let method = "GET";
+let route;
+let body;
+switch (`${cmd} ${["tenant", "token"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
+  case "tenants":
+    route = "/tenants";
+    break;
+  case "tokens":
+    if (!sub) usage("tokens <tenant>");
+    route = `/tenants/${enc(sub)}/tokens`;
+    break;
+  case "tenant create":
+    if (!a) usage("tenant create <id>");
+    [method, route] = ["POST", "/tenants"];
+    body = { id: a, ...(opt.name ? { name: opt.name } : {}), ...(opt["strict-patch"] ? { strictPatch: true } : {}) };
+    break;
+  case "tenant show":
+    if (!a) usage("tenant show <id>");
+    route = `/tenants/${enc(a)}`;
+    break;
+  case "tenant set":
+    if (!a) usage("tenant set <id>");
+    [method, route] = ["PATCH", `/tenants/${enc(a)}`];
+    body = {
+      ...(opt.name ? { name: opt.name } : {}),
+      ...(opt["strict-patch"] ? { strictPatch: true } : {}),
+      ...(opt["lenient-patch"] ? { strictPatch: false } : {}),
+    };
+    break;
+  case "token issue":
+    if (!a) usage("token issue <tenant>");
+    [method, route] = ["POST", `/tenants/${enc(a)}/tokens`];
+    body = { type: opt.oauth ? "oauth_client" : "bearer", ...(opt.label ? { label: opt.label } : {}), ...expiry(opt) };
+    break;
+  case "token show":
+    if (!a || !b) usage("token show <tenant> <id>");
+    route = `/tenants/${enc(a)}/tokens/${enc(b)}`;
+    break;
+  case "token revoke":
+    if (!a || !b) usage("token revoke <tenant> <id>");
+    [method, route] = ["DELETE", `/tenants/${enc(a)}/tokens/${enc(b)}`];
+    break;
+  case "token rotate":
+    if (!a || !b) usage("token rotate <tenant> <id>");
+    [method, route] = ["POST", `/tenants/${enc(a)}/tokens/${enc(b)}/rotate`];
+    body = {
+      ...(opt.overlap !== undefined ? { overlapSeconds: seconds(opt.overlap, "overlap") } : {}),
+      ...(opt.label ? { label: opt.label } : {}),
+      ...expiry(opt),
+    };
+    break;
+  default:
+    usage(`unknown command '${pos.join(" ")}'`);
+}
+
+let res;
+try {
+  res = await fetch(`${base}/admin/api${route}`, {
+    method,
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+    },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+} catch (e) {
+  console.error(`error: cannot reach ${base}: ${e.cause?.message ?? e.message}`);
+  process.exit(1);
+}
+const text = await res.text();
+let json;
+try {
+  json = JSON.parse(text);
+} catch {
+  console.error(`error: HTTP ${res.status} from ${base}: ${text.slice(0, 500)}`);
+  process.exit(1);
+}
+if (!res.ok) {
+  console.error(`error: HTTP ${res.status} ${json.error ?? ""}: ${json.message ?? text}`);
+  process.exit(1);
+}
+console.log(JSON.stringify(json, null, 2));
+if (json.token || json.clientSecret) {
+  console.error("\nThe secret above is shown only now; only its hash is stored. Paste it into the identity provider.");
+}

@@ -1,0 +1,426 @@
+//! SQL for tenants and their credentials. Everything but two functions goes through `Store`
+//! and so is scoped to its tenant like every resource statement. The exceptions are
+//! cross-tenant by nature and say so: [`verify_token`] (a presented token is what *tells* the
+//! tenant) and [`list_tenants`] (the admin API's tenant list).
+
+use super::{int, Store};
+use crate::credentials::{Kind, Verified};
+use crate::error::{Result, ScimError};
+use crate::sql::{SqlValue, Stmt};
+use crate::store::{Db, DbError, Row};
+use serde_json::Value;
+
+/// A tenant as the admin API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRecord {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub strict_patch: bool,
+}
+
+/// A stored credential, never with its secret (only the hash is stored, and never read back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CredentialRecord {
+    pub id: String,
+    pub tenant: String,
+    pub kind: Kind,
+    pub label: String,
+    pub created: String,
+    pub expires: Option<String>,
+    pub last_used: Option<String>,
+    pub revoked: Option<String>,
+    pub replaced_by: Option<String>,
+    pub parent_id: Option<String>,
+}
+
+/// A credential to insert; `hash` is [`crate::credentials::hash`] of the secret.
+#[derive(Debug, Clone)]
+pub struct NewCredential<'x> {
+    pub id: &'x str,
+    pub kind: Kind,
+    pub hash: &'x str,
+    pub label: &'x str,
+    pub created: &'x str,
+    pub expires: Option<&'x str>,
+}
+
+const TENANT_COLUMNS: &str = "id, name, created, strict_patch";
+const CREDENTIAL_COLUMNS: &str =
+    "id, tenant, kind, label, created, expires, last_used, revoked, replaced_by, parent_id";
+
+fn opt(v: Option<&str>) -> SqlValue {
+    v.map_or(SqlValue::Null, SqlValue::from)
+}
+
+fn text(row: &Row, col: &str) -> Result<String> {
+    row.get(col)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(ScimError::internal)
+}
+
+fn opt_text(row: &Row, col: &str) -> Option<String> {
+    row.get(col).and_then(Value::as_str).map(str::to_string)
+}
+
+fn tenant_row(row: &Row) -> Result<TenantRecord> {
+    Ok(TenantRecord {
+        id: text(row, "id")?,
+        name: text(row, "name")?,
+        created: text(row, "created")?,
+        strict_patch: int(row.get("strict_patch")).unwrap_or(0) == 1,
+    })
+}
+
+fn credential_row(row: &Row) -> Result<CredentialRecord> {
+    Ok(CredentialRecord {
+        id: text(row, "id")?,
+        tenant: text(row, "tenant")?,
+        kind: Kind::parse(&text(row, "kind")?).ok_or_else(ScimError::internal)?,
+        label: text(row, "label")?,
+        created: text(row, "created")?,
+        expires: opt_text(row, "expires"),
+        last_used: opt_text(row, "last_used"),
+        revoked: opt_text(row, "revoked"),
+        replaced_by: opt_text(row, "replaced_by"),
+        parent_id: opt_text(row, "parent_id"),
+    })
+}
+
+async fn run<D: Db>(db: &D, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
+    db.batch(stmts).await.map_err(|e| match e {
+        DbError::Unique(_) => ScimError::uniqueness("it already exists"),
+        DbError::ForeignKey => ScimError::not_found("the tenant does not exist"),
+        DbError::Other(_) => ScimError::internal(),
+    })
+}
+
+/// Verifies a SCIM credential by the hash of the presented token and records its use, in one
+/// statement (one round trip): only a live bearer or access token matches. Cross-tenant by
+/// design: the answer names the tenant. Client secrets never match here.
+pub async fn verify_token<D: Db>(db: &D, hash: &str, now: &str) -> Result<Option<Verified>> {
+    let stmt = Stmt::new(
+        "UPDATE credentials SET last_used = ? WHERE hash = ? AND kind IN ('bearer', 'access') \
+         AND revoked IS NULL AND (expires IS NULL OR expires > ?) \
+         RETURNING id, tenant, kind, expires",
+        vec![now.into(), hash.into(), now.into()],
+    );
+    let res = run(db, vec![stmt]).await?;
+    let Some(row) = res.first().and_then(|rows| rows.first()) else {
+        return Ok(None);
+    };
+    let expires = opt_text(row, "expires");
+    Ok(Some(Verified {
+        tenant: text(row, "tenant")?,
+        credential_id: text(row, "id")?,
+        kind: Kind::parse(&text(row, "kind")?).ok_or_else(ScimError::internal)?,
+        expires_ms: match expires {
+            Some(e) => Some(crate::time::parse_rfc3339(&e).ok_or_else(ScimError::internal)?),
+            None => None,
+        },
+    }))
+}
+
+/// Every tenant, for the admin API (cross-tenant by nature).
+pub async fn list_tenants<D: Db>(db: &D) -> Result<Vec<TenantRecord>> {
+    let res = run(
+        db,
+        vec![Stmt::new(
+            format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id"),
+            vec![],
+        )],
+    )
+    .await?;
+    res.first()
+        .map(|rows| rows.iter().map(tenant_row).collect())
+        .unwrap_or_else(|| Ok(Vec::new()))
+}
+
+impl<D: Db> Store<'_, D> {
+    fn tenant_param(&self) -> SqlValue {
+        self.tenant.as_str().into()
+    }
+
+    /// Creates this store's tenant; 409 if it exists.
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        strict_patch: bool,
+        now: &str,
+    ) -> Result<TenantRecord> {
+        let stmt = Stmt::new(
+            format!(
+                "INSERT INTO tenants (id, name, created, strict_patch) VALUES (?, ?, ?, ?) \
+                 RETURNING {TENANT_COLUMNS}"
+            ),
+            vec![
+                self.tenant_param(),
+                name.into(),
+                now.into(),
+                SqlValue::Int(i64::from(strict_patch)),
+            ],
+        );
+        let res = run(self.db, vec![stmt]).await.map_err(|e| {
+            if e.status == 409 {
+                ScimError::uniqueness(format!("tenant '{}' already exists", self.tenant))
+            } else {
+                e
+            }
+        })?;
+        res.first()
+            .and_then(|rows| rows.first())
+            .map(tenant_row)
+            .ok_or_else(ScimError::internal)?
+    }
+
+    /// This store's tenant, if it exists.
+    pub async fn tenant_record(&self) -> Result<Option<TenantRecord>> {
+        let stmt = Stmt::new(
+            format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"),
+            vec![self.tenant_param()],
+        );
+        let res = run(self.db, vec![stmt]).await?;
+        res.first()
+            .and_then(|rows| rows.first())
+            .map(tenant_row)
+            .transpose()
+    }
+
+    /// Changes the tenant's name and/or PATCH strictness; `None` if it does not exist.
+    pub async fn update_tenant(
+        &self,
+        name: Option<&str>,
+        strict_patch: Option<bool>,
+    ) -> Result<Option<TenantRecord>> {
+        let stmt = Stmt::new(
+            format!(
+                "UPDATE tenants SET name = coalesce(?, name), strict_patch = coalesce(?, strict_patch) \
+                 WHERE id = ? RETURNING {TENANT_COLUMNS}"
+            ),
+            vec![
+                opt(name),
+                strict_patch.map_or(SqlValue::Null, |s| SqlValue::Int(i64::from(s))),
+                self.tenant_param(),
+            ],
+        );
+        let res = run(self.db, vec![stmt]).await?;
+        res.first()
+            .and_then(|rows| rows.first())
+            .map(tenant_row)
+            .transpose()
+    }
+
+    /// Stores a new credential of this tenant; `None` if the tenant does not exist.
+    pub async fn insert_credential(
+        &self,
+        c: &NewCredential<'_>,
+    ) -> Result<Option<CredentialRecord>> {
+        let stmt = Stmt::new(
+            format!(
+                "INSERT INTO credentials (id, tenant, kind, hash, label, created, expires) \
+                 SELECT ?, id, ?, ?, ?, ?, ? FROM tenants WHERE id = ? \
+                 RETURNING {CREDENTIAL_COLUMNS}"
+            ),
+            vec![
+                c.id.into(),
+                c.kind.as_str().into(),
+                c.hash.into(),
+                c.label.into(),
+                c.created.into(),
+                opt(c.expires),
+                self.tenant_param(),
+            ],
+        );
+        let res = run(self.db, vec![stmt]).await?;
+        res.first()
+            .and_then(|rows| rows.first())
+            .map(credential_row)
+            .transpose()
+    }
+
+    /// The tenant's bearer tokens and OAuth clients (not the short-lived access tokens), oldest
+    /// first; `None` if the tenant does not exist.
+    pub async fn credentials(&self) -> Result<Option<Vec<CredentialRecord>>> {
+        let stmts = vec![
+            Stmt::new(
+                "SELECT 1 AS present FROM tenants WHERE id = ?",
+                vec![self.tenant_param()],
+            ),
+            Stmt::new(
+                format!(
+                    "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE tenant = ? \
+                     AND kind IN ('bearer', 'client') ORDER BY created, id"
+                ),
+                vec![self.tenant_param()],
+            ),
+        ];
+        let res = run(self.db, stmts).await?;
+        if res.first().is_none_or(|rows| rows.is_empty()) {
+            return Ok(None);
+        }
+        let rows = res.get(1).cloned().unwrap_or_default();
+        rows.iter()
+            .map(credential_row)
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// One bearer token or OAuth client of this tenant.
+    pub async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>> {
+        let stmt = Stmt::new(
+            format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE tenant = ? AND id = ? \
+                 AND kind IN ('bearer', 'client')"
+            ),
+            vec![self.tenant_param(), id.into()],
+        );
+        let res = run(self.db, vec![stmt]).await?;
+        res.first()
+            .and_then(|rows| rows.first())
+            .map(credential_row)
+            .transpose()
+    }
+
+    /// Revokes a bearer token or OAuth client of this tenant, and every access token the client
+    /// obtained. Idempotent: the first revocation time is kept. Returns the credential and the
+    /// ids of everything revoked with it, or `None` if there is no such credential.
+    pub async fn revoke_credential(
+        &self,
+        id: &str,
+        now: &str,
+    ) -> Result<Option<(CredentialRecord, Vec<String>)>> {
+        let stmt = Stmt::new(
+            format!(
+                "UPDATE credentials SET revoked = coalesce(revoked, ?) WHERE tenant = ? \
+                 AND ((id = ? AND kind IN ('bearer', 'client')) OR parent_id = ?) \
+                 RETURNING {CREDENTIAL_COLUMNS}"
+            ),
+            vec![now.into(), self.tenant_param(), id.into(), id.into()],
+        );
+        let res = run(self.db, vec![stmt]).await?;
+        let rows = res.into_iter().next().unwrap_or_default();
+        let all = rows
+            .iter()
+            .map(credential_row)
+            .collect::<Result<Vec<_>>>()?;
+        let ids = all.iter().map(|c| c.id.clone()).collect();
+        Ok(all.into_iter().find(|c| c.id == id).map(|c| (c, ids)))
+    }
+
+    /// Rotation in one round trip: the live, not yet replaced credential `old_id` (of `new`'s
+    /// kind) gets `old_expires` as its expiry, unless it expires sooner, and is marked as
+    /// replaced; the new credential, with the old one's label unless `new.label` is non-empty,
+    /// is inserted only if that happened. `None` if `old_id` could not be rotated.
+    pub async fn rotate_credential(
+        &self,
+        old_id: &str,
+        new: &NewCredential<'_>,
+        old_expires: &str,
+    ) -> Result<Option<(CredentialRecord, CredentialRecord)>> {
+        let now = new.created;
+        let stmts = vec![
+            Stmt::new(
+                format!(
+                    "UPDATE credentials SET replaced_by = ?, \
+                     expires = CASE WHEN expires IS NULL OR expires > ? THEN ? ELSE expires END \
+                     WHERE tenant = ? AND id = ? AND kind = ? AND revoked IS NULL \
+                     AND replaced_by IS NULL AND (expires IS NULL OR expires > ?) \
+                     RETURNING {CREDENTIAL_COLUMNS}"
+                ),
+                vec![
+                    new.id.into(),
+                    old_expires.into(),
+                    old_expires.into(),
+                    self.tenant_param(),
+                    old_id.into(),
+                    new.kind.as_str().into(),
+                    now.into(),
+                ],
+            ),
+            Stmt::new(
+                format!(
+                    "INSERT INTO credentials (id, tenant, kind, hash, label, created, expires) \
+                     SELECT ?, tenant, kind, ?, CASE WHEN ? = '' THEN label ELSE ? END, ?, ? \
+                     FROM credentials WHERE tenant = ? AND id = ? AND replaced_by = ? \
+                     RETURNING {CREDENTIAL_COLUMNS}"
+                ),
+                vec![
+                    new.id.into(),
+                    new.hash.into(),
+                    new.label.into(),
+                    new.label.into(),
+                    now.into(),
+                    opt(new.expires),
+                    self.tenant_param(),
+                    old_id.into(),
+                    new.id.into(),
+                ],
+            ),
+        ];
+        let res = run(self.db, stmts).await?;
+        let first = |i: usize| res.get(i).and_then(|rows| rows.first());
+        match (first(0), first(1)) {
+            (Some(old), Some(new)) => Ok(Some((credential_row(old)?, credential_row(new)?))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The OAuth 2.0 client credentials grant in one round trip: if `client_id` is a live
+    /// client of this tenant whose secret hashes to `secret_hash`, stores the access token
+    /// `token` (its expiry capped at the client's) and records the client's use. Expired access
+    /// tokens of the tenant are deleted in the same batch. `None` if the client is not valid.
+    pub async fn issue_access_token(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+        token: &NewCredential<'_>,
+    ) -> Result<Option<CredentialRecord>> {
+        let now = token.created;
+        let expires = token.expires.ok_or_else(ScimError::internal)?;
+        let stmts = vec![
+            Stmt::new(
+                "DELETE FROM credentials WHERE tenant = ? AND kind = 'access' AND expires <= ?",
+                vec![self.tenant_param(), now.into()],
+            ),
+            Stmt::new(
+                format!(
+                    "INSERT INTO credentials (id, tenant, kind, hash, label, created, expires, parent_id) \
+                     SELECT ?, c.tenant, 'access', ?, c.label, ?, \
+                     CASE WHEN c.expires IS NOT NULL AND c.expires < ? THEN c.expires ELSE ? END, c.id \
+                     FROM credentials c WHERE c.tenant = ? AND c.id = ? AND c.kind = 'client' \
+                     AND c.hash = ? AND c.revoked IS NULL AND (c.expires IS NULL OR c.expires > ?) \
+                     RETURNING {CREDENTIAL_COLUMNS}"
+                ),
+                vec![
+                    token.id.into(),
+                    token.hash.into(),
+                    now.into(),
+                    expires.into(),
+                    expires.into(),
+                    self.tenant_param(),
+                    client_id.into(),
+                    secret_hash.into(),
+                    now.into(),
+                ],
+            ),
+            Stmt::new(
+                "UPDATE credentials SET last_used = ? WHERE tenant = ? AND id = ? \
+                 AND EXISTS (SELECT 1 FROM credentials WHERE tenant = ? AND id = ? AND parent_id = ?)",
+                vec![
+                    now.into(),
+                    self.tenant_param(),
+                    client_id.into(),
+                    self.tenant_param(),
+                    token.id.into(),
+                    client_id.into(),
+                ],
+            ),
+        ];
+        let res = run(self.db, stmts).await?;
+        res.get(1)
+            .and_then(|rows| rows.first())
+            .map(credential_row)
+            .transpose()
+    }
+}
