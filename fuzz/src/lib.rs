@@ -1,0 +1,211 @@
+//! The properties every fuzz target checks, shared by the cargo-fuzz targets in
+//! `fuzz_targets/` and by the stable-toolchain replay in `tests/fuzz_replay.rs` (which runs
+//! every committed corpus file and a bounded random-input loop under plain `cargo test`).
+//!
+//! Each check takes raw bytes, drives one parser or engine of the protocol core, and panics if
+//! a property fails: besides "no panic, no stack overflow, no hang", every rejection must be a
+//! SCIM 4xx (a 5xx would tell a client its valid-looking input broke the server) and every
+//! acceptance must be internally consistent (canonical text re-parses to the same thing, SQL
+//! placeholders match the bound parameters, a patched resource is a valid resource).
+
+use scim_edge::error::ScimError;
+use scim_edge::schema::{ResourceType, GROUP_SCHEMA, USER_SCHEMA};
+use scim_edge::sql::MAX_PARAMS;
+use serde_json::{json, Map, Value};
+
+fn assert_client_error(e: &ScimError, what: &str) {
+    assert!(
+        (400..500).contains(&e.status),
+        "{what}: an error for client input must be 4xx, got {e}"
+    );
+}
+
+/// The first byte picks a resource type: `None` (root search), User or Group.
+fn pick_rt(b: u8) -> Option<ResourceType> {
+    match b % 3 {
+        0 => None,
+        1 => Some(ResourceType::User),
+        _ => Some(ResourceType::Group),
+    }
+}
+
+/// Filter text → `filter::parse` → `bind` → `query::where_sql`.
+pub fn filter(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let rt = pick_rt(first);
+    let text = String::from_utf8_lossy(rest);
+    let parsed = match scim_edge::filter::parse(&text) {
+        Ok(f) => f,
+        Err(e) => return assert_client_error(&e, "filter::parse"),
+    };
+    // The canonical text parses back to the same filter, unless canonicalisation (quoting,
+    // parentheses, U+FFFD for invalid UTF-8) pushed it over the length or depth limit.
+    let canonical = parsed.to_string();
+    match scim_edge::filter::parse(&canonical) {
+        Ok(again) => assert_eq!(
+            again.to_string(),
+            canonical,
+            "canonical text is a fixed point"
+        ),
+        Err(e) => assert!(
+            canonical.len() > scim_edge::filter::MAX_FILTER_BYTES
+                || e.detail.contains("nests deeper"),
+            "canonical filter {canonical:?} does not parse: {e}"
+        ),
+    }
+    if let Err(e) = scim_edge::filter::bind(&parsed, rt) {
+        return assert_client_error(&e, "filter::bind");
+    }
+    let mut params = Vec::new();
+    match scim_edge::query::where_sql(&parsed, rt, &mut params) {
+        Ok(sql) => {
+            assert_eq!(
+                sql.matches('?').count(),
+                params.len(),
+                "every placeholder has a bound value: {sql}"
+            );
+            assert!(params.len() <= MAX_PARAMS, "D1's bound-parameter limit");
+        }
+        Err(e) => {
+            assert_client_error(&e, "query::where_sql");
+            assert!(
+                params.is_empty(),
+                "a failed plan leaves no parameters behind"
+            );
+        }
+    }
+}
+
+/// Attribute-path text (`sortBy`, `attributes`) → `filter::parse_attr_path`, `sortBy` planning
+/// and `attributes`/`excludedAttributes` parsing for the picked type.
+pub fn attr_path(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    match scim_edge::filter::parse_attr_path(&text) {
+        Ok(p) => {
+            let canonical = p.to_string();
+            let again = scim_edge::filter::parse_attr_path(&canonical)
+                .unwrap_or_else(|e| panic!("canonical path {canonical:?} does not parse: {e}"));
+            assert_eq!(again.to_string(), canonical);
+        }
+        Err(e) => assert_client_error(&e, "filter::parse_attr_path"),
+    }
+    if let Err(e) = scim_edge::query::sort_sql(&text, pick_rt(first)) {
+        assert_client_error(&e, "query::sort_sql");
+    }
+    // The same text as an `attributes` / `excludedAttributes` list.
+    let (attrs, excluded) = if first & 4 == 0 {
+        (Some(&*text), None)
+    } else {
+        (None, Some(&*text))
+    };
+    if let Err(e) = scim_edge::projection::Projection::parse(attrs, excluded, pick_rt(first)) {
+        assert_client_error(&e, "projection::parse");
+    }
+}
+
+/// A stored resource to patch: a full user, or a group.
+fn current(rt: ResourceType) -> Map<String, Value> {
+    let v = match rt {
+        ResourceType::User => json!({
+            "userName": "bjensen@example.com", "active": true, "displayName": "Babs",
+            "name": {"givenName": "Barbara", "familyName": "Jensen"},
+            "emails": [{"value": "b@example.com", "type": "work", "primary": true},
+                       {"value": "b@home.example", "type": "home"}],
+            "phoneNumbers": [{"value": "+1 555", "type": "mobile"}],
+            "addresses": [{"type": "work", "streetAddress": "1 Main St"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":
+                {"department": "Eng", "manager": {"value": "m-1"}}
+        }),
+        ResourceType::Group => json!({"displayName": "Engineers", "externalId": "g-1"}),
+    };
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn with_schemas(rt: ResourceType, data: &Map<String, Value>) -> Value {
+    let mut body = data.clone();
+    let core = match rt {
+        ResourceType::User => USER_SCHEMA,
+        ResourceType::Group => GROUP_SCHEMA,
+    };
+    body.insert("schemas".into(), json!([core]));
+    Value::Object(body)
+}
+
+/// PATCH body (JSON text) → `patch::apply` on a stored user or group, strict or tolerant.
+pub fn patch(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let rt = if first & 1 == 0 {
+        ResourceType::User
+    } else {
+        ResourceType::Group
+    };
+    let strict = first & 2 != 0;
+    let Ok(body) = serde_json::from_slice::<Value>(rest) else {
+        return;
+    };
+    let stored = current(rt);
+    match scim_edge::patch::apply(rt, &stored, &body, strict) {
+        Ok(out) => {
+            // A PATCH can never store what a PUT would reject.
+            let v = scim_edge::resource::validate(rt, &with_schemas(rt, &out.data))
+                .unwrap_or_else(|e| panic!("patched data is not a valid resource: {e}"));
+            assert_eq!(
+                v.data, out.data,
+                "patched data is in stored (canonical) shape"
+            );
+            if rt == ResourceType::User {
+                assert!(out.members.is_empty(), "users have no member operations");
+            }
+            if strict {
+                assert!(out.tolerances.is_empty(), "strict mode tolerates nothing");
+            }
+        }
+        Err(e) => assert_client_error(&e, "patch::apply"),
+    }
+}
+
+/// Resource body (JSON text) → `resource::validate` for a User or a Group.
+pub fn resource(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let rt = if first & 1 == 0 {
+        ResourceType::User
+    } else {
+        ResourceType::Group
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(rest) else {
+        return;
+    };
+    match scim_edge::resource::validate(rt, &body) {
+        Ok(v) => {
+            // Validation is idempotent: the stored shape validates to itself.
+            let again = scim_edge::resource::validate(rt, &with_schemas(rt, &v.data))
+                .unwrap_or_else(|e| panic!("validated data does not validate again: {e}"));
+            assert_eq!(again.data, v.data, "validation is idempotent");
+            assert!(!v.data.contains_key("schemas") && !v.data.contains_key("id"));
+            if let Some(m) = &v.members {
+                assert!(
+                    m.iter().all(|id| !id.is_empty()),
+                    "member ids are non-empty"
+                );
+            }
+        }
+        Err(e) => assert_client_error(&e, "resource::validate"),
+    }
+}
+
+/// The targets by name, for the replay test and the docs.
+pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+    ("filter", filter),
+    ("attr_path", attr_path),
+    ("patch", patch),
+    ("resource", resource),
+];
