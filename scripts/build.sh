@@ -8,8 +8,12 @@ cd "$root"
 export WASM_BINDGEN_BIN="$root/.tools/bin/wasm-bindgen"
 export WASM_OPT_BIN="$root/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$root/node_modules/.bin/esbuild"
-"$root/.tools/bin/worker-build" --release "$@"
-wasm="$root/build/index_bg.wasm"
+# SCIM_BUILD_DIR builds elsewhere (the e2e fault-injection variant: build-faults/).
+out="${SCIM_BUILD_DIR:-build}"
+"$root/.tools/bin/worker-build" --release -d "$out" "$@"
+# The entry module wraps the generated one so a panic still answers a SCIM Error.
+cp "$root/worker/entry.mjs" "$root/$out/entry.mjs"
+wasm="$root/$out/index_bg.wasm"
 [ -f "$wasm" ] || { echo "no wasm produced at $wasm" >&2; exit 1; }
 raw=$(stat -c %s "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)

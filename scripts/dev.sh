@@ -16,6 +16,11 @@ if [ ! -f .dev.vars ] || ! grep -q '^SCIM_TOKEN=' .dev.vars; then
   chmod 600 .dev.vars
 fi
 token=$(grep '^SCIM_TOKEN=' .dev.vars | head -n1 | cut -d= -f2-)
+# The admin API's token (tenants, issued tokens: `npm run admin -- help`), also kept in .dev.vars.
+if ! grep -q '^ADMIN_TOKEN=' .dev.vars; then
+  echo "ADMIN_TOKEN=admin_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" >> .dev.vars
+  chmod 600 .dev.vars
+fi
 
 export WRANGLER_SEND_METRICS=false
 npx --no-install wrangler d1 migrations apply DB --local >/dev/null
@@ -27,6 +32,10 @@ cat <<MSG
   Secret Token:  ${token}
 
   Try:  curl -H "Authorization: Bearer ${token}" 'http://127.0.0.1:${port}/scim/v2/Users?filter=userName%20eq%20%22test%22'
+
+  Admin console: http://127.0.0.1:${port}/admin  (sign in with ADMIN_TOKEN from .dev.vars)
+  More tenants (admin API at /admin/api, its ADMIN_TOKEN is in .dev.vars):
+        npm run admin -- tenant create acme && npm run admin -- token issue acme --label Entra
 
 MSG
 exec npx --no-install wrangler dev --ip 127.0.0.1 --port "$port" "$@"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need, idempotently and at pinned versions:
 # the wasm32 target, worker-build and wasm-bindgen-cli (into .tools/), the npm dev
-# dependencies (wrangler, miniflare, esbuild, binaryen) and, with --python, a venv holding the
-# conformance suite. Safe to run on every invocation: each step is skipped when already done.
+# dependencies (wrangler, miniflare, esbuild, binaryen, playwright-core), with --python a venv
+# holding the conformance suite and with --browser Debian's chromium. Safe to run on every invocation: each step is skipped when already done.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,10 +10,15 @@ cd "$root"
 WORKER_BUILD_VERSION=0.8.7
 SCIM2_TESTER_VERSION=0.5.2
 SCIM2_CLIENT_VERSION=0.13.2
+CARGO_FUZZ_VERSION=0.13.2
 want_python=0
+want_fuzz=0
+want_browser=0
 for arg in "$@"; do
   case "$arg" in
     --python) want_python=1 ;;
+    --fuzz) want_fuzz=1 ;;
+    --browser) want_browser=1 ;;
   esac
 done
 
@@ -26,6 +31,14 @@ fi
 if ! command -v npm >/dev/null; then
   echo "node and npm are required (Node.js >= 20.3)" >&2
   exit 1
+fi
+
+# Installed tools live in a per-user cache shared by every checkout (CI's fresh clones
+# included), reached through the .tools link; a missing cache only means a slower first run.
+tools_cache="${SCIM_TOOLS_DIR:-$HOME/.cache/scim-edge/tools}"
+if [ ! -e .tools ] && [ ! -L .tools ]; then
+  mkdir -p "$tools_cache"
+  ln -s "$tools_cache" .tools
 fi
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
@@ -55,6 +68,29 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   log "installing npm dev dependencies"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_sum" > "$stamp"
+fi
+
+# cargo-fuzz (scripts/fuzz.sh) needs nightly Rust; without it fuzzing is skipped, not installed.
+if [ "$want_fuzz" = 1 ] && cargo +nightly --version >/dev/null 2>&1; then
+  installed_fuzz=$(.tools/bin/cargo-fuzz --version 2>/dev/null | awk '{print $NF}' || true)
+  if [ "$installed_fuzz" != "$CARGO_FUZZ_VERSION" ]; then
+    log "installing cargo-fuzz $CARGO_FUZZ_VERSION (about two minutes, once)"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --root .tools --force
+  fi
+fi
+
+# The browser tests (tests/browser/) drive Debian's chromium with playwright-core, which never
+# downloads a browser: install the package once (as root, or through sudo).
+if [ "$want_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "the browser tests need /usr/bin/chromium (Debian's chromium package); install it" >&2
+    exit 1
+  fi
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  log "installing Debian's chromium for the browser tests (once)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
 if [ "$want_python" = 1 ]; then

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what is missing (scripts/setup.sh), then
 #   1. native tests of the protocol core (cargo test, real SQLite with the D1 migrations),
-#   2. the release wasm build, with its size checked against the budget,
-#   3. end-to-end tests of the compiled worker in workerd + local D1 (node --test),
+#      and a bounded cargo-fuzz run of the parsers (scripts/fuzz.sh; skipped without nightly),
+#   2. the release wasm build, with its size checked against the budget, and the same build
+#      with test-only fault injection (build-faults/, for tests/e2e/faults.test.mjs),
+#   3. end-to-end tests of the compiled worker in workerd + local D1 (node --test), and
+#      browser tests of the admin console in headless Chromium (tests/browser/),
 #   4. the scim2-tester conformance suite against the worker on a loopback port.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,13 +16,16 @@ WASM_BUDGET="${WASM_BUDGET:-1048576}"
 step() { printf '\n=== %s\n' "$*"; }
 
 step "setup"
-bash scripts/setup.sh --python
+bash scripts/setup.sh --python --fuzz --browser
 
 step "format"
 cargo fmt --check
 
 step "native tests"
 cargo test --all-targets
+
+step "fuzzing (bounded: ${FUZZ_SECONDS:-8}s per target)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-8}"
 
 step "wasm build"
 bash scripts/build.sh
@@ -29,9 +35,13 @@ if [ "$size" -gt "$WASM_BUDGET" ]; then
   echo "wasm is $size bytes raw, over the budget of $WASM_BUDGET" >&2
   exit 1
 fi
+SCIM_BUILD_DIR=build-faults bash scripts/build.sh --features fault-injection
 
 step "end-to-end tests (workerd + local D1)"
 node --test --test-concurrency=1 tests/e2e/
+
+step "browser tests (the admin console in headless Chromium)"
+node --test --test-concurrency=1 tests/browser/
 
 step "scim2-tester conformance"
 log=$(mktemp)

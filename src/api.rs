@@ -1,7 +1,6 @@
 //! Routing and handlers. Each handler follows parse → validate → plan → execute → render:
 //! everything that can be rejected is rejected before the first D1 round trip.
 
-use crate::auth;
 use crate::cursor;
 use crate::error::{Result, ScimError};
 use crate::http::{percent_decode, Method, Request, Response};
@@ -29,7 +28,10 @@ const WRITE_RETRIES: usize = 4;
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Accepted bearer tokens (current and, during a rotation, the next or previous one).
+    /// They act for tenant `default`; tokens issued through the admin API live in D1.
     pub tokens: Vec<String>,
+    /// The admin API's token (`ADMIN_TOKEN`); the admin API is disabled without it.
+    pub admin_token: Option<String>,
 }
 
 /// Everything a request needs besides its own data.
@@ -38,29 +40,74 @@ pub struct Ctx<'a, D: Db> {
     pub config: &'a Config,
     /// Wall-clock time of the request in ms since the epoch (taken once, by the caller).
     pub now_ms: i64,
+    /// Issued tokens verified recently, in isolate memory (`credentials::isolate_cache()`).
+    pub tokens: &'a crate::credentials::TokenCache,
+    /// Per-tenant rate limiting (the Workers rate-limiting binding in production).
+    pub limiter: &'a dyn crate::ratelimit::RateLimiter,
 }
 
+impl<'a, D: Db> Ctx<'a, D> {
+    /// A context with the isolate's token cache and no rate limit.
+    pub fn new(db: &'a D, config: &'a Config, now_ms: i64) -> Self {
+        Ctx {
+            db,
+            config,
+            now_ms,
+            tokens: crate::credentials::isolate_cache(),
+            limiter: &crate::ratelimit::Unlimited,
+        }
+    }
+}
+
+/// Response header carrying the request's random id (see `ids::request_id`).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Answers one request. Every response carries `x-request-id`; error details quote it too,
+/// because identity providers show the error body (not the headers) in their provisioning
+/// logs. No response carries CORS headers: SCIM is server-to-server, so a browser preflight
+/// (OPTIONS without credentials) is answered 401 and never approved.
 pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
-    match route(ctx, req).await {
+    let request_id = ids::request_id();
+    let resp = match route(ctx, req, &request_id).await {
         Ok(resp) => resp,
-        Err(e) => Response::error(&e),
-    }
+        Err(mut e) => {
+            e.detail = format!("{} (request id {request_id})", e.detail);
+            let cause = e.cause.take();
+            Response::error(&e).with_notes(cause)
+        }
+    };
+    resp.with_header(REQUEST_ID_HEADER, request_id)
 }
 
-async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Response> {
-    let Some(rest) = req.path.strip_prefix(BASE_PATH) else {
-        return Err(ScimError::not_found(format!(
-            "no resource at '{}'; the SCIM API is under {BASE_PATH}",
-            req.path
-        )));
+async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Result<Response> {
+    use crate::tenant::Target;
+    let (url_tenant, base_path, rest) = match crate::tenant::target(&req.path) {
+        Target::Scim {
+            tenant,
+            base_path,
+            rest,
+        } => (tenant, base_path, rest),
+        Target::Admin { rest } => return Ok(crate::admin::handle(ctx, req, rest).await),
+        Target::OAuthToken { tenant } => return Ok(crate::oauth::handle(ctx, req, &tenant).await),
+        Target::NotFound => {
+            // The admin console's static files (`/admin`, `/admin/console.js`, ...).
+            if let Some(resp) = crate::console::asset(req) {
+                return Ok(resp);
+            }
+            return Err(ScimError::not_found(format!(
+                "no resource at '{}'; the SCIM API is under {BASE_PATH}",
+                req.path
+            )));
+        }
     };
-    if !(rest.is_empty() || rest.starts_with('/')) {
-        return Err(ScimError::not_found(format!(
-            "no resource at '{}'",
-            req.path
-        )));
+    // The tenant comes from the credential; a tenant named in the URL must be the same one.
+    let principal = crate::tenant::authenticate(ctx, req, url_tenant.as_deref()).await?;
+    let key = crate::ratelimit::tenant_key(&principal.tenant);
+    if let crate::ratelimit::Decision::Limited { retry_after_secs } =
+        ctx.limiter.check(&key, ctx.now_ms).await
+    {
+        return Ok(crate::ratelimit::too_many_requests(retry_after_secs));
     }
-    authenticate(ctx.config, req)?;
     if req.body.len() > MAX_BODY_BYTES {
         return Err(ScimError::payload_too_large(format!(
             "the request body is {} bytes; the limit is {MAX_BODY_BYTES}",
@@ -73,9 +120,31 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Response> {
         .map(percent_decode)
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let base = format!("{}{BASE_PATH}", req.origin);
-    let store = Store::new(ctx.db, "default");
-    match segs.as_slice() {
+    let base = format!("{}{base_path}", req.origin);
+    let store = Store::new(ctx.db, principal.tenant);
+    // Writes are recorded in the provisioning log: successes by the store in the write's own
+    // batch, failures below.
+    let write = match segs.as_slice() {
+        [endpoint] => ResourceType::from_endpoint(endpoint)
+            .and_then(|rt| crate::audit::write_op(req.method, false).map(|op| (op, rt, None))),
+        [endpoint, id] if *id != ".search" => {
+            ResourceType::from_endpoint(endpoint).and_then(|rt| {
+                crate::audit::write_op(req.method, true).map(|op| (op, rt, Some(id.to_string())))
+            })
+        }
+        _ => None,
+    };
+    let store = match &write {
+        Some((op, _, _)) => store.audited(crate::audit::AuditNote {
+            op,
+            credential: principal.credential_id.clone(),
+            request_id: request_id.to_string(),
+            attributes: Vec::new(),
+            time: time::format_millis(ctx.now_ms),
+        }),
+        None => store,
+    };
+    let result = match segs.as_slice() {
         [] => Err(ScimError::not_found(
             "nothing here; see /ServiceProviderConfig, /ResourceTypes, /Schemas, /Users, /Groups",
         )),
@@ -162,18 +231,11 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Response> {
                 ))),
             }
         }
+    };
+    if let (Err(e), Some((_, rt, id)), Some(note)) = (&result, &write, store.audit_note()) {
+        crate::audit::record_failure(ctx.db, store.tenant(), *rt, id.as_deref(), note, e).await;
     }
-}
-
-fn authenticate(config: &Config, req: &Request) -> Result<()> {
-    let presented = auth::bearer(req.header("authorization")).ok_or_else(|| {
-        ScimError::unauthorized("authentication required: send 'Authorization: Bearer <token>'")
-    })?;
-    if auth::token_matches(presented, &config.tokens) {
-        Ok(())
-    } else {
-        Err(ScimError::unauthorized("the bearer token is not valid"))
-    }
+    result
 }
 
 pub fn method_label(m: Method) -> &'static str {
@@ -258,16 +320,11 @@ pub fn service_provider_config(base: &str) -> Value {
     })
 }
 
-fn resource_response(
-    status: u16,
-    stored: &Stored,
-    projection: &Projection,
-    base: &str,
-) -> Response {
-    let mut body = resource::render(
+fn resource_response(status: u16, stored: Stored, projection: &Projection, base: &str) -> Response {
+    let mut body = resource::render_owned(
         stored.rt,
         &stored.id,
-        &stored.data,
+        stored.data,
         &stored.meta,
         stored.related.as_deref(),
         base,
@@ -345,7 +402,23 @@ async fn get<D: Db>(
             return Ok(Response::empty(304).with_header("etag", stored.meta.etag()));
         }
     }
-    Ok(resource_response(200, &stored, &projection, base))
+    Ok(resource_response(200, stored, &projection, base))
+}
+
+/// `GET /Users` (`id` `None`) or `GET /Users/{id}` and the same for Groups, with the query
+/// parameters of `req`, as `store`'s tenant: the admin console's read-only directory view
+/// goes through exactly the SCIM code path.
+pub(crate) async fn read<D: Db>(
+    store: &Store<'_, D>,
+    req: &Request,
+    rt: ResourceType,
+    id: Option<&str>,
+    base: &str,
+) -> Result<Response> {
+    match id {
+        None => list(store, req, rt, base).await,
+        Some(id) => get(store, req, rt, id, base).await,
+    }
 }
 
 fn related_attr(rt: ResourceType) -> &'static str {
@@ -371,10 +444,12 @@ async fn create<D: Db>(
     let Validated { data, members } = resource::validate(rt, &body)?;
     let id = ids::new_id().ok_or_else(ScimError::internal)?;
     let now = time::format_millis(ctx.now_ms);
+    let members = members.unwrap_or_default();
     let stored = store
-        .create(rt, &id, &data, members.as_deref().unwrap_or(&[]), &now)
+        .changing(attribute_names(&data, !members.is_empty()))
+        .create(rt, &id, &data, &members, &now)
         .await?;
-    Ok(resource_response(201, &stored, &projection, base))
+    Ok(resource_response(201, stored, &projection, base))
 }
 
 async fn replace<D: Db>(
@@ -389,6 +464,7 @@ async fn replace<D: Db>(
     let body = req.json_body()?;
     let Validated { data, members } = resource::validate(rt, &body)?;
     let mut changes = Vec::new();
+    let store = store.changing(attribute_names(&data, rt == ResourceType::Group));
     if rt == ResourceType::Group {
         // PUT replaces: members not sent are cleared (RFC 7644 §3.5.1).
         changes.push(MemberChange::RemoveAll);
@@ -403,30 +479,52 @@ async fn replace<D: Db>(
     }
     let now = time::format_millis(ctx.now_ms);
     let with_related = projection.wants(rt, related_attr(rt));
-    for _ in 0..WRITE_RETRIES {
-        let current = store
-            .get(rt, id, false)
-            .await?
-            .ok_or_else(|| not_found(rt, id))?;
-        let conditional = if_match(req, Some(current.meta.version))?;
-        let update = Update {
-            rt,
-            id,
-            expected: current.meta.version,
-            data: &data,
-            members: &changes,
-            now: &now,
-            with_related,
-            tolerances: &[],
-        };
-        match store.update(&update).await? {
-            Write::Done(stored) => return Ok(resource_response(200, &stored, &projection, base)),
-            Write::NotFound => return Err(not_found(rt, id)),
-            Write::Conflict if conditional.is_some() => return Err(concurrent_change()),
-            Write::Conflict => continue,
+    // A PUT replaces everything, so without If-Match it depends on nothing it could read: one
+    // unconditional write (last writer wins; concurrent PUTs never answer 409). With If-Match
+    // the named version is read and checked, then written conditionally.
+    let expected = match req.header("if-match") {
+        None => None,
+        Some(_) => {
+            let current = store
+                .get(rt, id, false)
+                .await?
+                .ok_or_else(|| not_found(rt, id))?;
+            if_match(req, Some(current.meta.version))?
+        }
+    };
+    let update = Update {
+        rt,
+        id,
+        expected,
+        data: Some(&data),
+        members: &changes,
+        now: &now,
+        with_related,
+        tolerances: &[],
+    };
+    match store.update(&update).await? {
+        Write::Done(stored) => Ok(resource_response(200, stored, &projection, base)),
+        Write::NotFound => Err(not_found(rt, id)),
+        Write::Conflict => Err(concurrent_change()),
+    }
+}
+
+/// Canonical names of the attributes a full representation sets, for the provisioning log:
+/// extension attributes as `urn:…:attr`, plus `members` when a group's members are written.
+fn attribute_names(data: &Map<String, Value>, members: bool) -> Vec<String> {
+    let mut names = Vec::new();
+    for (k, v) in data {
+        match v {
+            Value::Object(inner) if k.starts_with("urn:") => {
+                names.extend(inner.keys().map(|a| format!("{k}:{a}")))
+            }
+            _ => names.push(k.clone()),
         }
     }
-    Err(still_contended())
+    if members {
+        names.push("members".into());
+    }
+    names
 }
 
 fn concurrent_change() -> ScimError {
@@ -468,20 +566,29 @@ async fn patch<D: Db>(
         let outcome = crate::patch::apply(rt, &current.data, &body, strict)?;
         let changes = member_changes(id, outcome.members)?;
         let tolerances: Vec<&'static str> = outcome.tolerances.iter().map(|t| t.as_str()).collect();
+        // A PATCH that leaves `data` as it was (e.g. Entra's one-member adds and removes)
+        // depends on nothing it read: its member rows are written unconditionally, so any
+        // number of concurrent membership changes all apply, with no retry. Anything that
+        // changes `data`, or names a version in If-Match, stays a conditional write.
+        let data_changed = outcome.data != current.data;
         let update = Update {
             rt,
             id,
-            expected: current.meta.version,
-            data: &outcome.data,
+            expected: (data_changed || conditional.is_some()).then_some(current.meta.version),
+            data: data_changed.then_some(&outcome.data),
             members: &changes,
             now: &now,
             with_related,
             tolerances: &tolerances,
         };
-        match store.update(&update).await? {
+        match store
+            .changing(outcome.changed.clone())
+            .update(&update)
+            .await?
+        {
             Write::Done(stored) => {
                 let resp = if wants_body {
-                    resource_response(200, &stored, &projection, base)
+                    resource_response(200, stored, &projection, base)
                 } else {
                     Response::empty(204).with_header("etag", stored.meta.etag())
                 };

@@ -22,6 +22,7 @@ impl Harness {
             db: SqliteDb::new(),
             config: Config {
                 tokens: vec![TOKEN.into(), "old-token".into()],
+                ..Config::default()
             },
             now_ms: 1_700_000_000_000,
         }
@@ -29,11 +30,7 @@ impl Harness {
 
     fn send(&mut self, req: Request) -> Response {
         self.now_ms += 1000;
-        let ctx = Ctx {
-            db: &self.db,
-            config: &self.config,
-            now_ms: self.now_ms,
-        };
+        let ctx = Ctx::new(&self.db, &self.config, self.now_ms);
         block_on(handle(&ctx, &req))
     }
 
@@ -242,8 +239,8 @@ fn put_replaces_clears_and_ignores_read_only() {
     assert_eq!(r.status, 200, "{}", r.body_json());
     assert_eq!(
         h.db.round_trips.get() - before,
-        2,
-        "PUT is one read and one write"
+        1,
+        "PUT without If-Match is one unconditional write"
     );
     let put = r.body_json();
     assert_eq!(put["id"], id.as_str());

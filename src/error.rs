@@ -48,6 +48,9 @@ pub struct ScimError {
     pub status: u16,
     pub scim_type: Option<ScimType>,
     pub detail: String,
+    /// For the operator's log only, never sent: why an internal error happened (e.g. the
+    /// database's message). Must not contain request data.
+    pub cause: Option<String>,
 }
 
 pub type Result<T, E = ScimError> = std::result::Result<T, E>;
@@ -58,7 +61,13 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            cause: None,
         }
+    }
+    /// Attaches an operator-only cause (see [`ScimError::cause`]).
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
     }
     pub fn bad_request(scim_type: ScimType, detail: impl Into<String>) -> Self {
         Self::new(400, Some(scim_type), detail)

@@ -261,6 +261,16 @@ mod tests {
     }
 
     #[test]
+    fn unknown_methods_are_other_never_get() {
+        // The Workers glue once took the method from `worker::Request::method()`, which maps
+        // PROPFIND and every other unknown method to GET (found by the e2e bad-input corpus).
+        for m in ["PROPFIND", "PURGE", "TRACE", "get2", ""] {
+            assert_eq!(Method::parse(m), Method::Other, "{m}");
+        }
+        assert_eq!(Method::parse("patch"), Method::Patch);
+    }
+
+    #[test]
     fn broken_escapes_are_kept() {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");

@@ -18,8 +18,27 @@ pub fn new_id() -> Option<String> {
     ))
 }
 
+/// A request id for support: 16 random lowercase hex digits (64 bits). Sent as `x-request-id`
+/// on every response, quoted in error details and in the operator's log lines, so one request
+/// can be found from what a client (or an IdP's provisioning log) shows. Carries no data.
+pub fn request_id() -> String {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return "0000000000000000".into();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn request_ids_are_random_hex() {
+        let a = super::request_id();
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, super::request_id());
+    }
+
     #[test]
     fn ids_are_unique_v4_uuids() {
         let a = super::new_id().expect("random");

@@ -4,24 +4,37 @@
 //! (parsing, validation, SQL planning, rendering) is tested with `cargo test` against the
 //! same SQLite engine that D1 runs. Requests flow parse → validate → plan → execute → render.
 
+pub mod admin;
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod console;
+pub mod credentials;
 pub mod cursor;
 pub mod error;
 pub mod filter;
 pub mod http;
 pub mod ids;
+pub mod oauth;
 pub mod patch;
 pub mod projection;
 pub mod query;
+pub mod ratelimit;
 pub mod resource;
 pub mod schema;
 pub mod sql;
 pub mod store;
+pub mod tenant;
 pub mod time;
 
 #[cfg(test)]
 mod api_tests;
+#[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
+mod reliability_tests;
+#[cfg(test)]
+mod tenancy_tests;
 #[cfg(test)]
 mod testing;
 

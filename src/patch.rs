@@ -19,6 +19,7 @@ use crate::schema::{
     common_attr, AttrType, Attribute, Mutability, ResourceType, Schema, PATCH_OP_SCHEMA,
 };
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Most operations one PATCH request may carry.
@@ -1382,18 +1383,19 @@ fn revalidate(rt: ResourceType, data: Map<String, Value>) -> Result<Map<String, 
     Ok(resource::validate(rt, &Value::Object(body))?.data)
 }
 
-/// Stored attributes by canonical name, extension attributes as `urn:…:attr`.
-fn flatten(rt: ResourceType, data: &Map<String, Value>) -> BTreeMap<String, &Value> {
+/// Stored attributes by canonical name, extension attributes as `urn:…:attr` (borrowed
+/// where the name is a key already: only extension names are built).
+fn flatten(rt: ResourceType, data: &Map<String, Value>) -> BTreeMap<Cow<'_, str>, &Value> {
     let mut out = BTreeMap::new();
     for (k, v) in data {
         match (rt.extension(k), v) {
             (Some(ext), Value::Object(m)) => {
                 for (sk, sv) in m {
-                    out.insert(format!("{}:{sk}", ext.id), sv);
+                    out.insert(Cow::Owned(format!("{}:{sk}", ext.id)), sv);
                 }
             }
             _ => {
-                out.insert(k.clone(), v);
+                out.insert(Cow::Borrowed(k.as_str()), v);
             }
         }
     }
@@ -1420,8 +1422,8 @@ fn changed_names(
         }
     }
     for name in old.keys().chain(new.keys()) {
-        if differs(name) && !out.contains(name) {
-            out.push(name.clone());
+        if differs(name) && !out.iter().any(|o| o == name) {
+            out.push(name.to_string());
         }
     }
     out

@@ -32,8 +32,18 @@ pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the resource must be a JSON object"))?;
     check_schemas(rt, obj)?;
+    check_duplicate_keys(body)?;
     let mut out = Validated::default();
     let core = rt.core_schema();
+    // Canonical names already sent: `title` and `urn:…:User:title` name one attribute.
+    let mut claimed = std::collections::HashSet::new();
+    let mut claim = |name: String| {
+        if claimed.insert(name.to_ascii_lowercase()) {
+            Ok(())
+        } else {
+            Err(duplicate(&name))
+        }
+    };
     for (key, value) in obj {
         if key.eq_ignore_ascii_case("schemas") {
             continue;
@@ -42,6 +52,7 @@ pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
             continue; // readOnly common attributes: ignored on input
         }
         if key.eq_ignore_ascii_case("externalId") {
+            claim("externalId".into())?;
             match value {
                 Value::Null => {}
                 Value::String(s) => {
@@ -70,6 +81,7 @@ pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
                 let attr = ext
                     .attr(k)
                     .ok_or_else(|| unknown_attribute(&format!("{}:{k}", ext.id)))?;
+                claim(format!("{}:{}", ext.id, attr.name))?;
                 if let Some(v) = validate_attr(attr, v, &format!("{}:{}", ext.id, attr.name))? {
                     ext_data.insert(attr.name.clone(), v);
                 }
@@ -84,6 +96,7 @@ pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
         if let Some((urn, attr_name)) = split_urn(key) {
             if urn.eq_ignore_ascii_case(&core.id) {
                 let attr = core.attr(attr_name).ok_or_else(|| unknown_attribute(key))?;
+                claim(attr.name.clone())?;
                 if let Some(v) = validate_attr(attr, value, &attr.name)? {
                     out.data.insert(attr.name.clone(), v);
                 }
@@ -91,6 +104,7 @@ pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
             }
             if let Some(ext) = rt.extension(urn) {
                 let attr = ext.attr(attr_name).ok_or_else(|| unknown_attribute(key))?;
+                claim(format!("{}:{}", ext.id, attr.name))?;
                 if let Some(v) = validate_attr(attr, value, &format!("{}:{}", ext.id, attr.name))? {
                     let entry = out
                         .data
@@ -104,6 +118,7 @@ pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
             }
         }
         let attr = core.attr(key).ok_or_else(|| unknown_attribute(key))?;
+        claim(attr.name.clone())?;
         if let Some(v) = validate_attr(attr, value, &attr.name)? {
             out.data.insert(attr.name.clone(), v);
         }
@@ -173,6 +188,41 @@ pub fn split_urn(key: &str) -> Option<(&str, &str)> {
     }
     let idx = key.rfind(':')?;
     Some((&key[..idx], &key[idx + 1..]))
+}
+
+fn duplicate(name: &str) -> ScimError {
+    ScimError::invalid_syntax(format!(
+        "attribute '{name}' appears more than once (names are case-insensitive)"
+    ))
+}
+
+/// Keys of one object that differ only in case name the same attribute; which one won would
+/// depend on key order, so they are refused anywhere in the body (`name.givenName` and
+/// `name.GIVENNAME`, a member's `value` and `Value`). Depth is bounded by serde_json's
+/// recursion limit.
+fn check_duplicate_keys(v: &Value) -> Result<()> {
+    match v {
+        Value::Object(m) => {
+            let keys: Vec<&String> = m.keys().collect();
+            if keys.len() <= 32 {
+                for (i, a) in keys.iter().enumerate() {
+                    if keys[..i].iter().any(|b| b.eq_ignore_ascii_case(a)) {
+                        return Err(duplicate(a));
+                    }
+                }
+            } else {
+                let mut seen = std::collections::HashSet::with_capacity(keys.len());
+                for k in &keys {
+                    if !seen.insert(k.to_ascii_lowercase()) {
+                        return Err(duplicate(k));
+                    }
+                }
+            }
+            m.values().try_for_each(check_duplicate_keys)
+        }
+        Value::Array(items) => items.iter().try_for_each(check_duplicate_keys),
+        _ => Ok(()),
+    }
 }
 
 fn unknown_attribute(name: &str) -> ScimError {
@@ -259,11 +309,16 @@ fn validate_single(attr: &Attribute, value: &Value, path: &str) -> Result<Option
                 .as_object()
                 .ok_or_else(|| type_error(path, "an object", value))?;
             let mut out = Map::new();
+            // One buffer for every sub-attribute's path (only error messages read it).
+            let mut sub_path = String::with_capacity(path.len() + 24);
             for (k, v) in obj {
                 let sub = attr
                     .sub(k)
                     .ok_or_else(|| unknown_attribute(&format!("{path}.{k}")))?;
-                let sub_path = format!("{path}.{}", sub.name);
+                sub_path.clear();
+                sub_path.push_str(path);
+                sub_path.push('.');
+                sub_path.push_str(&sub.name);
                 if let Some(v) = validate_attr(sub, v, &sub_path)? {
                     out.insert(sub.name.clone(), v);
                 }
@@ -407,18 +462,29 @@ pub fn render(
     related: Option<&[Related]>,
     base: &str,
 ) -> Value {
-    let mut out = Map::new();
+    render_owned(rt, id, data.clone(), meta, related, base)
+}
+
+/// [`render`] that takes `data` over instead of copying it (the response path of every
+/// read and write: no deep copy of the stored attributes).
+pub fn render_owned(
+    rt: ResourceType,
+    id: &str,
+    data: Map<String, Value>,
+    meta: &Meta,
+    related: Option<&[Related]>,
+    base: &str,
+) -> Value {
     let mut schemas = vec![Value::String(rt.core_schema().id.clone())];
     for ext in rt.extensions() {
         if data.contains_key(&ext.id) {
             schemas.push(Value::String(ext.id.clone()));
         }
     }
+    // `data` never holds `schemas` or `id` (validation drops them).
+    let mut out = data;
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), Value::String(id.to_string()));
-    for (k, v) in data {
-        out.insert(k.clone(), v.clone());
-    }
     if let Some(related) = related {
         let key = match rt {
             ResourceType::User => "groups",
@@ -573,6 +639,41 @@ mod tests {
                 "{body}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn one_attribute_sent_twice_is_refused() {
+        // Exposed by the e2e bad-input corpus: `displayName` and `DISPLAYNAME` in one body
+        // was accepted and the stored value depended on key order.
+        let qualified = format!("{USER_SCHEMA}:title");
+        let ext_dept = format!("{ENTERPRISE_USER_SCHEMA}:department");
+        let cases = [
+            user(json!({"displayName": "a", "DISPLAYNAME": "b"})),
+            user(json!({"USERNAME": "b"})),
+            user(json!({"title": "a", qualified.clone(): "b"})),
+            user(json!({ENTERPRISE_USER_SCHEMA: {"department": "a"}, ext_dept.clone(): "b"})),
+            user(json!({ENTERPRISE_USER_SCHEMA: {"department": "a", "Department": "b"}})),
+            user(json!({"name": {"givenName": "a", "givenname": "b"}})),
+            user(json!({"externalId": "a", "EXTERNALID": null})),
+            user(json!({"emails": [{"value": "a", "Value": "b"}]})),
+            json!({"schemas": [GROUP_SCHEMA], "displayName": "g", "members": [], "Members": []}),
+        ];
+        for body in cases {
+            let rt = if body["schemas"][0] == GROUP_SCHEMA {
+                ResourceType::Group
+            } else {
+                ResourceType::User
+            };
+            let err = validate(rt, &body).expect_err(&body.to_string());
+            assert_eq!(
+                err.scim_type,
+                Some(crate::error::ScimType::InvalidSyntax),
+                "{body}"
+            );
+        }
+        // Different attributes that merely look alike are fine.
+        let ok = user(json!({"name": {"givenName": "a", "familyName": "b"}, "title": "t"}));
+        assert!(validate(ResourceType::User, &ok).is_ok());
     }
 
     #[test]

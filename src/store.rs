@@ -9,9 +9,19 @@
 //! apply (the loser sees no row change and retries or answers 412). Because versions are random
 //! rather than incremented, "the row now has the version I wrote" proves that *this* write
 //! applied, which guards the membership statements that follow in the same batch.
+//!
+//! Writes that depend on nothing they read skip the version condition (`Update::expected` is
+//! `None`) and so can never lose a race: a PUT without If-Match replaces the whole resource,
+//! and a PATCH that only adds or removes group members touches member rows (whose inserts
+//! and deletes commute with everything but each other, and are atomic per batch) and leaves
+//! `data` as stored. Both still write a fresh version, so ETags change and the guard works.
 
+pub use crate::audit::AuditNote;
 use crate::cursor::Position;
 use crate::error::{Result, ScimError};
+
+pub mod tenancy;
+pub mod tolerances;
 use crate::resource::{Meta, Related};
 use crate::schema::ResourceType;
 use crate::sql::{SqlValue, Stmt};
@@ -79,6 +89,8 @@ pub enum MemberChange {
 pub struct Store<'a, D: Db> {
     db: &'a D,
     tenant: String,
+    /// When set, `create`/`update`/`delete` record a provisioning-log event in the same batch.
+    audit: Option<AuditNote>,
 }
 
 const COLUMNS: &str = "r.id, r.type, r.data, r.created, r.modified, r.version";
@@ -130,7 +142,86 @@ impl<'a, D: Db> Store<'a, D> {
         Store {
             db,
             tenant: tenant.into(),
+            audit: None,
         }
+    }
+
+    /// The same store, recording the next write in the provisioning log as `note` says.
+    pub fn audited(&self, note: AuditNote) -> Store<'a, D> {
+        Store {
+            db: self.db,
+            tenant: self.tenant.clone(),
+            audit: Some(note),
+        }
+    }
+
+    /// The provisioning-log note of an audited store.
+    pub fn audit_note(&self) -> Option<&AuditNote> {
+        self.audit.as_ref()
+    }
+
+    /// The same store, with the changed attribute names recorded for the next write.
+    pub fn changing(&self, attributes: Vec<String>) -> Store<'a, D> {
+        let mut audit = self.audit.clone();
+        if let Some(note) = audit.as_mut() {
+            note.attributes = attributes;
+        }
+        Store {
+            db: self.db,
+            tenant: self.tenant.clone(),
+            audit,
+        }
+    }
+
+    /// The provisioning-log insert for a write of `rt`/`id`, if this store is audited. `guard`
+    /// must be the write's own condition, evaluated before the write in the same batch, so
+    /// the event exists exactly when the change does; `deactivating` says the write sets
+    /// `active` to false (the event says so if the resource was not inactive already).
+    fn audit_stmt(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        deactivating: bool,
+        guard: Option<(String, Vec<SqlValue>)>,
+    ) -> Option<Stmt> {
+        let note = self.audit.as_ref()?;
+        let deactivated = if deactivating {
+            (
+                "coalesce((SELECT json_extract(data, '$.active') FROM resources WHERE tenant = ? AND id = ?), 1) <> 0",
+                vec![self.tenant.as_str().into(), id.into()],
+            )
+        } else {
+            ("0", Vec::new())
+        };
+        let guard = guard.as_ref().map(|(sql, p)| (sql.as_str(), p.clone()));
+        Some(crate::audit::success_stmt(
+            &self.tenant,
+            rt,
+            id,
+            note,
+            deactivated,
+            guard,
+        ))
+    }
+
+    /// `EXISTS` condition matching the row a conditional write targets.
+    fn target_exists(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        expected: Option<i64>,
+    ) -> (String, Vec<SqlValue>) {
+        let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into(), id.into()];
+        let mut sql = format!(
+            "EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND type = {} AND id = ?",
+            type_literal(rt)
+        );
+        if let Some(v) = expected {
+            sql.push_str(" AND version = ?");
+            params.push(SqlValue::Int(v));
+        }
+        sql.push(')');
+        (sql, params)
     }
 
     pub fn tenant(&self) -> &str {
@@ -196,8 +287,16 @@ impl<'a, D: Db> Store<'a, D> {
     ) -> Result<Stored> {
         let version = new_version()?;
         let data_text = serde_json::to_string(data).map_err(|_| ScimError::internal())?;
+        // A new user belongs to no group yet: the INSERT itself returns the whole row, which
+        // saves the read-back statement (a group reads back its members' display names).
+        let returning = rt == ResourceType::User && members.is_empty();
         let mut stmts = vec![Stmt::new(
-            "INSERT INTO resources (tenant, id, type, data, created, modified, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            if returning {
+                "INSERT INTO resources (tenant, id, type, data, created, modified, version) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 RETURNING id, type, data, created, modified, version"
+            } else {
+                "INSERT INTO resources (tenant, id, type, data, created, modified, version) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            },
             vec![
                 self.tenant.as_str().into(),
                 id.into(),
@@ -211,7 +310,10 @@ impl<'a, D: Db> Store<'a, D> {
         if !members.is_empty() {
             stmts.push(self.add_members_stmt(id, members, None));
         }
-        stmts.push(self.get_stmt(rt, id, true));
+        stmts.extend(self.audit_stmt(rt, id, false, None));
+        if !returning {
+            stmts.push(self.get_stmt(rt, id, true));
+        }
         let res = self.run(stmts).await;
         let res = match res {
             Err(e) if e.status == 400 && !members.is_empty() => {
@@ -219,20 +321,26 @@ impl<'a, D: Db> Store<'a, D> {
             }
             other => other?,
         };
-        let rows = res.last().cloned().unwrap_or_default();
+        let rows = if returning { res.first() } else { res.last() }
+            .cloned()
+            .unwrap_or_default();
         rows.first()
             .map(|r| parse_row(r, true))
             .transpose()?
             .ok_or_else(ScimError::internal)
     }
 
-    /// Applies `u` if the row still has version `u.expected`, and reads the result back, in
-    /// one round trip. Membership changes and tolerance counts are guarded by the new version,
-    /// so they apply exactly when the resource update did.
+    /// Applies `u` if the row still has version `u.expected` (or unconditionally when it is
+    /// `None`), and reads the result back, in one round trip. Membership changes and tolerance
+    /// counts are guarded by the new version, so they apply exactly when the resource update
+    /// did; the batch is atomic, so nothing can slip in between.
     pub async fn update(&self, u: &Update<'_>) -> Result<Write> {
         let (rt, id) = (u.rt, u.id);
         let version = new_version()?;
-        let data_text = serde_json::to_string(u.data).map_err(|_| ScimError::internal())?;
+        let data_text = match u.data {
+            Some(d) => Some(serde_json::to_string(d).map_err(|_| ScimError::internal())?),
+            None => None,
+        };
         let guard = |params: &mut Vec<SqlValue>| {
             params.extend([
                 self.tenant.as_str().into(),
@@ -241,21 +349,49 @@ impl<'a, D: Db> Store<'a, D> {
             ]);
             "EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)"
         };
-        let mut stmts = vec![Stmt::new(
+        let mut params: Vec<SqlValue> = Vec::new();
+        let set_data = match data_text {
+            Some(text) => {
+                params.push(text.into());
+                "data = ?, "
+            }
+            None => "",
+        };
+        params.extend([
+            u.now.into(),
+            SqlValue::Int(version),
+            self.tenant.as_str().into(),
+            id.into(),
+        ]);
+        let condition = match u.expected {
+            Some(v) => {
+                params.push(SqlValue::Int(v));
+                " AND version = ?"
+            }
+            None => "",
+        };
+        let deactivating = u
+            .data
+            .is_some_and(|d| d.get("active") == Some(&Value::Bool(false)));
+        let mut stmts: Vec<Stmt> = self
+            .audit_stmt(
+                rt,
+                id,
+                deactivating,
+                Some(self.target_exists(rt, id, u.expected)),
+            )
+            .into_iter()
+            .collect();
+        // Index of the UPDATE's result in the batch.
+        let update_at = stmts.len();
+        stmts.push(Stmt::new(
             format!(
-                "UPDATE resources SET data = ?, modified = ?, version = ? \
-                 WHERE tenant = ? AND type = {} AND id = ? AND version = ? RETURNING version",
+                "UPDATE resources SET {set_data}modified = ?, version = ? \
+                 WHERE tenant = ? AND type = {} AND id = ?{condition} RETURNING version",
                 type_literal(rt)
             ),
-            vec![
-                data_text.into(),
-                u.now.into(),
-                SqlValue::Int(version),
-                self.tenant.as_str().into(),
-                id.into(),
-                SqlValue::Int(u.expected),
-            ],
-        )];
+            params,
+        ));
         for change in u.members {
             stmts.push(match change {
                 MemberChange::Add(ids) => self.add_members_stmt(id, ids, Some(version)),
@@ -316,7 +452,7 @@ impl<'a, D: Db> Store<'a, D> {
             }
             other => other?,
         };
-        let applied = res.first().is_some_and(|rows| !rows.is_empty());
+        let applied = res.get(update_at).is_some_and(|rows| !rows.is_empty());
         let current = res
             .last()
             .and_then(|rows| rows.first())
@@ -342,7 +478,12 @@ impl<'a, D: Db> Store<'a, D> {
             params.push(SqlValue::Int(v));
         }
         sql.push_str(" RETURNING id");
-        let mut stmts = vec![Stmt::new(sql, params)];
+        let mut stmts: Vec<Stmt> = self
+            .audit_stmt(rt, id, false, Some(self.target_exists(rt, id, expected)))
+            .into_iter()
+            .collect();
+        let delete_at = stmts.len();
+        stmts.push(Stmt::new(sql, params));
         if expected.is_some() {
             // Tells "gone" from "changed" without a second round trip.
             stmts.push(Stmt::new(
@@ -354,8 +495,8 @@ impl<'a, D: Db> Store<'a, D> {
             ));
         }
         let res = self.run(stmts).await?;
-        let deleted = res.first().is_some_and(|rows| !rows.is_empty());
-        let still_there = res.get(1).is_some_and(|rows| !rows.is_empty());
+        let deleted = res.get(delete_at).is_some_and(|rows| !rows.is_empty());
+        let still_there = res.get(delete_at + 1).is_some_and(|rows| !rows.is_empty());
         Ok(if deleted {
             Write::Done(Stored {
                 rt,
@@ -540,8 +681,12 @@ pub struct Update<'x> {
     pub rt: ResourceType,
     pub id: &'x str,
     /// The version read before planning; the write applies only if it is still current.
-    pub expected: i64,
-    pub data: &'x Map<String, Value>,
+    /// `None` makes the write unconditional, for writes that depend on nothing they read:
+    /// a PUT without If-Match, or a PATCH that only changes a group's member rows.
+    pub expected: Option<i64>,
+    /// The new stored `data`; `None` keeps the stored one (a membership-only change still
+    /// gets a new version and `lastModified`, because members are part of the resource).
+    pub data: Option<&'x Map<String, Value>>,
     pub members: &'x [MemberChange],
     pub now: &'x str,
     /// Read members/groups back for the response.
@@ -639,6 +784,7 @@ fn map_db_error(e: &DbError) -> ScimError {
             }
         }
         DbError::ForeignKey => ScimError::invalid_value("a referenced resource does not exist"),
-        DbError::Other(_) => ScimError::internal(),
+        // SQLite/D1 messages name tables and constraints, never bound values: safe to log.
+        DbError::Other(msg) => ScimError::internal().with_cause(format!("database: {msg}")),
     }
 }

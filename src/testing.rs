@@ -13,7 +13,9 @@ use std::task::{Context, Poll, Waker};
 pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0001_init.sql"),
     include_str!("../schema/migrations/0002_patch_tolerances.sql"),
+    include_str!("../schema/migrations/0003_credentials.sql"),
     include_str!("../schema/migrations/0004_value_index.sql"),
+    include_str!("../schema/migrations/0005_events.sql"),
 ];
 
 pub struct SqliteDb {

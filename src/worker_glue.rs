@@ -4,12 +4,37 @@
 use crate::api::{self, Config, Ctx};
 use crate::error::ScimError;
 use crate::http::{self, Method};
+use crate::ratelimit::{Check, Decision, RateLimiter};
 use crate::sql::{SqlValue, Stmt};
 use crate::store::{Db, DbError, Row};
+use std::cell::Cell;
 use wasm_bindgen::JsValue;
 use worker::{console_error, console_log, event, Context, D1Database, Env, Headers};
 
-struct D1(D1Database);
+/// D1 behind the `Db` trait. Counts round trips (one per `batch` call) and their wall time,
+/// reported in a `Server-Timing` header when the `SCIM_DEBUG_TIMING` var is `1`.
+struct D1(D1Database, RoundTrips);
+
+#[derive(Default)]
+struct RoundTrips {
+    count: Cell<u32>,
+    ms: Cell<f64>,
+}
+
+impl RoundTrips {
+    /// `d1;desc="2 round trips";dur=1.0`: the count in `desc`, their summed wall time in `dur`.
+    fn server_timing(&self) -> String {
+        let n = self.count.get();
+        let unit = if n == 1 { "round trip" } else { "round trips" };
+        format!("d1;desc=\"{n} {unit}\";dur={:.1}", self.ms.get())
+    }
+}
+
+/// The dev flag: off unless the Worker var `SCIM_DEBUG_TIMING` is `1` (never set in production).
+fn debug_timing(env: &Env) -> bool {
+    env.var("SCIM_DEBUG_TIMING")
+        .is_ok_and(|v| v.to_string().trim() == "1")
+}
 
 fn bind(v: &SqlValue) -> JsValue {
     match v {
@@ -32,6 +57,8 @@ impl Db for D1 {
                 .map_err(|e| DbError::from_message(&e.to_string()))?;
             prepared.push(p);
         }
+        self.1.count.set(self.1.count.get() + 1);
+        let started = worker::Date::now().as_millis();
         let results = if prepared.len() == 1 {
             // A single statement needs no transaction wrapper: `all()` is one round trip too.
             let only = prepared.remove(0);
@@ -45,6 +72,8 @@ impl Db for D1 {
                 .await
                 .map_err(|e| DbError::from_message(&e.to_string()))?
         };
+        let took = worker::Date::now().as_millis().saturating_sub(started);
+        self.1.ms.set(self.1.ms.get() + took as f64);
         let mut out = Vec::with_capacity(results.len());
         for r in results {
             if let Some(err) = r.error() {
@@ -66,7 +95,59 @@ fn config(env: &Env) -> Config {
             tokens.extend(crate::auth::parse_tokens(&secret.to_string()));
         }
     }
-    Config { tokens }
+    let admin_token = env
+        .secret("ADMIN_TOKEN")
+        .ok()
+        .map(|s| s.to_string().trim().to_string())
+        .filter(|s| !s.is_empty());
+    Config {
+        tokens,
+        admin_token,
+    }
+}
+
+/// The Workers rate-limiting binding `RATE_LIMITER`, keyed by tenant; without the binding
+/// there is no limit. The binding does not tell when its window ends, so `Retry-After` is its
+/// whole period, from the `RATE_LIMIT_PERIOD` var (the binding's `period`: 10 or 60; default
+/// 60). If the binding fails, the request is let through (and the failure logged).
+struct BindingLimiter {
+    binding: Option<worker::RateLimiter>,
+    period_secs: u32,
+}
+
+impl BindingLimiter {
+    fn from_env(env: &Env) -> BindingLimiter {
+        let period_secs = env
+            .var("RATE_LIMIT_PERIOD")
+            .ok()
+            .and_then(|v| v.to_string().trim().parse::<u32>().ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(60);
+        BindingLimiter {
+            binding: env.rate_limiter("RATE_LIMITER").ok(),
+            period_secs,
+        }
+    }
+}
+
+impl RateLimiter for BindingLimiter {
+    fn check<'a>(&'a self, key: &'a str, _now_ms: i64) -> Check<'a> {
+        Box::pin(async move {
+            let Some(binding) = &self.binding else {
+                return Decision::Allow;
+            };
+            match binding.limit(key.to_string()).await {
+                Ok(outcome) if !outcome.success => Decision::Limited {
+                    retry_after_secs: self.period_secs,
+                },
+                Ok(_) => Decision::Allow,
+                Err(e) => {
+                    console_error!("rate limiter binding failed: {e}");
+                    Decision::Allow
+                }
+            }
+        })
+    }
 }
 
 async fn to_request(mut req: worker::Request) -> worker::Result<http::Request> {
@@ -76,8 +157,10 @@ async fn to_request(mut req: worker::Request) -> worker::Result<http::Request> {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
+    // The raw method: `worker::Request::method()` maps every method it does not know
+    // (PROPFIND, PURGE, ...) to GET, which would answer them as reads instead of 405.
     let mut out = http::Request::new(
-        Method::parse(req.method().as_ref()),
+        Method::parse(&req.inner().method()),
         &path_and_query,
         &origin,
     );
@@ -92,8 +175,32 @@ async fn to_request(mut req: worker::Request) -> worker::Result<http::Request> {
         out.body = vec![0; api::MAX_BODY_BYTES + 1];
         return Ok(out);
     }
-    out.body = req.bytes().await.unwrap_or_default();
+    out.body = read_body(&mut req).await;
     Ok(out)
+}
+
+/// The body, read chunk by chunk and cut off one byte past the limit (which the router
+/// answers with 413): a chunked upload without Content-Length can never make the isolate
+/// buffer more than that, however long the client keeps sending. A body that cannot be read
+/// (absent, or the client went away) is empty.
+async fn read_body(req: &mut worker::Request) -> Vec<u8> {
+    use futures_core::Stream;
+    let Ok(stream) = req.stream() else {
+        return Vec::new();
+    };
+    let mut stream = std::pin::pin!(stream);
+    let mut body = Vec::new();
+    while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        let Ok(chunk) = chunk else {
+            return Vec::new();
+        };
+        body.extend_from_slice(&chunk);
+        if body.len() > api::MAX_BODY_BYTES {
+            body.truncate(api::MAX_BODY_BYTES + 1);
+            break;
+        }
+    }
+    body
 }
 
 fn to_response(resp: http::Response) -> worker::Result<worker::Response> {
@@ -117,36 +224,71 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
     let request = to_request(req).await?;
+    #[cfg(feature = "fault-injection")]
+    if request.path == "/__fault/panic" {
+        panic!("fault injection: panic on request");
+    }
     let db = match env.d1("DB") {
-        Ok(db) => D1(db),
+        Ok(db) => D1(db, RoundTrips::default()),
         Err(e) => {
-            console_error!("D1 binding 'DB' missing: {e}");
-            return to_response(http::Response::error(&ScimError::internal()));
+            let rid = crate::ids::request_id();
+            console_error!("{rid} D1 binding 'DB' missing: {e}");
+            let resp = http::Response::error(&ScimError::internal());
+            return to_response(resp.with_header(api::REQUEST_ID_HEADER, rid));
         }
     };
     let config = config(&env);
+    let limiter = BindingLimiter::from_env(&env);
     let ctx = Ctx {
         db: &db,
         config: &config,
         now_ms: js_sys_now(),
+        // Lives as long as the isolate: verified tokens skip D1 for `credentials::CACHE_TTL_MS`.
+        tokens: crate::credentials::isolate_cache(),
+        limiter: &limiter,
     };
-    let response = api::handle(&ctx, &request).await;
+    let mut response = api::handle(&ctx, &request).await;
+    if debug_timing(&env) {
+        response = response.with_header("server-timing", db.1.server_timing());
+    }
+    // Log lines name the request id, method and path only: never headers (tokens), query
+    // strings (filters hold userNames and emails) or bodies.
+    let rid = response.header(api::REQUEST_ID_HEADER).unwrap_or("-");
     for note in &response.notes {
         console_log!(
-            "{} {}: {note}",
+            "{rid} {} {}: {note}",
             crate::api::method_label(request.method),
             request.path
         );
     }
-    if response.status == 500 {
+    if response.status >= 500 {
         console_error!(
-            "{} {} -> {}",
+            "{rid} {} {} -> {}",
             crate::api::method_label(request.method),
             request.path,
             response.status
         );
     }
     to_response(response)
+}
+
+/// Daily (wrangler.toml `[triggers]`): drops provisioning-log events older than
+/// `LOG_RETENTION_DAYS` (default `audit::DEFAULT_RETENTION_DAYS`).
+#[event(scheduled)]
+async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    let Ok(db) = env.d1("DB") else {
+        console_error!("scheduled: D1 binding 'DB' missing");
+        return;
+    };
+    let raw = env.var("LOG_RETENTION_DAYS").ok().map(|v| v.to_string());
+    let days = crate::audit::retention_days(raw.as_deref());
+    let db = D1(db, RoundTrips::default());
+    if let Err(e) = db
+        .batch(vec![crate::audit::prune_stmt(js_sys_now(), days)])
+        .await
+    {
+        console_error!("scheduled: pruning the provisioning log failed: {e:?}");
+    }
 }
 
 fn js_sys_now() -> i64 {

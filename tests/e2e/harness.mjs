@@ -44,20 +44,29 @@ export function migrationStatements() {
 /**
  * Starts the worker with its own in-memory D1. `port` makes it listen on loopback too
  * (for clients outside this process); otherwise requests go through dispatchFetch.
+ * `adminToken` sets the ADMIN_TOKEN secret; `options` are extra Miniflare options (e.g.
+ * `ratelimits`, `d1Databases`, `d1Persist`; its `bindings` are added to the defaults).
  */
-export async function startWorker({ port, tokens } = {}) {
+export async function startWorker({ port, tokens, adminToken, options = {} } = {}) {
   const token = randomBytes(24).toString("base64url");
   const bindings = { SCIM_TOKEN: token };
   if (tokens) bindings.SCIM_TOKENS = tokens.join(",");
+  if (adminToken) bindings.ADMIN_TOKEN = adminToken;
   const mf = new Miniflare({
     modules: true,
-    scriptPath: path.join(ROOT, "build/index.js"),
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+    // The deployed entry: worker/entry.mjs (copied by scripts/build.sh) around build/index.js.
+    scriptPath: path.join(ROOT, "build/entry.mjs"),
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true },
+    ],
     compatibilityDate: "2026-04-20",
     d1Databases: { DB: `scim-test-${randomBytes(6).toString("hex")}` },
     bindings,
     host: "127.0.0.1",
     ...(port !== undefined ? { port } : {}),
+    ...options,
+    bindings: { ...bindings, ...(options.bindings ?? {}) },
   });
   const url = await mf.ready;
   const db = await mf.getD1Database("DB");
