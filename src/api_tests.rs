@@ -1034,3 +1034,40 @@ fn root_search_spans_resource_types() {
         Some("invalidFilter"),
     );
 }
+
+#[test]
+fn filtered_first_pages_count_in_the_same_statement() {
+    let mut h = Harness::new();
+    for u in ["dup.a", "dup.b", "dup.c", "other"] {
+        h.create_user(u);
+    }
+    let mut statements = |h: &mut Harness, path: &str| -> (usize, Value) {
+        let before = h.db.statements.get();
+        let r = h.call(Method::Get, path, None);
+        assert_eq!(r.status, 200, "{path}");
+        (h.db.statements.get() - before, r.body_json())
+    };
+    let (n, body) = statements(&mut h, "/Users?filter=userName+sw+%22dup%22&count=1");
+    assert_eq!(
+        (
+            n,
+            body["totalResults"].clone(),
+            body["itemsPerPage"].clone()
+        ),
+        (1, json!(3), json!(1))
+    );
+    let (n, body) = statements(&mut h, "/Users?filter=userName+eq+%22nobody%22");
+    assert_eq!((n, body["totalResults"].clone()), (1, json!(0)));
+    let (n, body) = statements(&mut h, "/Users?filter=userName+sw+%22dup%22&startIndex=5");
+    assert_eq!(
+        (n, body["totalResults"].clone(), body["Resources"].clone()),
+        (2, json!(3), json!([]))
+    );
+    let (n, body) = statements(
+        &mut h,
+        "/Users?filter=userName+sw+%22dup%22&cursor=&count=2",
+    );
+    assert_eq!((n, body["totalResults"].clone()), (1, json!(3)));
+    let (n, body) = statements(&mut h, "/Users?count=2");
+    assert_eq!((n, body["totalResults"].clone()), (2, json!(4)));
+}

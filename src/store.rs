@@ -532,11 +532,20 @@ impl<'a, D: Db> Store<'a, D> {
         let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into()];
         params.extend(q.params.iter().cloned());
         let where_clause = format!("WHERE r.tenant = ?{type_cond}{filter}");
-        let count = Stmt::new(
-            format!("SELECT count(*) AS n FROM resources r {where_clause}"),
-            params.clone(),
-        );
-        let mut stmts = vec![count];
+        let count_sql = format!("SELECT count(*) AS n FROM resources r {where_clause}");
+        // A filtered first page — every lookup Entra and Okta make — carries its total in the
+        // page statement itself, as an uncorrelated scalar subquery SQLite evaluates once: one
+        // statement instead of two. An empty first page means a total of 0. Later pages, and
+        // filters whose parameters would not fit twice, count separately.
+        let inline_total = q.where_sql.is_some()
+            && q.count > 0
+            && q.after.is_none()
+            && (q.cursor_mode || q.start_index == 1)
+            && params.len() * 2 + 2 <= crate::sql::MAX_PARAMS;
+        let mut stmts = Vec::new();
+        if !inline_total {
+            stmts.push(Stmt::new(count_sql.clone(), params.clone()));
+        }
         if q.count > 0 {
             let related = match (q.rt, q.with_related) {
                 (Some(rt), true) => format!(", {}", related_sql(rt)),
@@ -555,7 +564,13 @@ impl<'a, D: Db> Store<'a, D> {
                 Some(e) => format!("ORDER BY {e} IS NULL, {e} {dir}, r.rowid {dir}"),
                 None => "ORDER BY r.rowid ASC".to_string(),
             };
-            let mut page_params = params;
+            let (total_col, mut page_params) = if inline_total {
+                let mut p = params.clone();
+                p.extend(params);
+                (format!(", ({count_sql}) AS _total"), p)
+            } else {
+                (String::new(), params)
+            };
             let mut page_where = where_clause.clone();
             if let Some(pos) = &q.after {
                 let keyset = match (&sort_expr, pos.null) {
@@ -590,21 +605,26 @@ impl<'a, D: Db> Store<'a, D> {
             let sort_col = sort_expr.as_deref().unwrap_or("NULL");
             stmts.push(Stmt::new(
                 format!(
-                    "SELECT {COLUMNS}{related}, r.rowid AS _rowid, {sort_col} AS _sort \
+                    "SELECT {COLUMNS}{related}, r.rowid AS _rowid, {sort_col} AS _sort{total_col} \
                      FROM resources r {page_where} {order} {limit}"
                 ),
                 page_params,
             ));
         }
         let res = self.run(stmts).await?;
-        let total = res
-            .first()
-            .and_then(|rows| rows.first())
-            .and_then(|r| int(r.get("n")))
-            .unwrap_or(0);
+        let (total, page_at) = if inline_total {
+            let first = res.first().and_then(|rows| rows.first());
+            (first.and_then(|r| int(r.get("_total"))).unwrap_or(0), 0)
+        } else {
+            let n = res
+                .first()
+                .and_then(|rows| rows.first())
+                .and_then(|r| int(r.get("n")));
+            (n.unwrap_or(0), 1)
+        };
         let mut items = Vec::new();
         let mut next = None;
-        if let Some(rows) = res.get(1) {
+        if let Some(rows) = res.get(page_at) {
             let page = usize::try_from(q.count).unwrap_or(0);
             for row in rows.iter().take(page) {
                 items.push(parse_row(row, q.with_related)?);

@@ -22,6 +22,8 @@ pub struct SqliteDb {
     conn: RefCell<rusqlite::Connection>,
     /// Round trips made, i.e. `batch` calls; what the performance targets count.
     pub round_trips: Cell<usize>,
+    /// Statements executed, across all round trips.
+    pub statements: Cell<usize>,
 }
 
 impl SqliteDb {
@@ -36,6 +38,7 @@ impl SqliteDb {
         SqliteDb {
             conn: RefCell::new(conn),
             round_trips: Cell::new(0),
+            statements: Cell::new(0),
         }
     }
 
@@ -58,6 +61,7 @@ fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
 impl Db for SqliteDb {
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
         self.round_trips.set(self.round_trips.get() + 1);
+        self.statements.set(self.statements.get() + stmts.len());
         let mut conn = self.conn.borrow_mut();
         let tx = conn
             .transaction()
