@@ -628,6 +628,10 @@ fn entra_user_patch_applies_and_counts_tolerances() {
         "{names:?}"
     );
     assert!(r.notes.iter().any(|n| n.contains("booleanString")));
+    assert!(
+        counts.iter().all(|c| c["count"] == 1),
+        "one count per request and tolerance: {counts:?}"
+    );
 
     // Stored, not just echoed.
     let r = h.call(Method::Get, &format!("/Users/{id}"), None);

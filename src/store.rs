@@ -420,13 +420,16 @@ impl<'a, D: Db> Store<'a, D> {
                 }
             });
         }
-        for name in u.tolerances {
+        if !u.tolerances.is_empty() {
+            // One statement for all of them: the names travel as one JSON array parameter.
+            let names = serde_json::to_string(u.tolerances).unwrap_or_else(|_| "[]".into());
             let mut params: Vec<SqlValue> =
-                vec![self.tenant.as_str().into(), (*name).into(), u.now.into()];
+                vec![self.tenant.as_str().into(), u.now.into(), names.into()];
             let g = guard(&mut params);
             stmts.push(Stmt::new(
                 format!(
-                    "INSERT INTO tolerance_counts (tenant, name, count, last_seen) SELECT ?, ?, 1, ? WHERE {g} \
+                    "INSERT INTO tolerance_counts (tenant, name, count, last_seen) \
+                     SELECT ?, j.value, 1, ? FROM json_each(?) j WHERE {g} \
                      ON CONFLICT (tenant, name) DO UPDATE SET count = count + 1, last_seen = excluded.last_seen"
                 ),
                 params,
