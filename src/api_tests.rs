@@ -1176,3 +1176,53 @@ fn membership_scaling() {
         b.as_secs_f64() / e.as_secs_f64()
     );
 }
+
+#[test]
+fn unfiltered_totals_come_from_the_counter_and_stay_exact() {
+    let mut h = Harness::new();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            h.create_user(&format!("count{i}"))["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    h.call(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "Counted"})),
+    );
+    h.call(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "COUNT0"})),
+    ); // 409: not counted
+    for id in &ids[..2] {
+        assert_eq!(
+            h.call(Method::Delete, &format!("/Users/{id}"), None).status,
+            204
+        );
+    }
+    h.call(Method::Delete, "/Users/missing", None);
+    assert_eq!(
+        h.call(Method::Get, "/Users?count=1", None).body_json()["totalResults"],
+        4
+    );
+    assert_eq!(
+        h.call(Method::Get, "/Groups?count=0", None).body_json()["totalResults"],
+        1
+    );
+    let root =
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "count": 1});
+    assert_eq!(
+        h.call(Method::Post, "/.search", Some(root)).body_json()["totalResults"],
+        5
+    );
+    let exact =
+        h.db.query("SELECT type, count(*) AS n FROM resources GROUP BY type ORDER BY type");
+    let counted =
+        h.db.query("SELECT type, n FROM resource_counts ORDER BY type");
+    assert_eq!(exact, counted);
+}

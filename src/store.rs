@@ -547,7 +547,21 @@ impl<'a, D: Db> Store<'a, D> {
             && params.len() * 2 + 2 <= crate::sql::MAX_PARAMS;
         let mut stmts = Vec::new();
         if !inline_total {
-            stmts.push(Stmt::new(count_sql.clone(), params.clone()));
+            stmts.push(match (&q.where_sql, q.rt) {
+                // Unfiltered: the trigger-maintained counter (migration 0006), not a scan.
+                (None, Some(rt)) => Stmt::new(
+                    format!(
+                        "SELECT coalesce((SELECT n FROM resource_counts WHERE tenant = ? AND type = {}), 0) AS n",
+                        type_literal(rt)
+                    ),
+                    vec![self.tenant.as_str().into()],
+                ),
+                (None, None) => Stmt::new(
+                    "SELECT coalesce(sum(n), 0) AS n FROM resource_counts WHERE tenant = ?",
+                    vec![self.tenant.as_str().into()],
+                ),
+                (Some(_), _) => Stmt::new(count_sql.clone(), params.clone()),
+            });
         }
         if q.count > 0 {
             let related = match (q.rt, q.with_related) {

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0003_credentials.sql"),
     include_str!("../schema/migrations/0004_value_index.sql"),
     include_str!("../schema/migrations/0005_events.sql"),
+    include_str!("../schema/migrations/0006_resource_counts.sql"),
 ];
 
 pub struct SqliteDb {
