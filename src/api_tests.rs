@@ -1226,3 +1226,22 @@ fn unfiltered_totals_come_from_the_counter_and_stay_exact() {
         h.db.query("SELECT type, n FROM resource_counts ORDER BY type");
     assert_eq!(exact, counted);
 }
+
+#[test]
+fn default_list_order_reads_pages_off_an_index() {
+    let h = Harness::new();
+    let plan = |sql: &str| -> String {
+        h.db.query(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .iter()
+            .filter_map(|r| r["detail"].as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let page = plan("SELECT r.id FROM resources r WHERE r.tenant = 'default' AND r.type = 'User' ORDER BY r.rowid ASC LIMIT 100 OFFSET 0");
+    assert!(
+        page.contains("resources_by_type") && !page.contains("TEMP B-TREE"),
+        "{page}"
+    );
+    let next = plan("SELECT r.id FROM resources r WHERE r.tenant = 'default' AND r.type = 'User' AND r.rowid > 5 ORDER BY r.rowid ASC LIMIT 101");
+    assert!(!next.contains("TEMP B-TREE"), "{next}");
+}

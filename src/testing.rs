@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0004_value_index.sql"),
     include_str!("../schema/migrations/0005_events.sql"),
     include_str!("../schema/migrations/0006_resource_counts.sql"),
+    include_str!("../schema/migrations/0007_list_order_index.sql"),
 ];
 
 pub struct SqliteDb {
