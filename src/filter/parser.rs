@@ -165,31 +165,28 @@ impl Parser {
     }
 
     fn parse_or(&mut self, ctx: Ctx) -> PResult<Filter> {
-        let mut items = vec![self.parse_and(ctx)?];
-        loop {
-            let save = self.pos;
-            self.skip_ws();
-            if self.keyword("or") {
-                items.push(self.parse_and(ctx)?);
-            } else {
-                self.pos = save;
-                break;
-            }
-        }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Filter::Or(items)
-        })
+        self.parse_chain(ctx, "or", Self::parse_and, Filter::Or)
     }
 
     fn parse_and(&mut self, ctx: Ctx) -> PResult<Filter> {
-        let mut items = vec![self.parse_unary(ctx)?];
+        self.parse_chain(ctx, "and", Self::parse_unary, Filter::And)
+    }
+
+    /// `operand (keyword operand)*`: one level of the precedence ladder. A lone operand is
+    /// returned as is, so `And`/`Or` always hold two or more operands.
+    fn parse_chain(
+        &mut self,
+        ctx: Ctx,
+        keyword: &str,
+        operand: fn(&mut Self, Ctx) -> PResult<Filter>,
+        combine: fn(Vec<Filter>) -> Filter,
+    ) -> PResult<Filter> {
+        let mut items = vec![operand(self, ctx)?];
         loop {
             let save = self.pos;
             self.skip_ws();
-            if self.keyword("and") {
-                items.push(self.parse_unary(ctx)?);
+            if self.keyword(keyword) {
+                items.push(operand(self, ctx)?);
             } else {
                 self.pos = save;
                 break;
@@ -198,7 +195,7 @@ impl Parser {
         Ok(if items.len() == 1 {
             items.remove(0)
         } else {
-            Filter::And(items)
+            combine(items)
         })
     }
 
