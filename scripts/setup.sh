@@ -35,7 +35,7 @@ fi
 
 # Installed tools live in a per-user cache shared by every checkout (CI's fresh clones
 # included), reached through the .tools link; a missing cache only means a slower first run.
-tools_cache="${SCIM_TOOLS_DIR:-$HOME/.cache/scim-edge/tools}"
+tools_cache="${SCIM_TOOLS_DIR:-${HOME:-/tmp}/.cache/scim-edge/tools}"
 if [ ! -e .tools ] && [ ! -L .tools ]; then
   mkdir -p "$tools_cache"
   ln -s "$tools_cache" .tools
