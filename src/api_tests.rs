@@ -1045,7 +1045,7 @@ fn filtered_first_pages_count_in_the_same_statement() {
     for u in ["dup.a", "dup.b", "dup.c", "other"] {
         h.create_user(u);
     }
-    let mut statements = |h: &mut Harness, path: &str| -> (usize, Value) {
+    let statements = |h: &mut Harness, path: &str| -> (usize, Value) {
         let before = h.db.statements.get();
         let r = h.call(Method::Get, path, None);
         assert_eq!(r.status, 200, "{path}");

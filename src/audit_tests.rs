@@ -2,60 +2,34 @@
 //! (in the write's own batch on success), failures are recorded, and the change feed pages
 //! through them without skipping or repeating.
 
-use crate::api::{handle, Config, Ctx};
+use crate::api::{handle, Ctx};
 use crate::http::{Method, Request, Response};
 use crate::schema::USER_SCHEMA;
-use crate::testing::{block_on, SqliteDb};
+use crate::testing::{block_on, Server};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "audit-test-token";
 const ADMIN: &str = "audit-admin-token";
 
-struct H {
-    db: SqliteDb,
-    config: Config,
-    now_ms: i64,
+type H = Server;
+
+fn new_server() -> H {
+    Server::new(&[TOKEN], Some(ADMIN))
 }
 
-impl H {
-    fn new() -> H {
-        H {
-            db: SqliteDb::new(),
-            config: Config {
-                tokens: vec![TOKEN.into()],
-                admin_token: Some(ADMIN.into()),
-            },
-            now_ms: 1_700_000_000_000,
-        }
-    }
+fn scim(h: &mut H, method: Method, path: &str, body: Option<Value>) -> Response {
+    h.call(method, &format!("/scim/v2{path}"), TOKEN, body)
+}
 
-    fn send(&mut self, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
-        self.now_ms += 1000;
-        let mut req = Request::new(method, path, "https://h")
-            .with_header("authorization", &format!("Bearer {token}"));
-        if let Some(b) = body {
-            req = req
-                .with_header("content-type", "application/scim+json")
-                .with_body(b.to_string());
-        }
-        let ctx = Ctx::new(&self.db, &self.config, self.now_ms);
-        block_on(handle(&ctx, &req))
-    }
-
-    fn scim(&mut self, method: Method, path: &str, body: Option<Value>) -> Response {
-        self.send(method, &format!("/scim/v2{path}"), TOKEN, body)
-    }
-
-    fn events(&mut self, query: &str) -> Value {
-        let r = self.send(
-            Method::Get,
-            &format!("/admin/api/tenants/default/events{query}"),
-            ADMIN,
-            None,
-        );
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        r.body_json()
-    }
+fn feed(h: &mut H, query: &str) -> Value {
+    let r = h.call(
+        Method::Get,
+        &format!("/admin/api/tenants/default/events{query}"),
+        ADMIN,
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.body_json()
 }
 
 fn patch(ops: Value) -> Value {
@@ -64,9 +38,16 @@ fn patch(ops: Value) -> Value {
 
 #[test]
 fn every_write_leaves_one_event_in_its_own_round_trip() {
-    let mut h = H::new();
+    let mut h = new_server();
     let before = h.db.round_trips.get();
-    let r = h.scim(Method::Post, "/Users", Some(json!({"schemas": [USER_SCHEMA], "userName": "log.me", "active": true, "name": {"givenName": "L"}})));
+    let r = scim(
+        &mut h,
+        Method::Post,
+        "/Users",
+        Some(
+            json!({"schemas": [USER_SCHEMA], "userName": "log.me", "active": true, "name": {"givenName": "L"}}),
+        ),
+    );
     assert_eq!(r.status, 201);
     assert_eq!(
         h.db.round_trips.get() - before,
@@ -76,7 +57,8 @@ fn every_write_leaves_one_event_in_its_own_round_trip() {
     let id = r.body_json()["id"].as_str().expect("id").to_string();
     let rid = r.header("x-request-id").expect("request id").to_string();
 
-    let r = h.scim(
+    let r = scim(
+        &mut h,
         Method::Patch,
         &format!("/Users/{id}"),
         Some(patch(
@@ -84,18 +66,20 @@ fn every_write_leaves_one_event_in_its_own_round_trip() {
         )),
     );
     assert_eq!(r.status, 200);
-    let r = h.scim(
+    let r = scim(
+        &mut h,
         Method::Put,
         &format!("/Users/{id}"),
         Some(json!({"schemas": [USER_SCHEMA], "userName": "log.me", "active": false})),
     );
     assert_eq!(r.status, 200);
     assert_eq!(
-        h.scim(Method::Delete, &format!("/Users/{id}"), None).status,
+        scim(&mut h, Method::Delete, &format!("/Users/{id}"), None).status,
         204
     );
     assert_eq!(
-        h.scim(
+        scim(
+            &mut h,
             Method::Get,
             &format!("/Users?filter=userName+eq+%22x%22"),
             None
@@ -104,7 +88,7 @@ fn every_write_leaves_one_event_in_its_own_round_trip() {
         200
     );
 
-    let feed = h.events("");
+    let feed = feed(&mut h, "");
     let events = feed["events"].as_array().expect("events");
     let ops: Vec<&str> = events.iter().filter_map(|e| e["op"].as_str()).collect();
     assert_eq!(
@@ -139,20 +123,23 @@ fn every_write_leaves_one_event_in_its_own_round_trip() {
 
 #[test]
 fn failed_writes_are_recorded_without_bodies() {
-    let mut h = H::new();
-    let r = h.scim(
+    let mut h = new_server();
+    let r = scim(
+        &mut h,
         Method::Post,
         "/Users",
         Some(json!({"schemas": [USER_SCHEMA], "userName": "dup", "password": "s3cret"})),
     );
     let id = r.body_json()["id"].as_str().expect("id").to_string();
-    let r = h.scim(
+    let r = scim(
+        &mut h,
         Method::Post,
         "/Users",
         Some(json!({"schemas": [USER_SCHEMA], "userName": "DUP", "password": "s3cret"})),
     );
     assert_eq!(r.status, 409);
-    let r = h.scim(
+    let r = scim(
+        &mut h,
         Method::Patch,
         &format!("/Users/{id}"),
         Some(patch(
@@ -160,17 +147,17 @@ fn failed_writes_are_recorded_without_bodies() {
         )),
     );
     assert_eq!(r.status, 400);
-    let r = h.send(
+    let r = h.call(
         Method::Put,
         &format!("/scim/v2/Users/{id}"),
         TOKEN,
         Some(json!({"schemas": [USER_SCHEMA], "userName": "x"})),
     );
     assert_eq!(r.status, 200);
-    let r = h.scim(Method::Delete, "/Users/ghost", None);
+    let r = scim(&mut h, Method::Delete, "/Users/ghost", None);
     assert_eq!(r.status, 404);
 
-    let failures = h.events("?outcome=failure");
+    let failures = feed(&mut h, "?outcome=failure");
     let events = failures["events"].as_array().expect("events");
     let got: Vec<(Value, Value)> = events
         .iter()
@@ -196,7 +183,7 @@ fn failed_writes_are_recorded_without_bodies() {
         "no request bodies or secrets in the log"
     );
     assert_eq!(
-        h.events("?outcome=success&op=replace")["events"]
+        feed(&mut h, "?outcome=success&op=replace")["events"]
             .as_array()
             .map(Vec::len),
         Some(1)
@@ -205,10 +192,11 @@ fn failed_writes_are_recorded_without_bodies() {
 
 #[test]
 fn the_change_feed_pages_every_event_exactly_once() {
-    let mut h = H::new();
+    let mut h = new_server();
     let mut ids = Vec::new();
     for i in 0..12 {
-        let r = h.scim(
+        let r = scim(
+            &mut h,
             Method::Post,
             "/Users",
             Some(json!({"schemas": [USER_SCHEMA], "userName": format!("feed{i}")})),
@@ -219,7 +207,7 @@ fn the_change_feed_pages_every_event_exactly_once() {
     let mut since = 0;
     let mut interleaved = false;
     loop {
-        let page = h.events(&format!("?since={since}&limit=5"));
+        let page = feed(&mut h, &format!("?since={since}&limit=5"));
         let events = page["events"].as_array().cloned().unwrap_or_default();
         if events.is_empty() {
             assert_eq!(page["nextSince"], since, "an empty page keeps the cursor");
@@ -230,8 +218,9 @@ fn the_change_feed_pages_every_event_exactly_once() {
         if !interleaved {
             // Writes between pages appear on later pages, never before the cursor.
             interleaved = true;
-            h.scim(Method::Delete, &format!("/Users/{}", ids[0]), None);
-            h.scim(
+            scim(&mut h, Method::Delete, &format!("/Users/{}", ids[0]), None);
+            scim(
+                &mut h,
                 Method::Post,
                 "/Users",
                 Some(json!({"schemas": [USER_SCHEMA], "userName": "late"})),
@@ -247,16 +236,16 @@ fn the_change_feed_pages_every_event_exactly_once() {
         "in commit order: {seen:?}"
     );
 
-    let only = h.events(&format!("?resource={}&type=User", ids[0]));
+    let only = feed(&mut h, &format!("?resource={}&type=User", ids[0]));
     assert_eq!(only["events"].as_array().map(Vec::len), Some(2));
-    let r = h.send(
+    let r = h.call(
         Method::Get,
         "/admin/api/tenants/default/events?op=explode",
         ADMIN,
         None,
     );
     assert_eq!(r.status, 400);
-    let r = h.send(
+    let r = h.call(
         Method::Get,
         "/admin/api/tenants/default/events",
         TOKEN,
@@ -267,34 +256,38 @@ fn the_change_feed_pages_every_event_exactly_once() {
 
 #[test]
 fn summary_counts_per_day_and_retention_prunes() {
-    let mut h = H::new();
-    let r = h.scim(
+    let mut h = new_server();
+    let r = scim(
+        &mut h,
         Method::Post,
         "/Users",
         Some(json!({"schemas": [USER_SCHEMA], "userName": "s1", "active": true})),
     );
     let id = r.body_json()["id"].as_str().expect("id").to_string();
-    h.scim(
+    scim(
+        &mut h,
         Method::Patch,
         &format!("/Users/{id}"),
         Some(patch(
             json!([{"op": "replace", "path": "displayName", "value": "S"}]),
         )),
     );
-    h.scim(
+    scim(
+        &mut h,
         Method::Patch,
         &format!("/Users/{id}"),
         Some(patch(
             json!([{"op": "replace", "path": "active", "value": false}]),
         )),
     );
-    h.scim(
+    scim(
+        &mut h,
         Method::Post,
         "/Users",
         Some(json!({"schemas": [USER_SCHEMA], "userName": "S1"})),
     );
-    h.scim(Method::Delete, &format!("/Users/{id}"), None);
-    let r = h.send(
+    scim(&mut h, Method::Delete, &format!("/Users/{id}"), None);
+    let r = h.call(
         Method::Get,
         "/admin/api/tenants/default/events/summary?days=7",
         ADMIN,
@@ -320,8 +313,9 @@ fn summary_counts_per_day_and_retention_prunes() {
 
 #[test]
 fn a_write_that_loses_its_condition_logs_no_success() {
-    let mut h = H::new();
-    let r = h.scim(
+    let mut h = new_server();
+    let r = scim(
+        &mut h,
         Method::Post,
         "/Users",
         Some(json!({"schemas": [USER_SCHEMA], "userName": "cond"})),
@@ -333,7 +327,7 @@ fn a_write_that_loses_its_condition_logs_no_success() {
         .with_body(json!({"schemas": [USER_SCHEMA], "userName": "cond2"}).to_string());
     let ctx = Ctx::new(&h.db, &h.config, h.now_ms);
     assert_eq!(block_on(handle(&ctx, &req)).status, 412);
-    let events = h.events("");
+    let events = feed(&mut h, "");
     let summary: Vec<(Value, Value)> = events["events"]
         .as_array()
         .expect("events")

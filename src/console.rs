@@ -131,48 +131,21 @@ fn not_found(req: &Request) -> ScimError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{handle, Config, Ctx};
-    use crate::testing::{block_on, SqliteDb};
+    use crate::testing::Server;
     use serde_json::Value;
 
     const ADMIN: &str = "admin-console-test-token-0123456789";
     const ORIGIN: &str = "https://scim.test";
 
-    struct H {
-        db: SqliteDb,
-        config: Config,
-        now_ms: i64,
+    type H = Server;
+
+    /// What the console tests do on top of the shared test server.
+    trait ConsoleHarness {
+        fn admin(&mut self, m: Method, path: &str, body: Option<Value>) -> Response;
+        fn tenant_with_data(&mut self, t: &str) -> (String, String, String);
     }
 
-    impl H {
-        fn new() -> H {
-            H {
-                db: SqliteDb::new(),
-                config: Config {
-                    tokens: vec![],
-                    admin_token: Some(ADMIN.into()),
-                },
-                now_ms: 1_700_000_000_000,
-            }
-        }
-
-        fn send(&mut self, req: Request) -> Response {
-            self.now_ms += 10;
-            let ctx = Ctx::new(&self.db, &self.config, self.now_ms);
-            block_on(handle(&ctx, &req))
-        }
-
-        fn call(&mut self, m: Method, path: &str, token: &str, body: Option<Value>) -> Response {
-            let mut r = Request::new(m, path, ORIGIN)
-                .with_header("authorization", &format!("Bearer {token}"));
-            if let Some(b) = body {
-                r = r
-                    .with_header("content-type", "application/json")
-                    .with_body(b.to_string());
-            }
-            self.send(r)
-        }
-
+    impl ConsoleHarness for H {
         fn admin(&mut self, m: Method, path: &str, body: Option<Value>) -> Response {
             self.call(m, &format!("/admin/api{path}"), ADMIN, body)
         }
@@ -214,7 +187,7 @@ mod tests {
 
     #[test]
     fn static_files_have_types_and_a_strict_policy() {
-        let mut h = H::new();
+        let mut h = H::new(&[], Some(ADMIN));
         for (path, ty) in [
             ("/admin", "text/html"),
             ("/admin/", "text/html"),
@@ -290,7 +263,7 @@ mod tests {
 
     #[test]
     fn directory_lists_and_gets_as_the_tenant_read_only() {
-        let mut h = H::new();
+        let mut h = H::new(&[], Some(ADMIN));
         let (token, uid, gid) = h.tenant_with_data("acme");
         h.tenant_with_data("globex");
         let r = h.admin(
@@ -352,7 +325,7 @@ mod tests {
 
     #[test]
     fn tolerances_count_per_name() {
-        let mut h = H::new();
+        let mut h = H::new(&[], Some(ADMIN));
         let (token, uid, _) = h.tenant_with_data("acme");
         let empty = h.admin(Method::Get, "/tenants/acme/tolerances", None);
         assert_eq!(empty.status, 200);

@@ -118,3 +118,50 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
         }
     }
 }
+
+/// The whole service over an in-memory database: requests go through `api::handle` exactly as
+/// the Worker runs them. The clock advances one second per request, so writes get distinct,
+/// ordered timestamps.
+pub struct Server {
+    pub db: SqliteDb,
+    pub config: crate::api::Config,
+    pub now_ms: i64,
+}
+
+impl Server {
+    /// `tokens` are the Worker-secret SCIM tokens; `admin` the ADMIN_TOKEN, if any.
+    pub fn new(tokens: &[&str], admin: Option<&str>) -> Server {
+        Server {
+            db: SqliteDb::new(),
+            config: crate::api::Config {
+                tokens: tokens.iter().map(|t| t.to_string()).collect(),
+                admin_token: admin.map(str::to_string),
+            },
+            now_ms: 1_700_000_000_000,
+        }
+    }
+
+    pub fn send(&mut self, req: crate::http::Request) -> crate::http::Response {
+        self.now_ms += 1000;
+        let ctx = crate::api::Ctx::new(&self.db, &self.config, self.now_ms);
+        block_on(crate::api::handle(&ctx, &req))
+    }
+
+    /// `method path` with a bearer token and, if given, a JSON body.
+    pub fn call(
+        &mut self,
+        method: crate::http::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> crate::http::Response {
+        let mut req = crate::http::Request::new(method, path, "https://scim.test")
+            .with_header("authorization", &format!("Bearer {token}"));
+        if let Some(b) = body {
+            req = req
+                .with_header("content-type", "application/scim+json")
+                .with_body(b.to_string());
+        }
+        self.send(req)
+    }
+}
