@@ -9,14 +9,15 @@
 //! ships with); `CARGO_PROFILE_BENCH_OPT_LEVEL=3 cargo bench --bench core` shows the same
 //! code at Rust's default optimisation for speed.
 
+use scim_edge::api;
 use scim_edge::filter;
 use scim_edge::patch;
 use scim_edge::projection::Projection;
 use scim_edge::query;
-use scim_edge::resource::{self, Meta};
+use scim_edge::resource;
 use scim_edge::schema::ResourceType;
 use scim_edge::sql::SqlValue;
-use scim_edge::store::{parse_row, Row};
+use scim_edge::store::{parse_row, Row, Stored};
 use serde_json::{json, Map, Value};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -186,14 +187,15 @@ fn main() {
     // PATCH.
     let row = stored_row(123);
     let stored = parse_row(&row, false).unwrap();
+    let stored_data = stored.attributes().unwrap();
     let body = entra_patch();
     let body_bytes = serde_json::to_vec(&body).unwrap();
     let pathless = entra_pathless_patch();
     r.case("patch: apply Entra user update (5 ops)", || {
-        patch::apply(ResourceType::User, &stored.data, &body, false).unwrap()
+        patch::apply(ResourceType::User, &stored_data, &body, false).unwrap()
     });
     r.case("patch: apply Entra path-less replace", || {
-        patch::apply(ResourceType::User, &stored.data, &pathless, false).unwrap()
+        patch::apply(ResourceType::User, &stored_data, &pathless, false).unwrap()
     });
     let group: Map<String, Value> =
         serde_json::from_value(json!({"displayName": "Group 000000"})).unwrap();
@@ -201,24 +203,28 @@ fn main() {
     r.case("patch: apply Entra add-member to a group", || {
         patch::apply(ResourceType::Group, &group, &add_member, false).unwrap()
     });
-    // The whole CPU path of a PATCH request minus I/O: parse the body and the stored row,
-    // apply, serialise `data` for the UPDATE, render and serialise the response.
+    // The whole CPU path of a PATCH request minus I/O, as `api::patch` runs it: parse the body
+    // and the stored row, apply, serialise `data` for the UPDATE, then render the response
+    // from the row the same batch reads back (whose `data` is the text just written).
     let none = Projection::default();
     r.case("patch: Entra PATCH end to end (parse+apply+render)", || {
         let body: Value = serde_json::from_slice(&body_bytes).unwrap();
         let current = parse_row(&row, false).unwrap();
-        let out = patch::apply(ResourceType::User, &current.data, &body, false).unwrap();
-        let data_text = serde_json::to_string(&out.data).unwrap();
-        let mut v = resource::render(
+        let out = patch::apply_owned(
             ResourceType::User,
-            &current.id,
-            &out.data,
-            &current.meta,
-            None,
-            BASE,
-        );
-        none.apply(ResourceType::User, &mut v);
-        (data_text, serde_json::to_vec(&v).unwrap())
+            current.attributes().unwrap(),
+            &body,
+            false,
+        )
+        .unwrap();
+        let data_text = serde_json::to_string(&out.data).unwrap();
+        let written = Stored {
+            data: data_text,
+            ..current
+        };
+        let mut resp = Vec::new();
+        api::write_resource(&mut resp, &written, &none, BASE).unwrap();
+        resp
     });
 
     // Validation and rendering.
@@ -229,48 +235,44 @@ fn main() {
         let valid = resource::validate(ResourceType::User, &v).unwrap();
         serde_json::to_string(&valid.data).unwrap()
     });
-    let meta = Meta {
-        created: "2026-05-01T12:00:00.000Z".into(),
-        modified: "2026-05-01T12:00:00.000Z".into(),
-        version: 4503599627370497,
-    };
-    r.case("render: one user (render + serialise)", || {
-        let v = resource::render(
-            ResourceType::User,
-            &stored.id,
-            &stored.data,
-            &meta,
-            None,
-            BASE,
-        );
-        serde_json::to_vec(&v).unwrap()
-    });
     r.case(
         "render: GET by id from the D1 row (parse row + render)",
         || {
             let s = parse_row(&row, true).unwrap();
-            let mut v = resource::render(s.rt, &s.id, &s.data, &s.meta, s.related.as_deref(), BASE);
-            none.apply(s.rt, &mut v);
-            serde_json::to_vec(&v).unwrap()
+            let mut out = Vec::new();
+            api::write_resource(&mut out, &s, &none, BASE).unwrap();
+            out
+        },
+    );
+    let some = Projection::parse(
+        Some("userName,emails,name.givenName"),
+        None,
+        Some(ResourceType::User),
+    )
+    .unwrap();
+    r.case(
+        "render: GET by id with attributes= (parse row and data, render, project)",
+        || {
+            let s = parse_row(&row, true).unwrap();
+            let mut out = Vec::new();
+            api::write_resource(&mut out, &s, &some, BASE).unwrap();
+            out
         },
     );
     let rows: Vec<Row> = (0..100).map(|i| stored_row(i)).collect();
     r.case("render: list page of 100 from D1 rows", || {
-        let resources: Vec<Value> = rows
-            .iter()
-            .map(|row| {
-                let s = parse_row(row, true).unwrap();
-                let mut v =
-                    resource::render(s.rt, &s.id, &s.data, &s.meta, s.related.as_deref(), BASE);
-                none.apply(s.rt, &mut v);
-                v
-            })
-            .collect();
-        // As `api::run_list` builds it: the page moves into the body, no copy.
-        let mut body = Map::new();
-        body.insert("totalResults".into(), json!(1000));
-        body.insert("Resources".into(), Value::Array(resources));
-        serde_json::to_vec(&Value::Object(body)).unwrap()
+        // As `api::run_list` writes it: each resource straight into the body.
+        let mut body = Vec::new();
+        body.extend_from_slice(b"{\"totalResults\":1000,\"Resources\":[");
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let s = parse_row(row, true).unwrap();
+            api::write_resource(&mut body, &s, &none, BASE).unwrap();
+        }
+        body.extend_from_slice(b"]}");
+        body
     });
 
     if smoke {

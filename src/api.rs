@@ -320,21 +320,52 @@ pub fn service_provider_config(base: &str) -> Value {
     })
 }
 
-fn resource_response(status: u16, stored: Stored, projection: &Projection, base: &str) -> Response {
-    let mut body = resource::render_owned(
-        stored.rt,
-        &stored.id,
-        stored.data,
-        &stored.meta,
-        stored.related.as_deref(),
-        base,
-    );
-    projection.apply(stored.rt, &mut body);
-    let mut resp = Response::json(status, &body).with_header("etag", stored.meta.etag());
+fn resource_response(
+    status: u16,
+    stored: Stored,
+    projection: &Projection,
+    base: &str,
+) -> Result<Response> {
+    let mut body = Vec::with_capacity(stored.data.len() + 512);
+    write_resource(&mut body, &stored, projection, base)?;
+    let mut resp = Response::json_bytes(status, body).with_header("etag", stored.meta.etag());
     if status == 201 {
         resp = resp.with_header("location", location(base, stored.rt, &stored.id));
     }
-    resp
+    Ok(resp)
+}
+
+/// Appends a stored resource's JSON, as `projection` shapes it. The usual case — no
+/// `attributes`, at most `excludedAttributes=members` — splices the stored text in without
+/// parsing it; only projections that reach into the stored attributes parse them.
+pub fn write_resource(
+    out: &mut Vec<u8>,
+    s: &Stored,
+    projection: &Projection,
+    base: &str,
+) -> Result<()> {
+    if projection.leaves_stored_data(s.rt) {
+        return resource::write_spliced(
+            out,
+            s.rt,
+            &s.id,
+            &s.data,
+            &s.meta,
+            s.related.as_deref(),
+            base,
+            |tail| projection.apply(s.rt, tail),
+        );
+    }
+    let mut v = resource::render_owned(
+        s.rt,
+        &s.id,
+        s.attributes()?,
+        &s.meta,
+        s.related.as_deref(),
+        base,
+    );
+    projection.apply(s.rt, &mut v);
+    serde_json::to_writer(out, &v).map_err(|_| ScimError::internal())
 }
 
 fn projection_of(req: &Request, rt: Option<ResourceType>) -> Result<Projection> {
@@ -402,7 +433,7 @@ async fn get<D: Db>(
             return Ok(Response::empty(304).with_header("etag", stored.meta.etag()));
         }
     }
-    Ok(resource_response(200, stored, &projection, base))
+    resource_response(200, stored, &projection, base)
 }
 
 /// `GET /Users` (`id` `None`) or `GET /Users/{id}` and the same for Groups, with the query
@@ -449,7 +480,7 @@ async fn create<D: Db>(
         .changing(attribute_names(&data, !members.is_empty()))
         .create(rt, &id, &data, &members, &now)
         .await?;
-    Ok(resource_response(201, stored, &projection, base))
+    resource_response(201, stored, &projection, base)
 }
 
 async fn replace<D: Db>(
@@ -503,7 +534,7 @@ async fn replace<D: Db>(
         tolerances: &[],
     };
     match store.update(&update).await? {
-        Write::Done(stored) => Ok(resource_response(200, stored, &projection, base)),
+        Write::Done(stored) => resource_response(200, stored, &projection, base),
         Write::NotFound => Err(not_found(rt, id)),
         Write::Conflict => Err(concurrent_change()),
     }
@@ -563,14 +594,14 @@ async fn patch<D: Db>(
             .await?
             .ok_or_else(|| not_found(rt, id))?;
         let conditional = if_match(req, Some(current.meta.version))?;
-        let outcome = crate::patch::apply(rt, &current.data, &body, strict)?;
+        let outcome = crate::patch::apply_owned(rt, current.attributes()?, &body, strict)?;
         let changes = member_changes(id, outcome.members)?;
         let tolerances: Vec<&'static str> = outcome.tolerances.iter().map(|t| t.as_str()).collect();
         // A PATCH that leaves `data` as it was (e.g. Entra's one-member adds and removes)
         // depends on nothing it read: its member rows are written unconditionally, so any
         // number of concurrent membership changes all apply, with no retry. Anything that
         // changes `data`, or names a version in If-Match, stays a conditional write.
-        let data_changed = outcome.data != current.data;
+        let data_changed = outcome.changed.iter().any(|n| n != "members");
         let update = Update {
             rt,
             id,
@@ -588,7 +619,7 @@ async fn patch<D: Db>(
         {
             Write::Done(stored) => {
                 let resp = if wants_body {
-                    resource_response(200, stored, &projection, base)
+                    resource_response(200, stored, &projection, base)?
                 } else {
                     Response::empty(204).with_header("etag", stored.meta.etag())
                 };
@@ -825,29 +856,31 @@ async fn run_list<D: Db>(
         }
     }
     let page = store.list(&query).await?;
-    let resources: Vec<Value> = page
-        .items
-        .iter()
-        .map(|s| {
-            let mut v = resource::render(s.rt, &s.id, &s.data, &s.meta, s.related.as_deref(), base);
-            projection.apply(s.rt, &mut v);
-            v
-        })
-        .collect();
-    let mut body = Map::new();
-    body.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
-    body.insert("totalResults".into(), json!(page.total));
-    body.insert("itemsPerPage".into(), json!(resources.len()));
+    // The envelope is serialised as a map; the page's resources are written straight into
+    // its `Resources` array, each spliced from its stored text.
+    let mut head = Map::new();
+    head.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
+    head.insert("totalResults".into(), json!(page.total));
+    head.insert("itemsPerPage".into(), json!(page.items.len()));
     if query.cursor_mode {
         if let Some(next) = &page.next {
-            body.insert(
+            head.insert(
                 "nextCursor".into(),
                 json!(cursor::encode(&list_fingerprint(rt, &p), next)),
             );
         }
     } else {
-        body.insert("startIndex".into(), json!(query.start_index));
+        head.insert("startIndex".into(), json!(query.start_index));
     }
-    body.insert("Resources".into(), Value::Array(resources));
-    Ok(Response::json(200, &Value::Object(body)))
+    let mut body = serde_json::to_vec(&Value::Object(head)).map_err(|_| ScimError::internal())?;
+    body.pop(); // the closing '}'
+    body.extend_from_slice(b",\"Resources\":[");
+    for (i, s) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        write_resource(&mut body, s, &projection, base)?;
+    }
+    body.extend_from_slice(b"]}");
+    Ok(Response::json_bytes(200, body))
 }

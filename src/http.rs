@@ -141,13 +141,18 @@ pub struct Response {
 
 impl Response {
     pub fn json(status: u16, value: &Value) -> Response {
+        Response::json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    /// A JSON response whose body is already serialised.
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Response {
         Response {
             status,
             headers: vec![(
                 "content-type".into(),
                 format!("{SCIM_MEDIA_TYPE}; charset=utf-8"),
             )],
-            body: serde_json::to_vec(value).unwrap_or_default(),
+            body,
             notes: Vec::new(),
         }
     }

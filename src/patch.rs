@@ -121,6 +121,17 @@ pub fn apply(
     body: &Value,
     strict: bool,
 ) -> Result<PatchOutcome> {
+    apply_owned(rt, current.clone(), body, strict)
+}
+
+/// [`apply`] to data the caller no longer needs (the request path parses it for this): no
+/// copy of the whole resource. A failing operation drops it, so the request stays atomic.
+pub fn apply_owned(
+    rt: ResourceType,
+    mut data: Map<String, Value>,
+    body: &Value,
+    strict: bool,
+) -> Result<PatchOutcome> {
     let ops = operations(body)?;
     let mut ctx = Ctx {
         rt,
@@ -128,8 +139,8 @@ pub fn apply(
         tolerances: Vec::new(),
         members: Vec::new(),
         touched: Vec::new(),
+        before: Vec::new(),
     };
-    let mut data = current.clone();
     for (i, raw) in ops.iter().enumerate() {
         apply_one(&mut ctx, &mut data, raw).map_err(|e| ScimError {
             detail: format!("Operations[{i}]: {}", e.detail),
@@ -137,7 +148,7 @@ pub fn apply(
         })?;
     }
     resource::revalidate_touched(rt, &mut data, &ctx.touched)?;
-    let changed = changed_names(&ctx, current, &data);
+    let changed = changed_names(&ctx, &data);
     Ok(PatchOutcome {
         data,
         members: ctx.members,
@@ -163,6 +174,8 @@ struct Ctx {
     members: Vec<MemberOp>,
     /// Canonical attribute names in the order operations addressed them.
     touched: Vec<String>,
+    /// The stored value of each `touched` name before the first operation on it.
+    before: Vec<Option<Value>>,
 }
 
 impl Ctx {
@@ -177,8 +190,11 @@ impl Ctx {
         Ok(())
     }
 
-    fn touch(&mut self, name: String) {
+    /// Records that an operation is about to write `name` in `data`, keeping its value.
+    fn touch(&mut self, data: &Map<String, Value>, name: String) {
         if !self.touched.contains(&name) {
+            self.before
+                .push(stored_value(self.rt, data, &name).cloned());
             self.touched.push(name);
         }
     }
@@ -330,7 +346,7 @@ fn apply_extension(
     value: Option<&Value>,
 ) -> Result<()> {
     for attr in &ext.attributes {
-        ctx.touch(format!("{}:{}", ext.id, attr.name));
+        ctx.touch(data, format!("{}:{}", ext.id, attr.name));
     }
     let value = value.filter(|v| !v.is_null());
     match (op, value) {
@@ -598,7 +614,7 @@ fn apply_path(
         }
         return Ok(());
     }
-    ctx.touch(p.name());
+    ctx.touch(data, p.name());
     match p.ext {
         None => apply_in(ctx, data, op, p, value),
         Some(ext) => {
@@ -1165,7 +1181,7 @@ fn members_op(ctx: &mut Ctx, op: Op, p: &AttrPath, value: Option<&Value>) -> Res
             sub.name
         )));
     }
-    ctx.touch("members".into());
+    ctx.touch(&Map::new(), "members".into());
     let value = value.filter(|v| !v.is_null());
     let member_op = match (op, &p.filter) {
         (Op::Remove, Some(filter)) => {
@@ -1371,21 +1387,18 @@ fn template_of(f: &Filter, attr: &Attribute, out: &mut Map<String, Value>) -> bo
 /// The touched attributes whose value differs. Only touched attributes can differ: operations
 /// write nothing else, and [`resource::revalidate_touched`] rewrites nothing else (the tests
 /// check this against a full comparison on every outcome).
-fn changed_names(
-    ctx: &Ctx,
-    before: &Map<String, Value>,
-    after: &Map<String, Value>,
-) -> Vec<String> {
+fn changed_names(ctx: &Ctx, after: &Map<String, Value>) -> Vec<String> {
     ctx.touched
         .iter()
-        .filter(|name| {
+        .zip(&ctx.before)
+        .filter(|(name, before)| {
             if name.as_str() == "members" && ctx.rt == ResourceType::Group {
                 !ctx.members.is_empty()
             } else {
-                stored_value(ctx.rt, before, name) != stored_value(ctx.rt, after, name)
+                before.as_ref() != stored_value(ctx.rt, after, name)
             }
         })
-        .cloned()
+        .map(|(name, _)| name.clone())
         .collect()
 }
 

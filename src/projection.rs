@@ -3,7 +3,7 @@
 //! store can skip work nobody asked for (e.g. loading 100k group members).
 
 use crate::error::{Result, ScimError};
-use crate::schema::{self, Attribute, ResourceType, Returned};
+use crate::schema::{self, Attribute, Mutability, ResourceType, Returned};
 use serde_json::{Map, Value};
 
 /// One attribute reference: `schema` is `None` for core/common attributes, else the
@@ -81,6 +81,24 @@ impl Projection {
             .exclude
             .iter()
             .any(|r| r.schema.is_none() && r.attr == def.name && r.sub.is_none())
+    }
+
+    /// Whether this projection leaves every stored attribute of `rt` as it is, so a response
+    /// may carry the stored `data` text verbatim (`resource::write_spliced`): nothing is
+    /// asked for by name, only attributes that are not in `data` are excluded, and no stored
+    /// attribute or sub-attribute is `returned: never` or `request` (the schemas have none
+    /// today; this keeps the fast path honest if one is added).
+    pub fn leaves_stored_data(&self, rt: ResourceType) -> bool {
+        let not_stored = |r: &AttrRef| {
+            r.schema.is_none() && matches!(r.attr.as_str(), "members" | "groups" | "meta" | "id")
+        };
+        self.include.is_empty()
+            && self.exclude.iter().all(not_stored)
+            && stored_attributes(rt).all(|a| {
+                std::iter::once(a)
+                    .chain(&a.sub_attributes)
+                    .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
+            })
     }
 
     /// Applies the projection to a fully rendered resource in place.
@@ -209,6 +227,19 @@ impl Projection {
         }
         Decision::Subs(refs.iter().filter_map(|r| r.sub.clone()).collect(), false)
     }
+}
+
+/// The attributes `data` can hold: what validation keeps (not readOnly, not writeOnly), minus
+/// `members`, which lives in its own table.
+fn stored_attributes(rt: ResourceType) -> impl Iterator<Item = &'static Attribute> {
+    rt.core_schema()
+        .attributes
+        .iter()
+        .chain(rt.extensions().iter().flat_map(|e| &e.attributes))
+        .filter(|a| {
+            !matches!(a.mutability, Mutability::ReadOnly | Mutability::WriteOnly)
+                && a.name != "members"
+        })
 }
 
 enum Decision {
@@ -357,5 +388,31 @@ mod tests {
         assert_eq!(e.status, 400);
         assert!(Projection::parse(Some("userName"), None, None).is_ok());
         assert!(Projection::parse(Some("members"), None, None).is_ok());
+    }
+
+    #[test]
+    fn only_projections_that_leave_stored_attributes_alone_take_the_fast_path() {
+        let u = Some(ResourceType::User);
+        let g = Some(ResourceType::Group);
+        let fast = |a: Option<&str>, e: Option<&str>, rt: Option<ResourceType>| {
+            let rt_ = rt.unwrap_or(ResourceType::User);
+            Projection::parse(a, e, rt)
+                .expect("valid")
+                .leaves_stored_data(rt_)
+        };
+        assert!(fast(None, None, u));
+        assert!(fast(None, None, g));
+        assert!(fast(None, Some("members"), g));
+        assert!(fast(None, Some("groups,meta"), u));
+        assert!(!fast(Some("userName"), None, u));
+        assert!(!fast(Some("members"), None, g));
+        assert!(!fast(None, Some("emails"), u));
+        assert!(!fast(None, Some("name.givenName"), u));
+        assert!(!fast(None, Some("externalId"), g));
+        assert!(!fast(
+            None,
+            Some(&format!("{ENTERPRISE_USER_SCHEMA}:department")),
+            u
+        ));
     }
 }

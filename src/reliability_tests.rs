@@ -295,7 +295,8 @@ fn membership_only_writes_cannot_lose_a_race_and_keep_concurrent_data_changes() 
     // Request A reads the group ...
     let stale = block_on(store.get(group, &g, false)).unwrap().unwrap();
     // ... request B renames it in between ...
-    let mut renamed = stale.data.clone();
+    let stale_data = stale.attributes().unwrap();
+    let mut renamed = stale_data.clone();
     renamed.insert("displayName".into(), json!("Race Renamed"));
     let b = Update {
         rt: group,
@@ -312,7 +313,7 @@ fn membership_only_writes_cannot_lose_a_race_and_keep_concurrent_data_changes() 
     };
     // ... then A writes. A data change conditioned on the stale version loses ...
     let a_data = Update {
-        data: Some(&stale.data),
+        data: Some(&stale_data),
         members: &[],
         ..b.clone()
     };
@@ -330,7 +331,7 @@ fn membership_only_writes_cannot_lose_a_race_and_keep_concurrent_data_changes() 
     let Write::Done(after_a) = block_on(store.update(&a_members)).unwrap() else {
         panic!("A applies")
     };
-    assert_eq!(after_a.data["displayName"], "Race Renamed");
+    assert_eq!(after_a.attributes().unwrap()["displayName"], "Race Renamed");
     assert_ne!(after_a.meta.version, after_b.meta.version, "a new version");
     assert_eq!(after_a.meta.modified, "2024-01-01T00:00:01.000Z");
     let mut members: Vec<String> = after_a

@@ -529,8 +529,7 @@ pub fn render(
     render_owned(rt, id, data.clone(), meta, related, base)
 }
 
-/// [`render`] that takes `data` over instead of copying it (the response path of every
-/// read and write: no deep copy of the stored attributes).
+/// [`render`] that takes `data` over instead of copying it.
 pub fn render_owned(
     rt: ResourceType,
     id: &str,
@@ -539,16 +538,103 @@ pub fn render_owned(
     related: Option<&[Related]>,
     base: &str,
 ) -> Value {
+    let schemas = schemas_of(rt, |urn| data.contains_key(urn));
+    // `data` never holds `schemas`, `id`, `meta`, `members` or `groups` (validation drops
+    // or splits them off).
+    let mut out = data;
+    out.insert("schemas".into(), schemas);
+    out.insert("id".into(), Value::String(id.to_string()));
+    out.extend(envelope_tail(rt, id, meta, related, base));
+    Value::Object(out)
+}
+
+/// Writes the full rendering of a stored resource as JSON, with `data` — the stored
+/// attributes' JSON object text, as the `data` column holds it — spliced in verbatim. Every
+/// read and write answers with a stored resource; parsing its attributes only to serialise
+/// them again was most of the CPU a GET or a list page cost. `tail_filter` gets the
+/// rendered non-stored members (`members`/`groups`, `meta`) to project, e.g. to hide
+/// `members.display`; it must not need the stored attributes (see
+/// `Projection::leaves_stored_data`). Same members as [`render_owned`]; `schemas` and `id`
+/// come first.
+pub fn write_spliced(
+    out: &mut Vec<u8>,
+    rt: ResourceType,
+    id: &str,
+    data: &str,
+    meta: &Meta,
+    related: Option<&[Related]>,
+    base: &str,
+    tail_filter: impl FnOnce(&mut Value),
+) -> Result<()> {
+    let inner = object_inner(data).ok_or_else(|| {
+        ScimError::internal().with_cause("stored data is not a JSON object".to_string())
+    })?;
+    let schemas = schemas_of(rt, |urn| has_top_level_key(data, urn));
+    let mut tail = Value::Object(envelope_tail(rt, id, meta, related, base));
+    tail_filter(&mut tail);
+    out.extend_from_slice(b"{\"schemas\":");
+    write_json(out, &schemas)?;
+    out.extend_from_slice(b",\"id\":");
+    write_json(out, &Value::String(id.to_string()))?;
+    if !inner.trim().is_empty() {
+        out.push(b',');
+        out.extend_from_slice(inner.as_bytes());
+    }
+    if let Value::Object(tail) = tail {
+        for (k, v) in &tail {
+            out.push(b',');
+            write_json(out, &Value::String(k.clone()))?;
+            out.push(b':');
+            write_json(out, v)?;
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_json(out: &mut Vec<u8>, v: &Value) -> Result<()> {
+    serde_json::to_writer(out, v).map_err(|_| ScimError::internal())
+}
+
+/// The text between the braces of a JSON object's text.
+fn object_inner(text: &str) -> Option<&str> {
+    text.trim().strip_prefix('{')?.strip_suffix('}')
+}
+
+/// Whether compact JSON object text (as serde_json and SQLite write it) has `key` as a
+/// member name at the top level. Sound for stored data without parsing: a quote inside a
+/// string value is always escaped, so `"key":` with bare quotes occurs only as a member
+/// name, and below the top level member names are sub-attribute names, never schema URNs.
+fn has_top_level_key(text: &str, key: &str) -> bool {
+    text.match_indices(key).any(|(at, _)| {
+        at > 0
+            && text.as_bytes().get(at - 1) == Some(&b'"')
+            && text
+                .get(at + key.len()..)
+                .is_some_and(|r| r.starts_with("\":"))
+    })
+}
+
+/// `schemas`: the core schema, then each extension the data holds.
+fn schemas_of(rt: ResourceType, has: impl Fn(&str) -> bool) -> Value {
     let mut schemas = vec![Value::String(rt.core_schema().id.clone())];
     for ext in rt.extensions() {
-        if data.contains_key(&ext.id) {
+        if has(&ext.id) {
             schemas.push(Value::String(ext.id.clone()));
         }
     }
-    // `data` never holds `schemas` or `id` (validation drops them).
-    let mut out = data;
-    out.insert("schemas".into(), Value::Array(schemas));
-    out.insert("id".into(), Value::String(id.to_string()));
+    Value::Array(schemas)
+}
+
+/// The rendered members that do not come from `data`: `members`/`groups` and `meta`.
+fn envelope_tail(
+    rt: ResourceType,
+    id: &str,
+    meta: &Meta,
+    related: Option<&[Related]>,
+    base: &str,
+) -> Map<String, Value> {
+    let mut out = Map::new();
     if let Some(related) = related {
         let key = match rt {
             ResourceType::User => "groups",
@@ -585,7 +671,7 @@ pub fn render_owned(
             "version": meta.etag(),
         }),
     );
-    Value::Object(out)
+    out
 }
 
 pub fn location(base: &str, rt: ResourceType, id: &str) -> String {
@@ -792,5 +878,110 @@ mod tests {
         assert_eq!(r["meta"]["version"], "W/\"3\"");
         assert_eq!(r["groups"][0]["$ref"], "https://h/scim/v2/Groups/g%201");
         assert_eq!(r["groups"][0]["type"], "direct");
+    }
+
+    /// The spliced rendering is the same resource as the parsed one, whatever the stored
+    /// text holds: the extension or not, strings that imitate the URN key, escapes, no
+    /// attributes at all, related resources with and without display names.
+    #[test]
+    fn spliced_rendering_equals_the_parsed_one() {
+        use crate::projection::Projection;
+        let urn = ENTERPRISE_USER_SCHEMA;
+        let users = [
+            json!({"userName": "a"}),
+            json!({}),
+            json!({"userName": "a", urn: {"department": "x"}}),
+            // The URN as a value, quoted inside a value, and as a value right before a colon.
+            json!({"userName": urn, "displayName": format!("\"{urn}\":"), "title": format!("{urn}\":x")}),
+            json!({"userName": "é \u{1F600} \\ \" \n", "emails": [{"value": "a@b", "type": "work", "primary": true}], urn: {"manager": {"value": "m"}}}),
+        ];
+        let groups = [
+            json!({"displayName": "G"}),
+            json!({"displayName": "G", "externalId": urn}),
+        ];
+        let meta = Meta {
+            created: "2026-01-01T00:00:00.000Z".into(),
+            modified: "2026-01-02T00:00:00.000Z".into(),
+            version: 42,
+        };
+        let related = [
+            Related {
+                id: "x1".into(),
+                rt: ResourceType::User,
+                display: Some("Babs \"B\"".into()),
+            },
+            Related {
+                id: "x 2".into(),
+                rt: ResourceType::Group,
+                display: None,
+            },
+        ];
+        let cases = users
+            .iter()
+            .map(|d| (ResourceType::User, d))
+            .chain(groups.iter().map(|d| (ResourceType::Group, d)));
+        let mut compared = 0;
+        for (rt, data) in cases {
+            let Value::Object(map) = data else {
+                unreachable!()
+            };
+            let text = serde_json::to_string(map).expect("serialises");
+            for rel in [None, Some(&[][..]), Some(&related[..])] {
+                let related_name = match rt {
+                    ResourceType::User => "groups",
+                    ResourceType::Group => "members",
+                };
+                let both = format!("{related_name},meta");
+                for excluded in [None, Some(related_name), Some("meta"), Some(both.as_str())] {
+                    let projection = Projection::parse(None, excluded, Some(rt)).expect("valid");
+                    assert!(projection.leaves_stored_data(rt));
+                    let mut expected = render(rt, "id-1", map, &meta, rel, "https://h/v2");
+                    projection.apply(rt, &mut expected);
+                    let mut out = Vec::new();
+                    write_spliced(
+                        &mut out,
+                        rt,
+                        "id-1",
+                        &text,
+                        &meta,
+                        rel,
+                        "https://h/v2",
+                        |t| projection.apply(rt, t),
+                    )
+                    .expect("renders");
+                    let got: Value = serde_json::from_slice(&out)
+                        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+                    assert_eq!(got, expected, "{text} {excluded:?}");
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 7 * 3 * 4);
+        // Text that is not an object is an internal error, never a malformed response.
+        let mut out = Vec::new();
+        let e = write_spliced(
+            &mut out,
+            ResourceType::User,
+            "i",
+            "[1]",
+            &meta,
+            None,
+            "b",
+            |_| {},
+        )
+        .expect_err("not an object");
+        assert_eq!(e.status, 500);
+    }
+
+    #[test]
+    fn top_level_key_detection() {
+        let k = "urn:x:User";
+        assert!(has_top_level_key(r#"{"a":1,"urn:x:User":{"b":2}}"#, k));
+        assert!(has_top_level_key(r#"{"urn:x:User":{}}"#, k));
+        assert!(!has_top_level_key(r#"{"a":"urn:x:User"}"#, k));
+        assert!(!has_top_level_key(r#"{"a":"\"urn:x:User\":"}"#, k));
+        assert!(!has_top_level_key(r#"{"a":"urn:x:User\":"}"#, k));
+        assert!(!has_top_level_key(r#"{"urn:x:User:department":"d"}"#, k));
+        assert!(!has_top_level_key("", k));
     }
 }

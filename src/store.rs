@@ -63,10 +63,22 @@ pub trait Db {
 pub struct Stored {
     pub rt: ResourceType,
     pub id: String,
-    pub data: Map<String, Value>,
+    /// The stored attributes as the `data` column holds them: JSON object text. Responses
+    /// carry it verbatim (`resource::write_spliced`); only what must look inside (PATCH,
+    /// `attributes=` projections) parses it, with [`Stored::attributes`].
+    pub data: String,
     pub meta: Meta,
     /// Group members or user groups; `None` when not loaded.
     pub related: Option<Vec<Related>>,
+}
+
+impl Stored {
+    /// The stored attributes, parsed.
+    pub fn attributes(&self) -> Result<Map<String, Value>> {
+        serde_json::from_str(&self.data).map_err(|_| {
+            ScimError::internal().with_cause("stored data is not a JSON object".to_string())
+        })
+    }
 }
 
 /// Outcome of a conditional write.
@@ -504,7 +516,7 @@ impl<'a, D: Db> Store<'a, D> {
             Write::Done(Stored {
                 rt,
                 id: id.to_string(),
-                data: Map::new(),
+                data: "{}".into(),
                 meta: Meta {
                     created: String::new(),
                     modified: String::new(),
@@ -777,8 +789,7 @@ fn text<'r>(row: &'r Row, col: &str) -> Result<&'r str> {
 
 pub fn parse_row(row: &Row, with_related: bool) -> Result<Stored> {
     let rt = ResourceType::from_name(text(row, "type")?).ok_or_else(ScimError::internal)?;
-    let data: Map<String, Value> =
-        serde_json::from_str(text(row, "data")?).map_err(|_| ScimError::internal())?;
+    let data = text(row, "data")?.to_string();
     let related = if with_related {
         let raw = row.get("related").and_then(Value::as_str).unwrap_or("[]");
         let list: Vec<(String, String, Option<String>)> =
