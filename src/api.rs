@@ -353,7 +353,7 @@ pub fn write_resource(
             &s.meta,
             s.related.as_deref(),
             base,
-            |tail| projection.apply(s.rt, tail),
+            projection,
         );
     }
     let mut v = resource::render_owned(

@@ -101,6 +101,15 @@ impl Projection {
             })
     }
 
+    /// Whether `attributes` or `excludedAttributes` names the top-level core or common
+    /// attribute `name` (or one of its sub-attributes).
+    pub fn names(&self, name: &str) -> bool {
+        self.include
+            .iter()
+            .chain(&self.exclude)
+            .any(|r| r.schema.is_none() && r.attr == name)
+    }
+
     /// Applies the projection to a fully rendered resource in place.
     pub fn apply(&self, rt: ResourceType, resource: &mut Value) {
         let Some(obj) = resource.as_object_mut() else {

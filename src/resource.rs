@@ -7,6 +7,7 @@
 //! split off because they live in their own table.
 
 use crate::error::{Result, ScimError};
+use crate::projection::Projection;
 use crate::schema::{AttrType, Attribute, Mutability, ResourceType};
 use crate::time;
 use serde_json::{json, Map, Value};
@@ -551,11 +552,11 @@ pub fn render_owned(
 /// Writes the full rendering of a stored resource as JSON, with `data` — the stored
 /// attributes' JSON object text, as the `data` column holds it — spliced in verbatim. Every
 /// read and write answers with a stored resource; parsing its attributes only to serialise
-/// them again was most of the CPU a GET or a list page cost. `tail_filter` gets the
-/// rendered non-stored members (`members`/`groups`, `meta`) to project, e.g. to hide
-/// `members.display`; it must not need the stored attributes (see
-/// `Projection::leaves_stored_data`). Same members as [`render_owned`]; `schemas` and `id`
-/// come first.
+/// them again was most of the CPU a GET or a list page cost. The caller has checked that
+/// `projection` leaves the stored attributes alone (`Projection::leaves_stored_data`); it
+/// is applied to the members built here (`members`/`groups`, `meta`) when it could change
+/// them. Same members as [`render_owned`]; `schemas` and `id` come first.
+#[allow(clippy::too_many_arguments)]
 pub fn write_spliced(
     out: &mut Vec<u8>,
     rt: ResourceType,
@@ -564,36 +565,57 @@ pub fn write_spliced(
     meta: &Meta,
     related: Option<&[Related]>,
     base: &str,
-    tail_filter: impl FnOnce(&mut Value),
+    projection: &Projection,
 ) -> Result<()> {
     let inner = object_inner(data).ok_or_else(|| {
         ScimError::internal().with_cause("stored data is not a JSON object".to_string())
     })?;
-    let schemas = schemas_of(rt, |urn| has_top_level_key(data, urn));
-    let mut tail = Value::Object(envelope_tail(rt, id, meta, related, base));
-    tail_filter(&mut tail);
-    out.extend_from_slice(b"{\"schemas\":");
-    write_json(out, &schemas)?;
-    out.extend_from_slice(b",\"id\":");
-    write_json(out, &Value::String(id.to_string()))?;
+    out.extend_from_slice(b"{\"schemas\":[");
+    write_str(out, &rt.core_schema().id)?;
+    for ext in rt.extensions() {
+        if has_top_level_key(data, &ext.id) {
+            out.push(b',');
+            write_str(out, &ext.id)?;
+        }
+    }
+    out.extend_from_slice(b"],\"id\":");
+    write_str(out, id)?;
     if !inner.trim().is_empty() {
         out.push(b',');
         out.extend_from_slice(inner.as_bytes());
     }
-    if let Value::Object(tail) = tail {
-        for (k, v) in &tail {
-            out.push(b',');
-            write_json(out, &Value::String(k.clone()))?;
-            out.push(b':');
-            write_json(out, v)?;
+    let related = related.filter(|r| !r.is_empty());
+    if related.is_some() || projection.names("meta") {
+        // Rare or projected: build the members as values and let the projection shape them.
+        let mut tail = Value::Object(envelope_tail(rt, id, meta, related, base));
+        projection.apply(rt, &mut tail);
+        if let Value::Object(tail) = tail {
+            for (k, v) in &tail {
+                out.push(b',');
+                write_str(out, k)?;
+                out.push(b':');
+                serde_json::to_writer(&mut *out, v).map_err(|_| ScimError::internal())?;
+            }
         }
+    } else {
+        out.extend_from_slice(b",\"meta\":{\"created\":");
+        write_str(out, &meta.created)?;
+        out.extend_from_slice(b",\"lastModified\":");
+        write_str(out, &meta.modified)?;
+        out.extend_from_slice(b",\"location\":");
+        write_str(out, &location(base, rt, id))?;
+        out.extend_from_slice(b",\"resourceType\":");
+        write_str(out, rt.name())?;
+        out.extend_from_slice(b",\"version\":");
+        write_str(out, &meta.etag())?;
+        out.push(b'}');
     }
     out.push(b'}');
     Ok(())
 }
 
-fn write_json(out: &mut Vec<u8>, v: &Value) -> Result<()> {
-    serde_json::to_writer(out, v).map_err(|_| ScimError::internal())
+fn write_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
+    serde_json::to_writer(out, s).map_err(|_| ScimError::internal())
 }
 
 /// The text between the braces of a JSON object's text.
@@ -885,7 +907,6 @@ mod tests {
     /// attributes at all, related resources with and without display names.
     #[test]
     fn spliced_rendering_equals_the_parsed_one() {
-        use crate::projection::Projection;
         let urn = ENTERPRISE_USER_SCHEMA;
         let users = [
             json!({"userName": "a"}),
@@ -932,7 +953,13 @@ mod tests {
                     ResourceType::Group => "members",
                 };
                 let both = format!("{related_name},meta");
-                for excluded in [None, Some(related_name), Some("meta"), Some(both.as_str())] {
+                for excluded in [
+                    None,
+                    Some(related_name),
+                    Some("meta"),
+                    Some("meta.version"),
+                    Some(both.as_str()),
+                ] {
                     let projection = Projection::parse(None, excluded, Some(rt)).expect("valid");
                     assert!(projection.leaves_stored_data(rt));
                     let mut expected = render(rt, "id-1", map, &meta, rel, "https://h/v2");
@@ -946,7 +973,7 @@ mod tests {
                         &meta,
                         rel,
                         "https://h/v2",
-                        |t| projection.apply(rt, t),
+                        &projection,
                     )
                     .expect("renders");
                     let got: Value = serde_json::from_slice(&out)
@@ -956,7 +983,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 7 * 3 * 4);
+        assert_eq!(compared, 7 * 3 * 5);
         // Text that is not an object is an internal error, never a malformed response.
         let mut out = Vec::new();
         let e = write_spliced(
@@ -967,7 +994,7 @@ mod tests {
             &meta,
             None,
             "b",
-            |_| {},
+            &Projection::default(),
         )
         .expect_err("not an object");
         assert_eq!(e.status, 500);
