@@ -20,6 +20,8 @@ pub use crate::audit::AuditNote;
 use crate::cursor::Position;
 use crate::error::{Result, ScimError};
 
+#[cfg(test)]
+mod list_order_tests;
 pub mod tenancy;
 pub mod tolerances;
 use crate::resource::{Meta, Related};
@@ -589,7 +591,22 @@ impl<'a, D: Db> Store<'a, D> {
             let dir = if q.descending { "DESC" } else { "ASC" };
             let op = if q.descending { "<" } else { ">" };
             let sort_expr = q.order_sql.as_deref().map(|o| format!("({o})"));
+            let key = q
+                .order_sql
+                .as_deref()
+                .map(|o| SortKey::of(o, q.rt))
+                .unwrap_or_default();
+            // Unfiltered pages spell the order as an index on the sort key holds it,
+            // `e NULLS LAST, rowid` (SQLite reads `ASC NULLS LAST` off an ascending index in
+            // two passes, the values and then the missing ones), so a page of 100 reads about
+            // 100 index entries instead of sorting the whole type. Filtered pages spell the
+            // same order as `e IS NULL, e, rowid`, which no index serves: walking the sort
+            // index and testing every resource against a selective filter (`externalId eq`)
+            // would visit the whole tenant, where the filter's own index finds the few matches
+            // to sort. (Without ANALYZE statistics SQLite picks the walk whenever it can.)
+            let walk = q.where_sql.is_none();
             let order = match &sort_expr {
+                Some(e) if walk => format!("ORDER BY {e} {dir} NULLS LAST, r.rowid {dir}"),
                 Some(e) => format!("ORDER BY {e} IS NULL, {e} {dir}, r.rowid {dir}"),
                 None => "ORDER BY r.rowid ASC".to_string(),
             };
@@ -601,6 +618,9 @@ impl<'a, D: Db> Store<'a, D> {
                 (String::new(), params)
             };
             let mut page_where = where_clause.clone();
+            // Cursor pages of a nullable indexed key continue with two index walks, merged:
+            // the resources after the position that have a value, then all that lack one.
+            let mut missing_where = None;
             if let Some(pos) = &q.after {
                 let keyset = match (&sort_expr, pos.null) {
                     (None, _) => {
@@ -617,28 +637,59 @@ impl<'a, D: Db> Store<'a, D> {
                             pos.value_param(),
                             SqlValue::Int(pos.rowid),
                         ]);
-                        format!("({e} IS NULL OR {e} {op} ? OR ({e} = ? AND r.rowid {op} ?))")
+                        if walk && (key.never_null || key.indexed) {
+                            // A range the index can seek to; the missing values come after
+                            // every value, so they all follow the position.
+                            if !key.never_null {
+                                missing_where = Some(format!("{where_clause} AND {e} IS NULL"));
+                            }
+                            format!("{e} {op}= ? AND ({e} {op} ? OR r.rowid {op} ?)")
+                        } else {
+                            format!("({e} IS NULL OR {e} {op} ? OR ({e} = ? AND r.rowid {op} ?))")
+                        }
                     }
                 };
                 page_where.push_str(&format!(" AND {keyset}"));
             }
+            let sort_col = sort_expr.as_deref().unwrap_or("NULL");
+            let select = |filter: &str| {
+                format!(
+                    "SELECT {COLUMNS}{related}, r.rowid AS _rowid, {sort_col} AS _sort{total_col} \
+                     FROM resources r {filter}"
+                )
+            };
+            let mut sql = select(&page_where);
+            match &missing_where {
+                Some(missing) => {
+                    // Only continuations get here, so there is no inline total (each arm would
+                    // evaluate it). The second arm binds the WHERE clause's values again.
+                    page_params.extend(
+                        std::iter::once(SqlValue::from(self.tenant.as_str()))
+                            .chain(q.params.iter().cloned()),
+                    );
+                    let collate = if key.nocase { " COLLATE NOCASE" } else { "" };
+                    sql.push_str(&format!(
+                        " UNION ALL {} ORDER BY _sort{collate} {dir} NULLS LAST, _rowid {dir}",
+                        select(missing)
+                    ));
+                }
+                None => {
+                    sql.push(' ');
+                    sql.push_str(&order);
+                }
+            }
             let limit = if q.cursor_mode {
                 // One extra row tells whether a next page exists.
                 page_params.push(SqlValue::Int(q.count + 1));
-                "LIMIT ?".to_string()
+                "LIMIT ?"
             } else {
                 page_params.push(SqlValue::Int(q.count));
                 page_params.push(SqlValue::Int(q.start_index - 1));
-                "LIMIT ? OFFSET ?".to_string()
+                "LIMIT ? OFFSET ?"
             };
-            let sort_col = sort_expr.as_deref().unwrap_or("NULL");
-            stmts.push(Stmt::new(
-                format!(
-                    "SELECT {COLUMNS}{related}, r.rowid AS _rowid, {sort_col} AS _sort{total_col} \
-                     FROM resources r {page_where} {order} {limit}"
-                ),
-                page_params,
-            ));
+            sql.push(' ');
+            sql.push_str(limit);
+            stmts.push(Stmt::new(sql, page_params));
         }
         let res = self.run(stmts).await?;
         let (total, page_at) = if inline_total {
@@ -716,6 +767,44 @@ impl<'a, D: Db> Store<'a, D> {
                 }
             }
             Err(e) => e,
+        }
+    }
+}
+
+/// What the store knows about a list's sort key, as `query::sort_sql` spells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SortKey {
+    /// Every resource of the listed type has a value: the columns are `NOT NULL`, and
+    /// `resource::validate` refuses a User without userName or a Group without displayName.
+    never_null: bool,
+    /// An index holds the listed type's resources in this key's order, then rowid: the
+    /// `(tenant, type, …)` indexes of migrations 0001 and 0008, `(tenant, user_name)` for
+    /// userName, and the primary key `(tenant, id)` for a root search by id. `meta.created`
+    /// and a typed `id` have none (see 0008): their pages sort.
+    indexed: bool,
+    /// Compared case-insensitively (`COLLATE NOCASE`).
+    nocase: bool,
+}
+
+impl SortKey {
+    fn of(order_sql: &str, rt: Option<ResourceType>) -> SortKey {
+        let typed = rt.is_some();
+        let (never_null, indexed) = match order_sql {
+            "r.id" => (true, !typed),
+            "r.created" => (true, false),
+            "r.modified" => (true, typed),
+            "r.user_name COLLATE NOCASE" => {
+                let users = rt == Some(ResourceType::User);
+                (users, users)
+            }
+            "r.display_name COLLATE NOCASE" => (rt == Some(ResourceType::Group), typed),
+            "r.external_id" => (false, typed),
+            _ => (false, false),
+        };
+        SortKey {
+            never_null,
+            indexed,
+            nocase: order_sql.ends_with(" COLLATE NOCASE"),
         }
     }
 }

@@ -153,11 +153,12 @@ fn first_value_sql(container: &Container, elem: Loc, nocase: bool) -> Result<Str
             "(SELECT {v} FROM {rows} AND {v} IS NOT NULL ORDER BY {v}{collate} LIMIT 1)"
         ));
     }
-    // NULL (no `primary`) sorts after 1 when descending, so unflagged elements keep their order.
+    // `IS 1` is 0, never NULL, for `primary: false` and for no `primary` alike, so both keep
+    // their array order (`= 1 DESC` put false before unflagged elements).
     let primary = value_expr(&Loc::Elem(Some("primary")), scope)?;
     Ok(format!(
         "(SELECT {v} FROM json_each(r.data, {}) e WHERE {v} IS NOT NULL \
-         ORDER BY {primary} = 1 DESC, e.id LIMIT 1)",
+         ORDER BY ({primary} IS 1) DESC, e.id LIMIT 1)",
         json_path(&container.path)?
     ))
 }

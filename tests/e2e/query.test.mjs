@@ -95,6 +95,20 @@ test("sorting, paging and projection", async () => {
     cursor = r.json.nextCursor;
   } while (cursor);
   assert.deepEqual(seen, ["alice", "bob", "Carol", "dave_100%"]);
+  // A key most users lack (externalId), in both directions: the continuation merges the index
+  // walk over the values with the one over the missing values (NULLS LAST, UNION ALL in D1).
+  for (const order of ["ascending", "descending"]) {
+    let next = "";
+    const byExt = [];
+    do {
+      const r = await w.get(`/Users?cursor=${encodeURIComponent(next)}&count=1&sortBy=externalId&sortOrder=${order}`);
+      assert.equal(r.status, 200, r.text);
+      byExt.push(...r.json.Resources.map((u) => u.userName.split("@")[0]));
+      next = r.json.nextCursor;
+    } while (next);
+    assert.equal(byExt[0], "dave_100%", order);
+    assert.deepEqual([...byExt].sort(), ["Carol", "alice", "bob", "dave_100%"], order);
+  }
   assertScimError(assert, await w.get("/Users?cursor=bogus"), 400, "invalidCursor");
   assertScimError(assert, await w.get("/Users?sortBy=emails.nope"), 400, "invalidValue");
 });
