@@ -889,6 +889,18 @@ fn check(
     })
 }
 
+/// What a root search (`/.search` across types) may filter on: both types' attributes and
+/// value paths.
+fn root_scope() -> (Vec<(&'static str, Ty)>, Vec<ValuePathSpec>) {
+    let attrs = USER_ATTRS.iter().chain(GROUP_ATTRS).copied().collect();
+    let paths = USER_VALUE_PATHS
+        .iter()
+        .chain(GROUP_VALUE_PATHS)
+        .copied()
+        .collect();
+    (attrs, paths)
+}
+
 #[test]
 fn sql_and_memory_agree_on_random_filters() {
     let mut rng = XorShift::new(0x5C1A_2026);
@@ -896,12 +908,7 @@ fn sql_and_memory_agree_on_random_filters() {
     let conn = open_db();
     load(&conn, &world);
 
-    let root_attrs: Vec<(&str, Ty)> = USER_ATTRS.iter().chain(GROUP_ATTRS).copied().collect();
-    let root_paths: Vec<_> = USER_VALUE_PATHS
-        .iter()
-        .chain(GROUP_VALUE_PATHS)
-        .copied()
-        .collect();
+    let (root_attrs, root_paths) = root_scope();
     // (scope, attributes, value paths, number of filters)
     type Scope = (
         Option<ResourceType>,
@@ -1182,12 +1189,7 @@ fn sql_and_memory_agree_on_random_sorted_pages() {
     }
     block_on(crate::store::Db::batch(&db, stmts)).expect("load");
 
-    let root_attrs: Vec<(&str, Ty)> = USER_ATTRS.iter().chain(GROUP_ATTRS).copied().collect();
-    let root_paths: Vec<_> = USER_VALUE_PATHS
-        .iter()
-        .chain(GROUP_VALUE_PATHS)
-        .copied()
-        .collect();
+    let (root_attrs, root_paths) = root_scope();
     type SortScope<'s> = (
         Option<ResourceType>,
         &'s [(&'static str, bool)],
