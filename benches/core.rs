@@ -259,7 +259,7 @@ fn main() {
             out
         },
     );
-    let rows: Vec<Row> = (0..100).map(|i| stored_row(i)).collect();
+    let rows: Vec<Row> = (0..100).map(stored_row).collect();
     r.case("render: list page of 100 from D1 rows", || {
         // As `api::run_list` writes it: each resource straight into the body.
         let mut body = Vec::new();

@@ -81,7 +81,7 @@ fn every_write_leaves_one_event_in_its_own_round_trip() {
         scim(
             &mut h,
             Method::Get,
-            &format!("/Users?filter=userName+eq+%22x%22"),
+            "/Users?filter=userName+eq+%22x%22",
             None
         )
         .status,

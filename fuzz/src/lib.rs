@@ -202,8 +202,11 @@ pub fn resource(data: &[u8]) {
     }
 }
 
+/// A fuzz target: arbitrary bytes in, a panic on a broken property.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, for the replay test and the docs.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Target); 4] = [
     ("filter", filter),
     ("attr_path", attr_path),
     ("patch", patch),
