@@ -5,9 +5,12 @@
 //! No criterion, to keep dependencies light: each case runs for a warm-up, then in batches
 //! sized to take ~50 ms, and reports the median batch's time per iteration (and the fastest).
 //! Without `--bench` (as `cargo test --all-targets` runs it) each case runs once, as a smoke
-//! test. The bench profile inherits the release profile's `opt-level = "z"` (what the wasm
-//! ships with); `CARGO_PROFILE_BENCH_OPT_LEVEL=3 cargo bench --bench core` shows the same
-//! code at Rust's default optimisation for speed.
+//! test; `CORE_ITERS=n` runs it n times, for counting instructions, which unlike time does not
+//! move with the machine's load: run the binary under
+//! `valgrind --tool=cachegrind --cache-sim=no` with n = 1 and n = 201 and divide the
+//! difference by 200. The bench profile inherits the release profile's `opt-level = "z"`
+//! (what the wasm ships with); `CARGO_PROFILE_BENCH_OPT_LEVEL=3 cargo bench --bench core`
+//! shows the same code at Rust's default optimisation for speed.
 
 use scim_edge::api;
 use scim_edge::filter;
@@ -113,7 +116,13 @@ impl Runner {
         }
         self.ran += 1;
         if self.smoke {
-            black_box(f());
+            let n: u64 = std::env::var("CORE_ITERS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            for _ in 0..n {
+                black_box(f());
+            }
             return;
         }
         // Warm up and size a batch to ~50 ms.
@@ -194,6 +203,9 @@ fn main() {
     r.case("patch: apply Entra user update (5 ops)", || {
         patch::apply(ResourceType::User, &stored_data, &body, false).unwrap()
     });
+    r.case("patch: apply Entra user update to the stored text", || {
+        patch::apply_text(ResourceType::User, &stored.data, &body, false).unwrap()
+    });
     r.case("patch: apply Entra path-less replace", || {
         patch::apply(ResourceType::User, &stored_data, &pathless, false).unwrap()
     });
@@ -204,28 +216,44 @@ fn main() {
         patch::apply(ResourceType::Group, &group, &add_member, false).unwrap()
     });
     // The whole CPU path of a PATCH request minus I/O, as `api::patch` runs it: parse the body
-    // and the stored row, apply, serialise `data` for the UPDATE, then render the response
-    // from the row the same batch reads back (whose `data` is the text just written).
+    // and the stored row, apply to the stored text (writing the new text for the UPDATE),
+    // then render the response from the row the same batch reads back (whose `data` is the
+    // text just written).
     let none = Projection::default();
     r.case("patch: Entra PATCH end to end (parse+apply+render)", || {
         let body: Value = serde_json::from_slice(&body_bytes).unwrap();
         let current = parse_row(&row, false).unwrap();
-        let out = patch::apply_owned(
-            ResourceType::User,
-            current.attributes().unwrap(),
-            &body,
-            false,
-        )
-        .unwrap();
-        let data_text = serde_json::to_string(&out.data).unwrap();
+        let out = patch::apply_text(ResourceType::User, &current.data, &body, false).unwrap();
         let written = Stored {
-            data: data_text,
+            data: out.data.unwrap(),
             ..current
         };
         let mut resp = Vec::new();
         api::write_resource(&mut resp, &written, &none, BASE).unwrap();
         resp
     });
+
+    r.case(
+        "patch: same, parsing and re-serialising the whole resource",
+        || {
+            let body: Value = serde_json::from_slice(&body_bytes).unwrap();
+            let current = parse_row(&row, false).unwrap();
+            let out = patch::apply_owned(
+                ResourceType::User,
+                current.attributes().unwrap(),
+                &body,
+                false,
+            )
+            .unwrap();
+            let written = Stored {
+                data: serde_json::to_string(&out.data).unwrap(),
+                ..current
+            };
+            let mut resp = Vec::new();
+            api::write_resource(&mut resp, &written, &none, BASE).unwrap();
+            resp
+        },
+    );
 
     // Validation and rendering.
     let post = user_body(7);

@@ -10,7 +10,7 @@ use crate::resource::{self, location, Validated};
 use crate::schema::{
     self, ResourceType, LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA, SP_CONFIG_SCHEMA,
 };
-use crate::store::{Db, ListQuery, MemberChange, Store, Stored, Update, Write};
+use crate::store::{Db, ListQuery, MemberChange, NewData, Store, Stored, Update, Write};
 use crate::time;
 use serde_json::{json, Map, Value};
 
@@ -527,7 +527,7 @@ async fn replace<D: Db>(
         rt,
         id,
         expected,
-        data: Some(&data),
+        data: Some(NewData::Attributes(&data)),
         members: &changes,
         now: &now,
         with_related,
@@ -594,19 +594,22 @@ async fn patch<D: Db>(
             .await?
             .ok_or_else(|| not_found(rt, id))?;
         let conditional = if_match(req, Some(current.meta.version))?;
-        let outcome = crate::patch::apply_owned(rt, current.attributes()?, &body, strict)?;
+        let outcome = crate::patch::apply_text(rt, &current.data, &body, strict)?;
         let changes = member_changes(id, outcome.members)?;
         let tolerances: Vec<&'static str> = outcome.tolerances.iter().map(|t| t.as_str()).collect();
         // A PATCH that leaves `data` as it was (e.g. Entra's one-member adds and removes)
         // depends on nothing it read: its member rows are written unconditionally, so any
         // number of concurrent membership changes all apply, with no retry. Anything that
         // changes `data`, or names a version in If-Match, stays a conditional write.
-        let data_changed = outcome.changed.iter().any(|n| n != "members");
+        let data_changed = outcome.data.is_some();
         let update = Update {
             rt,
             id,
             expected: (data_changed || conditional.is_some()).then_some(current.meta.version),
-            data: data_changed.then_some(&outcome.data),
+            data: outcome.data.as_deref().map(|text| NewData::Text {
+                text,
+                deactivating: outcome.deactivating,
+            }),
             members: &changes,
             now: &now,
             with_related,

@@ -7,7 +7,7 @@ use crate::api::{handle, Config, Ctx};
 use crate::http::{Method, Request, Response};
 use crate::schema::{GROUP_SCHEMA, PATCH_OP_SCHEMA, USER_SCHEMA};
 use crate::sql::Stmt;
-use crate::store::{Db, DbError, MemberChange, Row, Store, Update, Write};
+use crate::store::{Db, DbError, MemberChange, NewData, Row, Store, Update, Write};
 use crate::testing::{block_on, SqliteDb};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -302,7 +302,7 @@ fn membership_only_writes_cannot_lose_a_race_and_keep_concurrent_data_changes() 
         rt: group,
         id: &g,
         expected: Some(stale.meta.version),
-        data: Some(&renamed),
+        data: Some(NewData::Attributes(&renamed)),
         members: &[MemberChange::Add(vec![u1.clone()])],
         now: "2024-01-01T00:00:00.000Z",
         with_related: false,
@@ -313,7 +313,7 @@ fn membership_only_writes_cannot_lose_a_race_and_keep_concurrent_data_changes() 
     };
     // ... then A writes. A data change conditioned on the stale version loses ...
     let a_data = Update {
-        data: Some(&stale_data),
+        data: Some(NewData::Attributes(&stale_data)),
         members: &[],
         ..b.clone()
     };

@@ -614,7 +614,17 @@ pub fn write_spliced(
     Ok(())
 }
 
-fn write_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
+/// Writes `s` as a JSON string. Ids, timestamps, URNs and attribute names need no escaping;
+/// checking that first is several times cheaper than serde_json's escaping writer, which
+/// stays the path for anything else.
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return Ok(());
+    }
     serde_json::to_writer(out, s).map_err(|_| ScimError::internal())
 }
 
@@ -998,6 +1008,30 @@ mod tests {
         )
         .expect_err("not an object");
         assert_eq!(e.status, 500);
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "2026-01-01T00:00:00.000Z",
+            "W/\"42\"",
+            "back\\slash",
+            "tab\there",
+            "nul\u{0}",
+            "\u{7f} del",
+            "é \u{1F600}",
+            "line\nbreak",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s).expect("writes");
+            assert_eq!(
+                String::from_utf8(out).expect("utf-8"),
+                serde_json::to_string(s).expect("serialises"),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]

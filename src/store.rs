@@ -352,7 +352,10 @@ impl<'a, D: Db> Store<'a, D> {
         let (rt, id) = (u.rt, u.id);
         let version = new_version()?;
         let data_text = match u.data {
-            Some(d) => Some(serde_json::to_string(d).map_err(|_| ScimError::internal())?),
+            Some(NewData::Attributes(d)) => {
+                Some(serde_json::to_string(d).map_err(|_| ScimError::internal())?)
+            }
+            Some(NewData::Text { text, .. }) => Some(text.to_string()),
             None => None,
         };
         let guard = |params: &mut Vec<SqlValue>| {
@@ -384,9 +387,11 @@ impl<'a, D: Db> Store<'a, D> {
             }
             None => "",
         };
-        let deactivating = u
-            .data
-            .is_some_and(|d| d.get("active") == Some(&Value::Bool(false)));
+        let deactivating = match u.data {
+            Some(NewData::Attributes(d)) => d.get("active") == Some(&Value::Bool(false)),
+            Some(NewData::Text { deactivating, .. }) => deactivating,
+            None => false,
+        };
         let mut stmts: Vec<Stmt> = self
             .audit_stmt(
                 rt,
@@ -824,13 +829,23 @@ pub struct Update<'x> {
     pub expected: Option<i64>,
     /// The new stored `data`; `None` keeps the stored one (a membership-only change still
     /// gets a new version and `lastModified`, because members are part of the resource).
-    pub data: Option<&'x Map<String, Value>>,
+    pub data: Option<NewData<'x>>,
     pub members: &'x [MemberChange],
     pub now: &'x str,
     /// Read members/groups back for the response.
     pub with_related: bool,
     /// Names of the client quirks tolerated by this request, counted per tenant.
     pub tolerances: &'x [&'static str],
+}
+
+/// The new stored `data` of an [`Update`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NewData<'x> {
+    /// Attributes to serialise (PUT).
+    Attributes(&'x Map<String, Value>),
+    /// The text to store, already written (PATCH, `patch::apply_text`), and whether the
+    /// write sets `active` to false.
+    Text { text: &'x str, deactivating: bool },
 }
 
 /// What a list request asks of the store, already planned.

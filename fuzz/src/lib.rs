@@ -151,7 +151,31 @@ pub fn patch(data: &[u8]) {
         return;
     };
     let stored = current(rt);
-    match scim_edge::patch::apply(rt, &stored, &body, strict) {
+    let result = scim_edge::patch::apply(rt, &stored, &body, strict);
+    // The request path patches the stored text, parsing only what the operations address:
+    // it must agree with the patch of the parsed resource.
+    let text = serde_json::to_string(&stored).expect("stored data serialises");
+    match (
+        &result,
+        scim_edge::patch::apply_text(rt, &text, &body, strict),
+    ) {
+        (Ok(full), Ok(t)) => {
+            let changed = full.changed.iter().any(|n| n != "members");
+            let expected = changed.then(|| serde_json::to_string(&full.data).expect("serialises"));
+            assert_eq!(t.data, expected, "apply_text stores what apply does");
+            assert_eq!(
+                t.changed, full.changed,
+                "apply_text reports the same changes"
+            );
+            assert_eq!(
+                t.members, full.members,
+                "apply_text: the same member operations"
+            );
+        }
+        (Err(a), Err(b)) => assert_eq!(a.status, b.status, "apply_text fails as apply does"),
+        (a, b) => panic!("apply gave {a:?}, apply_text gave {b:?}"),
+    }
+    match result {
         Ok(out) => {
             // A PATCH can never store what a PUT would reject.
             let v = scim_edge::resource::validate(rt, &with_schemas(rt, &out.data))

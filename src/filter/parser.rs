@@ -139,14 +139,24 @@ impl Parser {
             .collect()
     }
 
+    /// Whether the run of ASCII letters at `at` is `kw`, case-insensitively. Checked at every
+    /// operand boundary (`and`, `or`, `not`), so it compares in place instead of collecting.
+    fn word_is(&self, at: usize, kw: &str) -> bool {
+        let rest = self.chars.get(at..).unwrap_or_default();
+        let len = rest.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+        len == kw.len()
+            && rest
+                .iter()
+                .zip(kw.chars())
+                .all(|(c, k)| c.eq_ignore_ascii_case(&k))
+    }
+
     /// Consumes `kw` (case-insensitively) if it is the next word and is followed by
     /// whitespace, `(` or the end (where the missing operand is then reported).
     fn keyword(&mut self, kw: &str) -> bool {
-        let word = self.word_at(self.pos);
-        let next = self.chars.get(self.pos + word.chars().count()).copied();
-        if word.eq_ignore_ascii_case(kw) && next.is_none_or(|c| c.is_ascii_whitespace() || c == '(')
-        {
-            self.pos += word.chars().count();
+        let next = self.chars.get(self.pos + kw.len()).copied();
+        if self.word_is(self.pos, kw) && next.is_none_or(|c| c.is_ascii_whitespace() || c == '(') {
+            self.pos += kw.len();
             true
         } else {
             false
@@ -204,9 +214,8 @@ impl Parser {
         if self.peek() == Some('(') {
             return self.parenthesised(ctx);
         }
-        let word = self.word_at(self.pos);
-        let after = self.chars.get(self.pos + word.chars().count()).copied();
-        if word.eq_ignore_ascii_case("not") && !after.is_some_and(is_path_char) {
+        let after = self.chars.get(self.pos + 3).copied();
+        if self.word_is(self.pos, "not") && !after.is_some_and(is_path_char) {
             self.pos += 3;
             self.skip_ws();
             if self.peek() != Some('(') {

@@ -626,7 +626,7 @@ fn sorted_page_timing() {
                 rt: ResourceType::User,
                 id: &id,
                 expected: None,
-                data: Some(&data),
+                data: Some(super::NewData::Attributes(&data)),
                 members: &[],
                 now: "2026-02-02T00:00:00.000Z",
                 with_related: false,
