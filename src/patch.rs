@@ -3,8 +3,13 @@
 //! request shape Microsoft Entra ID and Okta send is pinned by a unit test below.
 //!
 //! All operations apply to a copy; the first failing operation fails the whole request, so a
-//! PATCH is atomic by construction. The result is re-validated as a whole resource, so a PATCH
-//! can never store what a PUT would have rejected.
+//! PATCH is atomic by construction. The attributes the operations touched, and the required
+//! ones, are re-validated afterwards; the others are stored data that passed validation when
+//! written. So a PATCH can never store what a PUT would have rejected, which the tests and
+//! the patch fuzz target check by validating every outcome as a whole resource.
+//!
+//! The request path patches the stored text ([`apply_text`]): only the attributes the
+//! operations address are parsed, the rest is carried over verbatim.
 //!
 //! Group members never enter `data`: a group may have 100k members, so member operations are
 //! returned as [`MemberOp`]s for the store to apply as row changes, without reading the list.

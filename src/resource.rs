@@ -633,8 +633,8 @@ fn object_inner(text: &str) -> Option<&str> {
     text.trim().strip_prefix('{')?.strip_suffix('}')
 }
 
-/// Whether compact JSON object text (as serde_json and SQLite write it) has `key` as a
-/// member name at the top level. Sound for stored data without parsing: a quote inside a
+/// Whether JSON object text (compact as serde_json and SQLite write it, or formatted) has
+/// `key` as a member name at the top level. Sound for stored data without parsing: a quote inside a
 /// string value is always escaped, so `"key":` with bare quotes occurs only as a member
 /// name, and below the top level member names are sub-attribute names, never schema URNs.
 fn has_top_level_key(text: &str, key: &str) -> bool {
@@ -643,7 +643,8 @@ fn has_top_level_key(text: &str, key: &str) -> bool {
             && text.as_bytes().get(at - 1) == Some(&b'"')
             && text
                 .get(at + key.len()..)
-                .is_some_and(|r| r.starts_with("\":"))
+                .and_then(|r| r.strip_prefix('"'))
+                .is_some_and(|r| r.trim_start().starts_with(':'))
     })
 }
 
@@ -1039,6 +1040,7 @@ mod tests {
         let k = "urn:x:User";
         assert!(has_top_level_key(r#"{"a":1,"urn:x:User":{"b":2}}"#, k));
         assert!(has_top_level_key(r#"{"urn:x:User":{}}"#, k));
+        assert!(has_top_level_key("{\n  \"urn:x:User\" : {}\n}", k));
         assert!(!has_top_level_key(r#"{"a":"urn:x:User"}"#, k));
         assert!(!has_top_level_key(r#"{"a":"\"urn:x:User\":"}"#, k));
         assert!(!has_top_level_key(r#"{"a":"urn:x:User\":"}"#, k));
