@@ -97,6 +97,8 @@ test("user lifecycle: create, read, replace, delete, with what is stored", async
   assert.match(c.json.meta.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   assert.equal(c.json.meta.created, c.json.meta.lastModified);
   assert.equal(c.json.password, undefined, "password is never returned");
+  // The response carries the stored text spliced in: `schemas` lists the extension it holds.
+  assert.deepEqual(c.json.schemas, [USER_SCHEMA, ENTERPRISE]);
   for (const k of ["externalId", "userName", "active", "displayName", "locale", "title", "name", "emails", "phoneNumbers", "addresses", "roles", ENTERPRISE]) {
     assert.deepEqual(c.json[k], body[k], `${k} round-trips`);
   }
@@ -120,6 +122,7 @@ test("user lifecycle: create, read, replace, delete, with what is stored", async
   assert.equal(p.json.active, false);
   assert.equal(p.json.title, undefined, "PUT clears what it does not send");
   assert.equal(p.json[ENTERPRISE], undefined);
+  assert.deepEqual(p.json.schemas, [USER_SCHEMA], "no extension stored, none listed");
   assert.equal(p.json.meta.created, c.json.meta.created);
   assert.notEqual(p.json.meta.version, c.json.meta.version);
   assertScimError(assert, await w.put(`/Users/${id}`, { schemas: [USER_SCHEMA], userName: "x" }, { headers: { "If-Match": c.json.meta.version } }), 412, undefined);

@@ -15,7 +15,8 @@ after(async () => {
 const ops = (...Operations) => ({ schemas: [PATCH_OP], Operations });
 
 test("Entra user update: capitalised ops, string booleans, filtered paths, dotted and URN keys, manager", async () => {
-  const u = await w.createUser("entra.patch@contoso.com", { active: true, displayName: "Before" });
+  const kept = { title: "Kept \"as is\"", locale: "en-US", roles: [{ value: "Reader", primary: true }], x509Certificates: [{ value: "TUlJQw==" }] };
+  const u = await w.createUser("entra.patch@contoso.com", { active: true, displayName: "Before", ...kept });
   const boss = await w.createUser("entra.boss@contoso.com");
   const r = await w.patch(`/Users/${u.id}`, ops(
     { op: "Replace", path: "displayName", value: "After" },
@@ -36,6 +37,9 @@ test("Entra user update: capitalised ops, string booleans, filtered paths, dotte
   assert.deepEqual(stored.name, { givenName: "Entra", familyName: "Patch" });
   assert.equal(stored[ENTERPRISE].department, "Finance");
   assert.equal(stored[ENTERPRISE].manager.value, boss.id);
+  // Attributes no operation addressed stay as they were stored (the PATCH copies their text).
+  for (const [k, v] of Object.entries(kept)) assert.deepEqual(stored[k], v, k);
+  assert.equal(stored.userName, "entra.patch@contoso.com");
   assert.deepEqual(r.json, stored);
   assert.equal(r.headers.get("etag"), stored.meta.version);
 
