@@ -221,7 +221,7 @@ fn run<'t>(
     for attr in rt.core_schema().attributes.iter().filter(|a| a.required) {
         ctx.parse(&mut data, &attr.name)?;
     }
-    resource::revalidate_touched(rt, &mut data, &ctx.touched)?;
+    resource::revalidate_touched(rt, &mut data, ctx.touched.iter().map(|t| (t.ext, t.attr)))?;
     Ok((data, ctx))
 }
 
@@ -278,9 +278,10 @@ struct Ctx<'t> {
     strict: bool,
     tolerances: Vec<Tolerance>,
     members: Vec<MemberOp>,
-    /// Canonical attribute names in the order operations addressed them.
-    touched: Vec<String>,
-    /// The stored value of each `touched` name before the first operation on it.
+    /// The top-level attributes operations addressed, in order, resolved against the schema
+    /// (names are built only for the outcome's `changed`).
+    touched: Vec<Touched>,
+    /// The stored value of each `touched` attribute before the first operation on it.
     before: Vec<Option<Value>>,
     /// Stored attributes not parsed into the data yet ([`apply_text`]).
     unparsed: Unparsed<'t>,
@@ -308,12 +309,18 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Records that an operation is about to write `name` in `data`, keeping its value.
-    fn touch(&mut self, data: &Map<String, Value>, name: String) {
-        if !self.touched.contains(&name) {
-            self.before
-                .push(stored_value(self.rt, data, &name).cloned());
-            self.touched.push(name);
+    /// Records that an operation is about to write `attr` (of extension `ext`, or of the
+    /// core schema) in `data`, keeping its value.
+    fn touch(
+        &mut self,
+        data: &Map<String, Value>,
+        ext: Option<&'static Schema>,
+        attr: &'static Attribute,
+    ) {
+        let t = Touched { ext, attr };
+        if !self.touched.contains(&t) {
+            self.before.push(t.value_in(data).cloned());
+            self.touched.push(t);
         }
     }
 }
@@ -465,7 +472,7 @@ fn apply_extension(
 ) -> Result<()> {
     ctx.parse(data, &ext.id)?;
     for attr in &ext.attributes {
-        ctx.touch(data, format!("{}:{}", ext.id, attr.name));
+        ctx.touch(data, Some(ext), attr);
     }
     let value = value.filter(|v| !v.is_null());
     match (op, value) {
@@ -734,7 +741,7 @@ fn apply_path(
         return Ok(());
     }
     ctx.parse(data, p.ext.map_or(&p.attr.name, |e| &e.id))?;
-    ctx.touch(data, p.name());
+    ctx.touch(data, p.ext, p.attr);
     match p.ext {
         None => apply_in(ctx, data, op, p, value),
         Some(ext) => {
@@ -1301,7 +1308,7 @@ fn members_op(ctx: &mut Ctx, op: Op, p: &AttrPath, value: Option<&Value>) -> Res
             sub.name
         )));
     }
-    ctx.touch(&Map::new(), "members".into());
+    ctx.touch(&Map::new(), None, p.attr);
     let value = value.filter(|v| !v.is_null());
     let member_op = match (op, &p.filter) {
         (Op::Remove, Some(filter)) => {
@@ -1504,6 +1511,43 @@ fn template_of(f: &Filter, attr: &Attribute, out: &mut Map<String, Value>) -> bo
 // ---------------------------------------------------------------------------------------------
 // Result
 
+/// A top-level attribute an operation addressed: an attribute of the core schema (or a
+/// common one), or of extension `ext`.
+#[derive(Debug, Clone, Copy)]
+struct Touched {
+    ext: Option<&'static Schema>,
+    attr: &'static Attribute,
+}
+
+impl PartialEq for Touched {
+    /// The schema registry is static: the same attribute is the same reference.
+    fn eq(&self, other: &Touched) -> bool {
+        std::ptr::eq(self.attr, other.attr)
+            && match (self.ext, other.ext) {
+                (None, None) => true,
+                (Some(a), Some(b)) => std::ptr::eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Touched {
+    /// Canonical name, as reported in `changed` (`emails`, `urn:…:User:department`).
+    fn name(&self) -> String {
+        match self.ext {
+            Some(e) => format!("{}:{}", e.id, self.attr.name),
+            None => self.attr.name.clone(),
+        }
+    }
+
+    fn value_in<'a>(&self, data: &'a Map<String, Value>) -> Option<&'a Value> {
+        match self.ext {
+            Some(e) => data.get(&e.id)?.get(&self.attr.name),
+            None => data.get(&self.attr.name),
+        }
+    }
+}
+
 /// The touched attributes whose value differs. Only touched attributes can differ: operations
 /// write nothing else, and [`resource::revalidate_touched`] rewrites nothing else (the tests
 /// check this against a full comparison on every outcome).
@@ -1511,27 +1555,15 @@ fn changed_names(ctx: &Ctx, after: &Map<String, Value>) -> Vec<String> {
     ctx.touched
         .iter()
         .zip(&ctx.before)
-        .filter(|(name, before)| {
-            if name.as_str() == "members" && ctx.rt == ResourceType::Group {
+        .filter(|(t, before)| {
+            if t.ext.is_none() && t.attr.name == "members" && ctx.rt == ResourceType::Group {
                 !ctx.members.is_empty()
             } else {
-                before.as_ref() != stored_value(ctx.rt, after, name)
+                before.as_ref() != t.value_in(after)
             }
         })
-        .map(|(name, _)| name.clone())
+        .map(|(t, _)| t.name())
         .collect()
-}
-
-/// The stored value of a canonical top-level name (`emails`, `urn:…:User:department`).
-fn stored_value<'a>(
-    rt: ResourceType,
-    data: &'a Map<String, Value>,
-    name: &str,
-) -> Option<&'a Value> {
-    match resource::split_urn(name).and_then(|(urn, attr)| Some((rt.extension(urn)?, attr))) {
-        Some((ext, attr)) => data.get(&ext.id)?.get(attr),
-        None => data.get(name),
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use crate::error::{Result, ScimError};
 use crate::projection::Projection;
-use crate::schema::{AttrType, Attribute, Mutability, ResourceType};
+use crate::schema::{AttrType, Attribute, Mutability, ResourceType, Schema};
 use crate::time;
 use serde_json::{json, Map, Value};
 
@@ -133,48 +133,39 @@ fn external_id(value: &Value) -> Result<Option<Value>> {
     }
 }
 
-/// Re-validates in place the top-level attributes a PATCH touched (canonical names, extension
-/// attributes as `urn:…:attr`), then the required ones. Everything else in `data` is stored
+/// Re-validates in place the top-level attributes a PATCH touched (each with the extension
+/// schema it belongs to, `None` for the core schema), then the required ones. Everything else in `data` is stored
 /// data that passed [`validate`] when it was written and that the PATCH left as it was, so
 /// checking it again could only repeat that verdict: a one-attribute PATCH pays for one
 /// attribute. Together this accepts and produces exactly what [`validate`] would for the
 /// whole resource (the PATCH tests assert that on every outcome).
-pub fn revalidate_touched(
+pub fn revalidate_touched<'a>(
     rt: ResourceType,
     data: &mut Map<String, Value>,
-    touched: &[String],
+    touched: impl IntoIterator<Item = (Option<&'a Schema>, &'a Attribute)>,
 ) -> Result<()> {
-    for name in touched {
-        if name == "externalId" {
-            let v = match data.get(name) {
-                Some(v) => external_id(v)?,
-                None => continue,
-            };
-            match v {
-                Some(v) => data.insert(name.clone(), v),
-                None => data.remove(name),
-            };
-            continue;
-        }
-        let ext = split_urn(name).and_then(|(urn, attr)| Some((rt.extension(urn)?, attr)));
+    for (ext, attr) in touched {
         match ext {
-            Some((ext, attr_name)) => {
-                let Some(attr) = ext.attr(attr_name) else {
-                    continue;
-                };
+            Some(ext) => {
                 let Some(Value::Object(container)) = data.get_mut(&ext.id) else {
                     continue;
                 };
-                revalidate_in(attr, container, name)?;
+                revalidate_in(attr, container, &format!("{}:{}", ext.id, attr.name))?;
                 if container.is_empty() {
                     data.remove(&ext.id);
                 }
             }
-            None => {
-                if let Some(attr) = rt.core_schema().attr(name) {
-                    revalidate_in(attr, data, name)?;
-                }
+            None if attr.name == "externalId" => {
+                let v = match data.get("externalId") {
+                    Some(v) => external_id(v)?,
+                    None => continue,
+                };
+                match v {
+                    Some(v) => data.insert("externalId".into(), v),
+                    None => data.remove("externalId"),
+                };
             }
+            None => revalidate_in(attr, data, &attr.name)?,
         }
     }
     check_required(rt, data)
