@@ -122,12 +122,6 @@ impl CompareOp {
             CompareOp::Le => "le",
         }
     }
-
-    pub fn from_keyword(s: &str) -> Option<CompareOp> {
-        CompareOp::ALL
-            .into_iter()
-            .find(|op| op.as_str().eq_ignore_ascii_case(s))
-    }
 }
 
 /// A `compValue`: a JSON literal.

@@ -130,21 +130,21 @@ impl Parser {
             .unwrap_or_default()
     }
 
-    /// The run of ASCII letters starting at `at` (not consumed).
-    fn word_at(&self, at: usize) -> String {
+    /// The length of the run of ASCII letters starting at `at` (not consumed).
+    fn word_len(&self, at: usize) -> usize {
         self.chars
+            .get(at..)
+            .unwrap_or_default()
             .iter()
-            .skip(at)
             .take_while(|c| c.is_ascii_alphabetic())
-            .collect()
+            .count()
     }
 
     /// Whether the run of ASCII letters at `at` is `kw`, case-insensitively. Checked at every
     /// operand boundary (`and`, `or`, `not`), so it compares in place instead of collecting.
     fn word_is(&self, at: usize, kw: &str) -> bool {
         let rest = self.chars.get(at..).unwrap_or_default();
-        let len = rest.iter().take_while(|c| c.is_ascii_alphabetic()).count();
-        len == kw.len()
+        self.word_len(at) == kw.len()
             && rest
                 .iter()
                 .zip(kw.chars())
@@ -334,14 +334,16 @@ impl Parser {
             return Err(self.err(self.pos, expected()));
         }
         let op_at = self.pos;
-        let word = self.word_at(op_at);
-        let after = op_at + word.chars().count();
-        if word.eq_ignore_ascii_case("pr") {
+        let after = op_at + self.word_len(op_at);
+        if self.word_is(op_at, "pr") {
             self.pos = after;
             self.end_of_operand()?;
             return Ok(Filter::Present(path));
         }
-        let Some(op) = CompareOp::from_keyword(&word) else {
+        let Some(op) = CompareOp::ALL
+            .into_iter()
+            .find(|op| self.word_is(op_at, op.as_str()))
+        else {
             return Err(self.err(op_at, expected()));
         };
         self.pos = after;
@@ -456,12 +458,11 @@ impl Parser {
             Some('"') => self.string().map(Literal::String),
             Some(c) if c == '-' || c.is_ascii_digit() => self.number(),
             Some(c) if c.is_ascii_alphabetic() => {
-                let word = self.word_at(self.pos);
-                let lit = if word.eq_ignore_ascii_case("true") {
+                let lit = if self.word_is(self.pos, "true") {
                     Literal::Bool(true)
-                } else if word.eq_ignore_ascii_case("false") {
+                } else if self.word_is(self.pos, "false") {
                     Literal::Bool(false)
-                } else if word.eq_ignore_ascii_case("null") {
+                } else if self.word_is(self.pos, "null") {
                     Literal::Null
                 } else {
                     return Err(self.err(
@@ -472,7 +473,7 @@ impl Parser {
                         ),
                     ));
                 };
-                self.pos += word.chars().count();
+                self.pos += self.word_len(self.pos);
                 Ok(lit)
             }
             _ => Err(self.err(
