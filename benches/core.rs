@@ -238,9 +238,9 @@ fn main() {
         || {
             let body: Value = serde_json::from_slice(&body_bytes).unwrap();
             let current = parse_row(&row, false).unwrap();
-            let out = patch::apply_owned(
+            let out = patch::apply(
                 ResourceType::User,
-                current.attributes().unwrap(),
+                &current.attributes().unwrap(),
                 &body,
                 false,
             )

@@ -20,7 +20,7 @@ use crate::api::Ctx;
 use crate::auth;
 use crate::credentials::{self, Kind};
 use crate::error::{Result, ScimError};
-use crate::http::{percent_decode, Method, Request, Response};
+use crate::http::{path_segments, Method, Request, Response};
 use crate::store::tenancy::{self, CredentialRecord, NewCredential, TenantRecord};
 use crate::store::{Db, Store};
 use crate::tenant::{self, OAUTH_TOKEN_PATH, SCIM_PATH, TENANT_PREFIX};
@@ -90,11 +90,7 @@ fn authenticate(ctx: &Ctx<'_, impl Db>, req: &Request) -> Result<()> {
 
 async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Response> {
     authenticate(ctx, req)?;
-    let segments: Vec<String> = rest
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+    let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = req.method;
     match segs.as_slice() {

@@ -3,7 +3,7 @@
 
 use crate::cursor;
 use crate::error::{Result, ScimError};
-use crate::http::{percent_decode, Method, Request, Response};
+use crate::http::{path_segments, Method, Request, Response};
 use crate::ids;
 use crate::projection::Projection;
 use crate::resource::{self, location, Validated};
@@ -114,11 +114,7 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Resu
             req.body.len()
         )));
     }
-    let segments: Vec<String> = rest
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+    let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let base = format!("{}{base_path}", req.origin);
     let store = Store::new(ctx.db, principal.tenant);

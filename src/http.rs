@@ -214,6 +214,14 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 
 /// Decodes `%XX` escapes; invalid UTF-8 after decoding is replaced rather than failing so
 /// that the filter parser can report a precise error instead of a generic one.
+/// The non-empty `/`-separated segments of a path, percent-decoded.
+pub fn path_segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect()
+}
+
 pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

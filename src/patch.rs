@@ -121,25 +121,15 @@ impl Tolerance {
     }
 }
 
-/// Applies a PATCH request body to a resource's stored `data`.
+/// Applies a PATCH request body to a resource's stored `data`, parsed (the tests' and the
+/// fuzz target's oracle for [`apply_text`], which the request path uses).
 pub fn apply(
     rt: ResourceType,
     current: &Map<String, Value>,
     body: &Value,
     strict: bool,
 ) -> Result<PatchOutcome> {
-    apply_owned(rt, current.clone(), body, strict)
-}
-
-/// [`apply`] to data the caller no longer needs: no copy of the whole resource. A failing
-/// operation drops it, so the request stays atomic.
-pub fn apply_owned(
-    rt: ResourceType,
-    data: Map<String, Value>,
-    body: &Value,
-    strict: bool,
-) -> Result<PatchOutcome> {
-    let (data, ctx) = run(rt, data, Unparsed::new(), body, strict)?;
+    let (data, ctx) = run(rt, current.clone(), Unparsed::new(), body, strict)?;
     let changed = changed_names(&ctx, &data);
     Ok(PatchOutcome {
         data,

@@ -94,11 +94,7 @@ impl Projection {
         };
         self.include.is_empty()
             && self.exclude.iter().all(not_stored)
-            && stored_attributes(rt).all(|a| {
-                std::iter::once(a)
-                    .chain(&a.sub_attributes)
-                    .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
-            })
+            && stored_returned_by_default(rt)
     }
 
     /// Whether `attributes` or `excludedAttributes` names the top-level core or common
@@ -235,6 +231,26 @@ impl Projection {
             return Decision::Keep;
         }
         Decision::Subs(refs.iter().filter_map(|r| r.sub.clone()).collect(), false)
+    }
+}
+
+/// Whether every attribute and sub-attribute `data` can hold for `rt` is returned by
+/// default. A property of the schemas, worked out once rather than for every rendered
+/// resource.
+fn stored_returned_by_default(rt: ResourceType) -> bool {
+    static BY_TYPE: std::sync::OnceLock<[bool; 2]> = std::sync::OnceLock::new();
+    let all = BY_TYPE.get_or_init(|| {
+        ResourceType::ALL.map(|rt| {
+            stored_attributes(rt).all(|a| {
+                std::iter::once(a)
+                    .chain(&a.sub_attributes)
+                    .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
+            })
+        })
+    });
+    match rt {
+        ResourceType::User => all[0],
+        ResourceType::Group => all[1],
     }
 }
 

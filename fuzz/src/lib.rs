@@ -136,20 +136,23 @@ fn with_schemas(rt: ResourceType, data: &Map<String, Value>) -> Value {
     Value::Object(body)
 }
 
-/// PATCH body (JSON text) → `patch::apply` on a stored user or group, strict or tolerant.
-pub fn patch(data: &[u8]) {
-    let Some((&first, rest)) = data.split_first() else {
-        return;
-    };
+/// The first byte picks the resource type (bit 0: Group) and flags; the rest is a JSON body.
+fn typed_body(data: &[u8]) -> Option<(ResourceType, u8, Value)> {
+    let (&first, rest) = data.split_first()?;
     let rt = if first & 1 == 0 {
         ResourceType::User
     } else {
         ResourceType::Group
     };
-    let strict = first & 2 != 0;
-    let Ok(body) = serde_json::from_slice::<Value>(rest) else {
+    Some((rt, first, serde_json::from_slice(rest).ok()?))
+}
+
+/// PATCH body (JSON text) → `patch::apply` on a stored user or group, strict or tolerant.
+pub fn patch(data: &[u8]) {
+    let Some((rt, flags, body)) = typed_body(data) else {
         return;
     };
+    let strict = flags & 2 != 0;
     let stored = current(rt);
     let result = scim_edge::patch::apply(rt, &stored, &body, strict);
     // The request path patches the stored text, parsing only what the operations address:
@@ -197,15 +200,7 @@ pub fn patch(data: &[u8]) {
 
 /// Resource body (JSON text) → `resource::validate` for a User or a Group.
 pub fn resource(data: &[u8]) {
-    let Some((&first, rest)) = data.split_first() else {
-        return;
-    };
-    let rt = if first & 1 == 0 {
-        ResourceType::User
-    } else {
-        ResourceType::Group
-    };
-    let Ok(body) = serde_json::from_slice::<Value>(rest) else {
+    let Some((rt, _, body)) = typed_body(data) else {
         return;
     };
     match scim_edge::resource::validate(rt, &body) {

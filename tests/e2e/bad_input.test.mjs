@@ -5,7 +5,7 @@
 // with the right status and scimType, never a 5xx, and none of them changing anything stored.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, assertScimError, USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE, PATCH_OP } from "./harness.mjs";
+import { startWorker, assertScimError, USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE, PATCH_OP, patchOps as ops } from "./harness.mjs";
 
 const SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 const MAX_BODY = 1024 * 1024;
@@ -44,7 +44,6 @@ async function snapshot() {
 
 const user = (extra = {}) => ({ schemas: [USER_SCHEMA], userName: "new.user@contoso.com", ...extra });
 const group = (extra = {}) => ({ schemas: [GROUP_SCHEMA], displayName: "New Group", ...extra });
-const ops = (...Operations) => ({ schemas: [PATCH_OP], Operations });
 const search = (extra = {}) => ({ schemas: [SEARCH], ...extra });
 const json = (raw) => ({ raw, headers: { "Content-Type": "application/scim+json" } });
 const q = (s) => encodeURIComponent(s);

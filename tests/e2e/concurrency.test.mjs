@@ -4,7 +4,7 @@
 // the same If-Match let exactly one through.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, assertScimError, USER_SCHEMA, GROUP_SCHEMA, PATCH_OP } from "./harness.mjs";
+import { startWorker, assertScimError, USER_SCHEMA, GROUP_SCHEMA, patchOps as ops } from "./harness.mjs";
 
 const N = 50;
 let w;
@@ -15,7 +15,6 @@ after(async () => {
   await w?.stop();
 });
 
-const ops = (...Operations) => ({ schemas: [PATCH_OP], Operations });
 const statuses = (rs) => rs.map((r) => r.status).sort((a, b) => a - b);
 const times = (n, f) => Promise.all(Array.from({ length: n }, (_, i) => f(i)));
 

@@ -5,10 +5,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { startWorker, assertScimError, ROOT, GROUP_SCHEMA, PATCH_OP } from "./harness.mjs";
+import { startWorker, assertScimError, ROOT, GROUP_SCHEMA, patchOps as ops } from "./harness.mjs";
 
 const FAULTS_ENTRY = path.join(ROOT, "build-faults/entry.mjs");
-const ops = (...Operations) => ({ schemas: [PATCH_OP], Operations });
 
 let w;
 before(async () => {

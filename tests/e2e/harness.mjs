@@ -14,6 +14,9 @@ export const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0
 export const PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 export const ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error";
 
+/** A PatchOp request body with these operations. */
+export const patchOps = (...Operations) => ({ schemas: [PATCH_OP], Operations });
+
 /**
  * Splits the migration files into statements: a statement ends at a line ending in `;`,
  * except inside `CREATE TRIGGER … BEGIN … END;` (no semicolons inside literals in our files).

@@ -2,7 +2,7 @@
 // groups, and User.groups staying consistent, through workerd + local D1.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, PATCH_OP } from "./harness.mjs";
+import { startWorker, patchOps as ops } from "./harness.mjs";
 
 let w;
 before(async () => {
@@ -11,8 +11,6 @@ before(async () => {
 after(async () => {
   await w?.stop();
 });
-
-const ops = (...Operations) => ({ schemas: [PATCH_OP], Operations });
 
 /** Seeds `n` users through one D1 batch (as the API would store them) and returns their ids. */
 async function seedUsers(n, prefix) {

@@ -2,7 +2,7 @@
 // stored afterwards and that membership changes are row operations.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, assertScimError, ENTERPRISE, PATCH_OP } from "./harness.mjs";
+import { startWorker, assertScimError, ENTERPRISE, patchOps as ops } from "./harness.mjs";
 
 let w;
 before(async () => {
@@ -11,8 +11,6 @@ before(async () => {
 after(async () => {
   await w?.stop();
 });
-
-const ops = (...Operations) => ({ schemas: [PATCH_OP], Operations });
 
 test("Entra user update: capitalised ops, string booleans, filtered paths, dotted and URN keys, manager", async () => {
   const kept = { title: "Kept \"as is\"", locale: "en-US", roles: [{ value: "Reader", primary: true }], x509Certificates: [{ value: "TUlJQw==" }] };
