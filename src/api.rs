@@ -468,15 +468,36 @@ async fn create<D: Db>(
 ) -> Result<Response> {
     let projection = projection_of(req, Some(rt))?;
     let body = req.json_body()?;
-    let Validated { data, members } = resource::validate(rt, &body)?;
+    let (Validated { data, members }, tolerances) = validate_full(store, rt, &body).await?;
     let id = ids::new_id().ok_or_else(ScimError::internal)?;
     let now = time::format_millis(ctx.now_ms);
     let members = members.unwrap_or_default();
     let stored = store
         .changing(attribute_names(&data, !members.is_empty()))
-        .create(rt, &id, &data, &members, &now)
+        .create(rt, &id, &data, &members, &now, &tolerances)
         .await?;
-    resource_response(201, stored, &projection, base)
+    Ok(resource_response(201, stored, &projection, base)?.with_notes(tolerated(&tolerances)))
+}
+
+/// Validates a POST or PUT body, accepting identity-provider quirks unless the tenant is
+/// strict. The tenant's setting is read only when a quirk was seen, so a compliant request
+/// costs no extra round trip; a strict tenant gets the error the strict validation gives.
+async fn validate_full<D: Db>(
+    store: &Store<'_, D>,
+    rt: ResourceType,
+    body: &Value,
+) -> Result<(Validated, Vec<&'static str>)> {
+    let mut tol = crate::tolerance::Tolerances::lenient();
+    let validated = resource::validate_with(rt, body, &mut tol)?;
+    if !tol.fired().is_empty() && store.is_strict().await? {
+        return resource::validate(rt, body).map(|v| (v, Vec::new()));
+    }
+    Ok((validated, tol.names()))
+}
+
+/// Log notes naming the tolerated quirks.
+fn tolerated<'t>(names: &'t [&'static str]) -> impl Iterator<Item = String> + 't {
+    names.iter().map(|t| format!("tolerated {t}"))
 }
 
 async fn replace<D: Db>(
@@ -489,7 +510,7 @@ async fn replace<D: Db>(
 ) -> Result<Response> {
     let projection = projection_of(req, Some(rt))?;
     let body = req.json_body()?;
-    let Validated { data, members } = resource::validate(rt, &body)?;
+    let (Validated { data, members }, tolerances) = validate_full(store, rt, &body).await?;
     let mut changes = Vec::new();
     let store = store.changing(attribute_names(&data, rt == ResourceType::Group));
     if rt == ResourceType::Group {
@@ -527,10 +548,13 @@ async fn replace<D: Db>(
         members: &changes,
         now: &now,
         with_related,
-        tolerances: &[],
+        tolerances: &tolerances,
     };
     match store.update(&update).await? {
-        Write::Done(stored) => resource_response(200, stored, &projection, base),
+        Write::Done(stored) => {
+            Ok(resource_response(200, stored, &projection, base)?
+                .with_notes(tolerated(&tolerances)))
+        }
         Write::NotFound => Err(not_found(rt, id)),
         Write::Conflict => Err(concurrent_change()),
     }
@@ -622,7 +646,7 @@ async fn patch<D: Db>(
                 } else {
                     Response::empty(204).with_header("etag", stored.meta.etag())
                 };
-                return Ok(resp.with_notes(tolerances.iter().map(|t| format!("tolerated {t}"))));
+                return Ok(resp.with_notes(tolerated(&tolerances)));
             }
             Write::NotFound => return Err(not_found(rt, id)),
             Write::Conflict if conditional.is_some() => return Err(concurrent_change()),

@@ -1245,3 +1245,104 @@ fn default_list_order_reads_pages_off_an_index() {
     let next = plan("SELECT r.id FROM resources r WHERE r.tenant = 'default' AND r.type = 'User' AND r.rowid > 5 ORDER BY r.rowid ASC LIMIT 101");
     assert!(!next.contains("TEMP B-TREE"), "{next}");
 }
+
+/// Entra's documented group create lists its ADSCIM schema URI; Microsoft's reference server
+/// and Entra itself send booleans as strings. Both are stored as the RFC means, counted per
+/// tenant in the write's own batch, and refused once the tenant is strict, storing nothing.
+#[test]
+fn full_representations_tolerate_entra_quirks_unless_strict() {
+    const ADSCIM: &str = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
+    let mut h = Harness::new();
+    let group = json!({
+        "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+        "displayName": "Group1DisplayName",
+        "members": [],
+        "schemas": [GROUP_SCHEMA, ADSCIM],
+    });
+    let before = h.db.round_trips.get();
+    let r = h.call(Method::Post, "/Groups", Some(group.clone()));
+    assert_eq!(r.status, 201, "{}", r.body_json());
+    assert_eq!(
+        h.db.round_trips.get() - before,
+        2,
+        "the strict read, then the write"
+    );
+    let g = r.body_json();
+    assert_eq!(
+        g["schemas"],
+        json!([GROUP_SCHEMA]),
+        "nothing stored under the URI"
+    );
+    assert_eq!(g["displayName"], "Group1DisplayName");
+    assert!(r
+        .notes
+        .iter()
+        .any(|n| n == "tolerated schemaWithoutAttributes"));
+    let gid = g["id"].as_str().expect("id").to_string();
+
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "str@contoso.com", "active": "True"});
+    let before = h.db.round_trips.get();
+    let r = h.call(Method::Post, "/Users", Some(user));
+    assert_eq!(r.status, 201, "{}", r.body_json());
+    assert_eq!(h.db.round_trips.get() - before, 2);
+    let uid = r.body_json()["id"].as_str().expect("id").to_string();
+    let r = h.call(
+        Method::Put,
+        &format!("/Users/{uid}"),
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "str@contoso.com", "active": "False"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body_json());
+    assert_eq!(r.body_json()["active"], false);
+    let stored =
+        h.db.query(&format!("SELECT data FROM resources WHERE id = '{uid}'"));
+    let data: Value =
+        serde_json::from_str(stored[0]["data"].as_str().expect("text")).expect("json");
+    assert_eq!(data["active"], false, "stored as a JSON boolean");
+    let counts: Vec<Value> =
+        h.db.query("SELECT name, count FROM tolerance_counts ORDER BY name")
+            .into_iter()
+            .map(Value::Object)
+            .collect();
+    assert_eq!(
+        counts,
+        vec![
+            json!({"name": "booleanString", "count": 2}),
+            json!({"name": "schemaWithoutAttributes", "count": 1}),
+        ]
+    );
+
+    // A compliant write pays no extra round trip.
+    let before = h.db.round_trips.get();
+    h.create_user("plain@contoso.com");
+    assert_eq!(h.db.round_trips.get() - before, 1);
+
+    h.db.query("UPDATE tenants SET strict_patch = 1 WHERE id = 'default'");
+    let resources =
+        h.db.query("SELECT id, data, version FROM resources ORDER BY id");
+    let r = h.call(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA, ADSCIM], "displayName": "Strict"})),
+    );
+    assert_error(&r, 400, Some("invalidSyntax"));
+    assert!(r.body_json()["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains(ADSCIM)));
+    let r = h.call(
+        Method::Put,
+        &format!("/Groups/{gid}"),
+        Some(json!({"schemas": [GROUP_SCHEMA, ADSCIM], "displayName": "Renamed"})),
+    );
+    assert_error(&r, 400, Some("invalidSyntax"));
+    let r = h.call(
+        Method::Put,
+        &format!("/Users/{uid}"),
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "str@contoso.com", "active": "true"})),
+    );
+    assert_error(&r, 400, Some("invalidValue"));
+    assert_eq!(
+        h.db.query("SELECT id, data, version FROM resources ORDER BY id"),
+        resources,
+        "refused writes store nothing"
+    );
+}

@@ -26,6 +26,7 @@ pub mod sql;
 pub mod store;
 pub mod tenant;
 pub mod time;
+pub mod tolerance;
 
 #[cfg(test)]
 mod api_tests;

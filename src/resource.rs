@@ -10,6 +10,7 @@ use crate::error::{Result, ScimError};
 use crate::projection::Projection;
 use crate::schema::{AttrType, Attribute, Mutability, ResourceType, Schema};
 use crate::time;
+use crate::tolerance::{Tolerance, Tolerances};
 use serde_json::{json, Map, Value};
 
 /// Longest string value accepted. Long enough for any real attribute (an X.509 certificate is
@@ -27,12 +28,20 @@ pub struct Validated {
     pub members: Option<Vec<String>>,
 }
 
-/// Validates a full resource representation (POST, PUT).
+/// Validates a full resource representation (POST, PUT), refusing every client quirk: the
+/// strict form of [`validate_with`].
 pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
+    validate_with(rt, body, &mut Tolerances::strict())
+}
+
+/// Validates a full resource representation (POST, PUT). The quirks identity providers show
+/// in full representations (`"active": "True"`, a schema URI that carries no attributes) are
+/// accepted into `tol`, or refused when it is strict.
+pub fn validate_with(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Result<Validated> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the resource must be a JSON object"))?;
-    check_schemas(rt, obj)?;
+    check_schemas(rt, obj, tol)?;
     check_duplicate_keys(body)?;
     let mut out = Validated::default();
     let core = rt.core_schema();
@@ -76,7 +85,9 @@ pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
                     .attr(k)
                     .ok_or_else(|| unknown_attribute(&format!("{}:{k}", ext.id)))?;
                 claim(format!("{}:{}", ext.id, attr.name))?;
-                if let Some(v) = validate_attr(attr, v, &format!("{}:{}", ext.id, attr.name))? {
+                if let Some(v) =
+                    validate_attr_with(attr, v, &format!("{}:{}", ext.id, attr.name), tol)?
+                {
                     ext_data.insert(attr.name.clone(), v);
                 }
             }
@@ -91,7 +102,7 @@ pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
             if urn.eq_ignore_ascii_case(&core.id) {
                 let attr = core.attr(attr_name).ok_or_else(|| unknown_attribute(key))?;
                 claim(attr.name.clone())?;
-                if let Some(v) = validate_attr(attr, value, &attr.name)? {
+                if let Some(v) = validate_attr_with(attr, value, &attr.name, tol)? {
                     out.data.insert(attr.name.clone(), v);
                 }
                 continue;
@@ -99,7 +110,9 @@ pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
             if let Some(ext) = rt.extension(urn) {
                 let attr = ext.attr(attr_name).ok_or_else(|| unknown_attribute(key))?;
                 claim(format!("{}:{}", ext.id, attr.name))?;
-                if let Some(v) = validate_attr(attr, value, &format!("{}:{}", ext.id, attr.name))? {
+                if let Some(v) =
+                    validate_attr_with(attr, value, &format!("{}:{}", ext.id, attr.name), tol)?
+                {
                     let entry = out
                         .data
                         .entry(ext.id.clone())
@@ -113,7 +126,7 @@ pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
         }
         let attr = core.attr(key).ok_or_else(|| unknown_attribute(key))?;
         claim(attr.name.clone())?;
-        if let Some(v) = validate_attr(attr, value, &attr.name)? {
+        if let Some(v) = validate_attr_with(attr, value, &attr.name, tol)? {
             out.data.insert(attr.name.clone(), v);
         }
     }
@@ -183,10 +196,12 @@ fn revalidate_in(attr: &Attribute, container: &mut Map<String, Value>, path: &st
     Ok(())
 }
 
-/// `schemas` must be present, name the resource's core schema, and name nothing the resource
-/// type does not have. Extension URNs used as keys but missing from `schemas` are tolerated:
-/// the stored resource lists them anyway, and rejecting would lose the client's data.
-fn check_schemas(rt: ResourceType, obj: &Map<String, Value>) -> Result<()> {
+/// `schemas` must be present and name the resource's core schema. Extension URNs used as keys
+/// but missing from `schemas` are tolerated silently: the stored resource lists them anyway,
+/// and rejecting would lose the client's data. A URI the resource type does not have is a
+/// [`Tolerance::SchemaWithoutAttributes`] when no key of the body is under it (Entra's ADSCIM
+/// group URI): dropping it loses nothing. Under it, attributes are unknown, and refused.
+fn check_schemas(rt: ResourceType, obj: &Map<String, Value>, tol: &mut Tolerances) -> Result<()> {
     let schemas = obj
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
@@ -208,10 +223,18 @@ fn check_schemas(rt: ResourceType, obj: &Map<String, Value>) -> Result<()> {
         if s.eq_ignore_ascii_case(&rt.core_schema().id) {
             has_core = true;
         } else if rt.extension(s).is_none() {
-            return Err(ScimError::invalid_syntax(format!(
-                "schema \"{s}\" is not supported for {} resources",
-                rt.name()
-            )));
+            if carries_attributes(obj, s) {
+                return Err(ScimError::invalid_syntax(format!(
+                    "schema \"{s}\" is not supported for {} resources",
+                    rt.name()
+                )));
+            }
+            tol.tolerate(Tolerance::SchemaWithoutAttributes, || {
+                format!(
+                    "schema \"{s}\" is not supported for {} resources",
+                    rt.name()
+                )
+            })?;
         }
     }
     if !has_core {
@@ -221,6 +244,16 @@ fn check_schemas(rt: ResourceType, obj: &Map<String, Value>) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Whether a key of the resource is the schema URI `urn` itself or an attribute under it
+/// (`urn:attr`), compared case-insensitively as schema URIs are.
+fn carries_attributes(obj: &Map<String, Value>, urn: &str) -> bool {
+    obj.keys().any(|k| {
+        k.get(..urn.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(urn))
+            && matches!(k.as_bytes().get(urn.len()), None | Some(b':'))
+    })
 }
 
 fn check_required(rt: ResourceType, data: &Map<String, Value>) -> Result<()> {
@@ -313,8 +346,18 @@ fn check_string(path: &str, s: &str) -> Result<()> {
 }
 
 /// Validates one attribute value. `Ok(None)` means "store nothing": unassigned, readOnly or
-/// writeOnly.
+/// writeOnly. Quirks are refused: PATCH coerces the values it is sent before it validates.
 pub fn validate_attr(attr: &Attribute, value: &Value, path: &str) -> Result<Option<Value>> {
+    validate_attr_with(attr, value, path, &mut Tolerances::strict())
+}
+
+/// [`validate_attr`] that accepts the quirks of full representations into `tol`.
+fn validate_attr_with(
+    attr: &Attribute,
+    value: &Value,
+    path: &str,
+    tol: &mut Tolerances,
+) -> Result<Option<Value>> {
     if value.is_null() {
         return Ok(None);
     }
@@ -330,7 +373,7 @@ pub fn validate_attr(attr: &Attribute, value: &Value, path: &str) -> Result<Opti
         }
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            if let Some(v) = validate_single(attr, item, path)? {
+            if let Some(v) = validate_single(attr, item, path, tol)? {
                 out.push(v);
             }
         }
@@ -351,14 +394,19 @@ pub fn validate_attr(attr: &Attribute, value: &Value, path: &str) -> Result<Opti
         }
         return Ok(Some(Value::Array(out)));
     }
-    let v = validate_single(attr, value, path)?;
+    let v = validate_single(attr, value, path, tol)?;
     if attr.mutability == Mutability::ReadOnly || attr.mutability == Mutability::WriteOnly {
         return Ok(None);
     }
     Ok(v)
 }
 
-fn validate_single(attr: &Attribute, value: &Value, path: &str) -> Result<Option<Value>> {
+fn validate_single(
+    attr: &Attribute,
+    value: &Value,
+    path: &str,
+    tol: &mut Tolerances,
+) -> Result<Option<Value>> {
     match attr.kind {
         AttrType::Complex => {
             let obj = value
@@ -375,7 +423,7 @@ fn validate_single(attr: &Attribute, value: &Value, path: &str) -> Result<Option
                 sub_path.push_str(path);
                 sub_path.push('.');
                 sub_path.push_str(&sub.name);
-                if let Some(v) = validate_attr(sub, v, &sub_path)? {
+                if let Some(v) = validate_attr_with(sub, v, &sub_path, tol)? {
                     out.insert(sub.name.clone(), v);
                 }
             }
@@ -410,6 +458,14 @@ fn validate_single(attr: &Attribute, value: &Value, path: &str) -> Result<Option
         }
         AttrType::Boolean => match value {
             Value::Bool(_) => Ok(Some(value.clone())),
+            Value::String(s)
+                if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+            {
+                tol.tolerate(Tolerance::BooleanString, || {
+                    format!("'{path}' must be a JSON boolean, not the string \"{s}\"")
+                })?;
+                Ok(Some(Value::Bool(s.eq_ignore_ascii_case("true"))))
+            }
             other => Err(type_error(path, "a boolean", other)),
         },
         AttrType::Integer => match value.as_i64() {
@@ -813,6 +869,65 @@ mod tests {
                 "{body}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn schema_uris_without_attributes_and_string_booleans_are_tolerated() {
+        use crate::tolerance::{Tolerance, Tolerances};
+        const ADSCIM: &str =
+            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
+        // Entra's documented group create.
+        let group = json!({
+            "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+            "displayName": "Group1DisplayName",
+            "members": [],
+            "schemas": [GROUP_SCHEMA, ADSCIM],
+        });
+        let mut tol = Tolerances::lenient();
+        let v = validate_with(ResourceType::Group, &group, &mut tol).expect("tolerated");
+        assert_eq!(v.data["displayName"], "Group1DisplayName");
+        assert_eq!(v.members, Some(vec![]));
+        assert_eq!(tol.fired(), [Tolerance::SchemaWithoutAttributes]);
+        let e = validate(ResourceType::Group, &group).expect_err("strict");
+        assert_eq!(e.scim_type.map(|t| t.as_str()), Some("invalidSyntax"));
+        assert!(e.detail.contains(ADSCIM), "{}", e.detail);
+
+        let body = user(json!({
+            "active": "True",
+            "emails": [{"value": "a@x", "primary": "false"}],
+        }));
+        let mut tol = Tolerances::lenient();
+        let v = validate_with(ResourceType::User, &body, &mut tol).expect("tolerated");
+        assert_eq!(v.data["active"], true);
+        assert_eq!(v.data["emails"][0]["primary"], false);
+        assert_eq!(tol.fired(), [Tolerance::BooleanString]);
+        let e = validate(ResourceType::User, &body).expect_err("strict");
+        assert_eq!(e.scim_type.map(|t| t.as_str()), Some("invalidValue"));
+
+        // Only "true"/"false" in any case; other strings stay type errors even when lenient.
+        let mut tol = Tolerances::lenient();
+        let e = validate_with(
+            ResourceType::User,
+            &user(json!({"active": "yes"})),
+            &mut tol,
+        );
+        assert!(e.is_err() && tol.fired().is_empty());
+        // A URI under which the body does carry attributes is no empty schema.
+        for (uri, key) in [("urn:x:Ext", "urn:x:Ext"), ("urn:x:Ext", "URN:X:EXT:attr")] {
+            let body = json!({"schemas": [USER_SCHEMA, uri], "userName": "a", key: "v"});
+            let mut tol = Tolerances::lenient();
+            assert!(
+                validate_with(ResourceType::User, &body, &mut tol).is_err(),
+                "{body}"
+            );
+        }
+        // ...but one sharing only a prefix with a key is.
+        let body =
+            json!({"schemas": [USER_SCHEMA, "urn:x:Ext"], "userName": "a", "urn:x:Extra:a": "v"});
+        assert!(!carries_attributes(
+            body.as_object().expect("object"),
+            "urn:x:Ext"
+        ));
     }
 
     #[test]

@@ -290,7 +290,51 @@ impl<'a, D: Db> Store<'a, D> {
         Ok(Some((parse_row(row, false)?, strict)))
     }
 
-    /// Inserts a resource (and a group's members) and reads it back, in one round trip.
+    /// Counts each of `names` (tolerances a write showed) for the tenant, when `guard` (the
+    /// write's own condition) holds; one statement for all of them: the names travel as one
+    /// JSON array parameter.
+    fn tolerance_stmt(
+        &self,
+        names: &[&str],
+        now: &str,
+        guard: Option<(&str, Vec<SqlValue>)>,
+    ) -> Stmt {
+        let names = serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
+        let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into(), now.into(), names.into()];
+        // `WHERE` even without a guard: SQLite cannot otherwise tell the upsert's ON CONFLICT
+        // from a join constraint of the SELECT.
+        let cond = match guard {
+            Some((sql, p)) => {
+                params.extend(p);
+                format!(" WHERE {sql}")
+            }
+            None => " WHERE true".to_string(),
+        };
+        Stmt::new(
+            format!(
+                "INSERT INTO tolerance_counts (tenant, name, count, last_seen) \
+                 SELECT ?, j.value, 1, ? FROM json_each(?) j{cond} \
+                 ON CONFLICT (tenant, name) DO UPDATE SET count = count + 1, last_seen = excluded.last_seen"
+            ),
+            params,
+        )
+    }
+
+    /// The tenant's strict setting: identity-provider quirks are refused rather than
+    /// tolerated. Read only when a request showed one.
+    pub async fn is_strict(&self) -> Result<bool> {
+        let res = self
+            .run(vec![Stmt::new(
+                "SELECT strict_patch FROM tenants WHERE id = ?",
+                vec![self.tenant.as_str().into()],
+            )])
+            .await?;
+        let row = res.first().and_then(|rows| rows.first());
+        Ok(row.is_some_and(|r| int(r.get("strict_patch")).unwrap_or(0) == 1))
+    }
+
+    /// Inserts a resource (and a group's members) and reads it back, in one round trip;
+    /// `tolerances` are counted in the same batch.
     pub async fn create(
         &self,
         rt: ResourceType,
@@ -298,6 +342,7 @@ impl<'a, D: Db> Store<'a, D> {
         data: &Map<String, Value>,
         members: &[String],
         now: &str,
+        tolerances: &[&str],
     ) -> Result<Stored> {
         let version = new_version()?;
         let data_text = serde_json::to_string(data).map_err(|_| ScimError::internal())?;
@@ -325,6 +370,9 @@ impl<'a, D: Db> Store<'a, D> {
             stmts.push(self.add_members_stmt(id, members, None));
         }
         stmts.extend(self.audit_stmt(rt, id, false, None));
+        if !tolerances.is_empty() {
+            stmts.push(self.tolerance_stmt(tolerances, now, None));
+        }
         if !returning {
             stmts.push(self.get_stmt(rt, id, true));
         }
@@ -440,19 +488,9 @@ impl<'a, D: Db> Store<'a, D> {
             });
         }
         if !u.tolerances.is_empty() {
-            // One statement for all of them: the names travel as one JSON array parameter.
-            let names = serde_json::to_string(u.tolerances).unwrap_or_else(|_| "[]".into());
-            let mut params: Vec<SqlValue> =
-                vec![self.tenant.as_str().into(), u.now.into(), names.into()];
+            let mut params = Vec::new();
             let g = guard(&mut params);
-            stmts.push(Stmt::new(
-                format!(
-                    "INSERT INTO tolerance_counts (tenant, name, count, last_seen) \
-                     SELECT ?, j.value, 1, ? FROM json_each(?) j WHERE {g} \
-                     ON CONFLICT (tenant, name) DO UPDATE SET count = count + 1, last_seen = excluded.last_seen"
-                ),
-                params,
-            ));
+            stmts.push(self.tolerance_stmt(u.tolerances, u.now, Some((g, params))));
         }
         stmts.push(self.get_stmt(rt, id, u.with_related));
         let res = self.run(stmts).await;

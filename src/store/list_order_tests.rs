@@ -617,6 +617,7 @@ fn sorted_page_timing() {
                 &data,
                 &[],
                 "2026-02-01T00:00:00.000Z",
+                &[],
             ))
             .expect("create");
             creates[k].push(started.elapsed());

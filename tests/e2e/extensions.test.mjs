@@ -1,0 +1,86 @@
+// Extension schemas and the schema URIs identity providers list, through workerd + local D1,
+// with Microsoft Entra ID's documented request bodies
+// (learn.microsoft.com: "Tutorial: Develop and plan provisioning for a SCIM endpoint").
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startWorker, assertScimError, USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE } from "./harness.mjs";
+
+const ADSCIM_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
+
+let w;
+before(async () => {
+  w = await startWorker();
+});
+after(async () => {
+  await w?.stop();
+});
+
+async function tolerance(name) {
+  const row = await w.db.prepare("SELECT count FROM tolerance_counts WHERE tenant = 'default' AND name = ?").bind(name).first();
+  return row?.count ?? 0;
+}
+
+test("Entra's group create with the ADSCIM schema URI is stored and counted as a tolerance", async () => {
+  const body = {
+    externalId: "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+    displayName: "Group1DisplayName",
+    members: [],
+    schemas: [GROUP_SCHEMA, ADSCIM_GROUP],
+  };
+  const r = await w.post("/Groups", body);
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.displayName, "Group1DisplayName");
+  assert.equal(r.json.externalId, body.externalId);
+  assert.deepEqual(r.json.schemas, [GROUP_SCHEMA]);
+  const got = await w.get(`/Groups/${r.json.id}`);
+  assert.equal(got.status, 200);
+  assert.equal(got.json.displayName, "Group1DisplayName");
+  // Entra then looks the group up by displayName and finds it.
+  const found = await w.get(`/Groups?excludedAttributes=members&filter=${encodeURIComponent('displayName eq "Group1DisplayName"')}`);
+  assert.equal(found.json.totalResults, 1);
+  assert.equal(await tolerance("schemaWithoutAttributes"), 1);
+});
+
+test("booleans sent as strings in POST and PUT are stored as booleans and counted", async () => {
+  const r = await w.post("/Users", {
+    schemas: [USER_SCHEMA, ENTERPRISE],
+    externalId: "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+    userName: "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1",
+    active: "True",
+    emails: [{ primary: "true", type: "work", value: "Test_User_fd0ea19b-0777-472c-9f96-4f70d2226f2e@testuser.com" }],
+    meta: { resourceType: "User" },
+    name: { formatted: "givenName familyName", familyName: "familyName", givenName: "givenName" },
+    roles: [],
+  });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.active, true);
+  assert.equal(r.json.emails[0].primary, true);
+  const put = await w.put(`/Users/${r.json.id}`, {
+    schemas: [USER_SCHEMA],
+    userName: "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1",
+    active: "False",
+  });
+  assert.equal(put.status, 200, put.text);
+  assert.equal(put.json.active, false);
+  const row = await w.db.prepare("SELECT data FROM resources WHERE id = ?").bind(r.json.id).first();
+  assert.equal(JSON.parse(row.data).active, false);
+  // Deactivation by the string is still a deactivation for filters.
+  const inactive = await w.get(`/Users?filter=${encodeURIComponent(`active eq false and userName eq "${put.json.userName}"`)}`);
+  assert.equal(inactive.json.totalResults, 1);
+  assert.equal(await tolerance("booleanString"), 2);
+});
+
+test("a strict tenant refuses both quirks and stores nothing", async () => {
+  await w.db.prepare("UPDATE tenants SET strict_patch = 1 WHERE id = 'default'").run();
+  try {
+    const before = await w.count("SELECT count(*) FROM resources");
+    const g = await w.post("/Groups", { schemas: [GROUP_SCHEMA, ADSCIM_GROUP], displayName: "Strict Group" });
+    assertScimError(assert, g, 400, "invalidSyntax");
+    assert.match(g.json.detail, /ADSCIM/);
+    const u = await w.post("/Users", { schemas: [USER_SCHEMA], userName: "strict@contoso.com", active: "True" });
+    assertScimError(assert, u, 400, "invalidValue");
+    assert.equal(await w.count("SELECT count(*) FROM resources"), before);
+  } finally {
+    await w.db.prepare("UPDATE tenants SET strict_patch = 0 WHERE id = 'default'").run();
+  }
+});
