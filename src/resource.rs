@@ -345,6 +345,50 @@ fn check_string(path: &str, s: &str) -> Result<()> {
     Ok(())
 }
 
+/// URI schemes a reference may use (RFC 7643 §2.3.7: `external` and `uri` references, and
+/// resource references, which are http(s) URLs or relative). Anything else — `javascript:`,
+/// `data:`, `vbscript:`, `file:` — has no business in a directory and becomes script the
+/// moment the SaaS app renders `profileUrl` or `photos.value` as a link.
+const REFERENCE_SCHEMES: [&str; 3] = ["http", "https", "urn"];
+
+/// A reference must be an absolute URI with an allowed scheme or a relative reference
+/// (RFC 3986 §4.1). Control characters and surrounding white space are refused outright:
+/// browsers strip them (`" java\tscript:..."` runs as `javascript:`), so they could smuggle
+/// a scheme past the check.
+fn check_reference(path: &str, s: &str) -> Result<()> {
+    if s.chars().any(char::is_control) || s.trim() != s {
+        return Err(ScimError::invalid_value(format!(
+            "'{path}' must be a URI without control characters or surrounding white space"
+        )));
+    }
+    let Some(scheme) = uri_scheme(s) else {
+        return Ok(()); // a relative reference
+    };
+    if REFERENCE_SCHEMES
+        .iter()
+        .any(|ok| scheme.eq_ignore_ascii_case(ok))
+    {
+        return Ok(());
+    }
+    Err(ScimError::invalid_value(format!(
+        "'{path}' must be an http, https or urn URI or a relative reference, not a '{scheme}:' URI"
+    )))
+}
+
+/// The scheme of an absolute URI (RFC 3986 §3.1: a letter, then letters, digits, `+`, `-`,
+/// `.`, up to the first `:`); `None` for a relative reference, where a `/`, `?` or `#`
+/// comes first.
+fn uri_scheme(s: &str) -> Option<&str> {
+    let end = s.find([':', '/', '?', '#'])?;
+    let scheme = s.get(..end)?;
+    let ok = s.as_bytes().get(end) == Some(&b':')
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    ok.then_some(scheme)
+}
+
 /// Validates one attribute value. `Ok(None)` means "store nothing": unassigned, readOnly or
 /// writeOnly. Quirks are refused: PATCH coerces the values it is sent before it validates.
 pub fn validate_attr(attr: &Attribute, value: &Value, path: &str) -> Result<Option<Value>> {
@@ -433,11 +477,19 @@ fn validate_single(
                 Some(Value::Object(out))
             })
         }
-        AttrType::String | AttrType::Reference => {
+        AttrType::String => {
             let s = value
                 .as_str()
                 .ok_or_else(|| type_error(path, "a string", value))?;
             check_string(path, s)?;
+            Ok(Some(value.clone()))
+        }
+        AttrType::Reference => {
+            let s = value
+                .as_str()
+                .ok_or_else(|| type_error(path, "a URI string", value))?;
+            check_string(path, s)?;
+            check_reference(path, s)?;
             Ok(Some(value.clone()))
         }
         AttrType::Binary => {
@@ -928,6 +980,43 @@ mod tests {
             body.as_object().expect("object"),
             "urn:x:Ext"
         ));
+    }
+
+    #[test]
+    fn references_take_http_https_urn_or_relative_uris_only() {
+        for ok in [
+            "https://example.com/bjensen",
+            "HTTP://example.com/p.jpg",
+            "urn:example:photo:1",
+            "/scim/v2/Users/2819c223",
+            "Users/2819c223",
+            "../photo.png?size=2#x",
+            "path/with:colon",
+        ] {
+            let body = user(json!({"profileUrl": ok, "photos": [{"value": ok}]}));
+            assert!(validate(ResourceType::User, &body).is_ok(), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(document.cookie)",
+            "JavaScript:alert(1)",
+            "data:text/html;base64,PHNjcmlwdD4=",
+            "vbscript:msgbox",
+            "file:///etc/passwd",
+            " javascript:alert(1)",
+            "java\tscript:alert(1)",
+            "https://example.com/\n",
+        ] {
+            for body in [
+                user(json!({"profileUrl": bad})),
+                user(json!({"photos": [{"value": bad, "type": "photo"}]})),
+            ] {
+                let e = validate(ResourceType::User, &body).expect_err(bad);
+                assert_eq!(e.scim_type.map(|t| t.as_str()), Some("invalidValue"), "{bad}");
+            }
+        }
+        assert_eq!(uri_scheme("mailto:a@b"), Some("mailto"));
+        assert_eq!(uri_scheme("a/b:c"), None);
+        assert_eq!(uri_scheme("1http:x"), None);
     }
 
     #[test]
