@@ -5,13 +5,18 @@
 //!
 //! | Route | Methods |
 //! |---|---|
-//! | `/tenants` | GET (list), POST `{id, name?, strictPatch?}` |
-//! | `/tenants/{t}` | GET, PATCH `{name?, strictPatch?}` |
+//! | `/tenants` | GET (list), POST `{id, name?, strictPatch?, quota?}` |
+//! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, quota?}` |
 //! | `/tenants/{t}/tokens` | GET (list, no secrets), POST `{type?: "bearer"\|"oauth_client", label?, expiresIn?\|expiresAt?}` |
 //! | `/tenants/{t}/tokens/{id}` | GET, DELETE (revoke) |
 //! | `/tenants/{t}/tokens/{id}/rotate` | POST `{overlapSeconds?, label?, expiresIn?\|expiresAt?}` |
 //! | `/tenants/{t}/Users[/{id}]`, `/tenants/{t}/Groups[/{id}]` | GET: the SCIM list/get as the tenant (read-only, for the console) |
 //! | `/tenants/{t}/tolerances` | GET `{tolerances: [{name, count, lastSeen}]}` |
+//!
+//! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
+//! resource data the tenant may store (`null`: unlimited; a limit not named keeps its value,
+//! by default 1,000,000 resources and 1 GiB). A SCIM write past a limit answers 507 and stores
+//! nothing.
 //!
 //! A secret (`token`, or `clientSecret` of an OAuth client) is in the response that issues it
 //! and nowhere else, ever: only its SHA-256 is stored.
@@ -290,6 +295,7 @@ fn tenant_json(t: &TenantRecord, origin: &str) -> Value {
         "name": t.name,
         "created": t.created,
         "strictPatch": t.strict_patch,
+        "quota": {"resources": t.quota.resources, "bytes": t.quota.bytes},
         "scimUrl": scim,
         "tokenEndpoint": token,
     })
@@ -359,7 +365,7 @@ async fn list_tenants<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Response
 
 async fn create_tenant<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Response> {
     let body = body(req)?;
-    reject_unknown(&body, &["id", "name", "strictPatch"])?;
+    reject_unknown(&body, &["id", "name", "strictPatch", "quota"])?;
     let id =
         opt_string(&body, "id")?.ok_or_else(|| ScimError::invalid_value("'id' is required"))?;
     if !tenant::valid_id(id) {
@@ -369,9 +375,10 @@ async fn create_tenant<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Respons
     }
     let name = opt_string(&body, "name")?.unwrap_or(id);
     let strict = opt_bool(&body, "strictPatch")?.unwrap_or(false);
+    let quota = quota_change(&body)?;
     let now = time::format_millis(ctx.now_ms);
     let t = Store::new(ctx.db, id)
-        .create_tenant(name, strict, &now)
+        .create_tenant(name, strict, quota, &now)
         .await?;
     Ok(json_response(201, &tenant_json(&t, &req.origin)))
 }
@@ -381,14 +388,54 @@ async fn get_tenant<D: Db>(store: &Store<'_, D>, req: &Request) -> Result<Respon
         .tenant_record()
         .await?
         .ok_or_else(|| no_tenant(store))?;
-    Ok(json_response(200, &tenant_json(&t, &req.origin)))
+    let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
+    let mut v = tenant_json(&t, &req.origin);
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "usage".into(),
+            json!({"resources": usage.resources, "bytes": usage.bytes}),
+        );
+    }
+    Ok(json_response(200, &v))
+}
+
+/// The `quota` member of a tenant create or update: each limit a whole number ≥ 0, or
+/// `null` for unlimited; a limit not named is left as it is.
+fn quota_change(body: &Map<String, Value>) -> Result<(tenancy::LimitChange, tenancy::LimitChange)> {
+    let quota = match body.get("quota") {
+        None => return Ok((None, None)),
+        Some(Value::Object(q)) => q,
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "'quota' must be an object like {\"resources\": 10000, \"bytes\": null}",
+            ))
+        }
+    };
+    reject_unknown(quota, &["resources", "bytes"])?;
+    let limit = |name: &str| -> Result<tenancy::LimitChange> {
+        match quota.get(name) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(v) => match v.as_i64() {
+                Some(n) if n >= 0 => Ok(Some(Some(n))),
+                _ => Err(ScimError::invalid_value(format!(
+                    "'quota.{name}' must be a whole number from 0, or null for no limit"
+                ))),
+            },
+        }
+    };
+    Ok((limit("resources")?, limit("bytes")?))
 }
 
 async fn patch_tenant<D: Db>(store: &Store<'_, D>, req: &Request) -> Result<Response> {
     let body = body(req)?;
-    reject_unknown(&body, &["name", "strictPatch"])?;
+    reject_unknown(&body, &["name", "strictPatch", "quota"])?;
     let t = store
-        .update_tenant(opt_string(&body, "name")?, opt_bool(&body, "strictPatch")?)
+        .update_tenant(
+            opt_string(&body, "name")?,
+            opt_bool(&body, "strictPatch")?,
+            quota_change(&body)?,
+        )
         .await?
         .ok_or_else(|| no_tenant(store))?;
     Ok(json_response(200, &tenant_json(&t, &req.origin)))

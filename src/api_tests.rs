@@ -1346,3 +1346,119 @@ fn full_representations_tolerate_entra_quirks_unless_strict() {
         "refused writes store nothing"
     );
 }
+
+/// Per-tenant quotas: a write past a limit is a 507 that stores nothing (no resource, no
+/// member, no event); shrinking writes and deletes still work over the limit; the byte count
+/// the triggers keep always equals the stored data.
+#[test]
+fn quotas_refuse_writes_past_the_limit_and_store_nothing() {
+    let mut h = Harness::new();
+    let bytes_in_sync = |h: &Harness| {
+        let kept = h.db.query(
+            "SELECT coalesce(sum(bytes), 0) AS b FROM resource_counts WHERE tenant = 'default'",
+        );
+        let real = h.db.query("SELECT coalesce(sum(length(CAST(data AS BLOB))), 0) AS b FROM resources WHERE tenant = 'default'");
+        assert_eq!(kept, real, "trigger-kept bytes");
+    };
+    let a = h.create_user("a@contoso.com");
+    h.create_user("b@contoso.com");
+    h.db.query("UPDATE tenants SET max_resources = 3 WHERE id = 'default'");
+    h.create_user("c@contoso.com");
+    let events = h.db.query("SELECT count(*) AS n FROM events");
+    let successes =
+        h.db.query("SELECT count(*) AS n FROM events WHERE outcome = 'success'");
+    let r = h.call(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "d@contoso.com"})),
+    );
+    assert_error(&r, 507, None);
+    let detail = r.body_json()["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        detail.contains("3 resources stored, the limit is 3"),
+        "{detail}"
+    );
+    let r = h.call(
+        Method::Post,
+        "/Groups",
+        Some(
+            json!({"schemas": [GROUP_SCHEMA], "displayName": "G", "members": [{"value": a["id"]}]}),
+        ),
+    );
+    assert_error(&r, 507, None);
+    assert_eq!(h.db.query("SELECT count(*) AS n FROM resources")[0]["n"], 3);
+    assert_eq!(h.db.query("SELECT count(*) AS n FROM members")[0]["n"], 0);
+    assert_eq!(
+        h.db.query("SELECT count(*) AS n FROM events WHERE outcome = 'success'"),
+        successes,
+        "no event for a refused write"
+    );
+    let failures = h.db.query("SELECT count(*) AS n FROM events");
+    assert!(
+        failures[0]["n"].as_i64() > events[0]["n"].as_i64(),
+        "failures are logged"
+    );
+
+    // Deleting frees room; lifting the limit (NULL) removes it.
+    let id = a["id"].as_str().expect("id");
+    assert_eq!(
+        h.call(Method::Delete, &format!("/Users/{id}"), None).status,
+        204
+    );
+    h.create_user("d@contoso.com");
+    h.db.query("UPDATE tenants SET max_resources = NULL WHERE id = 'default'");
+    let e = h.create_user("e@contoso.com");
+    bytes_in_sync(&h);
+
+    // Bytes: growing past the limit is refused, shrinking is always allowed.
+    let used =
+        h.db.query("SELECT sum(bytes) AS b FROM resource_counts WHERE tenant = 'default'");
+    let used = used[0]["b"].as_i64().expect("bytes");
+    h.db.query(&format!(
+        "UPDATE tenants SET max_bytes = {} WHERE id = 'default'",
+        used + 40
+    ));
+    let eid = e["id"].as_str().expect("id");
+    let grow =
+        |title: &str| patch_body(json!([{"op": "replace", "path": "title", "value": title}]));
+    let r = h.call(
+        Method::Patch,
+        &format!("/Users/{eid}"),
+        Some(grow(&"x".repeat(20))),
+    );
+    assert_eq!(r.status, 200, "{}", r.body_json());
+    let before = h.db.query(&format!(
+        "SELECT data, version FROM resources WHERE id = '{eid}'"
+    ));
+    let r = h.call(
+        Method::Patch,
+        &format!("/Users/{eid}"),
+        Some(grow(&"x".repeat(200))),
+    );
+    assert_error(&r, 507, None);
+    assert!(r.body_json()["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("bytes")));
+    assert_eq!(
+        h.db.query(&format!(
+            "SELECT data, version FROM resources WHERE id = '{eid}'"
+        )),
+        before
+    );
+    let r = h.call(
+        Method::Put,
+        &format!("/Users/{eid}"),
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "e@contoso.com", "title": "x".repeat(500)})),
+    );
+    assert_error(&r, 507, None);
+    h.db.query("UPDATE tenants SET max_bytes = 0 WHERE id = 'default'");
+    let r = h.call(Method::Patch, &format!("/Users/{eid}"), Some(grow("y")));
+    assert_eq!(
+        r.status, 200,
+        "a shrinking write passes even over the limit"
+    );
+    bytes_in_sync(&h);
+}

@@ -108,6 +108,12 @@ impl ScimError {
     pub fn payload_too_large(detail: impl Into<String>) -> Self {
         Self::new(413, None, detail)
     }
+    /// A per-tenant storage quota refused a write: 507 Insufficient Storage (RFC 4918
+    /// §11.5), which identity providers retry like other 5xx, so provisioning resumes by
+    /// itself once the quota is raised.
+    pub fn quota_exceeded(detail: impl Into<String>) -> Self {
+        Self::new(507, None, detail)
+    }
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         Self::new(415, None, detail)
     }

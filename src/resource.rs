@@ -1011,7 +1011,11 @@ mod tests {
                 user(json!({"photos": [{"value": bad, "type": "photo"}]})),
             ] {
                 let e = validate(ResourceType::User, &body).expect_err(bad);
-                assert_eq!(e.scim_type.map(|t| t.as_str()), Some("invalidValue"), "{bad}");
+                assert_eq!(
+                    e.scim_type.map(|t| t.as_str()),
+                    Some("invalidValue"),
+                    "{bad}"
+                );
             }
         }
         assert_eq!(uri_scheme("mailto:a@b"), Some("mailto"));

@@ -37,8 +37,20 @@ pub enum DbError {
     Unique(String),
     /// A FOREIGN KEY constraint failed (e.g. a group member that does not exist).
     ForeignKey,
+    /// A tenant quota refused the write (the triggers of migration 0009).
+    Quota(Quota),
     Other(String),
 }
+
+/// Which per-tenant limit a write would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    Resources,
+    Bytes,
+}
+
+/// What the quota triggers raise (migration 0009): a message of ours, not SQLite's.
+const QUOTA_MESSAGE: &str = "scim-edge quota exceeded: ";
 
 impl DbError {
     /// Classifies an engine error message; D1 and rusqlite both pass SQLite's text through.
@@ -47,6 +59,12 @@ impl DbError {
             DbError::Unique(msg.to_string())
         } else if msg.contains("FOREIGN KEY constraint failed") {
             DbError::ForeignKey
+        } else if let Some(at) = msg.find(QUOTA_MESSAGE) {
+            match msg.get(at + QUOTA_MESSAGE.len()..) {
+                Some(rest) if rest.starts_with("resources") => DbError::Quota(Quota::Resources),
+                Some(rest) if rest.starts_with("bytes") => DbError::Quota(Quota::Bytes),
+                _ => DbError::Other(msg.to_string()),
+            }
         } else {
             DbError::Other(msg.to_string())
         }
@@ -243,7 +261,59 @@ impl<'a, D: Db> Store<'a, D> {
     }
 
     async fn run(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
-        self.db.batch(stmts).await.map_err(|e| map_db_error(&e))
+        match self.db.batch(stmts).await {
+            Ok(rows) => Ok(rows),
+            Err(DbError::Quota(q)) => Err(self.quota_error(q).await),
+            Err(e) => Err(map_db_error(&e)),
+        }
+    }
+
+    /// The error for a write a quota refused, naming the limit and the usage (read after the
+    /// refusal, which is rare, so the write path itself pays nothing for the detail).
+    async fn quota_error(&self, q: Quota) -> ScimError {
+        let usage = self.quota_usage().await.ok().flatten();
+        let what = match (q, usage) {
+            (Quota::Resources, Some(u)) => format!(
+                "{} resources stored, the limit is {}",
+                u.resources,
+                u.max_resources.unwrap_or_default()
+            ),
+            (Quota::Bytes, Some(u)) => format!(
+                "{} bytes of resource data stored, the limit is {}",
+                u.bytes,
+                u.max_bytes.unwrap_or_default()
+            ),
+            (Quota::Resources, None) => "the resource limit is reached".into(),
+            (Quota::Bytes, None) => "the storage limit is reached".into(),
+        };
+        ScimError::quota_exceeded(format!(
+            "the tenant's storage quota does not allow this write ({what}); nothing was stored. \
+             The service's administrator can raise the quota"
+        ))
+    }
+
+    /// The tenant's quotas and what it uses of them; `None` if the tenant does not exist.
+    pub async fn quota_usage(&self) -> Result<Option<QuotaUsage>> {
+        let res = self
+            .db
+            .batch(vec![Stmt::new(
+                "SELECT max_resources, max_bytes, \
+                 (SELECT coalesce(sum(n), 0) FROM resource_counts WHERE tenant = t.id) AS n, \
+                 (SELECT coalesce(sum(bytes), 0) FROM resource_counts WHERE tenant = t.id) AS bytes \
+                 FROM tenants t WHERE t.id = ?",
+                vec![self.tenant.as_str().into()],
+            )])
+            .await
+            .map_err(|e| map_db_error(&e))?;
+        Ok(res
+            .first()
+            .and_then(|rows| rows.first())
+            .map(|r| QuotaUsage {
+                max_resources: int(r.get("max_resources")),
+                max_bytes: int(r.get("max_bytes")),
+                resources: int(r.get("n")).unwrap_or(0),
+                bytes: int(r.get("bytes")).unwrap_or(0),
+            }))
     }
 
     fn get_stmt(&self, rt: ResourceType, id: &str, with_related: bool) -> Stmt {
@@ -876,6 +946,15 @@ pub struct Update<'x> {
     pub tolerances: &'x [&'static str],
 }
 
+/// A tenant's storage limits (`None`: unlimited) and its usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaUsage {
+    pub max_resources: Option<i64>,
+    pub max_bytes: Option<i64>,
+    pub resources: i64,
+    pub bytes: i64,
+}
+
 /// The new stored `data` of an [`Update`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NewData<'x> {
@@ -974,6 +1053,9 @@ fn map_db_error(e: &DbError) -> ScimError {
             }
         }
         DbError::ForeignKey => ScimError::invalid_value("a referenced resource does not exist"),
+        DbError::Quota(_) => {
+            ScimError::quota_exceeded("the tenant's storage quota does not allow this write")
+        }
         // SQLite/D1 messages name tables and constraints, never bound values: safe to log.
         DbError::Other(msg) => ScimError::internal().with_cause(format!("database: {msg}")),
     }

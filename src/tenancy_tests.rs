@@ -810,3 +810,71 @@ fn flooding_the_token_endpoint_does_not_starve_the_tenants_scim_budget() {
         200
     );
 }
+
+/// Quotas through the admin API: defaults on create, set and lifted per tenant, usage shown,
+/// enforced for that tenant's SCIM writes only, bad values refused.
+#[test]
+fn admin_api_sets_per_tenant_quotas() {
+    let mut h = H::new();
+    let r = h.admin(Method::Post, "/tenants", Some(json!({"id": "acme"})));
+    assert_eq!(
+        r.body_json()["quota"],
+        json!({"resources": 1_000_000, "bytes": 1_073_741_824})
+    );
+    let r = h.admin(
+        Method::Post,
+        "/tenants",
+        Some(json!({"id": "small", "quota": {"resources": 1, "bytes": null}})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(
+        r.body_json()["quota"],
+        json!({"resources": 1, "bytes": null})
+    );
+    let (_, acme) = h.issue("acme", json!({}));
+    let (_, small) = h.issue("small", json!({}));
+    h.create_user(&small, "one@small.test");
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &small,
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "two@small.test"})),
+    );
+    assert_eq!(r.status, 507, "{}", text(&r));
+    h.create_user(&acme, "one@acme.test");
+    h.create_user(&acme, "two@acme.test");
+
+    let got = h.admin(Method::Get, "/tenants/small", None).body_json();
+    assert_eq!(got["usage"]["resources"], 1);
+    assert!(got["usage"]["bytes"].as_i64().is_some_and(|b| b > 0));
+    let r = h.admin(
+        Method::Patch,
+        "/tenants/small",
+        Some(json!({"quota": {"resources": 5}})),
+    );
+    assert_eq!(
+        r.body_json()["quota"],
+        json!({"resources": 5, "bytes": null})
+    );
+    h.create_user(&small, "two@small.test");
+    let r = h.admin(
+        Method::Patch,
+        "/tenants/small",
+        Some(json!({"name": "Small", "quota": {"resources": null}})),
+    );
+    assert_eq!(
+        r.body_json()["quota"],
+        json!({"resources": null, "bytes": null})
+    );
+    assert_eq!(r.body_json()["name"], "Small");
+    for bad in [
+        json!({"quota": 5}),
+        json!({"quota": {"resources": -1}}),
+        json!({"quota": {"resources": 1.5}}),
+        json!({"quota": {"rows": 1}}),
+        json!({"quota": {"bytes": "1GB"}}),
+    ] {
+        let r = h.admin(Method::Patch, "/tenants/small", Some(bad.clone()));
+        assert_eq!(r.status, 400, "{bad}");
+    }
+}

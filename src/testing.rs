@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0006_resource_counts.sql"),
     include_str!("../schema/migrations/0007_list_order_index.sql"),
     include_str!("../schema/migrations/0008_sort_indexes.sql"),
+    include_str!("../schema/migrations/0009_quotas.sql"),
 ];
 
 pub struct SqliteDb {

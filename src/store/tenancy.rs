@@ -17,7 +17,19 @@ pub struct TenantRecord {
     pub name: String,
     pub created: String,
     pub strict_patch: bool,
+    /// Storage limits (`None`: unlimited), enforced by triggers in every write's transaction.
+    pub quota: Quota,
 }
+
+/// A tenant's storage limits; `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Quota {
+    pub resources: Option<i64>,
+    pub bytes: Option<i64>,
+}
+
+/// A change to one limit: `None` keeps it, `Some(None)` lifts it, `Some(Some(n))` sets it.
+pub type LimitChange = Option<Option<i64>>;
 
 /// A stored credential, never with its secret (only the hash is stored, and never read back).
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +57,7 @@ pub struct NewCredential<'x> {
     pub expires: Option<&'x str>,
 }
 
-const TENANT_COLUMNS: &str = "id, name, created, strict_patch";
+const TENANT_COLUMNS: &str = "id, name, created, strict_patch, max_resources, max_bytes";
 const CREDENTIAL_COLUMNS: &str =
     "id, tenant, kind, label, created, expires, last_used, revoked, replaced_by, parent_id";
 
@@ -70,6 +82,10 @@ fn tenant_row(row: &Row) -> Result<TenantRecord> {
         name: text(row, "name")?,
         created: text(row, "created")?,
         strict_patch: int(row.get("strict_patch")).unwrap_or(0) == 1,
+        quota: Quota {
+            resources: int(row.get("max_resources")),
+            bytes: int(row.get("max_bytes")),
+        },
     })
 }
 
@@ -92,7 +108,7 @@ async fn run<D: Db>(db: &D, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
     db.batch(stmts).await.map_err(|e| match e {
         DbError::Unique(_) => ScimError::uniqueness("it already exists"),
         DbError::ForeignKey => ScimError::not_found("the tenant does not exist"),
-        DbError::Other(_) => ScimError::internal(),
+        DbError::Quota(_) | DbError::Other(_) => ScimError::internal(),
     })
 }
 
@@ -147,19 +163,28 @@ impl<D: Db> Store<'_, D> {
         &self,
         name: &str,
         strict_patch: bool,
+        quota: (LimitChange, LimitChange),
         now: &str,
     ) -> Result<TenantRecord> {
+        // An unnamed limit keeps the column's default (migration 0009).
+        let mut columns = String::from("id, name, created, strict_patch");
+        let mut params = vec![
+            self.tenant_param(),
+            name.into(),
+            now.into(),
+            SqlValue::Int(i64::from(strict_patch)),
+        ];
+        for (column, change) in [("max_resources", quota.0), ("max_bytes", quota.1)] {
+            if let Some(limit) = change {
+                columns.push_str(", ");
+                columns.push_str(column);
+                params.push(limit.map_or(SqlValue::Null, SqlValue::Int));
+            }
+        }
+        let marks = vec!["?"; params.len()].join(", ");
         let stmt = Stmt::new(
-            format!(
-                "INSERT INTO tenants (id, name, created, strict_patch) VALUES (?, ?, ?, ?) \
-                 RETURNING {TENANT_COLUMNS}"
-            ),
-            vec![
-                self.tenant_param(),
-                name.into(),
-                now.into(),
-                SqlValue::Int(i64::from(strict_patch)),
-            ],
+            format!("INSERT INTO tenants ({columns}) VALUES ({marks}) RETURNING {TENANT_COLUMNS}"),
+            params,
         );
         let res = run(self.db, vec![stmt]).await.map_err(|e| {
             if e.status == 409 {
@@ -192,17 +217,24 @@ impl<D: Db> Store<'_, D> {
         &self,
         name: Option<&str>,
         strict_patch: Option<bool>,
+        quota: (LimitChange, LimitChange),
     ) -> Result<Option<TenantRecord>> {
+        let mut sets =
+            String::from("name = coalesce(?, name), strict_patch = coalesce(?, strict_patch)");
+        let mut params = vec![
+            opt(name),
+            strict_patch.map_or(SqlValue::Null, |s| SqlValue::Int(i64::from(s))),
+        ];
+        for (column, change) in [("max_resources", quota.0), ("max_bytes", quota.1)] {
+            if let Some(limit) = change {
+                sets.push_str(&format!(", {column} = ?"));
+                params.push(limit.map_or(SqlValue::Null, SqlValue::Int));
+            }
+        }
+        params.push(self.tenant_param());
         let stmt = Stmt::new(
-            format!(
-                "UPDATE tenants SET name = coalesce(?, name), strict_patch = coalesce(?, strict_patch) \
-                 WHERE id = ? RETURNING {TENANT_COLUMNS}"
-            ),
-            vec![
-                opt(name),
-                strict_patch.map_or(SqlValue::Null, |s| SqlValue::Int(i64::from(s))),
-                self.tenant_param(),
-            ],
+            format!("UPDATE tenants SET {sets} WHERE id = ? RETURNING {TENANT_COLUMNS}"),
+            params,
         );
         let res = run(self.db, vec![stmt]).await?;
         res.first()
