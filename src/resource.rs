@@ -124,6 +124,10 @@ pub fn validate_with(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Re
                 continue;
             }
         }
+        if is_urn(key) {
+            keep_undeclared(obj, key, value, &mut out.data, &mut claim)?;
+            continue;
+        }
         let attr = core.attr(key).ok_or_else(|| unknown_attribute(key))?;
         claim(attr.name.clone())?;
         if let Some(v) = validate_attr_with(attr, value, &attr.name, tol)? {
@@ -132,6 +136,163 @@ pub fn validate_with(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Re
     }
     check_required(rt, &out.data)?;
     Ok(out)
+}
+
+/// Whether a body key is a schema URN (or an attribute qualified by one).
+fn is_urn(key: &str) -> bool {
+    key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+}
+
+/// Keeps a key under a schema URN the resource type does not define: an undeclared
+/// extension (Entra's `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User`,
+/// Okta's and vendors' own). Identity providers send what an IT admin mapped, and losing it
+/// would break every later update, so it is stored verbatim under its URN and returned with
+/// the URN in `schemas`. The key is either the URN with an object of attributes, or
+/// `urn:attr`. Which one is decided by `schemas`: a key listed there is an extension; a key
+/// whose prefix is listed is an attribute; otherwise an object value is an extension.
+fn keep_undeclared(
+    body: &Map<String, Value>,
+    key: &str,
+    value: &Value,
+    data: &mut Map<String, Value>,
+    claim: &mut impl FnMut(String) -> Result<()>,
+) -> Result<()> {
+    let listed = |urn: &str| listed_schema(body, urn);
+    let qualified = split_urn(key).filter(|(urn, _)| listed(urn).is_some());
+    let (urn, attrs): (String, Vec<(&str, &Value)>) = match (listed(key), qualified, value) {
+        (Some(urn), _, Value::Object(m)) => (urn, m.iter().map(|(k, v)| (k.as_str(), v)).collect()),
+        (None, None, Value::Object(m)) => (
+            key.to_string(),
+            m.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        ),
+        (Some(_), _, Value::Null) | (None, None, Value::Null) => return Ok(()),
+        (Some(urn), _, other) => return Err(type_error(&urn, "an object of attributes", other)),
+        (None, Some((urn, attr)), v) => (
+            listed(urn).unwrap_or_else(|| urn.to_string()),
+            vec![(attr, v)],
+        ),
+        (None, None, _) => match split_urn(key) {
+            Some((urn, attr)) => (urn.to_string(), vec![(attr, value)]),
+            None => return Err(unknown_attribute(key)),
+        },
+    };
+    check_undeclared_urn(&urn)?;
+    for (name, v) in attrs {
+        let path = format!("{urn}:{name}");
+        check_attr_name(&path, name)?;
+        claim(path.clone())?;
+        let Some(v) = undeclared_value(&path, v, 0)? else {
+            continue;
+        };
+        let entry = data
+            .entry(urn.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(name.to_string(), v);
+        }
+    }
+    Ok(())
+}
+
+/// The spelling `schemas` gives `urn` (compared case-insensitively), if it lists it.
+fn listed_schema(body: &Map<String, Value>, urn: &str) -> Option<String> {
+    let schemas = body
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
+        .and_then(|(_, v)| v.as_array())?;
+    schemas
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|s| s.eq_ignore_ascii_case(urn))
+        .map(str::to_string)
+}
+
+/// An undeclared schema URN becomes a member name of the stored data and a `schemas` entry:
+/// it must be a URN with a name after its last colon and nothing that needs escaping, so the
+/// rendering can list it without parsing the stored text.
+fn check_undeclared_urn(urn: &str) -> Result<()> {
+    let ok = urn.len() <= 512
+        && split_urn(urn).is_some_and(|(_, last)| !last.is_empty())
+        && urn
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+    if ok {
+        Ok(())
+    } else {
+        Err(ScimError::invalid_syntax(format!(
+            "'{}' is not a usable schema URN",
+            urn.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+/// RFC 7643 §2.1 ATTRNAME (`ALPHA *(nameChar)`, nameChar `-`, `_`, digit, letter), or `$ref`.
+fn check_attr_name(path: &str, name: &str) -> Result<()> {
+    let ok = name == "$ref"
+        || (name.len() <= 128
+            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ScimError::invalid_syntax(format!(
+            "'{path}' is not a valid attribute name (RFC 7643 §2.1: a letter, then letters, digits, '-' or '_')"
+        )))
+    }
+}
+
+/// An undeclared attribute's value, kept as sent within SCIM's data model: a string, number
+/// or boolean, a complex value of those, or an array of either (`depth` counts the levels).
+/// Nulls and empty values are unassigned, as for declared attributes.
+fn undeclared_value(path: &str, value: &Value, depth: u8) -> Result<Option<Value>> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => {
+            check_string(path, s)?;
+            Ok(Some(value.clone()))
+        }
+        Value::Bool(_) | Value::Number(_) => Ok(Some(value.clone())),
+        Value::Array(items) if depth == 0 || depth == 1 && !items.iter().any(Value::is_array) => {
+            if items.len() > MAX_MULTI_VALUES {
+                return Err(ScimError::invalid_value(format!(
+                    "'{path}' has {} values; the limit is {MAX_MULTI_VALUES}",
+                    items.len()
+                )));
+            }
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                if item.is_array() {
+                    return Err(nested_too_deep(path));
+                }
+                out.extend(undeclared_value(path, item, depth + 1)?);
+            }
+            Ok((!out.is_empty()).then_some(Value::Array(out)))
+        }
+        Value::Object(m) if depth <= 1 => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                let sub = format!("{path}.{k}");
+                check_attr_name(&sub, k)?;
+                if v.is_object() || v.is_array() {
+                    return Err(nested_too_deep(&sub));
+                }
+                if let Some(v) = undeclared_value(&sub, v, 2)? {
+                    out.insert(k.clone(), v);
+                }
+            }
+            Ok((!out.is_empty()).then_some(Value::Object(out)))
+        }
+        _ => Err(nested_too_deep(path)),
+    }
+}
+
+fn nested_too_deep(path: &str) -> ScimError {
+    ScimError::invalid_value(format!(
+        "'{path}' nests deeper than SCIM's data model allows (an attribute holds simple values, \
+         a complex value of simple sub-attributes, or an array of either)"
+    ))
 }
 
 /// `externalId` (RFC 7643 §3.1): a string; empty means unassigned.
@@ -200,7 +361,8 @@ fn revalidate_in(attr: &Attribute, container: &mut Map<String, Value>, path: &st
 /// but missing from `schemas` are tolerated silently: the stored resource lists them anyway,
 /// and rejecting would lose the client's data. A URI the resource type does not have is a
 /// [`Tolerance::SchemaWithoutAttributes`] when no key of the body is under it (Entra's ADSCIM
-/// group URI): dropping it loses nothing. Under it, attributes are unknown, and refused.
+/// group URI): dropping it loses nothing. A URI the body carries attributes under is an
+/// undeclared extension, kept (see [`keep_undeclared`]).
 fn check_schemas(rt: ResourceType, obj: &Map<String, Value>, tol: &mut Tolerances) -> Result<()> {
     let schemas = obj
         .iter()
@@ -222,13 +384,7 @@ fn check_schemas(rt: ResourceType, obj: &Map<String, Value>, tol: &mut Tolerance
             .ok_or_else(|| ScimError::invalid_syntax("'schemas' must contain only strings"))?;
         if s.eq_ignore_ascii_case(&rt.core_schema().id) {
             has_core = true;
-        } else if rt.extension(s).is_none() {
-            if carries_attributes(obj, s) {
-                return Err(ScimError::invalid_syntax(format!(
-                    "schema \"{s}\" is not supported for {} resources",
-                    rt.name()
-                )));
-            }
+        } else if rt.extension(s).is_none() && !carries_attributes(obj, s) {
             tol.tolerate(Tolerance::SchemaWithoutAttributes, || {
                 format!(
                     "schema \"{s}\" is not supported for {} resources",
@@ -638,7 +794,7 @@ pub fn render_owned(
     related: Option<&[Related]>,
     base: &str,
 ) -> Value {
-    let schemas = schemas_of(rt, |urn| data.contains_key(urn));
+    let schemas = schemas_of(rt, &data);
     // `data` never holds `schemas`, `id`, `meta`, `members` or `groups` (validation drops
     // or splits them off).
     let mut out = data;
@@ -671,11 +827,9 @@ pub fn write_spliced(
     })?;
     out.extend_from_slice(b"{\"schemas\":[");
     write_str(out, &rt.core_schema().id)?;
-    for ext in rt.extensions() {
-        if has_top_level_key(data, &ext.id) {
-            out.push(b',');
-            write_str(out, &ext.id)?;
-        }
+    for urn in urn_member_names(data) {
+        out.push(b',');
+        write_str(out, urn)?;
     }
     out.extend_from_slice(b"],\"id\":");
     write_str(out, id)?;
@@ -732,29 +886,41 @@ fn object_inner(text: &str) -> Option<&str> {
     text.trim().strip_prefix('{')?.strip_suffix('}')
 }
 
-/// Whether JSON object text (compact as serde_json and SQLite write it, or formatted) has
-/// `key` as a member name at the top level. Sound for stored data without parsing: a quote inside a
-/// string value is always escaped, so `"key":` with bare quotes occurs only as a member
-/// name, and below the top level member names are sub-attribute names, never schema URNs.
-fn has_top_level_key(text: &str, key: &str) -> bool {
-    text.match_indices(key).any(|(at, _)| {
-        at > 0
-            && text.as_bytes().get(at - 1) == Some(&b'"')
-            && text
-                .get(at + key.len()..)
-                .and_then(|r| r.strip_prefix('"'))
-                .is_some_and(|r| r.trim_start().starts_with(':'))
+/// The member names of stored data text that are schema URNs (extensions, declared or
+/// not), in text order, without parsing it. Sound for any JSON text: a member name is a
+/// string preceded by `{` or `,` and followed by `:`, which a string value never is (inside
+/// a string a quote is escaped). Only top-level names can be URNs: sub-attribute names are
+/// ATTRNAMEs (RFC 7643 §2.1), and URN keys hold no escapes (`check_undeclared_urn`).
+fn urn_member_names(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    text.match_indices('"').filter_map(move |(at, _)| {
+        let before = text.get(..at)?.trim_end();
+        if !(before.ends_with('{') || before.ends_with(',')) {
+            return None;
+        }
+        let name_start = at + 1;
+        if !text
+            .get(name_start..name_start + 4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        {
+            return None;
+        }
+        let len = text.get(name_start..)?.find('"')?;
+        let after = text.get(name_start + len + 1..)?.trim_start();
+        let escaped = bytes.get(name_start + len - 1) == Some(&b'\\');
+        (after.starts_with(':') && !escaped).then(|| text.get(name_start..name_start + len))?
     })
 }
 
-/// `schemas`: the core schema, then each extension the data holds.
-fn schemas_of(rt: ResourceType, has: impl Fn(&str) -> bool) -> Value {
+/// `schemas`: the core schema, then each extension URN the data holds (in key order, as the
+/// spliced rendering lists them).
+fn schemas_of(rt: ResourceType, data: &Map<String, Value>) -> Value {
     let mut schemas = vec![Value::String(rt.core_schema().id.clone())];
-    for ext in rt.extensions() {
-        if has(&ext.id) {
-            schemas.push(Value::String(ext.id.clone()));
-        }
-    }
+    schemas.extend(
+        data.keys()
+            .filter(|k| is_urn(k))
+            .map(|k| Value::String(k.clone())),
+    );
     Value::Array(schemas)
 }
 
@@ -964,15 +1130,13 @@ mod tests {
             &mut tol,
         );
         assert!(e.is_err() && tol.fired().is_empty());
-        // A URI under which the body does carry attributes is no empty schema.
-        for (uri, key) in [("urn:x:Ext", "urn:x:Ext"), ("urn:x:Ext", "URN:X:EXT:attr")] {
-            let body = json!({"schemas": [USER_SCHEMA, uri], "userName": "a", key: "v"});
-            let mut tol = Tolerances::lenient();
-            assert!(
-                validate_with(ResourceType::User, &body, &mut tol).is_err(),
-                "{body}"
-            );
-        }
+        // A URI under which the body carries attributes is an undeclared extension, kept.
+        let body =
+            json!({"schemas": [USER_SCHEMA, "urn:x:Ext"], "userName": "a", "URN:X:EXT:attr": "v"});
+        let mut tol = Tolerances::lenient();
+        let v = validate_with(ResourceType::User, &body, &mut tol).expect("kept");
+        assert_eq!(v.data["urn:x:Ext"], json!({"attr": "v"}));
+        assert!(tol.fired().is_empty());
         // ...but one sharing only a prefix with a key is.
         let body =
             json!({"schemas": [USER_SCHEMA, "urn:x:Ext"], "userName": "a", "urn:x:Extra:a": "v"});
@@ -1021,6 +1185,68 @@ mod tests {
         assert_eq!(uri_scheme("mailto:a@b"), Some("mailto"));
         assert_eq!(uri_scheme("a/b:c"), None);
         assert_eq!(uri_scheme("1http:x"), None);
+    }
+
+    #[test]
+    fn undeclared_extensions_are_kept_verbatim() {
+        const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+        // Entra: the extension object, listed in `schemas`.
+        let body = json!({
+            "schemas": [USER_SCHEMA, CUSTOM],
+            "userName": "a",
+            CUSTOM: {"CustomAttribute": "x", "Level": 3, "Flag": true, "Tags": ["a", "b"],
+                     "Badge": {"id": "7", "since": "2020"}, "Empty": null},
+        });
+        let v = validate(ResourceType::User, &body).expect("kept");
+        assert_eq!(
+            v.data[CUSTOM],
+            json!({"CustomAttribute": "x", "Level": 3, "Flag": true, "Tags": ["a", "b"],
+                   "Badge": {"id": "7", "since": "2020"}})
+        );
+        // Qualified keys at the top level, with and without `schemas` listing the URN;
+        // the URN is stored as `schemas` spells it.
+        let body = json!({
+            "schemas": [USER_SCHEMA, CUSTOM],
+            "userName": "a",
+            format!("{}:CustomAttribute", CUSTOM.to_uppercase()): "y",
+            "urn:okta:custom:2.0:User:costCenter": "42",
+        });
+        let v = validate(ResourceType::User, &body).expect("kept");
+        assert_eq!(v.data[CUSTOM], json!({"CustomAttribute": "y"}));
+        assert_eq!(
+            v.data["urn:okta:custom:2.0:User"],
+            json!({"costCenter": "42"})
+        );
+        // An unlisted URN with an object value is an extension.
+        let body = user(json!({"urn:vendor:ext:1.0": {"plan": "gold"}}));
+        let v = validate(ResourceType::User, &body).expect("kept");
+        assert_eq!(v.data["urn:vendor:ext:1.0"], json!({"plan": "gold"}));
+
+        for (bad, scim_type) in [
+            (json!({CUSTOM: "not an object"}), "invalidValue"),
+            (json!({CUSTOM: {"has space": 1}}), "invalidSyntax"),
+            (json!({CUSTOM: {"urn:x:y": 1}}), "invalidSyntax"),
+            (
+                json!({CUSTOM: {"deep": {"deeper": {"x": 1}}}}),
+                "invalidValue",
+            ),
+            (json!({CUSTOM: {"deep": [[1]]}}), "invalidValue"),
+            (json!({CUSTOM: {"a": "x", "A": "y"}}), "invalidSyntax"),
+            (json!({CUSTOM: {"a": "\u{0}"}}), "invalidValue"),
+            (json!({"urn:": "x"}), "invalidSyntax"),
+            (json!({"urn:a\"b:c": {"d": 1}}), "invalidSyntax"),
+        ] {
+            let mut b = user(json!({}));
+            let obj = b.as_object_mut().expect("object");
+            obj.insert("schemas".into(), json!([USER_SCHEMA, CUSTOM]));
+            obj.extend(bad.as_object().expect("object").clone());
+            let e = validate(ResourceType::User, &b).expect_err(&b.to_string());
+            assert_eq!(e.scim_type.map(|t| t.as_str()), Some(scim_type), "{b}: {e}");
+        }
+        // The same attribute as an object member and as a qualified key is sent twice.
+        let body = json!({"schemas": [USER_SCHEMA, CUSTOM], "userName": "a",
+                          CUSTOM: {"x": "1"}, format!("{CUSTOM}:x"): "2"});
+        assert!(validate(ResourceType::User, &body).is_err());
     }
 
     #[test]
@@ -1125,10 +1351,13 @@ mod tests {
             // The URN as a value, quoted inside a value, and as a value right before a colon.
             json!({"userName": urn, "displayName": format!("\"{urn}\":"), "title": format!("{urn}\":x")}),
             json!({"userName": "é \u{1F600} \\ \" \n", "emails": [{"value": "a@b", "type": "work", "primary": true}], urn: {"manager": {"value": "m"}}}),
+            // Undeclared extensions, before and after the enterprise URN in key order.
+            json!({"userName": "a", "urn:a:Custom": {"x": "urn:b:C"}, urn: {"department": "x"}, "urn:z:Custom": {"t": ["urn:y:Z"]}}),
         ];
         let groups = [
             json!({"displayName": "G"}),
             json!({"displayName": "G", "externalId": urn}),
+            json!({"displayName": "G", "urn:vendor:group:ext": {"owner": "o"}}),
         ];
         let meta = Meta {
             created: "2026-01-01T00:00:00.000Z".into(),
@@ -1193,7 +1422,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 7 * 3 * 5);
+        assert_eq!(compared, 9 * 3 * 5);
         // Text that is not an object is an internal error, never a malformed response.
         let mut out = Vec::new();
         let e = write_spliced(
@@ -1235,15 +1464,27 @@ mod tests {
     }
 
     #[test]
-    fn top_level_key_detection() {
-        let k = "urn:x:User";
-        assert!(has_top_level_key(r#"{"a":1,"urn:x:User":{"b":2}}"#, k));
-        assert!(has_top_level_key(r#"{"urn:x:User":{}}"#, k));
-        assert!(has_top_level_key("{\n  \"urn:x:User\" : {}\n}", k));
-        assert!(!has_top_level_key(r#"{"a":"urn:x:User"}"#, k));
-        assert!(!has_top_level_key(r#"{"a":"\"urn:x:User\":"}"#, k));
-        assert!(!has_top_level_key(r#"{"a":"urn:x:User\":"}"#, k));
-        assert!(!has_top_level_key(r#"{"urn:x:User:department":"d"}"#, k));
-        assert!(!has_top_level_key("", k));
+    fn urn_member_name_detection() {
+        fn names(t: &str) -> Vec<&str> {
+            urn_member_names(t).collect()
+        }
+        assert_eq!(names(r#"{"a":1,"urn:x:User":{"b":2}}"#), ["urn:x:User"]);
+        assert_eq!(names(r#"{"urn:x:User":{}}"#), ["urn:x:User"]);
+        assert_eq!(names("{\n  \"URN:x:User\" : {}\n}"), ["URN:x:User"]);
+        assert_eq!(
+            names(r#"{"urn:a:B":{"c":"urn:d:E"},"urn:x:User":{"b":["urn:y:Z", "w"]}}"#),
+            ["urn:a:B", "urn:x:User"]
+        );
+        for none in [
+            r#"{"a":"urn:x:User"}"#,
+            r#"{"a":"\"urn:x:User\":"}"#,
+            r#"{"a":"urn:x:User\":"}"#,
+            r#"{"a":["urn:x:User","urn:y"]}"#,
+            r#"{"a":"x,\"urn:x:User\":1"}"#,
+            r#"{"urn"}"#,
+            "",
+        ] {
+            assert!(names(none).is_empty(), "{none}");
+        }
     }
 }
