@@ -84,3 +84,39 @@ test("a strict tenant refuses both quirks and stores nothing", async () => {
     await w.db.prepare("UPDATE tenants SET strict_patch = 0 WHERE id = 'default'").run();
   }
 });
+
+const CUSTOM = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+
+test("a user with an undeclared custom extension round-trips through POST, GET, list and PUT", async () => {
+  // Entra with a custom attribute mapped into its own extension schema.
+  const body = {
+    schemas: [USER_SCHEMA, ENTERPRISE, CUSTOM],
+    externalId: "c0ffee",
+    userName: "custom.ext@contoso.com",
+    active: true,
+    [ENTERPRISE]: { department: "Finance" },
+    [CUSTOM]: { CustomAttribute: "Value1", Level: 3, Remote: false, Tags: ["a", "b"] },
+  };
+  const r = await w.post("/Users", body);
+  assert.equal(r.status, 201, r.text);
+  assert.deepEqual(r.json[CUSTOM], body[CUSTOM]);
+  assert.deepEqual([...r.json.schemas].sort(), [USER_SCHEMA, ENTERPRISE, CUSTOM].sort());
+  const got = await w.get(`/Users/${r.json.id}`);
+  assert.deepEqual(got.json[CUSTOM], body[CUSTOM]);
+  assert.ok(got.json.schemas.includes(CUSTOM));
+  const page = await w.get(`/Users?filter=${encodeURIComponent('userName eq "custom.ext@contoso.com"')}`);
+  assert.deepEqual(page.json.Resources[0][CUSTOM], body[CUSTOM]);
+  // The qualified-key spelling, as some clients send it, lands in the same place.
+  const put = await w.put(`/Users/${r.json.id}`, {
+    schemas: [USER_SCHEMA, CUSTOM],
+    userName: "custom.ext@contoso.com",
+    [`${CUSTOM}:CustomAttribute`]: "Value2",
+  });
+  assert.equal(put.status, 200, put.text);
+  assert.deepEqual(put.json[CUSTOM], { CustomAttribute: "Value2" });
+  assert.equal(put.json[ENTERPRISE], undefined, "PUT replaced the enterprise extension");
+  // Unaddressed by a PATCH, the extension survives it verbatim.
+  const p = await w.patch(`/Users/${r.json.id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "displayName", value: "Custom" }] });
+  assert.equal(p.status, 200, p.text);
+  assert.deepEqual(p.json[CUSTOM], { CustomAttribute: "Value2" });
+});
