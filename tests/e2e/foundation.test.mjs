@@ -210,7 +210,7 @@ test("malformed input is a SCIM error, never a 5xx, and stores nothing", async (
     [{ body: { userName: "no-schemas" } }, 400, "invalidSyntax"],
     [{ body: { schemas: [USER_SCHEMA], userName: "bad-attr", favouriteColour: "blue" } }, 400, "invalidSyntax"],
     [{ body: { schemas: [USER_SCHEMA] } }, 400, "invalidValue"],
-    [{ body: { schemas: [USER_SCHEMA], userName: "t", active: "true" } }, 400, "invalidValue"],
+    [{ body: { schemas: [USER_SCHEMA], userName: "t", active: "maybe" } }, 400, "invalidValue"],
     [{ body: { schemas: [USER_SCHEMA], userName: "t", emails: "a@b.c" } }, 400, "invalidValue"],
     [{ body: { schemas: [USER_SCHEMA], userName: "t", name: { givenName: 7 } } }, 400, "invalidValue"],
     [{ raw: JSON.stringify({ schemas: [USER_SCHEMA], userName: "x".repeat(1100000) }), headers: { "Content-Type": "application/json" } }, 413, undefined],
