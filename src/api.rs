@@ -867,14 +867,14 @@ fn cursor_binding<'p>(
 /// secret in D1, generated on first use and read once per isolate.
 async fn cursor_key<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>) -> Result<cursor::Key> {
     if let Some(secret) = &ctx.config.cursor_secret {
-        return Ok(cursor::Key::derive(secret.as_bytes()));
+        return cursor::Key::derive(secret.as_bytes());
     }
     if let Some(key) = cursor::isolate_key() {
         return Ok(key);
     }
     let fresh = cursor::fresh_secret()?;
     let secret = store.deployment_secret("cursor", &fresh).await?;
-    let key = cursor::Key::derive(secret.as_bytes());
+    let key = cursor::Key::derive(secret.as_bytes())?;
     cursor::remember_isolate_key(key);
     Ok(key)
 }

@@ -78,13 +78,12 @@ impl std::fmt::Debug for Key {
 
 impl Key {
     /// The key for a deployment secret: HMAC-SHA256(secret, label).
-    pub fn derive(secret: &[u8]) -> Key {
-        // HMAC accepts keys of any length; the error case cannot occur.
-        let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
-            return Key([0; 32]);
-        };
+    pub fn derive(secret: &[u8]) -> Result<Key> {
+        // HMAC takes keys of any length, so this never fails; if it did, no cursor is issued.
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret)
+            .map_err(|_| ScimError::internal())?;
         mac.update(KEY_LABEL);
-        Key(mac.finalize().into_bytes().into())
+        Ok(Key(mac.finalize().into_bytes().into()))
     }
 }
 
@@ -249,7 +248,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_are_bound_to_tenant_and_query() {
-        let key = Key::derive(b"secret");
+        let key = Key::derive(b"secret").unwrap();
         for pos in [
             Position {
                 null: false,
@@ -304,7 +303,7 @@ mod tests {
                 );
             }
             assert_eq!(
-                round_trip(&Key::derive(b"another"), &BINDING, &c)
+                round_trip(&Key::derive(b"another").unwrap(), &BINDING, &c)
                     .unwrap_err()
                     .scim_type,
                 Some(ScimType::InvalidCursor)
@@ -314,7 +313,7 @@ mod tests {
 
     #[test]
     fn the_rowid_does_not_change_a_cursors_length() {
-        let key = Key::derive(b"k");
+        let key = Key::derive(b"k").unwrap();
         let len = |rowid| {
             let pos = Position {
                 null: false,
@@ -329,7 +328,7 @@ mod tests {
 
     #[test]
     fn junk_and_tampered_cursors_are_invalid() {
-        let key = Key::derive(b"k");
+        let key = Key::derive(b"k").unwrap();
         let pos = Position {
             null: false,
             value: json!("x"),
@@ -362,10 +361,11 @@ mod tests {
 
     #[test]
     fn keys_are_derived_not_used_raw() {
-        assert_ne!(Key::derive(b"a"), Key::derive(b"b"));
-        assert_ne!(Key::derive(b"a").0[..], [0u8; 32][..]);
+        assert_ne!(Key::derive(b"a").unwrap(), Key::derive(b"b").unwrap());
+        assert_ne!(Key::derive(b"a").unwrap().0[..], [0u8; 32][..]);
         // HMAC-SHA256("key", label), computed independently (Python's hmac module).
         let hex: String = Key::derive(b"key")
+            .unwrap()
             .0
             .iter()
             .map(|b| format!("{b:02x}"))
