@@ -139,7 +139,7 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
         ["tenants", t, view @ ("Users" | "Groups" | "tolerances"), tail @ ..] => {
             let store = tenant_store(ctx, t)?;
             match m {
-                Method::Get => crate::console::api(&store, req, view, tail).await,
+                Method::Get => crate::console::api(ctx, &store, req, view, tail).await,
                 _ => Err(not_allowed("GET")),
             }
         }

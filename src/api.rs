@@ -21,6 +21,11 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Largest page; advertised as `filter.maxResults`.
 pub const MAX_PAGE_SIZE: i64 = 1000;
 pub const DEFAULT_PAGE_SIZE: i64 = 100;
+/// Largest `startIndex` that is read; a larger one is past any possible result (D1 holds
+/// far fewer rows) and answers an empty page without reading any. It is also where a
+/// JavaScript number stops being exact, and D1 receives every bound integer as one: its
+/// `OFFSET` never leaves the range in which that is harmless.
+pub const MAX_START_INDEX: i64 = (1 << 53) - 1;
 /// How often a write retries after losing an optimistic-concurrency race (no If-Match sent).
 const WRITE_RETRIES: usize = 4;
 
@@ -32,6 +37,9 @@ pub struct Config {
     pub tokens: Vec<String>,
     /// The admin API's token (`ADMIN_TOKEN`); the admin API is disabled without it.
     pub admin_token: Option<String>,
+    /// The secret list cursors are sealed with (`CURSOR_SECRET`). Without it, a random one is
+    /// generated once per deployment and kept in D1 (see `cursor_key`).
+    pub cursor_secret: Option<String>,
 }
 
 /// Everything a request needs besides its own data.
@@ -201,7 +209,7 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Resu
                 .ok_or_else(|| ScimError::not_found(format!("no endpoint '/{endpoint}'")))?;
             match tail {
                 [] => match req.method {
-                    Method::Get => list(&store, req, rt, &base).await,
+                    Method::Get => list(ctx, &store, req, rt, &base).await,
                     Method::Post => create(ctx, &store, req, rt, &base).await,
                     _ => Err(not_allowed(&[Method::Get, Method::Post])),
                 },
@@ -436,6 +444,7 @@ async fn get<D: Db>(
 /// parameters of `req`, as `store`'s tenant: the admin console's read-only directory view
 /// goes through exactly the SCIM code path.
 pub(crate) async fn read<D: Db>(
+    ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
     req: &Request,
     rt: ResourceType,
@@ -443,7 +452,7 @@ pub(crate) async fn read<D: Db>(
     base: &str,
 ) -> Result<Response> {
     match id {
-        None => list(store, req, rt, base).await,
+        None => list(ctx, store, req, rt, base).await,
         Some(id) => get(store, req, rt, id, base).await,
     }
 }
@@ -715,16 +724,40 @@ struct ListParams {
 }
 
 fn int_param(name: &str, raw: Option<&str>) -> Result<Option<i64>> {
+    use std::num::IntErrorKind::{NegOverflow, PosOverflow};
     match raw {
         None => Ok(None),
         Some(s) if s.trim().is_empty() => Ok(None),
-        Some(s) => s.trim().parse::<i64>().map(Some).map_err(|_| {
-            ScimError::invalid_value(format!("'{name}' must be an integer, not \"{s}\""))
+        Some(s) => s.trim().parse::<i64>().map(Some).map_err(|e| {
+            let detail = match e.kind() {
+                PosOverflow | NegOverflow => format!(
+                    "'{name}' must be an integer of at most 64 bits, not \"{}\"",
+                    truncate_param(s)
+                ),
+                _ => format!("'{name}' must be an integer, not \"{}\"", truncate_param(s)),
+            };
+            ScimError::invalid_value(detail)
         }),
     }
 }
 
+fn truncate_param(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// `startIndex` and `count` as read (RFC 7644 §3.4.2.4: below 1 is 1, a negative count is 0,
+/// more than `MAX_PAGE_SIZE` is `MAX_PAGE_SIZE`), and how many resources to read: none when
+/// the index is past `MAX_START_INDEX`, so every OFFSET and LIMIT the store binds is exact
+/// as a JavaScript number. The index is answered as asked.
+pub(crate) fn page_bounds(start_index: Option<i64>, count: Option<i64>) -> (i64, i64) {
+    let start = start_index.unwrap_or(1).max(1);
+    let count = count.unwrap_or(DEFAULT_PAGE_SIZE).clamp(0, MAX_PAGE_SIZE);
+    let read = if start > MAX_START_INDEX { 0 } else { count };
+    (start, read)
+}
+
 async fn list<D: Db>(
+    ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
     req: &Request,
     rt: ResourceType,
@@ -740,11 +773,11 @@ async fn list<D: Db>(
         excluded: req.query_param("excludedAttributes").map(str::to_string),
         cursor: req.query_param("cursor").map(str::to_string),
     };
-    run_list(store, params, Some(rt), base).await
+    run_list(ctx, store, params, Some(rt), base).await
 }
 
 async fn search<D: Db>(
-    _ctx: &Ctx<'_, D>,
+    ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
     req: &Request,
     rt: Option<ResourceType>,
@@ -796,10 +829,9 @@ async fn search<D: Db>(
     let int = |name: &str| -> Result<Option<i64>> {
         match get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| ScimError::invalid_value(format!("'{name}' must be an integer"))),
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+                ScimError::invalid_value(format!("'{name}' must be an integer of at most 64 bits"))
+            }),
         }
     };
     let params = ListParams {
@@ -812,31 +844,54 @@ async fn search<D: Db>(
         excluded: list("excludedAttributes")?,
         cursor: string("cursor")?,
     };
-    run_list(store, params, rt, base).await
+    run_list(ctx, store, params, rt, base).await
 }
 
-/// What a cursor is bound to: the resource type, filter and order of the query.
-fn list_fingerprint(rt: Option<ResourceType>, p: &ListParams) -> String {
-    cursor::fingerprint(&[
-        rt.map(ResourceType::name).unwrap_or("*"),
-        p.filter.as_deref().unwrap_or("").trim(),
-        p.sort_by.as_deref().unwrap_or("").trim(),
-        &p.sort_order.as_deref().unwrap_or("").to_ascii_lowercase(),
-    ])
+/// What a cursor is bound to: the tenant, and the resource type, filter and order of the query.
+fn cursor_binding<'p>(
+    tenant: &'p str,
+    rt: Option<ResourceType>,
+    p: &'p ListParams,
+    sort_order: &'p str,
+) -> cursor::Binding<'p> {
+    cursor::Binding {
+        tenant,
+        resource_type: rt.map(ResourceType::name).unwrap_or("*"),
+        filter: p.filter.as_deref().unwrap_or("").trim(),
+        sort_by: p.sort_by.as_deref().unwrap_or("").trim(),
+        sort_order,
+    }
+}
+
+/// The key cursors are sealed with: from `CURSOR_SECRET` if set, else the deployment's random
+/// secret in D1, generated on first use and read once per isolate.
+async fn cursor_key<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>) -> Result<cursor::Key> {
+    if let Some(secret) = &ctx.config.cursor_secret {
+        return cursor::Key::derive(secret.as_bytes());
+    }
+    if let Some(key) = cursor::isolate_key() {
+        return Ok(key);
+    }
+    let fresh = cursor::fresh_secret()?;
+    let secret = store.deployment_secret("cursor", &fresh).await?;
+    let key = cursor::Key::derive(secret.as_bytes())?;
+    cursor::remember_isolate_key(key);
+    Ok(key)
 }
 
 async fn run_list<D: Db>(
+    ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
     p: ListParams,
     rt: Option<ResourceType>,
     base: &str,
 ) -> Result<Response> {
     let projection = Projection::parse(p.attributes.as_deref(), p.excluded.as_deref(), rt)?;
+    let (start_index, count) = page_bounds(p.start_index, p.count);
     let mut query = ListQuery {
         rt,
-        // RFC 7644 §3.4.2.4: startIndex < 1 is read as 1, a negative count as 0.
-        start_index: p.start_index.unwrap_or(1).max(1),
-        count: p.count.unwrap_or(DEFAULT_PAGE_SIZE).clamp(0, MAX_PAGE_SIZE),
+        start_index,
+        count,
         with_related: match rt {
             Some(rt) => projection.wants(rt, related_attr(rt)),
             None => ResourceType::ALL
@@ -852,30 +907,35 @@ async fn run_list<D: Db>(
     if let Some(s) = p.sort_by.as_deref().filter(|s| !s.trim().is_empty()) {
         query.order_sql = Some(crate::query::sort_sql(s.trim(), rt)?);
     }
-    query.descending = match p
+    let sort_order = p
         .sort_order
         .as_deref()
         .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("") | Some("ascending") => false,
-        Some("descending") => true,
-        Some(other) => {
+        .unwrap_or_default();
+    query.descending = match sort_order.as_str() {
+        "" | "ascending" => false,
+        "descending" => true,
+        other => {
             return Err(ScimError::invalid_value(format!(
                 "sortOrder must be 'ascending' or 'descending', not '{other}'"
             )))
         }
     };
-    if let Some(cursor) = p.cursor.as_deref() {
+    let binding = cursor_binding(store.tenant(), rt, &p, &sort_order);
+    let mut key = None;
+    if let Some(c) = p.cursor.as_deref() {
         if p.start_index.is_some() {
             return Err(ScimError::invalid_value(
                 "use either 'cursor' or 'startIndex', not both (RFC 9865)",
             ));
         }
         query.cursor_mode = true;
-        let fp = list_fingerprint(rt, &p);
-        if !cursor.is_empty() {
-            query.after = Some(cursor::decode(&fp, cursor)?);
+        if !c.is_empty() {
+            // Malformed cursors are refused before the key (perhaps a D1 read) is needed.
+            let bytes = cursor::decode(c)?;
+            let k = cursor_key(ctx, store).await?;
+            query.after = Some(cursor::open(&k, &binding, c, &bytes)?);
+            key = Some(k);
         }
     }
     let page = store.list(&query).await?;
@@ -887,9 +947,13 @@ async fn run_list<D: Db>(
     head.insert("itemsPerPage".into(), json!(page.items.len()));
     if query.cursor_mode {
         if let Some(next) = &page.next {
+            let key = match key {
+                Some(k) => k,
+                None => cursor_key(ctx, store).await?,
+            };
             head.insert(
                 "nextCursor".into(),
-                json!(cursor::encode(&list_fingerprint(rt, &p), next)),
+                json!(cursor::seal(&key, &binding, next)?),
             );
         }
     } else {

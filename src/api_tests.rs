@@ -1067,6 +1067,8 @@ fn filtered_first_pages_count_in_the_same_statement() {
         (n, body["totalResults"].clone(), body["Resources"].clone()),
         (2, json!(3), json!([]))
     );
+    // The cursor key is read from D1 once per isolate (`api::cursor_key`); warm it first.
+    h.call(Method::Get, "/Users?cursor=&count=1", None);
     let (n, body) = statements(
         &mut h,
         "/Users?filter=userName+sw+%22dup%22&cursor=&count=2",
@@ -1461,4 +1463,181 @@ fn quotas_refuse_writes_past_the_limit_and_store_nothing() {
         "a shrinking write passes even over the limit"
     );
     bytes_in_sync(&h);
+}
+
+// --- Issue 14, item 4: startIndex/count at the edge of what D1 binds exactly.
+
+/// `SqliteDb` binds integers as D1 does (through a JavaScript double), so these requests
+/// would fail here exactly as they did in the worker: `datatype mismatch` for 2^63.
+#[test]
+fn a_start_index_up_to_i64_max_is_an_empty_page() {
+    let mut h = Harness::new();
+    for u in ["a", "b"] {
+        h.create_user(u);
+    }
+    let search = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+    for s in [
+        "9223372036854775807",
+        "9223372036854775806",
+        "9007199254740993",
+        "4611686018427387905",
+    ] {
+        for path in [
+            format!("/Users?startIndex={s}&count=1"),
+            format!("/Users?startIndex={s}&count=1&sortBy=userName"),
+            format!("/Users?startIndex={s}&filter=userName+pr"),
+        ] {
+            let r = h.call(Method::Get, &path, None);
+            assert_eq!(r.status, 200, "{path}: {}", r.body_json());
+            let body = r.body_json();
+            assert_eq!(body["Resources"], json!([]), "{path}");
+            assert_eq!(body["totalResults"], 2, "{path}");
+            assert_eq!(body["startIndex"].to_string(), s, "{path}");
+        }
+        for endpoint in ["/Users/.search", "/.search"] {
+            // Written by hand so the number stays exactly as sent.
+            let req = h
+                .req(Method::Post, endpoint)
+                .with_header("Content-Type", "application/scim+json")
+                .with_body(format!(
+                    r#"{{"schemas":["{search}"],"startIndex":{s},"count":{s}}}"#
+                ));
+            let r = h.send(req);
+            assert_eq!(r.status, 200, "{endpoint} {s}: {}", r.body_json());
+            assert_eq!(r.body_json()["Resources"], json!([]));
+        }
+    }
+    // Past the end by a little is an empty page too; beyond 64 bits stays a clear 400.
+    let r = h.call(Method::Get, "/Users?startIndex=3", None).body_json();
+    assert_eq!(r["Resources"], json!([]));
+    let r = h.call(Method::Get, "/Users?startIndex=99999999999999999999", None);
+    assert_error(&r, 400, Some("invalidValue"));
+    assert!(r.body_json()["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("startIndex")));
+}
+
+#[test]
+fn page_bounds_stay_within_what_a_javascript_number_holds() {
+    use crate::api::{page_bounds, MAX_PAGE_SIZE};
+    const EXACT: i64 = (1 << 53) - 1;
+    let edges = [i64::MIN, -1, 0, 1, 2, EXACT - 1, EXACT, EXACT + 1, i64::MAX];
+    for start in edges.iter().copied().map(Some).chain([None]) {
+        for count in edges.iter().copied().map(Some).chain([None]) {
+            let (s, n) = page_bounds(start, count);
+            assert!(s >= 1, "{start:?} {count:?}");
+            assert!((0..=MAX_PAGE_SIZE).contains(&n), "{start:?} {count:?}");
+            // Whatever reaches SQL as OFFSET is exact as a double.
+            if n > 0 {
+                assert!(s - 1 < EXACT, "{start:?} {count:?}");
+            }
+        }
+    }
+    assert_eq!(page_bounds(None, None), (1, 100));
+    assert_eq!(page_bounds(Some(-5), Some(-1)), (1, 0));
+    assert_eq!(page_bounds(Some(7), Some(5000)), (7, MAX_PAGE_SIZE));
+    assert_eq!(page_bounds(Some(i64::MAX), Some(10)), (i64::MAX, 0));
+}
+
+// --- Issue 14, item 5: cursors are sealed, keyed per deployment and bound to their tenant.
+
+fn cursor_of(body: &Value) -> String {
+    body["nextCursor"].as_str().expect("nextCursor").to_string()
+}
+
+#[test]
+fn a_cursor_is_opaque_and_bound_to_its_tenant() {
+    use crate::testing::Server;
+    const ADMIN: &str = "cursor-admin-token-0123456789";
+    let mut s = Server::new(&[], Some(ADMIN));
+    let mut tokens = Vec::new();
+    for t in ["ta", "tb"] {
+        let r = s.call(
+            Method::Post,
+            "/admin/api/tenants",
+            ADMIN,
+            Some(json!({"id": t})),
+        );
+        assert_eq!(r.status, 201);
+        let r = s.call(
+            Method::Post,
+            &format!("/admin/api/tenants/{t}/tokens"),
+            ADMIN,
+            None,
+        );
+        let token = r.body_json()["token"].as_str().expect("token").to_string();
+        for i in 0..3 {
+            let r = s.call(
+                Method::Post,
+                &format!("/t/{t}/scim/v2/Users"),
+                &token,
+                Some(json!({"schemas": [USER_SCHEMA], "userName": format!("{t}{i}")})),
+            );
+            assert_eq!(r.status, 201);
+        }
+        tokens.push(token);
+    }
+    let page = |s: &mut Server, t: usize, cursor: &str| {
+        let tenant = ["ta", "tb"][t];
+        s.call(
+            Method::Get,
+            &format!("/t/{tenant}/scim/v2/Users?count=1&cursor={cursor}"),
+            &tokens[t],
+            None,
+        )
+    };
+    let from_b = cursor_of(&page(&mut s, 1, "").body_json());
+    assert_error(&page(&mut s, 0, &from_b), 400, Some("invalidCursor"));
+    assert_eq!(page(&mut s, 1, &from_b).status, 200);
+
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&from_b)
+        .expect("base64url");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        serde_json::from_slice::<Value>(&raw).is_err() && !text.contains("tb0"),
+        "the cursor shows nothing in clear: {text}"
+    );
+    // Tampering with any byte is detected.
+    for i in 0..raw.len() {
+        let mut t = raw.clone();
+        t[i] ^= 0x20;
+        let c = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&t);
+        assert_error(&page(&mut s, 1, &c), 400, Some("invalidCursor"));
+    }
+}
+
+#[test]
+fn the_cursor_key_is_generated_once_per_deployment_and_kept_in_d1() {
+    crate::cursor::forget_isolate_key();
+    let mut h = Harness::new();
+    for u in ["k0", "k1", "k2"] {
+        h.create_user(u);
+    }
+    let first = h
+        .call(Method::Get, "/Users?cursor=&count=1", None)
+        .body_json();
+    let c = cursor_of(&first);
+    let stored = h.db.query("SELECT name, value FROM deployment_secrets");
+    assert_eq!(stored.len(), 1, "one key, generated on first use");
+    // A fresh isolate reads the same key back from D1.
+    crate::cursor::forget_isolate_key();
+    let r = h.call(Method::Get, &format!("/Users?cursor={c}&count=1"), None);
+    assert_eq!(r.status, 200, "{}", r.body_json());
+    assert_eq!(page_names(&r.body_json()), ["k1"]);
+    assert_eq!(
+        h.db.query("SELECT name, value FROM deployment_secrets"),
+        stored
+    );
+    // CURSOR_SECRET, when set, is the key instead: the D1 key's cursors stop working.
+    h.config.cursor_secret = Some("a-deployment-secret".into());
+    let r = h.call(Method::Get, &format!("/Users?cursor={c}&count=1"), None);
+    assert_error(&r, 400, Some("invalidCursor"));
+    let c = cursor_of(
+        &h.call(Method::Get, "/Users?cursor=&count=1", None)
+            .body_json(),
+    );
+    let r = h.call(Method::Get, &format!("/Users?cursor={c}&count=1"), None);
+    assert_eq!(page_names(&r.body_json()), ["k1"]);
 }

@@ -88,6 +88,7 @@ fn security_headers(resp: Response) -> Response {
 /// startIndex, count, attributes, ... as in SCIM); `tolerances` counts the IdP tolerances
 /// that fired.
 pub async fn api<D: Db>(
+    ctx: &crate::api::Ctx<'_, D>,
     store: &Store<'_, D>,
     req: &Request,
     view: &str,
@@ -116,7 +117,7 @@ pub async fn api<D: Db>(
         };
         store.tenant_record().await?.ok_or_else(no_tenant)?;
         let base = format!("{}{TENANT_PREFIX}{}{SCIM_PATH}", req.origin, store.tenant());
-        crate::api::read(store, req, rt, id, &base).await?
+        crate::api::read(ctx, store, req, rt, id, &base).await?
     };
     Ok(resp.with_header("cache-control", "no-store"))
 }

@@ -836,6 +836,30 @@ impl<'a, D: Db> Store<'a, D> {
         Ok(ListPage { total, items, next })
     }
 
+    /// The deployment secret `name` (not a tenant's: the one table the store reads without a
+    /// tenant), created as `fresh` if there is none yet. One round trip; `INSERT OR IGNORE`
+    /// makes concurrent first uses agree on whichever was written first.
+    pub async fn deployment_secret(&self, name: &str, fresh: &str) -> Result<String> {
+        let res = self
+            .run(vec![
+                Stmt::new(
+                    "INSERT OR IGNORE INTO deployment_secrets (name, value) VALUES (?, ?)",
+                    vec![name.into(), fresh.into()],
+                ),
+                Stmt::new(
+                    "SELECT value FROM deployment_secrets WHERE name = ?",
+                    vec![name.into()],
+                ),
+            ])
+            .await?;
+        res.get(1)
+            .and_then(|rows| rows.first())
+            .and_then(|r| r.get("value"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(ScimError::internal)
+    }
+
     fn add_members_stmt(&self, group_id: &str, ids: &[String], guard_version: Option<i64>) -> Stmt {
         let mut sql = String::from(
             "INSERT OR IGNORE INTO members (tenant, group_id, member_id) SELECT ?, ?, j.value FROM json_each(?) j",

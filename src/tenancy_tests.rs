@@ -31,6 +31,7 @@ impl H {
             config: Config {
                 tokens: vec![ENV_TOKEN.into()],
                 admin_token: Some(ADMIN.into()),
+                ..Config::default()
             },
             cache: TokenCache::default(),
             limiter: Box::new(Unlimited),

@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0007_list_order_index.sql"),
     include_str!("../schema/migrations/0008_sort_indexes.sql"),
     include_str!("../schema/migrations/0009_quotas.sql"),
+    include_str!("../schema/migrations/0011_deployment_secrets.sql"),
 ];
 
 pub struct SqliteDb {
@@ -56,9 +57,23 @@ impl SqliteDb {
 fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
     match v {
         SqlValue::Null => rusqlite::types::Value::Null,
-        SqlValue::Int(i) => rusqlite::types::Value::Integer(*i),
+        SqlValue::Int(i) => d1_integer(*i),
         SqlValue::Real(f) => rusqlite::types::Value::Real(*f),
         SqlValue::Text(s) => rusqlite::types::Value::Text(s.clone()),
+    }
+}
+
+/// What D1 binds for an integer parameter: the worker hands it over as a JavaScript double
+/// (`worker_glue::bind`), exact only up to 2^53, and a double outside the 64-bit range
+/// (i64::MAX rounds up to 2^63) arrives as a REAL, which `LIMIT`/`OFFSET` refuse with
+/// `datatype mismatch`. Native tests bind the same, so they see what the worker sees.
+fn d1_integer(i: i64) -> rusqlite::types::Value {
+    let f = i as f64;
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if (-TWO_63..TWO_63).contains(&f) {
+        rusqlite::types::Value::Integer(f as i64)
+    } else {
+        rusqlite::types::Value::Real(f)
     }
 }
 
@@ -138,6 +153,7 @@ impl Server {
             config: crate::api::Config {
                 tokens: tokens.iter().map(|t| t.to_string()).collect(),
                 admin_token: admin.map(str::to_string),
+                ..crate::api::Config::default()
             },
             now_ms: 1_700_000_000_000,
         }

@@ -100,9 +100,16 @@ fn config(env: &Env) -> Config {
         .ok()
         .map(|s| s.to_string().trim().to_string())
         .filter(|s| !s.is_empty());
+    // Keys the sealed list cursors; unset, a random key is generated once and kept in D1.
+    let cursor_secret = env
+        .secret("CURSOR_SECRET")
+        .ok()
+        .map(|s| s.to_string().trim().to_string())
+        .filter(|s| !s.is_empty());
     Config {
         tokens,
         admin_token,
+        cursor_secret,
     }
 }
 
