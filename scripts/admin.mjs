@@ -9,7 +9,7 @@
 //   npm run admin -- token issue acme --oauth --label "Entra (OAuth)"
 //   npm run admin -- tokens acme
 //   npm run admin -- token rotate acme <token-id> --overlap 86400
-//   npm run admin -- token revoke acme <token-id>
+//   npm run admin -- token revoke acme <token-id> [--chain]
 //
 // Target: --url (or SCIM_ADMIN_URL), default http://127.0.0.1:8787 (scripts/dev.sh).
 // Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars.
@@ -29,7 +29,9 @@ commands:
   tokens <tenant>                           list tokens and OAuth clients (never secrets)
   token issue <tenant> [--label L] [--oauth] [--expires-in SECONDS | --expires-at RFC3339]
   token show <tenant> <id>
-  token revoke <tenant> <id>                revoke (an OAuth client's access tokens too)
+  token revoke <tenant> <id> [--chain]      revoke it, the tokens it replaced by rotation, and
+                                            an OAuth client's access tokens; --chain also the
+                                            tokens that replaced it (the whole rotation chain)
   token rotate <tenant> <id> [--overlap SECONDS] [--label L] [--expires-in SECONDS | --expires-at RFC3339]
 
 The secret of an issued or rotated token is printed once and is not stored anywhere.
@@ -44,7 +46,7 @@ function usage(message) {
 
 /** Splits argv into positionals and --options (flags with or without a value). */
 function parse(argv) {
-  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help"]);
+  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain"]);
   const pos = [];
   const opt = {};
   for (let i = 0; i < argv.length; i++) {
@@ -135,7 +137,7 @@ switch (`${cmd} ${["tenant", "token"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
     break;
   case "token revoke":
     if (!a || !b) usage("token revoke <tenant> <id>");
-    [method, route] = ["DELETE", `/tenants/${enc(a)}/tokens/${enc(b)}`];
+    [method, route] = ["DELETE", `/tenants/${enc(a)}/tokens/${enc(b)}${opt.chain ? "?chain=true" : ""}`];
     break;
   case "token rotate":
     if (!a || !b) usage("token rotate <tenant> <id>");

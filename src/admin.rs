@@ -8,7 +8,7 @@
 //! | `/tenants` | GET (list), POST `{id, name?, strictPatch?, quota?}` |
 //! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, quota?}` |
 //! | `/tenants/{t}/tokens` | GET (list, no secrets), POST `{type?: "bearer"\|"oauth_client", label?, expiresIn?\|expiresAt?}` |
-//! | `/tenants/{t}/tokens/{id}` | GET, DELETE (revoke) |
+//! | `/tenants/{t}/tokens/{id}` | GET, DELETE (revoke; `?chain=true`: with its successors) |
 //! | `/tenants/{t}/tokens/{id}/rotate` | POST `{overlapSeconds?, label?, expiresIn?\|expiresAt?}` |
 //! | `/tenants/{t}/Users[/{id}]`, `/tenants/{t}/Groups[/{id}]` | GET: the SCIM list/get as the tenant (read-only, for the console) |
 //! | `/tenants/{t}/tolerances` | GET `{tolerances: [{name, count, lastSeen}]}` |
@@ -20,6 +20,12 @@
 //!
 //! A secret (`token`, or `clientSecret` of an OAuth client) is in the response that issues it
 //! and nowhere else, ever: only its SHA-256 is stored.
+//!
+//! Revoking a credential also revokes its predecessors (the credentials it replaced by
+//! rotation, still working during their overlap) and every access token any of them
+//! obtained; `?chain=true` revokes its successors too, i.e. the whole rotation chain. The
+//! answer lists the other credentials it revoked in `alsoRevoked`. An OAuth client's access
+//! tokens end with it: at its revocation, and at the end of its overlap when it is rotated.
 
 use crate::api::Ctx;
 use crate::auth;
@@ -124,7 +130,7 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
             let store = tenant_store(ctx, t)?;
             match m {
                 Method::Get => get_token(ctx, &store, id).await,
-                Method::Delete => revoke_token(ctx, &store, id).await,
+                Method::Delete => revoke_token(ctx, &store, req, id).await,
                 _ => Err(not_allowed("GET, DELETE")),
             }
         }
@@ -503,15 +509,34 @@ fn new_secret(kind: Kind) -> Result<(String, String)> {
     }
 }
 
-async fn revoke_token<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, id: &str) -> Result<Response> {
+/// Revocation ends the credential's predecessors too: a secret this one replaced is the same
+/// integration's older secret, and an admin who revokes the newest expects nothing of it to
+/// keep working through a rotation overlap. Its successors are ended only with `?chain=true`,
+/// because revoking an old secret early, after rotating away from it, must keep the new one.
+async fn revoke_token<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    id: &str,
+) -> Result<Response> {
+    let successors = match req.query_param("chain") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ScimError::invalid_value("'chain' must be true or false")),
+    };
     let now = time::format_millis(ctx.now_ms);
-    let (c, ids) = store
-        .revoke_credential(id, &now)
+    let revoked = store
+        .revoke_credential(id, &now, successors)
         .await?
         .ok_or_else(|| ScimError::not_found(format!("no token '{id}' in this tenant")))?;
-    // Immediate in this isolate; other isolates stop accepting it within the cache TTL.
-    ctx.tokens.forget(store.tenant(), &ids);
-    Ok(json_response(200, &credential_json(&c, &now)))
+    // Immediate in this isolate; other isolates stop accepting them within the cache TTL.
+    ctx.tokens.forget(store.tenant(), &revoked.ids);
+    let mut out = credential_json(&revoked.credential, &now);
+    if let Some(o) = out.as_object_mut() {
+        let chain: Vec<&str> = revoked.chain.iter().map(|c| c.id.as_str()).collect();
+        o.insert("alsoRevoked".into(), json!(chain));
+    }
+    Ok(json_response(200, &out))
 }
 
 async fn rotate_token<D: Db>(
@@ -562,15 +587,18 @@ async fn rotate_token<D: Db>(
         expires: expires.as_deref(),
     };
     let old_expires = time::format_millis(ctx.now_ms + overlap * 1000);
-    let (old, new) = store
+    let rotated = store
         .rotate_credential(id, &new, &old_expires)
         .await?
         .ok_or_else(|| {
             ScimError::new(409, None, format!("token '{id}' changed meanwhile; retry"))
         })?;
-    // The old token's new expiry must reach this isolate's cache now, not after the TTL.
-    ctx.tokens
-        .forget(store.tenant(), std::slice::from_ref(&old.id));
+    let (old, new) = (rotated.old, rotated.new);
+    // The new expiry of the old token and of its access tokens must reach this isolate's
+    // cache now, not after the TTL.
+    let mut stale = rotated.capped;
+    stale.push(old.id.clone());
+    ctx.tokens.forget(store.tenant(), &stale);
     let mut out = issued_json(&new, &secret, &req.origin, &now);
     if let Some(o) = out.as_object_mut() {
         o.insert("previous".into(), credential_json(&old, &now));

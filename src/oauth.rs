@@ -186,38 +186,94 @@ pub fn token_response(access_token: &str, expires_in: i64) -> Response {
 }
 
 /// `POST /t/{tenant}/oauth/token`.
+///
+/// Three budgets, so that nobody without a client's secret can lock that client out (tenant
+/// ids are public): the attempts of one source for one client id, charged before D1 is asked
+/// (a flood is refused without a round trip); the failures of one source, charged only after
+/// a failure; and the client's own budget, charged only after its secret verified.
 pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request, tenant: &str) -> Response {
     let parsed = match parse_token_request(req) {
         Ok(p) => p,
         Err(e) => return e.response(),
     };
-    if let Decision::Limited { retry_after_secs } = ctx
-        .limiter
-        .check(&ratelimit::oauth_key(tenant), ctx.now_ms)
+    let source = ratelimit::source(req.header("cf-connecting-ip"));
+    let well_formed = parsed.client_secret.starts_with(Kind::Client.prefix())
+        && credentials::looks_issued(&parsed.client_secret)
+        && looks_like_client_id(&parsed.client_id);
+    if !well_formed {
+        return failed(ctx, tenant, &source).await;
+    }
+    let attempt = ratelimit::oauth_attempt_key(tenant, &source, &parsed.client_id);
+    if let Decision::Limited { retry_after_secs } =
+        ctx.limiter.check_attempt(&attempt, ctx.now_ms).await
+    {
+        return too_many(
+            retry_after_secs,
+            "too many token requests for this client from here",
+        );
+    }
+    let store = Store::new(ctx.db, tenant);
+    let secret_hash = credentials::hash(&parsed.client_secret);
+    let now = time::format_millis(ctx.now_ms);
+    match store
+        .client_is_valid(&parsed.client_id, &secret_hash, &now)
         .await
     {
-        let mut r = OAuthError::new(
-            429,
-            "temporarily_unavailable",
-            "too many requests for this tenant",
-        )
-        .response();
-        r = r.with_header("retry-after", retry_after_secs.to_string());
-        return r;
+        Ok(true) => {}
+        Ok(false) => return failed(ctx, tenant, &source).await,
+        Err(_) => return server_error("the client could not be verified"),
     }
-    let invalid = || {
-        OAuthError::invalid_client(
-            "unknown client, wrong secret, or the client is revoked or expired",
-        )
-    };
-    if !parsed.client_secret.starts_with(Kind::Client.prefix())
-        || !credentials::looks_issued(&parsed.client_secret)
+    let budget = ratelimit::oauth_client_key(tenant, &parsed.client_id);
+    if let Decision::Limited { retry_after_secs } = ctx.limiter.check(&budget, ctx.now_ms).await {
+        return too_many(retry_after_secs, "too many token requests for this client");
+    }
+    issue(ctx, &store, &parsed.client_id, &secret_hash).await
+}
+
+/// Client ids are the lower-case UUIDs [`crate::ids::new_id`] makes; anything else names no
+/// client and is refused without a database lookup.
+fn looks_like_client_id(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+        })
+}
+
+/// The answer to a failed client authentication: 401, or 429 once the source has failed
+/// too often (which tells a flooding source to stop; it never affects a valid client).
+async fn failed<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, source: &str) -> Response {
+    let key = ratelimit::oauth_failure_key(tenant, source);
+    if let Decision::Limited { retry_after_secs } =
+        ctx.limiter.check_attempt(&key, ctx.now_ms).await
     {
-        return invalid().response();
+        return too_many(retry_after_secs, "too many failed token requests from here");
     }
+    OAuthError::invalid_client("unknown client, wrong secret, or the client is revoked or expired")
+        .response()
+}
+
+fn too_many(retry_after_secs: u32, description: &str) -> Response {
+    OAuthError::new(429, "temporarily_unavailable", description)
+        .response()
+        .with_header("retry-after", retry_after_secs.to_string())
+}
+
+fn server_error(description: &str) -> Response {
+    OAuthError::new(500, "server_error", description).response()
+}
+
+/// Stores and answers a new access token for a client whose secret verified. The insert checks
+/// the client again, so a client revoked since the check gets nothing.
+async fn issue<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    client_id: &str,
+    secret_hash: &str,
+) -> Response {
     let (Some(token), Some(id)) = (credentials::generate(Kind::Access), crate::ids::new_id())
     else {
-        return OAuthError::new(500, "server_error", "could not generate a token").response();
+        return server_error("could not generate a token");
     };
     let now = time::format_millis(ctx.now_ms);
     let expires_ms = ctx.now_ms + ACCESS_TOKEN_TTL_SECS * 1000;
@@ -231,12 +287,7 @@ pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request, tenant: &str) -> Res
         created: &now,
         expires: Some(&expires),
     };
-    let store = Store::new(ctx.db, tenant);
-    let secret_hash = credentials::hash(&parsed.client_secret);
-    match store
-        .issue_access_token(&parsed.client_id, &secret_hash, &new)
-        .await
-    {
+    match store.issue_access_token(client_id, secret_hash, &new).await {
         Ok(Some(issued)) => {
             let until = issued
                 .expires
@@ -245,8 +296,10 @@ pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request, tenant: &str) -> Res
                 .unwrap_or(expires_ms);
             token_response(&token, ((until - ctx.now_ms) / 1000).max(0))
         }
-        Ok(None) => invalid().response(),
-        Err(_) => OAuthError::new(500, "server_error", "the token could not be issued").response(),
+        Ok(None) => {
+            OAuthError::invalid_client("the client was revoked or expired meanwhile").response()
+        }
+        Err(_) => server_error("the token could not be issued"),
     }
 }
 
@@ -312,6 +365,25 @@ mod tests {
         assert_eq!(err(json).error, "invalid_request");
         let get = Request::new(Method::Get, "/t/a/oauth/token", "https://h");
         assert_eq!(err(get).status, 405);
+    }
+
+    #[test]
+    fn client_ids_are_uuids() {
+        assert!(looks_like_client_id("0b6f1c52-9d0e-4c43-8f4f-8d1c1e2a7b10"));
+        assert!(looks_like_client_id(&crate::ids::new_id().unwrap()));
+        assert!(!looks_like_client_id("nobody"));
+        assert!(!looks_like_client_id(
+            "0B6F1C52-9D0E-4C43-8F4F-8D1C1E2A7B10"
+        ));
+        assert!(!looks_like_client_id(
+            "0b6f1c52-9d0e-4c43-8f4f-8d1c1e2a7b1g"
+        ));
+        assert!(!looks_like_client_id(
+            "0b6f1c52x9d0e-4c43-8f4f-8d1c1e2a7b10"
+        ));
+        assert!(!looks_like_client_id(
+            "0b6f1c52-9d0e-4c43-8f4f-8d1c1e2a7b100"
+        ));
     }
 
     #[test]

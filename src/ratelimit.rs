@@ -1,6 +1,9 @@
 //! Per-tenant rate limiting. The counting is done by a [`RateLimiter`]: in production the
-//! Workers rate-limiting binding (`RATE_LIMITER` in wrangler.toml, keyed by tenant), natively
-//! [`FixedWindow`]. Beyond the limit a request gets 429 with `Retry-After` and a SCIM error
+//! Workers rate-limiting binding (`RATE_LIMITER` in wrangler.toml, keyed by tenant, and
+//! `AUTH_ATTEMPT_LIMITER` for the token endpoint's attempts and failures), natively
+//! [`FixedWindow`]. The binding only counts: every call charges its key and answers whether
+//! the key is over its limit (there is no "peek"), per Cloudflare location and approximately
+//! (a burst may pass a few requests over). The keys are chosen with that in mind. Beyond the limit a request gets 429 with `Retry-After` and a SCIM error
 //! body, which Entra ID answers by pausing and retrying only the refused requests.
 
 use crate::error::ScimError;
@@ -25,6 +28,15 @@ pub enum Decision {
 /// Counts one request against `key` and says whether it may proceed.
 pub trait RateLimiter {
     fn check<'a>(&'a self, key: &'a str, now_ms: i64) -> Check<'a>;
+
+    /// Counts one authentication attempt (or failure) against `key`, in a budget meant to be
+    /// much smaller than a tenant's request budget. In production a binding of its own
+    /// (`AUTH_ATTEMPT_LIMITER`); by default, and natively, the same counter as [`check`].
+    ///
+    /// [`check`]: RateLimiter::check
+    fn check_attempt<'a>(&'a self, key: &'a str, now_ms: i64) -> Check<'a> {
+        self.check(key, now_ms)
+    }
 }
 
 /// No limit (no binding configured).
@@ -43,11 +55,47 @@ pub fn tenant_key(tenant: &str) -> String {
     format!("tenant:{tenant}")
 }
 
-/// The key of a tenant's token endpoint. Counted before the client is verified (to spare D1),
-/// so it is kept apart from [`tenant_key`]: flooding the public token endpoint cannot starve
-/// the tenant's SCIM traffic, whose access tokens stay valid for their hour.
-pub fn oauth_key(tenant: &str) -> String {
-    format!("oauth:{tenant}")
+/// The budget of one OAuth client at its tenant's token endpoint, charged only once its secret
+/// has verified: nobody without the secret can spend it, so flooding the public endpoint
+/// cannot lock the client out. Kept apart from [`tenant_key`], so neither starves the other.
+pub fn oauth_client_key(tenant: &str, client_id: &str) -> String {
+    format!("oauth:{tenant}:{client_id}")
+}
+
+/// Token requests from one source naming one client id, charged (with
+/// [`RateLimiter::check_attempt`]) before the database is asked: a source that keeps trying
+/// one client id is refused without a D1 round trip, and only that source for that id. The
+/// real client, calling from its own address, has a key of its own.
+pub fn oauth_attempt_key(tenant: &str, source: &str, client_id: &str) -> String {
+    format!("oauth-try:{tenant}:{source}:{client_id}")
+}
+
+/// Failed token requests from one source, whatever client id they named (so rotating made-up
+/// ids does not escape the limit). Charged only after a failure and only ever turns a failure
+/// into 429: a request that authenticates never consults it, so a client behind a shared
+/// address (a NAT, an IdP's egress) is not refused for someone else's failures there.
+pub fn oauth_failure_key(tenant: &str, source: &str) -> String {
+    format!("oauth-fail:{tenant}:{source}")
+}
+
+/// Where a request came from, as a rate-limit key part: the `CF-Connecting-IP` address that
+/// Cloudflare's edge sets (a client cannot forge it there), IPv6 reduced to its /64 (one
+/// subscriber's usual allocation, so cycling addresses within it does not help), IPv4-mapped
+/// IPv6 as IPv4. Without the header (not behind Cloudflare: local development) every request
+/// is `unknown`: other headers (`X-Forwarded-For`) are the client's to forge.
+pub fn source(cf_connecting_ip: Option<&str>) -> String {
+    use std::net::IpAddr;
+    match cf_connecting_ip.and_then(|h| h.trim().parse::<IpAddr>().ok()) {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        None => "unknown".to_string(),
+    }
 }
 
 /// The answer to a refused request: 429, `Retry-After`, and an RFC 7644 §3.12 error body.
@@ -150,5 +198,24 @@ mod tests {
         assert_eq!(retry_after(0), 1);
         assert_eq!(retry_after(1001), 2);
         assert_eq!(block_on(Unlimited.check("k", 0)), Decision::Allow);
+    }
+
+    #[test]
+    fn sources_are_addresses_with_ipv6_by_its_64_prefix() {
+        assert_eq!(source(Some("203.0.113.9")), "203.0.113.9");
+        assert_eq!(source(Some(" 203.0.113.9 ")), "203.0.113.9");
+        assert_eq!(source(Some("::ffff:203.0.113.9")), "203.0.113.9");
+        assert_eq!(
+            source(Some("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            source(Some("2001:db8:1:2::1")),
+            source(Some("2001:db8:1:2:ffff::9")),
+            "one /64 is one source"
+        );
+        assert_eq!(source(None), "unknown");
+        assert_eq!(source(Some("203.0.113.9, 10.0.0.1")), "unknown");
+        assert_eq!(source(Some("x".repeat(5000).as_str())), "unknown");
     }
 }

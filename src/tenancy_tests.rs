@@ -879,3 +879,256 @@ fn admin_api_sets_per_tenant_quotas() {
         assert_eq!(r.status, 400, "{bad}");
     }
 }
+
+/// A token request as it arrives through Cloudflare: from the address in `CF-Connecting-IP`.
+fn oauth_from(h: &mut H, tenant: &str, body: &str, source: &str) -> Response {
+    let r = Request::new(Method::Post, &format!("/t/{tenant}/oauth/token"), ORIGIN)
+        .with_header("Content-Type", "application/x-www-form-urlencoded")
+        .with_header("CF-Connecting-IP", source)
+        .with_body(body.to_string());
+    h.send(r)
+}
+
+#[test]
+fn failed_token_requests_cannot_lock_the_real_client_out() {
+    let mut h = H::new();
+    h.create_tenant("acme");
+    let (client_id, secret) = h.issue("acme", json!({"type": "oauth_client"}));
+    h.limiter = Box::new(FixedWindow::new(3, 60));
+    h.now_ms = 1_700_000_040_000; // the start of a minute: no window boundary in this test
+    let attacker = "203.0.113.9";
+    let wrong = format!("scim_cs_{}", "A".repeat(43));
+    let nobody = "0b6f1c52-9d0e-4c43-8f4f-8d1c1e2a7b10";
+    // A wrong secret for the real client id, then a client id that does not exist, then
+    // one that is not even a client id: each is throttled at the attacker's source.
+    for (form, what) in [
+        (token_form(&client_id, &wrong), "wrong secret"),
+        (token_form(nobody, &wrong), "unknown client"),
+        (token_form("nobody", &wrong), "malformed client id"),
+    ] {
+        let statuses: Vec<u16> = (0..6)
+            .map(|_| oauth_from(&mut h, "acme", &form, attacker).status)
+            .collect();
+        assert!(
+            statuses.iter().all(|s| *s == 401 || *s == 429),
+            "{what}: {statuses:?}"
+        );
+        assert_eq!(statuses[5], 429, "{what}: the attacker is throttled");
+    }
+    let r = oauth_from(&mut h, "acme", &token_form(&client_id, &wrong), attacker);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("60"));
+    assert_eq!(r.body_json()["error"], "temporarily_unavailable");
+    // The real client, from its own address, gets its token: the failures were never charged
+    // to its budget.
+    let r = oauth_from(
+        &mut h,
+        "acme",
+        &token_form(&client_id, &secret),
+        "198.51.100.7",
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let access = r.body_json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        h.scim(Method::Get, "/scim/v2/Users", &access, None).status,
+        200
+    );
+    // Behind the attacker's own address (a shared egress) too: only failures with the
+    // client's own id from that address are held against it there.
+    let r = oauth_from(
+        &mut h,
+        "acme",
+        &token_form(&client_id, &secret),
+        "203.0.113.9",
+    );
+    assert_eq!(
+        r.status, 429,
+        "wrong-secret attempts with its id came from here"
+    );
+    // The client's own budget is per client, and is charged by its own token requests only.
+    let r = oauth_from(
+        &mut h,
+        "acme",
+        &token_form(&client_id, &secret),
+        "198.51.100.7",
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let r = oauth_from(
+        &mut h,
+        "acme",
+        &token_form(&client_id, &secret),
+        "198.51.100.7",
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let r = oauth_from(
+        &mut h,
+        "acme",
+        &token_form(&client_id, &secret),
+        "198.51.100.7",
+    );
+    assert_eq!(
+        r.status, 429,
+        "its fourth token this minute is over its own budget"
+    );
+    assert_eq!(
+        h.db.query("SELECT count(*) AS n FROM credentials WHERE kind = 'access'")[0]["n"],
+        3,
+        "a refused request stores no access token"
+    );
+    h.now_ms += 60_000;
+    let r = oauth_from(
+        &mut h,
+        "acme",
+        &token_form(&client_id, &secret),
+        "203.0.113.9",
+    );
+    assert_eq!(r.status, 200, "the next window: {}", text(&r));
+}
+
+#[test]
+fn access_tokens_end_when_their_client_is_rotated_past_its_overlap() {
+    let mut h = H::new();
+    h.create_tenant("acme");
+    let (c1, s1) = h.issue("acme", json!({"type": "oauth_client"}));
+    let get_token = |h: &mut H, id: &str, secret: &str| {
+        let r = oauth(h, "acme", &token_form(id, secret), None);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        r.body_json()["access_token"].as_str().unwrap().to_string()
+    };
+    let users = |h: &mut H, token: &str, cache: Option<&TokenCache>| {
+        let req = H::request(Method::Get, "/scim/v2/Users", token, None);
+        h.send_with(cache, req).status
+    };
+    let a1 = get_token(&mut h, &c1, &s1);
+    assert_eq!(users(&mut h, &a1, None), 200, "verified and cached");
+    let r = h.admin(
+        Method::Post,
+        &format!("/tenants/acme/tokens/{c1}/rotate"),
+        Some(json!({"overlapSeconds": 0})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let (c2, s2) = (
+        r.body_json()["id"].as_str().unwrap().to_string(),
+        r.body_json()["clientSecret"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(users(&mut h, &a1, None), 401, "at once in this isolate");
+    assert_eq!(users(&mut h, &a1, Some(&TokenCache::default())), 401);
+    // With an overlap, the old client's access tokens work as long as the old client does.
+    let a2 = get_token(&mut h, &c2, &s2);
+    let r = h.admin(
+        Method::Post,
+        &format!("/tenants/acme/tokens/{c2}/rotate"),
+        Some(json!({"overlapSeconds": 60})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let s3 = r.body_json()["clientSecret"].as_str().unwrap().to_string();
+    let c3 = r.body_json()["id"].as_str().unwrap().to_string();
+    let a2_late = get_token(&mut h, &c2, &s2);
+    assert_eq!(users(&mut h, &a2, None), 200, "during the overlap");
+    assert_eq!(users(&mut h, &a2_late, None), 200);
+    let a3 = get_token(&mut h, &c3, &s3);
+    h.now_ms += 60_000;
+    for token in [&a2, &a2_late] {
+        assert_eq!(users(&mut h, token, None), 401, "the overlap is over");
+        assert_eq!(users(&mut h, token, Some(&TokenCache::default())), 401);
+    }
+    assert_eq!(
+        users(&mut h, &a3, None),
+        200,
+        "the new client's tokens live on"
+    );
+}
+
+#[test]
+fn revoking_a_rotated_credential_revokes_its_predecessors_and_on_request_its_successors() {
+    let mut h = H::new();
+    h.create_tenant("acme");
+    // An OAuth client rotated with a day's overlap: both secrets and their tokens work.
+    let (c1, s1) = h.issue("acme", json!({"type": "oauth_client"}));
+    let r = h.admin(
+        Method::Post,
+        &format!("/tenants/acme/tokens/{c1}/rotate"),
+        Some(json!({})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let c2 = r.body_json()["id"].as_str().unwrap().to_string();
+    let s2 = r.body_json()["clientSecret"].as_str().unwrap().to_string();
+    let a1 = oauth(&mut h, "acme", &token_form(&c1, &s1), None).body_json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a2 = oauth(&mut h, "acme", &token_form(&c2, &s2), None).body_json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for a in [&a1, &a2] {
+        assert_eq!(h.scim(Method::Get, "/scim/v2/Users", a, None).status, 200);
+    }
+    // Revoking the newest ends the predecessor still in its overlap, and every access token.
+    let r = h.admin(Method::Delete, &format!("/tenants/acme/tokens/{c2}"), None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["status"], "revoked");
+    assert_eq!(r.body_json()["alsoRevoked"], json!([c1]));
+    for a in [&a1, &a2] {
+        assert_eq!(h.scim(Method::Get, "/scim/v2/Users", a, None).status, 401);
+    }
+    assert_eq!(
+        oauth(&mut h, "acme", &token_form(&c1, &s1), None).status,
+        401,
+        "the predecessor's secret is dead too"
+    );
+    let listed = h
+        .admin(Method::Get, "/tenants/acme/tokens", None)
+        .body_json();
+    for t in listed["tokens"].as_array().unwrap() {
+        assert_eq!(t["status"], "revoked", "{t}");
+    }
+    // Bearer chain b1 -> b2 -> b3: revoking the oldest keeps its successors (that is how a
+    // leaked old secret is ended early after a rotation); `chain=true` ends them all.
+    let (b1, t1) = h.issue("acme", json!({"label": "chain"}));
+    let rotate = |h: &mut H, id: &str| {
+        let r = h.admin(
+            Method::Post,
+            &format!("/tenants/acme/tokens/{id}/rotate"),
+            Some(json!({"overlapSeconds": 3600})),
+        );
+        assert_eq!(r.status, 201, "{}", text(&r));
+        let b = r.body_json();
+        (
+            b["id"].as_str().unwrap().to_string(),
+            b["token"].as_str().unwrap().to_string(),
+        )
+    };
+    let (b2, t2) = rotate(&mut h, &b1);
+    let (_b3, t3) = rotate(&mut h, &b2);
+    let r = h.admin(Method::Delete, &format!("/tenants/acme/tokens/{b1}"), None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["alsoRevoked"], json!([]));
+    let status = |h: &mut H, t: &str| h.scim(Method::Get, "/scim/v2/Users", t, None).status;
+    assert_eq!(
+        (
+            status(&mut h, &t1),
+            status(&mut h, &t2),
+            status(&mut h, &t3)
+        ),
+        (401, 200, 200)
+    );
+    let r = h.admin(
+        Method::Delete,
+        &format!("/tenants/acme/tokens/{b2}?chain=true"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["alsoRevoked"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (status(&mut h, &t2), status(&mut h, &t3)),
+        (401, 401),
+        "the successor went with it"
+    );
+    let r = h.admin(
+        Method::Delete,
+        &format!("/tenants/acme/tokens/{b2}?chain=maybe"),
+        None,
+    );
+    assert_eq!(r.status, 400, "{}", text(&r));
+}

@@ -117,8 +117,11 @@ fn config(env: &Env) -> Config {
 /// there is no limit. The binding does not tell when its window ends, so `Retry-After` is its
 /// whole period, from the `RATE_LIMIT_PERIOD` var (the binding's `period`: 10 or 60; default
 /// 60). If the binding fails, the request is let through (and the failure logged).
+/// `AUTH_ATTEMPT_LIMITER` (optional, same period) counts the token endpoint's attempts and
+/// failures with a much smaller limit; without it they go to `RATE_LIMITER`.
 struct BindingLimiter {
     binding: Option<worker::RateLimiter>,
+    attempts: Option<worker::RateLimiter>,
     period_secs: u32,
 }
 
@@ -132,28 +135,35 @@ impl BindingLimiter {
             .unwrap_or(60);
         BindingLimiter {
             binding: env.rate_limiter("RATE_LIMITER").ok(),
+            attempts: env.rate_limiter("AUTH_ATTEMPT_LIMITER").ok(),
             period_secs,
+        }
+    }
+
+    async fn limit(&self, binding: Option<&worker::RateLimiter>, key: &str) -> Decision {
+        let Some(binding) = binding else {
+            return Decision::Allow;
+        };
+        match binding.limit(key.to_string()).await {
+            Ok(outcome) if !outcome.success => Decision::Limited {
+                retry_after_secs: self.period_secs,
+            },
+            Ok(_) => Decision::Allow,
+            Err(e) => {
+                console_error!("rate limiter binding failed: {e}");
+                Decision::Allow
+            }
         }
     }
 }
 
 impl RateLimiter for BindingLimiter {
     fn check<'a>(&'a self, key: &'a str, _now_ms: i64) -> Check<'a> {
-        Box::pin(async move {
-            let Some(binding) = &self.binding else {
-                return Decision::Allow;
-            };
-            match binding.limit(key.to_string()).await {
-                Ok(outcome) if !outcome.success => Decision::Limited {
-                    retry_after_secs: self.period_secs,
-                },
-                Ok(_) => Decision::Allow,
-                Err(e) => {
-                    console_error!("rate limiter binding failed: {e}");
-                    Decision::Allow
-                }
-            }
-        })
+        Box::pin(self.limit(self.binding.as_ref(), key))
+    }
+
+    fn check_attempt<'a>(&'a self, key: &'a str, _now_ms: i64) -> Check<'a> {
+        Box::pin(self.limit(self.attempts.as_ref().or(self.binding.as_ref()), key))
     }
 }
 

@@ -46,6 +46,25 @@ pub struct CredentialRecord {
     pub parent_id: Option<String>,
 }
 
+/// What a revocation ended: the credential asked for, the other credentials of its rotation
+/// chain (oldest first), and the ids of everything revoked, access tokens included (for the
+/// isolate's token cache).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revoked {
+    pub credential: CredentialRecord,
+    pub chain: Vec<CredentialRecord>,
+    pub ids: Vec<String>,
+}
+
+/// A rotation: the old credential (now replaced, with its overlap as expiry), the new one,
+/// and the ids of the old one's access tokens whose expiry was capped with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rotated {
+    pub old: CredentialRecord,
+    pub new: CredentialRecord,
+    pub capped: Vec<String>,
+}
+
 /// A credential to insert; `hash` is [`crate::credentials::hash`] of the secret.
 #[derive(Debug, Clone)]
 pub struct NewCredential<'x> {
@@ -314,21 +333,42 @@ impl<D: Db> Store<'_, D> {
             .transpose()
     }
 
-    /// Revokes a bearer token or OAuth client of this tenant, and every access token the client
-    /// obtained. Idempotent: the first revocation time is kept. Returns the credential and the
-    /// ids of everything revoked with it, or `None` if there is no such credential.
+    /// Revokes a bearer token or OAuth client of this tenant with its predecessors (the
+    /// credentials it replaced, still working during their rotation overlap), with
+    /// `successors` also the credentials that replaced it, and every access token any of them
+    /// obtained: one statement, so no predecessor or token outlives the revocation by even a
+    /// round trip. Idempotent: the first revocation time is kept. `None` if there is no such
+    /// credential.
     pub async fn revoke_credential(
         &self,
         id: &str,
         now: &str,
-    ) -> Result<Option<(CredentialRecord, Vec<String>)>> {
+        successors: bool,
+    ) -> Result<Option<Revoked>> {
+        // The chain is walked by `replaced_by` links within this tenant; rotation makes them
+        // acyclic (a credential is replaced once, by a newer one), and UNION stops any cycle.
         let stmt = Stmt::new(
             format!(
-                "UPDATE credentials SET revoked = coalesce(revoked, ?) WHERE tenant = ? \
-                 AND ((id = ? AND kind IN ('bearer', 'client')) OR parent_id = ?) \
+                "WITH RECURSIVE \
+                 back(id) AS (SELECT ? UNION SELECT c.id FROM credentials c JOIN back \
+                   ON c.replaced_by = back.id WHERE c.tenant = ? AND c.kind IN ('bearer', 'client')), \
+                 fwd(id) AS (SELECT ? WHERE ? UNION SELECT c.replaced_by FROM credentials c \
+                   JOIN fwd ON c.id = fwd.id WHERE c.tenant = ? AND c.replaced_by IS NOT NULL), \
+                 chain(id) AS (SELECT id FROM back UNION SELECT id FROM fwd) \
+                 UPDATE credentials SET revoked = coalesce(revoked, ?) WHERE tenant = ? \
+                 AND (id IN (SELECT id FROM chain) AND kind IN ('bearer', 'client') \
+                   OR parent_id IN (SELECT id FROM chain)) \
                  RETURNING {CREDENTIAL_COLUMNS}"
             ),
-            vec![now.into(), self.tenant_param(), id.into(), id.into()],
+            vec![
+                id.into(),
+                self.tenant_param(),
+                id.into(),
+                SqlValue::Int(i64::from(successors)),
+                self.tenant_param(),
+                now.into(),
+                self.tenant_param(),
+            ],
         );
         let res = run(self.db, vec![stmt]).await?;
         let rows = res.into_iter().next().unwrap_or_default();
@@ -337,19 +377,33 @@ impl<D: Db> Store<'_, D> {
             .map(credential_row)
             .collect::<Result<Vec<_>>>()?;
         let ids = all.iter().map(|c| c.id.clone()).collect();
-        Ok(all.into_iter().find(|c| c.id == id).map(|c| (c, ids)))
+        let Some(credential) = all.iter().find(|c| c.id == id).cloned() else {
+            return Ok(None);
+        };
+        let mut chain: Vec<CredentialRecord> = all
+            .into_iter()
+            .filter(|c| c.id != id && c.kind != Kind::Access)
+            .collect();
+        chain.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+        Ok(Some(Revoked {
+            credential,
+            chain,
+            ids,
+        }))
     }
 
     /// Rotation in one round trip: the live, not yet replaced credential `old_id` (of `new`'s
     /// kind) gets `old_expires` as its expiry, unless it expires sooner, and is marked as
     /// replaced; the new credential, with the old one's label unless `new.label` is non-empty,
-    /// is inserted only if that happened. `None` if `old_id` could not be rotated.
+    /// is inserted only if that happened; and the access tokens the old one obtained get the
+    /// same cap on their expiry, so none outlives the overlap (the same batch: no token is
+    /// ever valid past its client's end). `None` if `old_id` could not be rotated.
     pub async fn rotate_credential(
         &self,
         old_id: &str,
         new: &NewCredential<'_>,
         old_expires: &str,
-    ) -> Result<Option<(CredentialRecord, CredentialRecord)>> {
+    ) -> Result<Option<Rotated>> {
         let now = new.created;
         let stmts = vec![
             Stmt::new(
@@ -389,13 +443,60 @@ impl<D: Db> Store<'_, D> {
                     new.id.into(),
                 ],
             ),
+            Stmt::new(
+                "UPDATE credentials SET \
+                 expires = CASE WHEN expires IS NULL OR expires > ? THEN ? ELSE expires END \
+                 WHERE tenant = ? AND kind = 'access' AND parent_id = ? \
+                 AND EXISTS (SELECT 1 FROM credentials WHERE tenant = ? AND id = ? AND replaced_by = ?) \
+                 RETURNING id",
+                vec![
+                    old_expires.into(),
+                    old_expires.into(),
+                    self.tenant_param(),
+                    old_id.into(),
+                    self.tenant_param(),
+                    old_id.into(),
+                    new.id.into(),
+                ],
+            ),
         ];
         let res = run(self.db, stmts).await?;
         let first = |i: usize| res.get(i).and_then(|rows| rows.first());
-        match (first(0), first(1)) {
-            (Some(old), Some(new)) => Ok(Some((credential_row(old)?, credential_row(new)?))),
-            _ => Ok(None),
-        }
+        let (Some(old), Some(new)) = (first(0), first(1)) else {
+            return Ok(None);
+        };
+        let capped = res
+            .get(2)
+            .map(|rows| rows.iter().map(|r| text(r, "id")).collect())
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Some(Rotated {
+            old: credential_row(old)?,
+            new: credential_row(new)?,
+            capped,
+        }))
+    }
+
+    /// Whether `client_id` is a live OAuth client of this tenant whose secret hashes to
+    /// `secret_hash`: a read, so a failed token request never writes to the database.
+    pub async fn client_is_valid(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+        now: &str,
+    ) -> Result<bool> {
+        let stmt = Stmt::new(
+            "SELECT 1 AS ok FROM credentials WHERE tenant = ? AND id = ? AND kind = 'client' \
+             AND hash = ? AND revoked IS NULL AND (expires IS NULL OR expires > ?)",
+            vec![
+                self.tenant_param(),
+                client_id.into(),
+                secret_hash.into(),
+                now.into(),
+            ],
+        );
+        let res = run(self.db, vec![stmt]).await?;
+        Ok(res.first().is_some_and(|rows| !rows.is_empty()))
     }
 
     /// The OAuth 2.0 client credentials grant in one round trip: if `client_id` is a live
