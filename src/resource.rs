@@ -177,6 +177,13 @@ fn keep_undeclared(
         },
     };
     check_undeclared_urn(&urn)?;
+    if let Some(known) = known_schema_above(&urn) {
+        // `urn:…:enterprise:2.0:User:cim:costCenter` names an attribute `cim` the enterprise
+        // schema does not have, not an extension of its own.
+        return Err(ScimError::invalid_syntax(format!(
+            "unknown attribute '{key}': schema \"{known}\" defines no such attribute"
+        )));
+    }
     for (name, v) in attrs {
         let path = format!("{urn}:{name}");
         check_attr_name(&path, name)?;
@@ -192,6 +199,20 @@ fn keep_undeclared(
         }
     }
     Ok(())
+}
+
+/// A schema the service defines (for any resource type) that `urn` is, or lies under: such a
+/// URN is never an undeclared extension.
+fn known_schema_above(urn: &str) -> Option<&'static str> {
+    ResourceType::ALL
+        .iter()
+        .flat_map(|rt| std::iter::once(rt.core_schema()).chain(rt.extensions()))
+        .map(|schema| schema.id.as_str())
+        .find(|id| {
+            urn.get(..id.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(id))
+                && matches!(urn.as_bytes().get(id.len()), None | Some(b':'))
+        })
 }
 
 /// The spelling `schemas` gives `urn` (compared case-insensitively), if it lists it.
@@ -1235,6 +1256,15 @@ mod tests {
             (json!({CUSTOM: {"a": "\u{0}"}}), "invalidValue"),
             (json!({"urn:": "x"}), "invalidSyntax"),
             (json!({"urn:a\"b:c": {"d": 1}}), "invalidSyntax"),
+            (
+                json!({format!("{ENTERPRISE_USER_SCHEMA}:cim:costCenter"): "4"}),
+                "invalidSyntax",
+            ),
+            (
+                json!({format!("{USER_SCHEMA}:name:x"): "4"}),
+                "invalidSyntax",
+            ),
+            (json!({GROUP_SCHEMA: {"displayName": "g"}}), "invalidSyntax"),
         ] {
             let mut b = user(json!({}));
             let obj = b.as_object_mut().expect("object");
