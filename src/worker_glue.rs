@@ -351,10 +351,19 @@ fn too_large() -> http::Response {
     http::Response::error(&err).with_header(api::REQUEST_ID_HEADER, rid)
 }
 
+/// The cron expression that makes a `fault-injection` build panic in its scheduled handler
+/// (an e2e test shows the run fails visibly instead of hanging).
+#[cfg(feature = "fault-injection")]
+const FAULT_PANIC_CRON: &str = "0 0 31 2 *";
+
 /// Daily (wrangler.toml `[triggers]`): drops provisioning-log events older than
 /// `LOG_RETENTION_DAYS` (default `audit::DEFAULT_RETENTION_DAYS`).
 #[event(scheduled)]
 async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    #[cfg(feature = "fault-injection")]
+    if _event.cron() == FAULT_PANIC_CRON {
+        panic!("fault injection: panic in a scheduled run");
+    }
     let Ok(db) = env.d1("DB") else {
         console_error!("scheduled: D1 binding 'DB' missing");
         return;

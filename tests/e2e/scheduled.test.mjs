@@ -4,7 +4,9 @@
 // run failed without touching the log.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker } from "./harness.mjs";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { startWorker, ROOT } from "./harness.mjs";
 
 const DAY_MS = 86_400_000;
 const CRON = "23 3 * * *";
@@ -76,5 +78,28 @@ test("without LOG_RETENTION_DAYS the default of 90 days applies", async () => {
     assert.deepEqual(results.map((r) => r.request_id), ["young"]);
   } finally {
     await d.stop();
+  }
+});
+
+const FAULTS_ENTRY = path.join(ROOT, "build-faults/entry.mjs");
+
+test("a panic in a scheduled run fails the run visibly (logged with a run id), and the worker serves on", { skip: !existsSync(FAULTS_ENTRY) && "build-faults/ not built (scripts/test.sh builds it)" }, async () => {
+  let logs = "";
+  const capture = (stdout, stderr) => {
+    for (const s of [stdout, stderr]) s.on("data", (chunk) => (logs += chunk.toString()));
+  };
+  const f = await startWorker({ options: { scriptPath: FAULTS_ENTRY, handleRuntimeStdio: capture } });
+  try {
+    const worker = await f.mf.getWorker();
+    // The fault-injection build panics on this cron expression (src/worker_glue.rs).
+    const failed = await worker.scheduled({ cron: "0 0 31 2 *" });
+    assert.equal(failed.outcome, "exception", JSON.stringify(failed));
+    await new Promise((r) => setTimeout(r, 200)); // let the runtime's output drain
+    assert.match(logs, /[0-9a-f]{16} scheduled -> failed: RuntimeError in the worker/);
+    // A fresh instance serves the next request and the next run.
+    assert.equal((await f.get("/ServiceProviderConfig")).status, 200);
+    assert.equal((await worker.scheduled({ cron: CRON })).outcome, "ok");
+  } finally {
+    await f.stop();
   }
 });
