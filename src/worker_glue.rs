@@ -201,13 +201,13 @@ async fn to_request(req: worker::Request) -> worker::Result<Incoming> {
         0
     };
     match read_body(req.inner(), keep).await {
-        Body::Kept(body) if keep > 0 => out.body = body,
-        Body::Kept(_) => {}
+        Body::Kept(body) => out.body = body,
         Body::TooLarge => return Ok(Incoming::TooLarge),
     }
     Ok(Incoming::Request(out))
 }
 
+/// What `read_body` makes of a body.
 enum Body {
     /// The whole body (empty when absent, unreadable, or not kept).
     Kept(Vec<u8>),
