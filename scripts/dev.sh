@@ -36,6 +36,8 @@ cat <<MSG
   Admin console: http://127.0.0.1:${port}/admin  (sign in with ADMIN_TOKEN from .dev.vars)
   More tenants (admin API at /admin/api, its ADMIN_TOKEN is in .dev.vars):
         npm run admin -- tenant create acme && npm run admin -- token issue acme --label Entra
+  Run the daily cron (prunes the provisioning log) once:
+        curl 'http://127.0.0.1:${port}/cdn-cgi/handler/scheduled?cron=23+3+*+*+*'
 
 MSG
 exec npx --no-install wrangler dev --ip 127.0.0.1 --port "$port" "$@"

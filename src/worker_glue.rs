@@ -8,7 +8,11 @@ use crate::ratelimit::{Check, Decision, RateLimiter};
 use crate::sql::{SqlValue, Stmt};
 use crate::store::{Db, DbError, Row};
 use std::cell::Cell;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
+use worker::js_sys::{Reflect, Uint8Array};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{self, ReadableStreamDefaultReader};
 use worker::{console_error, console_log, event, Context, D1Database, Env, Headers};
 
 /// D1 behind the `Db` trait. Counts round trips (one per `batch` call) and their wall time,
@@ -167,7 +171,22 @@ impl RateLimiter for BindingLimiter {
     }
 }
 
-async fn to_request(mut req: worker::Request) -> worker::Result<http::Request> {
+/// A request as the glue hands it on, or the answer when its body is too large to route.
+enum Incoming {
+    Request(http::Request),
+    /// The body is over `api::MAX_BODY_BYTES`: answered 413 on every path, before routing.
+    TooLarge,
+}
+
+/// How much of a body the glue reads and throws away after the limit (or of a body on a
+/// method that takes none). A body left unread or cancelled mid-stream makes workerd drop
+/// the connection it came on; under `wrangler dev` that connection is shared with other
+/// clients' requests, which then fail (`503 Your worker restarted mid-request`). Reading to
+/// the end keeps the connection clean; past this much the client is abusive and the stream
+/// is cancelled instead, so no upload can keep the isolate busy indefinitely.
+const MAX_DRAIN_BYTES: usize = 16 * api::MAX_BODY_BYTES;
+
+async fn to_request(req: worker::Request) -> worker::Result<Incoming> {
     let url = req.url()?;
     let origin = url.origin().ascii_serialization();
     let path_and_query = match url.query() {
@@ -184,40 +203,87 @@ async fn to_request(mut req: worker::Request) -> worker::Result<http::Request> {
     for (k, v) in req.headers().entries() {
         out = out.with_header(&k, &v);
     }
-    // Refuse to buffer bodies far beyond the limit when the client says how large they are.
+    // With a declared length over the limit the body is never read: workerd knows how much
+    // is left, and the connection stays clean (probed under `wrangler dev`).
     let declared = out
         .header("content-length")
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > api::MAX_BODY_BYTES) {
-        out.body = vec![0; api::MAX_BODY_BYTES + 1];
-        return Ok(out);
+        return Ok(Incoming::TooLarge);
     }
-    out.body = read_body(&mut req).await;
-    Ok(out)
+    // Only POST, PUT and PATCH take a body; any other body is read and dropped unseen.
+    let keep = if matches!(out.method, Method::Post | Method::Put | Method::Patch) {
+        api::MAX_BODY_BYTES
+    } else {
+        0
+    };
+    match read_body(req.inner(), keep).await {
+        Body::Kept(body) => out.body = body,
+        Body::TooLarge => return Ok(Incoming::TooLarge),
+    }
+    Ok(Incoming::Request(out))
 }
 
-/// The body, read chunk by chunk and cut off one byte past the limit (which the router
-/// answers with 413): a chunked upload without Content-Length can never make the isolate
-/// buffer more than that, however long the client keeps sending. A body that cannot be read
-/// (absent, or the client went away) is empty.
-async fn read_body(req: &mut worker::Request) -> Vec<u8> {
-    use futures_core::Stream;
-    let Ok(stream) = req.stream() else {
-        return Vec::new();
+/// What `read_body` makes of a body.
+enum Body {
+    /// The whole body (empty when absent, unreadable, or not kept).
+    Kept(Vec<u8>),
+    /// More than the bytes kept arrived: the rest was read and dropped (see `MAX_DRAIN_BYTES`).
+    TooLarge,
+}
+
+/// Reads the body to its end chunk by chunk, keeping at most `keep` bytes; the chunks past
+/// that are never copied into wasm memory. A body that cannot be read (the client went away)
+/// counts as empty.
+async fn read_body(req: &web_sys::Request, keep: usize) -> Body {
+    let Some(reader) = req.body().and_then(|s| {
+        s.get_reader()
+            .dyn_into::<ReadableStreamDefaultReader>()
+            .ok()
+    }) else {
+        return Body::Kept(Vec::new());
     };
-    let mut stream = std::pin::pin!(stream);
     let mut body = Vec::new();
-    while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-        let Ok(chunk) = chunk else {
-            return Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let chunk = match next_chunk(&reader).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(()) if keep > 0 && seen > keep => return Body::TooLarge,
+            Err(()) => return Body::Kept(Vec::new()),
         };
-        body.extend_from_slice(&chunk);
-        if body.len() > api::MAX_BODY_BYTES {
-            body.truncate(api::MAX_BODY_BYTES + 1);
-            break;
+        let len = chunk.length() as usize;
+        seen = seen.saturating_add(len);
+        if seen > MAX_DRAIN_BYTES {
+            // Settles on its own; nothing waits for it.
+            let _ = reader.cancel();
+            return Body::TooLarge;
+        }
+        if seen <= keep {
+            let at = body.len();
+            body.resize(at + len, 0);
+            chunk.copy_to(&mut body[at..]);
         }
     }
-    body
+    if keep > 0 && seen > keep {
+        Body::TooLarge
+    } else {
+        Body::Kept(body)
+    }
+}
+
+/// The next chunk of a body stream, `None` at its end, `Err` if the stream failed.
+async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8Array>, ()> {
+    let result = JsFuture::from(reader.read()).await.map_err(|_| ())?;
+    let done = Reflect::get(&result, &JsValue::from_str("done")).map_err(|_| ())?;
+    if done.as_bool() != Some(false) {
+        return Ok(None);
+    }
+    Reflect::get(&result, &JsValue::from_str("value"))
+        .ok()
+        .and_then(|v| v.dyn_into::<Uint8Array>().ok())
+        .map(Some)
+        .ok_or(())
 }
 
 fn to_response(resp: http::Response) -> worker::Result<worker::Response> {
@@ -240,7 +306,10 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
-    let request = to_request(req).await?;
+    let request = match to_request(req).await? {
+        Incoming::Request(r) => r,
+        Incoming::TooLarge => return to_response(too_large()),
+    };
     #[cfg(feature = "fault-injection")]
     if request.path == "/__fault/panic" {
         panic!("fault injection: panic on request");
@@ -289,10 +358,29 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     to_response(response)
 }
 
+/// 413 for a body over the limit, answered by the glue before routing.
+fn too_large() -> http::Response {
+    let rid = crate::ids::request_id();
+    let err = ScimError::payload_too_large(format!(
+        "the request body is larger than the limit of {} bytes (request id {rid})",
+        api::MAX_BODY_BYTES
+    ));
+    http::Response::error(&err).with_header(api::REQUEST_ID_HEADER, rid)
+}
+
+/// The cron expression that makes a `fault-injection` build panic in its scheduled handler
+/// (an e2e test shows the run fails visibly instead of hanging).
+#[cfg(feature = "fault-injection")]
+const FAULT_PANIC_CRON: &str = "0 0 31 2 *";
+
 /// Daily (wrangler.toml `[triggers]`): drops provisioning-log events older than
 /// `LOG_RETENTION_DAYS` (default `audit::DEFAULT_RETENTION_DAYS`).
 #[event(scheduled)]
 async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    #[cfg(feature = "fault-injection")]
+    if _event.cron() == FAULT_PANIC_CRON {
+        panic!("fault injection: panic in a scheduled run");
+    }
     let Ok(db) = env.d1("DB") else {
         console_error!("scheduled: D1 binding 'DB' missing");
         return;

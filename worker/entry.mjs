@@ -1,6 +1,6 @@
 // The Worker's entry module: a thin wrapper around the module worker-build generates
 // (build/index.js, copied next to it by scripts/build.sh), so that nothing the Rust code can
-// do ends in a response that is not a SCIM Error.
+// do ends in a response that is not a SCIM Error, or in an event run that fails silently.
 //
 // The release wasm is built with panic=abort. A panic kills the wasm instance: the shim marks
 // it for re-initialisation (the next request gets a fresh instance), but the promise of every
@@ -11,6 +11,12 @@
 // a critical error, then a new instance id). Each is answered with a 500 SCIM Error carrying a
 // request id, logged without request data. A rejected promise (a Rust `Err` from the fetch
 // handler) is answered the same way.
+//
+// Every other event the Rust side handles (`#[event(scheduled)]`, and `#[event(queue)]` once
+// there is one) is exported with the same guard: workerd only calls the handlers this module
+// exports, so one missing here never runs (the daily cron did not, until it was added). A
+// panic or rejection in an event run is logged with a run id and rethrown, so the run is
+// recorded as failed (and a queue batch is retried) instead of hanging or passing as done.
 import Inner from "./index.js";
 
 const ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -58,18 +64,51 @@ function internalError(request, error) {
   });
 }
 
-export default {
+const IDLE = { died: new Promise(() => {}), stop() {} };
+
+/**
+ * Runs `call` on a fresh handler object of the generated module; settles when it does, or
+ * rejects once the wasm instance it runs on has died.
+ */
+async function guarded(env, ctx, call) {
+  let watch = IDLE;
+  try {
+    // Constructing re-initialises a dead instance first; then watch the live one.
+    const inner = new Inner(ctx, env);
+    watch = watchInstance();
+    return await Promise.race([call(inner), watch.died]);
+  } finally {
+    watch.stop();
+  }
+}
+
+/** Logs a failed event run (its kind only: never the event's data) and rethrows. */
+function eventFailed(kind, error) {
+  const rid = requestId();
+  console.error(`${rid} ${kind} -> failed: ${error?.name ?? "Error"} in the worker`);
+  throw new Error(`the ${kind} handler failed (run id ${rid})`);
+}
+
+const handlers = {
   async fetch(request, env, ctx) {
-    let watch = { died: new Promise(() => {}), stop() {} };
     try {
-      // Constructing re-initialises a dead instance first; then watch the live one.
-      const inner = new Inner(ctx, env);
-      watch = watchInstance();
-      return await Promise.race([inner.fetch(request), watch.died]);
+      return await guarded(env, ctx, (inner) => inner.fetch(request));
     } catch (error) {
       return internalError(request, error);
-    } finally {
-      watch.stop();
     }
   },
 };
+
+// The generated module defines a method for each `#[event(...)]` the Rust code has.
+for (const kind of ["scheduled", "queue"]) {
+  if (typeof Inner.prototype?.[kind] !== "function") continue;
+  handlers[kind] = async function (event, env, ctx) {
+    try {
+      return await guarded(env, ctx, (inner) => inner[kind](event));
+    } catch (error) {
+      eventFailed(kind, error);
+    }
+  };
+}
+
+export default handlers;
