@@ -905,7 +905,7 @@ async fn run_list<D: Db>(
         query.where_sql = Some(crate::query::where_sql(&filter, rt, &mut query.params)?);
     }
     if let Some(s) = p.sort_by.as_deref().filter(|s| !s.trim().is_empty()) {
-        query.order_sql = Some(crate::query::sort_sql(s.trim(), rt)?);
+        query.order = Some(crate::query::sort_sql(s.trim(), rt)?);
     }
     let sort_order = p
         .sort_order

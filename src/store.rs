@@ -18,8 +18,9 @@
 
 pub use crate::audit::AuditNote;
 use crate::cursor::Position;
-use crate::error::{Result, ScimError};
+pub use error::{Constraint, DbError, Quota, QuotaUsage, Result, StoreError};
 
+pub mod error;
 #[cfg(test)]
 mod list_order_tests;
 pub mod tenancy;
@@ -30,46 +31,6 @@ use crate::sql::{SqlValue, Stmt};
 use serde_json::{Map, Value};
 
 pub type Row = Map<String, Value>;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum DbError {
-    /// A UNIQUE constraint failed; the message names the index or columns.
-    Unique(String),
-    /// A FOREIGN KEY constraint failed (e.g. a group member that does not exist).
-    ForeignKey,
-    /// A tenant quota refused the write (the triggers of migration 0009).
-    Quota(Quota),
-    Other(String),
-}
-
-/// Which per-tenant limit a write would exceed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Quota {
-    Resources,
-    Bytes,
-}
-
-/// What the quota triggers raise (migration 0009): a message of ours, not SQLite's.
-const QUOTA_MESSAGE: &str = "scim-edge quota exceeded: ";
-
-impl DbError {
-    /// Classifies an engine error message; D1 and rusqlite both pass SQLite's text through.
-    pub fn from_message(msg: &str) -> DbError {
-        if msg.contains("UNIQUE constraint failed") {
-            DbError::Unique(msg.to_string())
-        } else if msg.contains("FOREIGN KEY constraint failed") {
-            DbError::ForeignKey
-        } else if let Some(at) = msg.find(QUOTA_MESSAGE) {
-            match msg.get(at + QUOTA_MESSAGE.len()..) {
-                Some(rest) if rest.starts_with("resources") => DbError::Quota(Quota::Resources),
-                Some(rest) if rest.starts_with("bytes") => DbError::Quota(Quota::Bytes),
-                _ => DbError::Other(msg.to_string()),
-            }
-        } else {
-            DbError::Other(msg.to_string())
-        }
-    }
-}
 
 /// The database as the service needs it: one call, one round trip, all-or-nothing.
 #[allow(async_fn_in_trait)] // single-threaded runtimes (workerd, tests): no Send bound wanted
@@ -95,9 +56,7 @@ pub struct Stored {
 impl Stored {
     /// The stored attributes, parsed.
     pub fn attributes(&self) -> Result<Map<String, Value>> {
-        serde_json::from_str(&self.data).map_err(|_| {
-            ScimError::internal().with_cause("stored data is not a JSON object".to_string())
-        })
+        serde_json::from_str(&self.data).map_err(|_| StoreError::Corrupt("data"))
     }
 }
 
@@ -156,7 +115,7 @@ fn type_literal(rt: ResourceType) -> &'static str {
 /// A new random version: positive and below 2^53 so it survives JavaScript numbers in D1.
 pub fn new_version() -> Result<i64> {
     let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|_| ScimError::internal())?;
+    getrandom::fill(&mut b).map_err(|e| StoreError::Database(format!("getrandom: {e}")))?;
     Ok((u64::from_le_bytes(b) >> 12) as i64 | 1)
 }
 
@@ -263,33 +222,14 @@ impl<'a, D: Db> Store<'a, D> {
     async fn run(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
         match self.db.batch(stmts).await {
             Ok(rows) => Ok(rows),
-            Err(DbError::Quota(q)) => Err(self.quota_error(q).await),
-            Err(e) => Err(map_db_error(&e)),
+            // The limit and usage make the error actionable; read only after a refusal, so
+            // the write path itself pays nothing for them.
+            Err(DbError::Quota(q)) => Err(StoreError::Quota(
+                q,
+                self.quota_usage().await.ok().flatten(),
+            )),
+            Err(e) => Err(e.into()),
         }
-    }
-
-    /// The error for a write a quota refused, naming the limit and the usage (read after the
-    /// refusal, which is rare, so the write path itself pays nothing for the detail).
-    async fn quota_error(&self, q: Quota) -> ScimError {
-        let usage = self.quota_usage().await.ok().flatten();
-        let what = match (q, usage) {
-            (Quota::Resources, Some(u)) => format!(
-                "{} resources stored, the limit is {}",
-                u.resources,
-                u.max_resources.unwrap_or_default()
-            ),
-            (Quota::Bytes, Some(u)) => format!(
-                "{} bytes of resource data stored, the limit is {}",
-                u.bytes,
-                u.max_bytes.unwrap_or_default()
-            ),
-            (Quota::Resources, None) => "the resource limit is reached".into(),
-            (Quota::Bytes, None) => "the storage limit is reached".into(),
-        };
-        ScimError::quota_exceeded(format!(
-            "the tenant's storage quota does not allow this write ({what}); nothing was stored. \
-             The service's administrator can raise the quota"
-        ))
     }
 
     /// The tenant's quotas and what it uses of them; `None` if the tenant does not exist.
@@ -303,8 +243,7 @@ impl<'a, D: Db> Store<'a, D> {
                  FROM tenants t WHERE t.id = ?",
                 vec![self.tenant.as_str().into()],
             )])
-            .await
-            .map_err(|e| map_db_error(&e))?;
+            .await?;
         Ok(res
             .first()
             .and_then(|rows| rows.first())
@@ -345,11 +284,13 @@ impl<'a, D: Db> Store<'a, D> {
         rt: ResourceType,
         id: &str,
     ) -> Result<Option<(Stored, bool)>> {
-        let mut stmt = self.get_stmt(rt, id, false);
-        stmt.sql = stmt.sql.replacen(
-            " FROM resources r",
-            ", (SELECT strict_patch FROM tenants t WHERE t.id = r.tenant) AS strict FROM resources r",
-            1,
+        let stmt = Stmt::new(
+            format!(
+                "SELECT {COLUMNS}, (SELECT strict_patch FROM tenants t WHERE t.id = r.tenant) AS strict \
+                 FROM resources r WHERE r.tenant = ? AND r.type = {} AND r.id = ?",
+                type_literal(rt)
+            ),
+            vec![self.tenant.as_str().into(), id.into()],
         );
         let mut res = self.run(vec![stmt]).await?;
         let rows = res.pop().unwrap_or_default();
@@ -415,7 +356,7 @@ impl<'a, D: Db> Store<'a, D> {
         tolerances: &[&str],
     ) -> Result<Stored> {
         let version = new_version()?;
-        let data_text = serde_json::to_string(data).map_err(|_| ScimError::internal())?;
+        let data_text = serde_json::to_string(data).map_err(|_| StoreError::Corrupt("data"))?;
         // A new user belongs to no group yet: the INSERT itself returns the whole row, which
         // saves the read-back statement (a group reads back its members' display names).
         let returning = rt == ResourceType::User && members.is_empty();
@@ -448,8 +389,8 @@ impl<'a, D: Db> Store<'a, D> {
         }
         let res = self.run(stmts).await;
         let res = match res {
-            Err(e) if e.status == 400 && !members.is_empty() => {
-                return Err(self.explain_missing_members(members, e).await)
+            Err(StoreError::MissingReference) if !members.is_empty() => {
+                return Err(self.explain_missing_members(members).await)
             }
             other => other?,
         };
@@ -459,7 +400,7 @@ impl<'a, D: Db> Store<'a, D> {
         rows.first()
             .map(|r| parse_row(r, true))
             .transpose()?
-            .ok_or_else(ScimError::internal)
+            .ok_or(StoreError::Corrupt("created row"))
     }
 
     /// Applies `u` if the row still has version `u.expected` (or unconditionally when it is
@@ -471,7 +412,7 @@ impl<'a, D: Db> Store<'a, D> {
         let version = new_version()?;
         let data_text = match u.data {
             Some(NewData::Attributes(d)) => {
-                Some(serde_json::to_string(d).map_err(|_| ScimError::internal())?)
+                Some(serde_json::to_string(d).map_err(|_| StoreError::Corrupt("data"))?)
             }
             Some(NewData::Text { text, .. }) => Some(text.to_string()),
             None => None,
@@ -577,8 +518,8 @@ impl<'a, D: Db> Store<'a, D> {
             .flatten()
             .collect();
         let res = match res {
-            Err(e) if e.status == 400 && !added.is_empty() => {
-                return Err(self.explain_missing_members(&added, e).await)
+            Err(StoreError::MissingReference) if !added.is_empty() => {
+                return Err(self.explain_missing_members(&added).await)
             }
             other => other?,
         };
@@ -703,10 +644,10 @@ impl<'a, D: Db> Store<'a, D> {
             };
             let dir = if q.descending { "DESC" } else { "ASC" };
             let op = if q.descending { "<" } else { ">" };
-            let sort_expr = q.order_sql.as_deref().map(|o| format!("({o})"));
+            let sort_expr = q.order.as_ref().map(|o| format!("({})", o.expr));
             let key = q
-                .order_sql
-                .as_deref()
+                .order
+                .as_ref()
                 .map(|o| SortKey::of(o, q.rt))
                 .unwrap_or_default();
             // Unfiltered pages spell the order as an index on the sort key holds it,
@@ -828,7 +769,7 @@ impl<'a, D: Db> Store<'a, D> {
                     next = Some(Position {
                         null: value.is_null(),
                         value,
-                        rowid: int(last.get("_rowid")).ok_or_else(ScimError::internal)?,
+                        rowid: int(last.get("_rowid")).ok_or(StoreError::Corrupt("rowid"))?,
                     });
                 }
             }
@@ -857,7 +798,7 @@ impl<'a, D: Db> Store<'a, D> {
             .and_then(|r| r.get("value"))
             .and_then(Value::as_str)
             .map(str::to_string)
-            .ok_or_else(ScimError::internal)
+            .ok_or(StoreError::Corrupt("deployment secret"))
     }
 
     fn add_members_stmt(&self, group_id: &str, ids: &[String], guard_version: Option<i64>) -> Stmt {
@@ -881,7 +822,7 @@ impl<'a, D: Db> Store<'a, D> {
     }
 
     /// After a foreign-key failure, names the member ids that do not exist in this tenant.
-    async fn explain_missing_members(&self, ids: &[String], original: ScimError) -> ScimError {
+    async fn explain_missing_members(&self, ids: &[String]) -> StoreError {
         let stmt = Stmt::new(
             "SELECT j.value AS id FROM json_each(?) j WHERE NOT EXISTS \
              (SELECT 1 FROM resources r WHERE r.tenant = ? AND r.id = j.value)",
@@ -898,9 +839,9 @@ impl<'a, D: Db> Store<'a, D> {
                     })
                     .unwrap_or_default();
                 if missing.is_empty() {
-                    original
+                    StoreError::MissingReference
                 } else {
-                    ScimError::invalid_value(format!("members not found: {}", missing.join(", ")))
+                    StoreError::MissingMembers(missing)
                 }
             }
             Err(e) => e,
@@ -908,7 +849,7 @@ impl<'a, D: Db> Store<'a, D> {
     }
 }
 
-/// What the store knows about a list's sort key, as `query::sort_sql` spells it.
+/// What the store knows about a list's sort key, from the column the planner names.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct SortKey {
     /// Every resource of the listed type has a value: the columns are `NOT NULL`, and
@@ -924,24 +865,25 @@ struct SortKey {
 }
 
 impl SortKey {
-    fn of(order_sql: &str, rt: Option<ResourceType>) -> SortKey {
+    fn of(order: &crate::query::SortOrder, rt: Option<ResourceType>) -> SortKey {
+        use crate::query::Column;
         let typed = rt.is_some();
-        let (never_null, indexed) = match order_sql {
-            "r.id" => (true, !typed),
-            "r.created" => (true, false),
-            "r.modified" => (true, typed),
-            "r.user_name COLLATE NOCASE" => {
+        let (never_null, indexed) = match (order.column, order.nocase) {
+            (Some(Column::Id), _) => (true, !typed),
+            (Some(Column::Created), _) => (true, false),
+            (Some(Column::Modified), _) => (true, typed),
+            (Some(Column::UserName), true) => {
                 let users = rt == Some(ResourceType::User);
                 (users, users)
             }
-            "r.display_name COLLATE NOCASE" => (rt == Some(ResourceType::Group), typed),
-            "r.external_id" => (false, typed),
+            (Some(Column::DisplayName), true) => (rt == Some(ResourceType::Group), typed),
+            (Some(Column::ExternalId), false) => (false, typed),
             _ => (false, false),
         };
         SortKey {
             never_null,
             indexed,
-            nocase: order_sql.ends_with(" COLLATE NOCASE"),
+            nocase: order.nocase,
         }
     }
 }
@@ -970,15 +912,6 @@ pub struct Update<'x> {
     pub tolerances: &'x [&'static str],
 }
 
-/// A tenant's storage limits (`None`: unlimited) and its usage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuotaUsage {
-    pub max_resources: Option<i64>,
-    pub max_bytes: Option<i64>,
-    pub resources: i64,
-    pub bytes: i64,
-}
-
 /// The new stored `data` of an [`Update`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NewData<'x> {
@@ -995,7 +928,7 @@ pub struct ListQuery {
     pub rt: Option<ResourceType>,
     pub where_sql: Option<String>,
     pub params: Vec<SqlValue>,
-    pub order_sql: Option<String>,
+    pub order: Option<crate::query::SortOrder>,
     pub descending: bool,
     /// 1-based; ignored in cursor mode.
     pub start_index: i64,
@@ -1029,16 +962,16 @@ fn int(v: Option<&Value>) -> Option<i64> {
 fn text<'r>(row: &'r Row, col: &str) -> Result<&'r str> {
     row.get(col)
         .and_then(Value::as_str)
-        .ok_or_else(ScimError::internal)
+        .ok_or(StoreError::Corrupt("row"))
 }
 
 pub fn parse_row(row: &Row, with_related: bool) -> Result<Stored> {
-    let rt = ResourceType::from_name(text(row, "type")?).ok_or_else(ScimError::internal)?;
+    let rt = ResourceType::from_name(text(row, "type")?).ok_or(StoreError::Corrupt("type"))?;
     let data = text(row, "data")?.to_string();
     let related = if with_related {
         let raw = row.get("related").and_then(Value::as_str).unwrap_or("[]");
         let list: Vec<(String, String, Option<String>)> =
-            serde_json::from_str(raw).map_err(|_| ScimError::internal())?;
+            serde_json::from_str(raw).map_err(|_| StoreError::Corrupt("related"))?;
         let mut out: Vec<Related> = list
             .into_iter()
             .filter_map(|(id, ty, display)| {
@@ -1057,30 +990,8 @@ pub fn parse_row(row: &Row, with_related: bool) -> Result<Stored> {
         meta: Meta {
             created: text(row, "created")?.to_string(),
             modified: text(row, "modified")?.to_string(),
-            version: int(row.get("version")).ok_or_else(ScimError::internal)?,
+            version: int(row.get("version")).ok_or(StoreError::Corrupt("version"))?,
         },
         related,
     })
-}
-
-fn map_db_error(e: &DbError) -> ScimError {
-    match e {
-        DbError::Unique(msg) => {
-            if msg.contains("user_name") {
-                ScimError::uniqueness("a User with this userName already exists (userName is unique, case-insensitively)")
-            } else if msg.contains("display_name") || msg.contains("resources_group_name") {
-                ScimError::uniqueness("a Group with this displayName already exists (displayName is unique, case-insensitively)")
-            } else if msg.contains("resources.id") || msg.contains("PRIMARY") {
-                ScimError::uniqueness("a resource with this id already exists")
-            } else {
-                ScimError::uniqueness("the resource conflicts with an existing one")
-            }
-        }
-        DbError::ForeignKey => ScimError::invalid_value("a referenced resource does not exist"),
-        DbError::Quota(_) => {
-            ScimError::quota_exceeded("the tenant's storage quota does not allow this write")
-        }
-        // SQLite/D1 messages name tables and constraints, never bound values: safe to log.
-        DbError::Other(msg) => ScimError::internal().with_cause(format!("database: {msg}")),
-    }
 }

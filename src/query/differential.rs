@@ -1231,7 +1231,7 @@ fn sql_and_memory_agree_on_random_sorted_pages() {
             };
             let mut q = crate::store::ListQuery {
                 rt,
-                order_sql: Some(sort_sql(sort, rt).unwrap_or_else(|e| panic!("{sort}: {e:?}"))),
+                order: Some(sort_sql(sort, rt).unwrap_or_else(|e| panic!("{sort}: {e:?}"))),
                 descending,
                 start_index: 1,
                 count: *rng.pick(&[3, 7, 16, 25, 40, 1000]),

@@ -63,7 +63,7 @@ pub fn where_sql(
 /// §3.4.2.3); members and groups by their smallest value. Resources without a value yield
 /// NULL (SQLite sorts NULL first when ascending). Unknown or unsortable paths are
 /// `400 invalidValue`.
-pub fn sort_sql(sort_by: &str, rt: Option<ResourceType>) -> Result<String, ScimError> {
+pub fn sort_sql(sort_by: &str, rt: Option<ResourceType>) -> Result<SortOrder, ScimError> {
     let invalid = |e: PosError| {
         ScimError::invalid_value(format!(
             "invalid sortBy '{sort_by}' at position {}: {}",
@@ -88,32 +88,53 @@ pub fn sort_sql(sort_by: &str, rt: Option<ResourceType>) -> Result<String, ScimE
             }
         }
     }
-    let Some((_, (first_expr, nocase))) = per_type.first().cloned() else {
+    let Some((_, (first_expr, nocase, first_column))) = per_type.first().cloned() else {
         return Err(invalid(
             first_err.unwrap_or_else(|| PosError::new(1, "unknown attribute")),
         ));
     };
-    let expr = if rt.is_some()
+    let (expr, column) = if rt.is_some()
         || (per_type.len() == ResourceType::ALL.len()
             && per_type.iter().all(|(_, e)| e.0 == first_expr))
     {
-        first_expr
+        (first_expr, first_column)
     } else {
         let arms: String = per_type
             .iter()
-            .map(|(t, (e, _))| format!(" WHEN '{}' THEN {e}", t.name()))
+            .map(|(t, (e, _, _))| format!(" WHEN '{}' THEN {e}", t.name()))
             .collect();
-        format!("(CASE r.type{arms} END)")
+        (format!("(CASE r.type{arms} END)"), None)
     };
-    Ok(if nocase {
+    let expr = if nocase {
         format!("{expr} COLLATE NOCASE")
     } else {
         expr
+    };
+    Ok(SortOrder {
+        expr,
+        column,
+        nocase,
     })
 }
 
-/// The sort key of a resolved path and whether it sorts case-insensitively.
-fn sort_expr(r: &ResolvedAttr, rt: ResourceType) -> Result<(String, bool), ScimError> {
+/// A planned `sortBy`: the SQL expression to order by, and what it is in typed terms, so the
+/// store chooses its paging strategy without reading SQL text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortOrder {
+    /// The `ORDER BY` expression, with `COLLATE NOCASE` when `nocase`.
+    pub expr: String,
+    /// The column the expression is, exactly; `None` for a value read from `data`.
+    pub column: Option<Column>,
+    /// Compared case-insensitively.
+    pub nocase: bool,
+}
+
+/// The sort key of a resolved path, whether it sorts case-insensitively, and the column it
+/// is when it is one.
+fn sort_expr(
+    r: &ResolvedAttr,
+    rt: ResourceType,
+) -> Result<(String, bool, Option<Column>), ScimError> {
     let top = r.attr;
     let leaf = match (top.kind, r.sub, top.multi_valued) {
         (AttrType::Complex, Some(sub), _) => Some(sub),
@@ -129,16 +150,20 @@ fn sort_expr(r: &ResolvedAttr, rt: ResourceType) -> Result<(String, bool), ScimE
         )));
     };
     let nocase = matches!(Kind::of(leaf), Kind::Str { case_exact: false });
-    let expr = if top.multi_valued {
+    if top.multi_valued {
         let elem = match top.kind {
             AttrType::Complex => Loc::Elem(Some(leaf.name.as_str())),
             _ => Loc::Elem(None),
         };
-        first_value_sql(&r.container(rt), elem, nocase)?
-    } else {
-        value_expr(&Loc::Path(r.json_path()), Scope::Row)?
-    };
-    Ok((expr, nocase))
+        return Ok((
+            first_value_sql(&r.container(rt), elem, nocase)?,
+            nocase,
+            None,
+        ));
+    }
+    let path = r.json_path();
+    let column = column(&path).or_else(|| indexed_column(&path));
+    Ok((value_expr(&Loc::Path(path), Scope::Row)?, nocase, column))
 }
 
 /// The value of `elem` in the primary element of a multi-valued attribute, else in its first
@@ -247,24 +272,54 @@ fn indexed_value(container: &Container, cond: &Node) -> Option<(&'static str, St
 }
 
 /// Columns holding what the renderer shows at these paths (never stored in `data`).
-fn column(path: &[&str]) -> Option<&'static str> {
+/// A column of `resources` that holds an attribute's value: read instead of `data` where
+/// one exists, and named to the store as a sort key (it knows which of them its indexes
+/// cover) instead of as SQL text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Id,
+    Created,
+    Modified,
+    ResourceType,
+    /// Generated columns equal to `json_extract(r.data, '$.<name>')`, read instead of `data`
+    /// so that equality uses their indexes (`(tenant, user_name COLLATE NOCASE)`,
+    /// `(tenant, type, display_name COLLATE NOCASE)`, `(tenant, type, external_id)`).
+    UserName,
+    DisplayName,
+    ExternalId,
+}
+
+impl Column {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Column::Id => "r.id",
+            Column::Created => "r.created",
+            Column::Modified => "r.modified",
+            Column::ResourceType => "r.type",
+            Column::UserName => "r.user_name",
+            Column::DisplayName => "r.display_name",
+            Column::ExternalId => "r.external_id",
+        }
+    }
+}
+
+/// The column of a common attribute (`id`, `meta.*`).
+fn column(path: &[&str]) -> Option<Column> {
     match path {
-        ["id"] => Some("r.id"),
-        ["meta", "created"] => Some("r.created"),
-        ["meta", "lastModified"] => Some("r.modified"),
-        ["meta", "resourceType"] => Some("r.type"),
+        ["id"] => Some(Column::Id),
+        ["meta", "created"] => Some(Column::Created),
+        ["meta", "lastModified"] => Some(Column::Modified),
+        ["meta", "resourceType"] => Some(Column::ResourceType),
         _ => None,
     }
 }
 
-/// Generated columns equal to `json_extract(r.data, '$.<name>')`, read instead of `data` so
-/// that equality uses their indexes (`(tenant, user_name COLLATE NOCASE)`,
-/// `(tenant, type, display_name COLLATE NOCASE)`, `(tenant, type, external_id)`).
-fn indexed_column(path: &[&str]) -> Option<&'static str> {
+/// The generated column of a core attribute, if it has one.
+fn indexed_column(path: &[&str]) -> Option<Column> {
     match path {
-        ["userName"] => Some("r.user_name"),
-        ["displayName"] => Some("r.display_name"),
-        ["externalId"] => Some("r.external_id"),
+        ["userName"] => Some(Column::UserName),
+        ["displayName"] => Some(Column::DisplayName),
+        ["externalId"] => Some(Column::ExternalId),
         _ => None,
     }
 }
@@ -305,7 +360,7 @@ fn value_expr(loc: &Loc, scope: Scope) -> Result<String, ScimError> {
     match (loc, scope) {
         (Loc::Path(path), _) => {
             if let Some(col) = column(path).or_else(|| indexed_column(path)) {
-                return Ok(col.to_string());
+                return Ok(col.sql().to_string());
             }
             if path.first() == Some(&"meta") {
                 return Err(internal("meta sub-attribute without a column"));
@@ -383,7 +438,7 @@ fn present_sql(leaf: &Leaf, scope: Scope) -> Result<String, ScimError> {
     };
     match (&leaf.loc, scope) {
         (Loc::Path(path), _) => match column(path) {
-            Some(col) => Ok(format!("{col} <> ''")),
+            Some(col) => Ok(format!("{} <> ''", col.sql())),
             None if path.first() == Some(&"meta") => {
                 Err(internal("meta sub-attribute without a column"))
             }

@@ -280,30 +280,31 @@ fn indexed_lookups_use_an_index() {
 #[test]
 fn sort_expressions_follow_the_schema() {
     assert_eq!(
-        sort_sql("userName", USER).unwrap(),
+        sort_sql("userName", USER).unwrap().expr,
         "r.user_name COLLATE NOCASE"
     );
     assert_eq!(
-        sort_sql("UserName", None).unwrap(),
+        sort_sql("UserName", None).unwrap().expr,
         "(CASE r.type WHEN 'User' THEN r.user_name END) COLLATE NOCASE"
     );
     assert_eq!(
-        sort_sql("displayName", None).unwrap(),
+        sort_sql("displayName", None).unwrap().expr,
         "r.display_name COLLATE NOCASE"
     );
-    assert_eq!(sort_sql("id", None).unwrap(), "r.id");
-    assert_eq!(sort_sql("externalId", USER).unwrap(), "r.external_id");
-    assert_eq!(sort_sql("meta.created", GROUP).unwrap(), "r.created");
+    assert_eq!(sort_sql("id", None).unwrap().expr, "r.id");
+    assert_eq!(sort_sql("externalId", USER).unwrap().expr, "r.external_id");
+    assert_eq!(sort_sql("meta.created", GROUP).unwrap().expr, "r.created");
     assert_eq!(
-        sort_sql("name.familyName", USER).unwrap(),
+        sort_sql("name.familyName", USER).unwrap().expr,
         "json_extract(r.data, '$.name.familyName') COLLATE NOCASE"
     );
     assert_eq!(
-        sort_sql("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value", USER).unwrap(),
+        sort_sql("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value", USER).unwrap().expr,
         "json_extract(r.data, '$.\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\".manager.value')"
     );
     assert!(sort_sql("emails", USER)
         .unwrap()
+        .expr
         .starts_with("(SELECT json_extract("));
     for (bad, rt) in [
         ("nope", USER),
@@ -357,7 +358,7 @@ fn sorting_by_multi_valued_attributes_uses_the_primary_or_first_value() {
     )
     .expect("group");
     let order = |sort: &str, rt: Option<ResourceType>| -> Vec<String> {
-        let key = sort_sql(sort, rt).unwrap();
+        let key = sort_sql(sort, rt).unwrap().expr;
         let type_cond = rt
             .map(|t| format!(" AND r.type = '{}'", t.name()))
             .unwrap_or_default();
@@ -372,4 +373,29 @@ fn sorting_by_multi_valued_attributes_uses_the_primary_or_first_value() {
     assert_eq!(order("groups.value", USER), ["u1", "u4", "u2", "u3"]);
     assert_eq!(order("members.value", GROUP), ["g1"]);
     assert_eq!(order("userName", None), ["g1", "u1", "u2", "u3", "u4"]);
+}
+
+#[test]
+fn sort_orders_name_their_column_in_typed_terms() {
+    use super::{Column, SortOrder};
+    let col = |sort: &str, rt| sort_sql(sort, rt).map(|o: SortOrder| (o.column, o.nocase));
+    assert_eq!(
+        col("userName", USER).unwrap(),
+        (Some(Column::UserName), true)
+    );
+    assert_eq!(
+        col("displayName", None).unwrap(),
+        (Some(Column::DisplayName), true)
+    );
+    assert_eq!(
+        col("externalId", GROUP).unwrap(),
+        (Some(Column::ExternalId), false)
+    );
+    assert_eq!(
+        col("meta.lastModified", USER).unwrap(),
+        (Some(Column::Modified), false)
+    );
+    assert_eq!(col("id", None).unwrap(), (Some(Column::Id), false));
+    assert_eq!(col("title", USER).unwrap(), (None, true));
+    assert_eq!(col("emails", USER).unwrap(), (None, true));
 }

@@ -92,7 +92,7 @@ fn query(
 ) -> ListQuery {
     let mut q = ListQuery {
         rt,
-        order_sql: Some(crate::query::sort_sql(sort, rt).expect("sortable")),
+        order: Some(crate::query::sort_sql(sort, rt).expect("sortable")),
         descending,
         start_index: 1,
         count: 2,

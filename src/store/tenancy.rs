@@ -5,9 +5,8 @@
 
 use super::{int, Store};
 use crate::credentials::{Kind, Verified};
-use crate::error::{Result, ScimError};
 use crate::sql::{SqlValue, Stmt};
-use crate::store::{Db, DbError, Row};
+use crate::store::{Db, Result, Row, StoreError};
 use serde_json::Value;
 
 /// A tenant as the admin API shows it.
@@ -88,7 +87,7 @@ fn text(row: &Row, col: &str) -> Result<String> {
     row.get(col)
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(ScimError::internal)
+        .ok_or(StoreError::Corrupt("credential or tenant row"))
 }
 
 fn opt_text(row: &Row, col: &str) -> Option<String> {
@@ -112,7 +111,7 @@ fn credential_row(row: &Row) -> Result<CredentialRecord> {
     Ok(CredentialRecord {
         id: text(row, "id")?,
         tenant: text(row, "tenant")?,
-        kind: Kind::parse(&text(row, "kind")?).ok_or_else(ScimError::internal)?,
+        kind: Kind::parse(&text(row, "kind")?).ok_or(StoreError::Corrupt("credential kind"))?,
         label: text(row, "label")?,
         created: text(row, "created")?,
         expires: opt_text(row, "expires"),
@@ -124,11 +123,7 @@ fn credential_row(row: &Row) -> Result<CredentialRecord> {
 }
 
 async fn run<D: Db>(db: &D, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
-    db.batch(stmts).await.map_err(|e| match e {
-        DbError::Unique(_) => ScimError::uniqueness("it already exists"),
-        DbError::ForeignKey => ScimError::not_found("the tenant does not exist"),
-        DbError::Quota(_) | DbError::Other(_) => ScimError::internal(),
-    })
+    Ok(db.batch(stmts).await?)
 }
 
 /// Verifies a SCIM credential by the hash of the presented token and records its use, in one
@@ -149,9 +144,11 @@ pub async fn verify_token<D: Db>(db: &D, hash: &str, now: &str) -> Result<Option
     Ok(Some(Verified {
         tenant: text(row, "tenant")?,
         credential_id: text(row, "id")?,
-        kind: Kind::parse(&text(row, "kind")?).ok_or_else(ScimError::internal)?,
+        kind: Kind::parse(&text(row, "kind")?).ok_or(StoreError::Corrupt("credential kind"))?,
         expires_ms: match expires {
-            Some(e) => Some(crate::time::parse_rfc3339(&e).ok_or_else(ScimError::internal)?),
+            Some(e) => Some(
+                crate::time::parse_rfc3339(&e).ok_or(StoreError::Corrupt("credential expiry"))?,
+            ),
             None => None,
         },
     }))
@@ -205,17 +202,11 @@ impl<D: Db> Store<'_, D> {
             format!("INSERT INTO tenants ({columns}) VALUES ({marks}) RETURNING {TENANT_COLUMNS}"),
             params,
         );
-        let res = run(self.db, vec![stmt]).await.map_err(|e| {
-            if e.status == 409 {
-                ScimError::uniqueness(format!("tenant '{}' already exists", self.tenant))
-            } else {
-                e
-            }
-        })?;
+        let res = run(self.db, vec![stmt]).await?;
         res.first()
             .and_then(|rows| rows.first())
             .map(tenant_row)
-            .ok_or_else(ScimError::internal)?
+            .ok_or(StoreError::Corrupt("created tenant"))?
     }
 
     /// This store's tenant, if it exists.
@@ -510,7 +501,9 @@ impl<D: Db> Store<'_, D> {
         token: &NewCredential<'_>,
     ) -> Result<Option<CredentialRecord>> {
         let now = token.created;
-        let expires = token.expires.ok_or_else(ScimError::internal)?;
+        let expires = token
+            .expires
+            .ok_or(StoreError::Corrupt("access token expiry"))?;
         let stmts = vec![
             Stmt::new(
                 "DELETE FROM credentials WHERE tenant = ? AND kind = 'access' AND expires <= ?",

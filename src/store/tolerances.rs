@@ -2,9 +2,8 @@
 //! by `Store::update` in the same batch as the write it belongs to), for the admin console.
 
 use super::{int, Store};
-use crate::error::Result;
 use crate::sql::Stmt;
-use crate::store::Db;
+use crate::store::{Db, Result};
 use serde_json::Value;
 
 /// One tolerance of a tenant: its name (e.g. `op-case`), how often it fired, when last.
