@@ -12,6 +12,14 @@
 //! (what the wasm ships with); `CARGO_PROFILE_BENCH_OPT_LEVEL=3 cargo bench --bench core`
 //! shows the same code at Rust's default optimisation for speed.
 
+// A benchmark over fixed inputs: a failure to set one up should stop it loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use scim_edge::api;
 use scim_edge::filter;
 use scim_edge::patch;

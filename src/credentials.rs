@@ -14,6 +14,7 @@
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 /// Every issued secret starts with this.
 pub const TOKEN_PREFIX: &str = "scim_";
@@ -82,13 +83,11 @@ pub fn hash(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     let mut out = String::with_capacity(64);
     for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
+        // Infallible: a String grows as needed.
+        let _ = write!(out, "{b:02x}");
     }
     out
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Whether `token` could be one this service issued. Anything else is refused without a
 /// database lookup, so arbitrary garbage never costs a round trip.

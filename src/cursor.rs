@@ -164,7 +164,7 @@ pub fn decode(cursor: &str) -> Result<Vec<u8>> {
     let bytes = URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| invalid(cursor))?;
-    if bytes.len() < 1 + NONCE_LEN + TAG_LEN + FIXED_LEN || bytes[0] != VERSION {
+    if bytes.len() < 1 + NONCE_LEN + TAG_LEN + FIXED_LEN || bytes.first() != Some(&VERSION) {
         return Err(invalid(cursor));
     }
     Ok(bytes)
@@ -191,10 +191,10 @@ pub fn open(key: &Key, binding: &Binding, cursor: &str, bytes: &[u8]) -> Result<
     let (fixed, value) = plain
         .split_at_checked(FIXED_LEN)
         .ok_or_else(|| invalid(cursor))?;
-    let mut rowid = [0u8; 8];
-    rowid.copy_from_slice(&fixed[1..]);
+    let (flags, rowid) = fixed.split_first().ok_or_else(|| invalid(cursor))?;
+    let rowid: [u8; 8] = rowid.try_into().map_err(|_| invalid(cursor))?;
     Ok(Position {
-        null: fixed[0] & 1 == 1,
+        null: flags & 1 == 1,
         value: serde_json::from_slice(value).map_err(|_| invalid(cursor))?,
         rowid: i64::from_be_bytes(rowid),
     })

@@ -472,7 +472,7 @@ fn check_duplicate_keys(v: &Value) -> Result<()> {
             let keys: Vec<&String> = m.keys().collect();
             if keys.len() <= 32 {
                 for (i, a) in keys.iter().enumerate() {
-                    if keys[..i].iter().any(|b| b.eq_ignore_ascii_case(a)) {
+                    if keys.iter().take(i).any(|b| b.eq_ignore_ascii_case(a)) {
                         return Err(duplicate(a));
                     }
                 }

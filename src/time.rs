@@ -21,12 +21,13 @@ pub fn format_millis(ms: i64) -> String {
 /// is read as UTC, as xsd allows; fractions beyond milliseconds are truncated.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
+    let at = |i: usize| b.get(i).copied();
     if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
+        || at(4) != Some(b'-')
+        || at(7) != Some(b'-')
+        || !matches!(at(10), Some(b'T' | b't' | b' '))
+        || at(13) != Some(b':')
+        || at(16) != Some(b':')
     {
         return None;
     }
@@ -52,12 +53,12 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let mut i = 19;
     let mut millis = 0i64;
-    if i < b.len() && b[i] == b'.' {
+    if at(i) == Some(b'.') {
         i += 1;
         let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
+        while let Some(digit) = at(i).filter(u8::is_ascii_digit) {
             if i - start < 3 {
-                millis = millis * 10 + i64::from(b[i] - b'0');
+                millis = millis * 10 + i64::from(digit - b'0');
             }
             i += 1;
         }
@@ -68,11 +69,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
             millis *= 10;
         }
     }
-    let offset_secs = match &s[i..] {
+    let offset_secs = match s.get(i..)? {
         "" | "Z" | "z" => 0,
         rest if rest.len() == 6
             && (rest.starts_with('+') || rest.starts_with('-'))
-            && rest.as_bytes()[3] == b':' =>
+            && rest.as_bytes().get(3) == Some(&b':') =>
         {
             let oh = num(i + 1..i + 3)?;
             let om = num(i + 4..i + 6)?;

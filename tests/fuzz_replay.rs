@@ -3,6 +3,14 @@
 //! regression inputs of fixed crashes), then a bounded, deterministic random-mutation loop runs
 //! from those seeds. Coverage-guided fuzzing proper is `scripts/fuzz.sh` (docs/FUZZING.md).
 
+// A test harness: failing loudly on a broken property is its job.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[path = "../fuzz/src/lib.rs"]
 mod checks;
 

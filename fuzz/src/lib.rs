@@ -8,6 +8,14 @@
 //! acceptance must be internally consistent (canonical text re-parses to the same thing, SQL
 //! placeholders match the bound parameters, a patched resource is a valid resource).
 
+// A fuzz harness: panicking on a broken property is how it reports one.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use scim_edge::error::ScimError;
 use scim_edge::schema::{ResourceType, GROUP_SCHEMA, USER_SCHEMA};
 use scim_edge::sql::MAX_PARAMS;

@@ -106,7 +106,9 @@ pub(crate) fn resolve_any(
                 }
             }
         }
-        let all_same = found.windows(2).all(|w| w[0].same_meaning(&w[1]));
+        let all_same = found
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.same_meaning(b)));
         return match found.first() {
             Some(first) if found.len() == ResourceType::ALL.len() && all_same => Ok(ResolvedAttr {
                 owner: None,
@@ -383,7 +385,7 @@ fn bind_root_leaf(f: &Filter) -> Result<Node, BindErr> {
         return Err(first_err.unwrap_or_else(|| invalid(1, "the filter names no known attribute")));
     }
     let everywhere = bound.len() == ResourceType::ALL.len();
-    if everywhere && bound.windows(2).all(|w| w[0].1 == w[1].1) {
+    if everywhere && bound.windows(2).all(|w| matches!(w, [a, b] if a.1 == b.1)) {
         return Ok(bound.swap_remove(0).1);
     }
     let mut guarded: Vec<Node> = bound
