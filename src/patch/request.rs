@@ -39,7 +39,7 @@ pub(super) struct Operation {
 #[derive(Debug, Clone)]
 pub(super) enum Target {
     /// A core or extension attribute, one of its sub-attributes, or filtered values of it.
-    Attr(AttrChange),
+    Attr(Box<AttrChange>),
     /// An extension schema URN as the path: all of the extension's attributes.
     Extension {
         ext: &'static Schema,
@@ -88,7 +88,7 @@ pub(super) enum Change {
     },
     /// The values a filter matches.
     Filtered {
-        filter: ElementFilter,
+        filter: Box<ElementFilter>,
         replace: bool,
         change: FilteredChange,
     },
@@ -388,12 +388,12 @@ fn attr_target(
         return Ok(Target::Dropped);
     }
     let change = change_of(rt, tol, op, &p, value, &label)?;
-    Ok(Target::Attr(AttrChange {
+    Ok(Target::Attr(Box::new(AttrChange {
         ext: p.ext,
         attr: p.attr,
         label,
         change,
-    }))
+    })))
 }
 
 fn change_of(
@@ -427,7 +427,7 @@ fn change_of(
             Ok(Change::Sub { sub, change })
         }
         (Some(f), sub) => {
-            let filter = ElementFilter::new(rt, p.ext, p.attr, f)?;
+            let filter = Box::new(ElementFilter::new(rt, p.ext, p.attr, f)?);
             let change = filtered_change(tol, op, p.attr, sub, value, label)?;
             Ok(Change::Filtered {
                 filter,

@@ -1679,3 +1679,137 @@ fn randomized_garbage_never_panics() {
         "the generator should produce some valid requests ({accepted})"
     );
 }
+
+// --- Parsing before any read (the handler parses before its first D1 round trip).
+
+#[test]
+fn parse_refuses_everything_that_needs_no_stored_data() {
+    use crate::tolerance::Tolerances;
+    let op = |o: Value| body(json!([o]));
+    let refused: Vec<(Value, &str)> = vec![
+        (json!({"schemas": [PATCH_OP_SCHEMA]}), "invalidSyntax"),
+        (op(json!({"op": "move", "path": "title"})), "invalidSyntax"),
+        (
+            op(json!({"op": "add", "path": "nope", "value": "x"})),
+            "invalidPath",
+        ),
+        (
+            op(json!({"op": "add", "path": "emails[type eq \"work\"", "value": "x"})),
+            "invalidPath",
+        ),
+        (
+            op(json!({"op": "add", "path": "emails[type eq]", "value": "x"})),
+            "invalidFilter",
+        ),
+        (
+            op(json!({"op": "add", "path": "emails[nope eq \"x\"].value", "value": "x"})),
+            "invalidFilter",
+        ),
+        (
+            op(json!({"op": "replace", "path": "meta.lastModified", "value": "x"})),
+            "mutability",
+        ),
+        (
+            op(json!({"op": "replace", "path": "active", "value": 5})),
+            "invalidValue",
+        ),
+        (
+            op(json!({"op": "add", "path": "emails", "value": [{"value": 5}]})),
+            "invalidValue",
+        ),
+        (
+            op(json!({"op": "add", "path": "emails[type eq \"work\"].value", "value": {"x": 1}})),
+            "invalidValue",
+        ),
+        (
+            op(json!({"op": "add", "path": ENT, "value": "x"})),
+            "invalidValue",
+        ),
+        (op(json!({"op": "remove"})), "noTarget"),
+    ];
+    for (b, scim_type) in refused {
+        let e = PatchRequest::parse(U, &b, &mut Tolerances::lenient()).unwrap_err();
+        assert_eq!(
+            (e.status, e.scim_type.map(|t| t.as_str())),
+            (400, Some(scim_type)),
+            "{b}"
+        );
+        // The same refusal as parse-and-apply gives.
+        assert_eq!(fails(U, &user(), &b, false), (400, scim_type), "{b}");
+    }
+    // Whether a filter matches needs the stored values: parsed, refused when applied.
+    let b =
+        op(json!({"op": "replace", "path": "emails[value co \"nobody\"].type", "value": "work"}));
+    let mut tol = Tolerances::lenient();
+    let req = PatchRequest::parse(U, &b, &mut tol).expect("well-formed");
+    let e = req.apply(&user(), tol).unwrap_err();
+    assert_eq!(e.scim_type.map(|t| t.as_str()), Some("noTarget"));
+}
+
+#[test]
+fn quirks_fire_at_parse_and_strictness_can_come_later() {
+    use crate::tolerance::Tolerances;
+    let b = body(json!([
+        {"op": "Replace", "path": "active", "value": "False"},
+        {"op": "replace", "path": "phoneNumbers[type eq \"work\"].value", "value": "1"}
+    ]));
+    let mut parsed = Tolerances::lenient();
+    let req = PatchRequest::parse(U, &b, &mut parsed).expect("lenient");
+    // Visible in the request: recorded while parsing; the missing phone only when applied.
+    assert_eq!(
+        parsed.fired(),
+        &[Tolerance::CapitalizedOp, Tolerance::BooleanString]
+    );
+    let lenient = req
+        .tolerances_for(&b, &parsed, false)
+        .expect("lenient tenant");
+    let o = req.apply(&user(), lenient).expect("applies");
+    assert_eq!(
+        o.tolerances,
+        vec![
+            Tolerance::CapitalizedOp,
+            Tolerance::BooleanString,
+            Tolerance::ReplaceCreatesElement
+        ]
+    );
+    assert_eq!(o, apply(U, &user(), &b, false).expect("same as in one go"));
+    // A strict tenant: the error a strict parse gives, before anything is applied.
+    let e = req.tolerances_for(&b, &parsed, true).unwrap_err();
+    let strict = apply(U, &user(), &b, true).unwrap_err();
+    assert_eq!(
+        (e.status, e.scim_type, e.detail),
+        (strict.status, strict.scim_type, strict.detail)
+    );
+    // A compliant request passes a strict tenant; value-dependent quirks are refused on apply.
+    let b = body(
+        json!([{"op": "replace", "path": "phoneNumbers[type eq \"work\"].value", "value": "1"}]),
+    );
+    let mut parsed = Tolerances::lenient();
+    let req = PatchRequest::parse(U, &b, &mut parsed).expect("compliant");
+    let strict = req
+        .tolerances_for(&b, &parsed, true)
+        .expect("nothing tolerated yet");
+    let e = req.apply(&user(), strict).unwrap_err();
+    assert_eq!(e.scim_type.map(|t| t.as_str()), Some("noTarget"));
+}
+
+#[test]
+fn a_parsed_request_applies_again_the_same_way() {
+    use crate::tolerance::Tolerances;
+    // The handler retries a conflicted write with the same parsed request.
+    let b = body(json!([
+        {"op": "add", "path": "emails[type eq \"home\" and primary eq true].value", "value": "h@x"},
+        {"op": "replace", "value": {"name.givenName": "B", format!("{ENT}:department"): "D"}},
+        {"op": "remove", "path": "emails[type eq \"work\"]"}
+    ]));
+    let mut tol = Tolerances::lenient();
+    let req = PatchRequest::parse(U, &b, &mut tol).expect("parses");
+    let stored = serde_json::to_string(&user()).expect("serialises");
+    let first = req.apply_text(&stored, tol.clone()).expect("applies");
+    let again = req.apply_text(&stored, tol).expect("applies");
+    assert_eq!(first, again);
+    assert_eq!(
+        ok(U, &user(), &b).data["emails"],
+        json!([{"value": "h@x", "type": "home", "primary": true}])
+    );
+}
