@@ -9,8 +9,10 @@
 //! placeholders match the bound parameters, a patched resource is a valid resource).
 
 use scim_edge::error::ScimError;
+use scim_edge::patch::PatchRequest;
 use scim_edge::schema::{ResourceType, GROUP_SCHEMA, USER_SCHEMA};
 use scim_edge::sql::MAX_PARAMS;
+use scim_edge::tolerance::Tolerances;
 use serde_json::{json, Map, Value};
 
 fn assert_client_error(e: &ScimError, what: &str) {
@@ -177,6 +179,25 @@ pub fn patch(data: &[u8]) {
         }
         (Err(a), Err(b)) => assert_eq!(a.status, b.status, "apply_text fails as apply does"),
         (a, b) => panic!("apply gave {a:?}, apply_text gave {b:?}"),
+    }
+    // The handler's flow: parsed leniently before the read, the tenant's strictness known
+    // only after it. It must end as parsing and applying in one go does.
+    let mut parsed = Tolerances::lenient();
+    let split = PatchRequest::parse(rt, &body, &mut parsed).and_then(|req| {
+        let collector = req.tolerances_for(&body, &parsed, strict)?;
+        req.apply_text(&text, collector)
+    });
+    match (&result, split) {
+        (Ok(full), Ok(t)) => {
+            assert_eq!(t.changed, full.changed, "parse, read, apply: the same changes");
+            assert_eq!(t.tolerances, full.tolerances, "parse, read, apply: the same quirks");
+        }
+        (Err(a), Err(b)) => assert_eq!(
+            (a.status, a.scim_type, &a.detail),
+            (b.status, b.scim_type, &b.detail),
+            "parse, read, apply fails as apply does"
+        ),
+        (a, b) => panic!("apply gave {a:?}, parse then apply gave {b:?}"),
     }
     match result {
         Ok(out) => {
