@@ -189,8 +189,14 @@ pub fn patch(data: &[u8]) {
     });
     match (&result, split) {
         (Ok(full), Ok(t)) => {
-            assert_eq!(t.changed, full.changed, "parse, read, apply: the same changes");
-            assert_eq!(t.tolerances, full.tolerances, "parse, read, apply: the same quirks");
+            assert_eq!(
+                t.changed, full.changed,
+                "parse, read, apply: the same changes"
+            );
+            assert_eq!(
+                t.tolerances, full.tolerances,
+                "parse, read, apply: the same quirks"
+            );
         }
         (Err(a), Err(b)) => assert_eq!(
             (a.status, a.scim_type, &a.detail),

@@ -11,9 +11,9 @@ use serde_json::{Map, Value};
 /// resource holding only the value under test.
 #[derive(Debug, Clone)]
 pub(super) struct ElementFilter {
-    /// Extension URN holding the attribute, if any.
-    ext: Option<String>,
-    attr: String,
+    /// Extension holding the attribute, if any.
+    ext: Option<&'static Schema>,
+    attr: &'static Attribute,
     inner: Filter,
     bound: Bound,
     rt: ResourceType,
@@ -23,8 +23,8 @@ impl ElementFilter {
     pub fn new(
         rt: ResourceType,
         ext: Option<&'static Schema>,
-        attr: &Attribute,
-        inner: &Filter,
+        attr: &'static Attribute,
+        inner: Filter,
     ) -> Result<ElementFilter> {
         // `emails[type eq "work"]` is itself a valid filter on the resource; evaluated against a
         // resource whose `emails` holds exactly one value, it tells whether that value matches.
@@ -36,28 +36,32 @@ impl ElementFilter {
         };
         let whole = Filter::ValuePath {
             path,
-            filter: Box::new(inner.clone()),
+            filter: Box::new(inner),
+        };
+        let bound = filter::bind(&whole, Some(rt))?;
+        let Filter::ValuePath { filter: inner, .. } = whole else {
+            return Err(ScimError::internal());
         };
         Ok(ElementFilter {
-            ext: ext.map(|e| e.id.clone()),
-            attr: attr.name.clone(),
-            inner: inner.clone(),
-            bound: filter::bind(&whole, Some(rt))?,
+            ext,
+            attr,
+            inner: *inner,
+            bound,
             rt,
         })
     }
 
     pub fn matches(&self, elem: &Value) -> bool {
         let mut holder = Map::new();
-        holder.insert(self.attr.clone(), Value::Array(vec![elem.clone()]));
+        holder.insert(self.attr.name.clone(), Value::Array(vec![elem.clone()]));
         let mut resource = Map::new();
         resource.insert(
             "schemas".into(),
             Value::Array(vec![Value::String(self.rt.core_schema().id.clone())]),
         );
         match &self.ext {
-            Some(urn) => {
-                resource.insert(urn.clone(), Value::Object(holder));
+            Some(ext) => {
+                resource.insert(ext.id.clone(), Value::Object(holder));
             }
             None => resource.extend(holder),
         }

@@ -80,32 +80,55 @@ pub(super) fn parse_path(rt: ResourceType, raw: &str) -> Result<PathTarget> {
             "'{raw}' names a schema, not an attribute"
         )));
     }
+    // The schema is looked up, not parsed: the grammar then reads a short path, not the URN.
+    if let Some((ext, rest)) = strip_schema(rt, s) {
+        return parse_in_schema(rt, ext, rest, raw).map(PathTarget::Attr);
+    }
     let parsed = filter::parse_patch_path(s)?;
-    let ext = match &parsed.path.urn {
-        None => None,
-        Some(urn) if rt.core_schema().id.eq_ignore_ascii_case(urn) => None,
-        Some(urn) => Some(
-            rt.extensions()
-                .iter()
-                .find(|e| e.id.eq_ignore_ascii_case(urn))
-                .ok_or_else(|| {
-                    ScimError::invalid_path(format!(
-                        "'{raw}' does not name a schema of {} resources",
-                        rt.name()
-                    ))
-                })?,
-        ),
-    };
-    resolve(rt, ext, parsed, raw).map(PathTarget::Attr)
+    if parsed.path.urn.is_some() {
+        return Err(ScimError::invalid_path(format!(
+            "'{raw}' does not name a schema of {} resources",
+            rt.name()
+        )));
+    }
+    resolve(rt, None, parsed, raw).map(PathTarget::Attr)
+}
+
+/// The schema of `rt` whose URN and a `:` start `s` (case-insensitively; the longest, so a
+/// `…:User` never shadows a `…:User:Extension`): `None` for the core schema, and the rest.
+fn strip_schema(rt: ResourceType, s: &str) -> Option<(Option<&'static Schema>, &str)> {
+    let core = std::iter::once((rt.core_schema(), false));
+    core.chain(rt.extensions().iter().map(|e| (e, true)))
+        .filter_map(|(schema, is_ext)| {
+            let head = s.get(..schema.id.len())?;
+            let rest = s.get(schema.id.len()..)?.strip_prefix(':')?;
+            head.eq_ignore_ascii_case(&schema.id).then_some((
+                schema.id.len(),
+                is_ext.then_some(schema),
+                rest,
+            ))
+        })
+        .max_by_key(|(len, _, _)| *len)
+        .map(|(_, ext, rest)| (ext, rest))
+}
+
+/// A path within one schema (`ext`, or the core one), without its URN.
+fn parse_in_schema(
+    rt: ResourceType,
+    ext: Option<&'static Schema>,
+    s: &str,
+    raw: &str,
+) -> Result<AttrPath> {
+    let parsed = filter::parse_patch_path(s)?;
+    if parsed.path.urn.is_some() {
+        return Err(unknown(s, raw));
+    }
+    resolve(rt, ext, parsed, raw)
 }
 
 /// Resolves a key of an extension's object value: a path within extension `ext`.
 pub(super) fn parse_in(rt: ResourceType, ext: &'static Schema, key: &str) -> Result<AttrPath> {
-    let parsed = filter::parse_patch_path(key)?;
-    if parsed.path.urn.is_some() {
-        return Err(unknown(key, key));
-    }
-    resolve(rt, Some(ext), parsed, key)
+    parse_in_schema(rt, Some(ext), key, key)
 }
 
 fn unknown(name: &str, raw: &str) -> ScimError {

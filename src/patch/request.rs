@@ -39,7 +39,7 @@ pub(super) struct Operation {
 #[derive(Debug, Clone)]
 pub(super) enum Target {
     /// A core or extension attribute, one of its sub-attributes, or filtered values of it.
-    Attr(Box<AttrChange>),
+    Attr(AttrChange),
     /// An extension schema URN as the path: all of the extension's attributes.
     Extension {
         ext: &'static Schema,
@@ -224,16 +224,19 @@ fn op_kind(tol: &mut Tolerances, obj: &Map<String, Value>) -> Result<Op> {
             "each operation needs an 'op' of \"add\", \"replace\" or \"remove\"",
         )
     })?;
-    let op = match op_name.to_ascii_lowercase().as_str() {
-        "add" => Op::Add,
-        "replace" => Op::Replace,
-        "remove" => Op::Remove,
-        _ => {
-            return Err(ScimError::invalid_syntax(format!(
-                "unknown op \"{op_name}\"; expected \"add\", \"replace\" or \"remove\""
-            )))
-        }
-    };
+    let op = [
+        ("add", Op::Add),
+        ("replace", Op::Replace),
+        ("remove", Op::Remove),
+    ]
+    .into_iter()
+    .find(|(name, _)| op_name.eq_ignore_ascii_case(name))
+    .map(|(_, op)| op)
+    .ok_or_else(|| {
+        ScimError::invalid_syntax(format!(
+            "unknown op \"{op_name}\"; expected \"add\", \"replace\" or \"remove\""
+        ))
+    })?;
     if op_name.bytes().any(|b| b.is_ascii_uppercase()) {
         tol.tolerate(Tolerance::CapitalizedOp, || {
             format!("op must be lowercase, not \"{op_name}\"")
@@ -387,28 +390,29 @@ fn attr_target(
         }
         return Ok(Target::Dropped);
     }
-    let change = change_of(rt, tol, op, &p, value, &label)?;
-    Ok(Target::Attr(Box::new(AttrChange {
-        ext: p.ext,
-        attr: p.attr,
+    let (ext, attr) = (p.ext, p.attr);
+    let change = change_of(rt, tol, op, p, value, &label)?;
+    Ok(Target::Attr(AttrChange {
+        ext,
+        attr,
         label,
         change,
-    })))
+    }))
 }
 
 fn change_of(
     rt: ResourceType,
     tol: &mut Tolerances,
     op: Op,
-    p: &AttrPath,
+    p: AttrPath,
     value: Option<&Value>,
     label: &str,
 ) -> Result<Change> {
-    if clears_manager(tol, op, p, value, label)? {
+    if clears_manager(tol, op, &p, value, label)? {
         return Ok(Change::ClearManager);
     }
     let given = value.filter(|v| !v.is_null());
-    match (&p.filter, p.sub) {
+    match (p.filter, p.sub) {
         (None, None) if op == Op::Remove => whole_remove(tol, p.attr, given, label),
         (None, None) => Ok(Change::Set {
             replace: op == Op::Replace,
