@@ -15,8 +15,8 @@
 //! chains are loops, so no input can exhaust the stack.
 
 use super::{
-    AttrPath, CompareOp, Comparison, Filter, Literal, PatchPath, PosError, MAX_COMPARISONS,
-    MAX_DEPTH, MAX_FILTER_BYTES,
+    AttrPath, CompareOp, Comparison, Filter, Literal, PosError, MAX_COMPARISONS, MAX_DEPTH,
+    MAX_FILTER_BYTES,
 };
 
 const OPERATORS: &str = "(eq, ne, co, sw, ew, gt, ge, lt, le, pr)";
@@ -60,13 +60,13 @@ pub(crate) fn parse_attr_path(input: &str) -> PResult<AttrPath> {
 /// with the filter's own attribute-path and value-filter rules so that PATCH has no grammar of
 /// its own. On failure, `true` marks an error in the filter between the brackets; the brackets
 /// themselves (missing `]`, empty or nested `[...]`) and everything else belong to the path.
-pub(crate) fn parse_patch_path(input: &str) -> Result<PatchPath, (bool, PosError)> {
+pub(crate) fn parse_patch_path(input: &str) -> Result<super::PatchPath, (bool, PosError)> {
     let path_err = |e| (false, e);
     check_length(input).map_err(path_err)?;
     let mut p = Parser::new(input);
     p.skip_ws();
     let path = p.attr_path().map_err(path_err)?;
-    let mut out = PatchPath {
+    let mut out = super::PatchPath {
         path,
         filter: None,
         sub: None,
