@@ -607,6 +607,7 @@ async fn patch<D: Db>(
     // stored resource. A malformed PATCH then costs one round trip (the failure log).
     let mut parsed = crate::tolerance::Tolerances::lenient();
     let request = crate::patch::PatchRequest::parse(rt, &body, &mut parsed)?;
+    let changes = member_changes(id, request.member_ops())?;
     let now = time::format_millis(ctx.now_ms);
     let wants_body = rt == ResourceType::User
         || req.query_param("attributes").is_some()
@@ -620,7 +621,6 @@ async fn patch<D: Db>(
         let conditional = if_match(req, Some(current.meta.version))?;
         let collector = request.tolerances_for(&body, &parsed, strict)?;
         let outcome = request.apply_text(&current.data, collector)?;
-        let changes = member_changes(id, outcome.members)?;
         let tolerances: Vec<&'static str> = outcome.tolerances.iter().map(|t| t.as_str()).collect();
         // A PATCH that leaves `data` as it was (e.g. Entra's one-member adds and removes)
         // depends on nothing it read: its member rows are written unconditionally, so any

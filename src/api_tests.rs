@@ -1543,3 +1543,36 @@ fn malformed_patches_cost_one_round_trip_like_a_bad_post() {
         "read, then the failure log"
     );
 }
+
+#[test]
+fn a_group_added_to_itself_is_refused_before_the_read() {
+    let mut h = Harness::new();
+    let r = h.call(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "Loop"})),
+    );
+    assert_eq!(r.status, 201);
+    let gid = r.body_json()["id"].as_str().expect("id").to_string();
+    let stored = h.db.query("SELECT data, version FROM resources");
+    for ops in [
+        json!([{"op": "add", "path": "members", "value": [{"value": gid}]}]),
+        json!([{"op": "Add", "value": {"members": [{"value": gid}]}}]),
+        json!([{"op": "replace", "path": "members", "value": [{"value": gid}]}]),
+    ] {
+        let before = h.db.round_trips.get();
+        let r = h.call(
+            Method::Patch,
+            &format!("/Groups/{gid}"),
+            Some(patch_body(ops.clone())),
+        );
+        assert_error(&r, 400, Some("invalidValue"));
+        assert_eq!(
+            h.db.round_trips.get() - before,
+            1,
+            "{ops}: only the failure log"
+        );
+    }
+    assert_eq!(h.db.query("SELECT data, version FROM resources"), stored);
+    assert_eq!(h.db.query("SELECT count(*) AS n FROM members")[0]["n"], 0);
+}

@@ -159,6 +159,30 @@ impl PatchRequest {
     }
 }
 
+impl PatchRequest {
+    /// The group member changes the request makes, in the order applying it reports them
+    /// ([`super::PatchOutcome::members`]): they depend on nothing stored, so the handler can
+    /// check them (a group is never its own member) before reading the group.
+    pub fn member_ops(&self) -> Vec<MemberOp> {
+        fn collect(t: &Target, out: &mut Vec<MemberOp>) {
+            match t {
+                Target::Members {
+                    change: Some(c), ..
+                } => out.push(c.clone()),
+                Target::PathLess(targets)
+                | Target::Extension {
+                    change: ExtensionChange::Attrs(targets),
+                    ..
+                } => targets.iter().for_each(|t| collect(t, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        self.ops.iter().for_each(|op| collect(&op.target, &mut out));
+        out
+    }
+}
+
 /// Prefixes an operation's error with its position.
 pub(super) fn at_op(i: usize, e: ScimError) -> ScimError {
     ScimError {

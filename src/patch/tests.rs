@@ -126,6 +126,10 @@ fn ok(rt: ResourceType, data: &Map<String, Value>, body: &Value) -> PatchOutcome
     check_text_path(rt, data, body, false, &result);
     match result {
         Ok(o) => {
+            // The handler checks the member changes before the read, from the request alone.
+            let mut tol = crate::tolerance::Tolerances::lenient();
+            let req = PatchRequest::parse(rt, body, &mut tol).expect("parses");
+            assert_eq!(req.member_ops(), o.members, "{body}");
             // Whatever PATCH produces, a PUT of it would have been accepted.
             check_outcome(rt, data, &o);
             o
@@ -1666,6 +1670,9 @@ fn randomized_garbage_never_panics() {
                 Ok(o) => {
                     accepted += 1;
                     check_outcome(rt, &current, &o);
+                    let mut tol = crate::tolerance::Tolerances::new(strict);
+                    let req = PatchRequest::parse(rt, &b, &mut tol).expect("parses");
+                    assert_eq!(req.member_ops(), o.members, "{b}");
                     if strict {
                         assert!(o.tolerances.is_empty(), "{b}");
                     }
