@@ -612,6 +612,11 @@ async fn patch<D: Db>(
 ) -> Result<Response> {
     let projection = projection_of(req, Some(rt))?;
     let body = req.json_body()?;
+    // Parsed whole before the read, leniently: whether the tenant is strict comes with the
+    // stored resource. A malformed PATCH then costs one round trip (the failure log).
+    let mut parsed = crate::tolerance::Tolerances::lenient();
+    let request = crate::patch::PatchRequest::parse(rt, &body, &mut parsed)?;
+    let changes = member_changes(id, request.member_ops())?;
     let now = time::format_millis(ctx.now_ms);
     let wants_body = rt == ResourceType::User
         || req.query_param("attributes").is_some()
@@ -623,8 +628,8 @@ async fn patch<D: Db>(
             .await?
             .ok_or_else(|| not_found(rt, id))?;
         let conditional = if_match(req, Some(current.meta.version))?;
-        let outcome = crate::patch::apply_text(rt, &current.data, &body, strict)?;
-        let changes = member_changes(id, outcome.members)?;
+        let collector = request.tolerances_for(&body, &parsed, strict)?;
+        let outcome = request.apply_text(&current.data, collector)?;
         let tolerances: Vec<&'static str> = outcome.tolerances.iter().map(|t| t.as_str()).collect();
         // A PATCH that leaves `data` as it was (e.g. Entra's one-member adds and removes)
         // depends on nothing it read: its member rows are written unconditionally, so any

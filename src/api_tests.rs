@@ -1641,3 +1641,117 @@ fn the_cursor_key_is_generated_once_per_deployment_and_kept_in_d1() {
     let r = h.call(Method::Get, &format!("/Users?cursor={c}&count=1"), None);
     assert_eq!(page_names(&r.body_json()), ["k1"]);
 }
+
+#[test]
+fn malformed_patches_cost_one_round_trip_like_a_bad_post() {
+    let mut h = Harness::new();
+    let user = h.create_user("early@contoso.com");
+    let id = user["id"].as_str().expect("id");
+    let before = h.db.round_trips.get();
+    let r = h.call(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA]})),
+    );
+    assert_error(&r, 400, Some("invalidValue"));
+    assert_eq!(
+        h.db.round_trips.get() - before,
+        1,
+        "a bad POST: the failure log"
+    );
+    let stored = h.db.query("SELECT data, version FROM resources");
+    let op = |o: Value| patch_body(json!([o]));
+    let cases = [
+        (
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}),
+            "invalidSyntax",
+        ),
+        (
+            op(json!({"op": "replace", "path": "nope", "value": "x"})),
+            "invalidPath",
+        ),
+        (
+            op(json!({"op": "replace", "path": "emails[type eq]", "value": "x"})),
+            "invalidFilter",
+        ),
+        (
+            op(json!({"op": "replace", "path": "id", "value": "x"})),
+            "mutability",
+        ),
+        (
+            op(json!({"op": "replace", "path": "active", "value": 5})),
+            "invalidValue",
+        ),
+    ];
+    for (body, scim_type) in cases {
+        let before = h.db.round_trips.get();
+        let r = h.call(Method::Patch, &format!("/Users/{id}"), Some(body.clone()));
+        assert_error(&r, 400, Some(scim_type));
+        assert_eq!(
+            h.db.round_trips.get() - before,
+            1,
+            "{body}: only the failure log, no read"
+        );
+    }
+    assert_eq!(
+        h.db.query("SELECT data, version FROM resources"),
+        stored,
+        "refused PATCHes change nothing"
+    );
+    // A well-formed PATCH still reads, then writes.
+    let before = h.db.round_trips.get();
+    let r = h.call(
+        Method::Patch,
+        &format!("/Users/{id}"),
+        Some(op(json!({"op": "Replace", "path": "title", "value": "x"}))),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(h.db.round_trips.get() - before, 2, "read, then write");
+    // A strict tenant learns of its strictness with the read, and then refuses the quirk.
+    h.db.query("UPDATE tenants SET strict_patch = 1 WHERE id = 'default'");
+    let before = h.db.round_trips.get();
+    let r = h.call(
+        Method::Patch,
+        &format!("/Users/{id}"),
+        Some(op(json!({"op": "Replace", "path": "title", "value": "y"}))),
+    );
+    assert_error(&r, 400, Some("invalidSyntax"));
+    assert_eq!(
+        h.db.round_trips.get() - before,
+        2,
+        "read, then the failure log"
+    );
+}
+
+#[test]
+fn a_group_added_to_itself_is_refused_before_the_read() {
+    let mut h = Harness::new();
+    let r = h.call(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "Loop"})),
+    );
+    assert_eq!(r.status, 201);
+    let gid = r.body_json()["id"].as_str().expect("id").to_string();
+    let stored = h.db.query("SELECT data, version FROM resources");
+    for ops in [
+        json!([{"op": "add", "path": "members", "value": [{"value": gid}]}]),
+        json!([{"op": "Add", "value": {"members": [{"value": gid}]}}]),
+        json!([{"op": "replace", "path": "members", "value": [{"value": gid}]}]),
+    ] {
+        let before = h.db.round_trips.get();
+        let r = h.call(
+            Method::Patch,
+            &format!("/Groups/{gid}"),
+            Some(patch_body(ops.clone())),
+        );
+        assert_error(&r, 400, Some("invalidValue"));
+        assert_eq!(
+            h.db.round_trips.get() - before,
+            1,
+            "{ops}: only the failure log"
+        );
+    }
+    assert_eq!(h.db.query("SELECT data, version FROM resources"), stored);
+    assert_eq!(h.db.query("SELECT count(*) AS n FROM members")[0]["n"], 0);
+}

@@ -17,8 +17,10 @@
 )]
 
 use scim_edge::error::ScimError;
+use scim_edge::patch::PatchRequest;
 use scim_edge::schema::{ResourceType, GROUP_SCHEMA, USER_SCHEMA};
 use scim_edge::sql::MAX_PARAMS;
+use scim_edge::tolerance::Tolerances;
 use serde_json::{json, Map, Value};
 
 fn assert_client_error(e: &ScimError, what: &str) {
@@ -185,6 +187,43 @@ pub fn patch(data: &[u8]) {
         }
         (Err(a), Err(b)) => assert_eq!(a.status, b.status, "apply_text fails as apply does"),
         (a, b) => panic!("apply gave {a:?}, apply_text gave {b:?}"),
+    }
+    // The handler's flow: parsed leniently before the read, the tenant's strictness known
+    // only after it. A body the lenient parse refuses is refused whatever the strictness
+    // (a strict tenant may hear of another fault first); one it accepts must end exactly as
+    // parsing and applying in one go does.
+    let mut parsed = Tolerances::lenient();
+    match PatchRequest::parse(rt, &body, &mut parsed) {
+        Err(e) => {
+            assert_client_error(&e, "PatchRequest::parse");
+            assert!(
+                result.is_err(),
+                "the lenient parse refuses what apply accepts"
+            );
+        }
+        Ok(req) => {
+            let split = req
+                .tolerances_for(&body, &parsed, strict)
+                .and_then(|collector| req.apply_text(&text, collector));
+            match (&result, split) {
+                (Ok(full), Ok(t)) => {
+                    assert_eq!(
+                        t.changed, full.changed,
+                        "parse, read, apply: the same changes"
+                    );
+                    assert_eq!(
+                        t.tolerances, full.tolerances,
+                        "parse, read, apply: the same quirks"
+                    );
+                }
+                (Err(a), Err(b)) => assert_eq!(
+                    (a.status, a.scim_type, &a.detail),
+                    (b.status, b.scim_type, &b.detail),
+                    "parse, read, apply fails as apply does"
+                ),
+                (a, b) => panic!("apply gave {a:?}, parse then apply gave {b:?}"),
+            }
+        }
     }
     match result {
         Ok(out) => {

@@ -149,6 +149,33 @@ pub fn parse_attr_path(input: &str) -> Result<AttrPath, ScimError> {
     parser::parse_attr_path(input).map_err(|e| e.into_filter_error())
 }
 
+/// A PATCH operation's `path`: `attrPath` or `valuePath ["." subAttr]` (RFC 7644 §3.5.2),
+/// parsed by the filter grammar so that a path means the same in a filter and in a PATCH.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchPath {
+    /// `[URN ":"] name ["." sub]`.
+    pub path: AttrPath,
+    /// The value filter between `[` and `]`.
+    pub filter: Option<Filter>,
+    /// The sub-attribute after `].`.
+    pub sub: Option<String>,
+}
+
+/// Parses a PATCH `path`. Malformed paths (brackets included) are `400 invalidPath`; a
+/// malformed filter between the brackets is `400 invalidFilter`, as in a query.
+pub fn parse_patch_path(input: &str) -> Result<PatchPath, ScimError> {
+    parser::parse_patch_path(input).map_err(|(in_filter, e)| {
+        if in_filter {
+            e.into_filter_error()
+        } else {
+            ScimError::invalid_path(format!(
+                "invalid path '{input}' at position {}: {}",
+                e.pos, e.msg
+            ))
+        }
+    })
+}
+
 /// `parse_attr_path` with the located error, for callers that report it differently
 /// (`sortBy` failures are `invalidValue`).
 pub(crate) fn parser_attr_path(input: &str) -> Result<AttrPath, PosError> {

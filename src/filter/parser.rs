@@ -56,6 +56,79 @@ pub(crate) fn parse_attr_path(input: &str) -> PResult<AttrPath> {
     }
 }
 
+/// A PATCH operation's `path` (RFC 7644 §3.5.2: `attrPath / valuePath ["." subAttr]`), read
+/// with the filter's own attribute-path and value-filter rules so that PATCH has no grammar of
+/// its own. On failure, `true` marks an error in the filter between the brackets; the brackets
+/// themselves (missing `]`, empty or nested `[...]`) and everything else belong to the path.
+pub(crate) fn parse_patch_path(input: &str) -> Result<super::PatchPath, (bool, PosError)> {
+    let path_err = |e| (false, e);
+    check_length(input).map_err(path_err)?;
+    let mut p = Parser::new(input);
+    p.skip_ws();
+    let path = p.attr_path().map_err(path_err)?;
+    let mut out = super::PatchPath {
+        path,
+        filter: None,
+        sub: None,
+    };
+    if p.peek() == Some('[') {
+        out.filter = Some(p.patch_value_filter(&out.path)?);
+        if p.peek() == Some('.') {
+            p.pos += 1;
+            let sub = p.name_segment("a sub-attribute name after '].'");
+            out.sub = Some(sub.map_err(path_err)?);
+        }
+    }
+    p.skip_ws();
+    match p.peek() {
+        None => Ok(out),
+        Some(_) => Err((
+            false,
+            p.err(p.pos, "expected '[', '.' or the end of the path"),
+        )),
+    }
+}
+
+impl Parser {
+    /// `"[" valFilter "]"` of a PATCH path, with the cursor on the `[`.
+    fn patch_value_filter(&mut self, path: &AttrPath) -> Result<Filter, (bool, PosError)> {
+        let open = self.pos;
+        if path.sub.is_some() {
+            let msg = format!(
+                "a value filter '[...]' applies to an attribute, not to the sub-attribute '{path}'"
+            );
+            return Err((false, self.err(open, msg)));
+        }
+        self.pos += 1;
+        self.skip_ws();
+        if matches!(self.peek(), None | Some(']')) {
+            return Err((false, self.err(self.pos, "the value filter is empty")));
+        }
+        self.enter(open).map_err(|e| (false, e))?;
+        // Running off the end (an unclosed `[`) or into a nested `[` is the path's fault.
+        let structural = |p: &Parser, e: &PosError| {
+            matches!(p.chars.get(e.pos.saturating_sub(1)), None | Some('['))
+        };
+        let inner = self
+            .parse_or(Ctx::InBrackets)
+            .map_err(|e| (!structural(self, &e), e))?;
+        self.skip_ws();
+        if self.peek() != Some(']') {
+            let e = self.err(
+                self.pos,
+                format!(
+                    "expected 'and', 'or' or ']' to close the '[' at position {}",
+                    open + 1
+                ),
+            );
+            return Err((!structural(self, &e), e));
+        }
+        self.pos += 1;
+        self.depth -= 1;
+        Ok(inner)
+    }
+}
+
 fn check_length(input: &str) -> PResult<()> {
     if input.len() > MAX_FILTER_BYTES {
         let pos = input
