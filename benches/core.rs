@@ -20,14 +20,14 @@
     clippy::indexing_slicing
 )]
 
-use scim_edge::api;
-use scim_edge::filter;
-use scim_edge::patch;
-use scim_edge::projection::Projection;
-use scim_edge::query;
-use scim_edge::resource;
-use scim_edge::schema::ResourceType;
-use scim_edge::sql::SqlValue;
+use scim_edge::proto::filter;
+use scim_edge::proto::patch;
+use scim_edge::proto::projection::Projection;
+use scim_edge::proto::resource;
+use scim_edge::proto::schema::ResourceType;
+use scim_edge::service::scim;
+use scim_edge::store::query;
+use scim_edge::store::sql::SqlValue;
 use scim_edge::store::{parse_row, Row, Stored};
 use serde_json::{json, Map, Value};
 use std::hint::black_box;
@@ -237,7 +237,7 @@ fn main() {
             ..current
         };
         let mut resp = Vec::new();
-        api::write_resource(&mut resp, &written, &none, BASE).unwrap();
+        scim::write_resource(&mut resp, &written, &none, BASE).unwrap();
         resp
     });
 
@@ -258,7 +258,7 @@ fn main() {
                 ..current
             };
             let mut resp = Vec::new();
-            api::write_resource(&mut resp, &written, &none, BASE).unwrap();
+            scim::write_resource(&mut resp, &written, &none, BASE).unwrap();
             resp
         },
     );
@@ -276,7 +276,7 @@ fn main() {
         || {
             let s = parse_row(&row, true).unwrap();
             let mut out = Vec::new();
-            api::write_resource(&mut out, &s, &none, BASE).unwrap();
+            scim::write_resource(&mut out, &s, &none, BASE).unwrap();
             out
         },
     );
@@ -291,7 +291,7 @@ fn main() {
         || {
             let s = parse_row(&row, true).unwrap();
             let mut out = Vec::new();
-            api::write_resource(&mut out, &s, &some, BASE).unwrap();
+            scim::write_resource(&mut out, &s, &some, BASE).unwrap();
             out
         },
     );
@@ -305,7 +305,7 @@ fn main() {
                 body.push(b',');
             }
             let s = parse_row(row, true).unwrap();
-            api::write_resource(&mut body, &s, &none, BASE).unwrap();
+            scim::write_resource(&mut body, &s, &none, BASE).unwrap();
         }
         body.extend_from_slice(b"]}");
         body

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what is missing (scripts/setup.sh), then
-#   1. native tests of the protocol core (cargo test, real SQLite with the D1 migrations),
+#   0. formatting, and clippy with the crate's lints as errors (native and wasm builds),
+#   1. native tests of the protocol core (cargo test, real SQLite with the D1 migrations) and
+#      the architecture test (tests/architecture.rs: layers and import cycles),
 #      and a bounded cargo-fuzz run of the parsers (scripts/fuzz.sh; skipped without nightly),
 #   2. the release wasm build, with its size checked against the budget, and the same build
 #      with test-only fault injection (build-faults/, for tests/e2e/faults.test.mjs),
@@ -20,6 +22,11 @@ bash scripts/setup.sh --python --fuzz --browser
 
 step "format"
 cargo fmt --check
+
+step "lints (clippy; unwrap/expect/panic/indexing denied outside tests)"
+cargo clippy --all-targets -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --features fault-injection -- -D warnings
 
 step "native tests"
 cargo test --all-targets

@@ -1,7 +1,7 @@
 //! Native test support: the `Db` trait over rusqlite with the bundled SQLite, initialised from
 //! the same migration files D1 applies, plus a minimal executor for the async handlers.
 
-use crate::sql::{SqlValue, Stmt};
+use crate::store::sql::{SqlValue, Stmt};
 use crate::store::{Db, DbError, Row};
 use rusqlite::types::ValueRef;
 use serde_json::Value;
@@ -64,7 +64,7 @@ fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
 }
 
 /// What D1 binds for an integer parameter: the worker hands it over as a JavaScript double
-/// (`worker_glue::bind`), exact only up to 2^53, and a double outside the 64-bit range
+/// (`worker::bind`), exact only up to 2^53, and a double outside the 64-bit range
 /// (i64::MAX rounds up to 2^63) arrives as a REAL, which `LIMIT`/`OFFSET` refuse with
 /// `datatype mismatch`. Native tests bind the same, so they see what the worker sees.
 fn d1_integer(i: i64) -> rusqlite::types::Value {
@@ -141,7 +141,7 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
 /// ordered timestamps.
 pub struct Server {
     pub db: SqliteDb,
-    pub config: crate::api::Config,
+    pub config: crate::service::ctx::Config,
     pub now_ms: i64,
 }
 
@@ -150,30 +150,30 @@ impl Server {
     pub fn new(tokens: &[&str], admin: Option<&str>) -> Server {
         Server {
             db: SqliteDb::new(),
-            config: crate::api::Config {
+            config: crate::service::ctx::Config {
                 tokens: tokens.iter().map(|t| t.to_string()).collect(),
                 admin_token: admin.map(str::to_string),
-                ..crate::api::Config::default()
+                ..crate::service::ctx::Config::default()
             },
             now_ms: 1_700_000_000_000,
         }
     }
 
-    pub fn send(&mut self, req: crate::http::Request) -> crate::http::Response {
+    pub fn send(&mut self, req: crate::service::http::Request) -> crate::service::http::Response {
         self.now_ms += 1000;
-        let ctx = crate::api::Ctx::new(&self.db, &self.config, self.now_ms);
-        block_on(crate::api::handle(&ctx, &req))
+        let ctx = crate::service::ctx::Ctx::new(&self.db, &self.config, self.now_ms);
+        block_on(crate::service::handle(&ctx, &req))
     }
 
     /// `method path` with a bearer token and, if given, a JSON body.
     pub fn call(
         &mut self,
-        method: crate::http::Method,
+        method: crate::service::http::Method,
         path: &str,
         token: &str,
         body: Option<Value>,
-    ) -> crate::http::Response {
-        let mut req = crate::http::Request::new(method, path, "https://scim.test")
+    ) -> crate::service::http::Response {
+        let mut req = crate::service::http::Request::new(method, path, "https://scim.test")
             .with_header("authorization", &format!("Bearer {token}"));
         if let Some(b) = body {
             req = req

@@ -16,11 +16,11 @@
     clippy::indexing_slicing
 )]
 
-use scim_edge::error::ScimError;
-use scim_edge::patch::PatchRequest;
-use scim_edge::schema::{ResourceType, GROUP_SCHEMA, USER_SCHEMA};
-use scim_edge::sql::MAX_PARAMS;
-use scim_edge::tolerance::Tolerances;
+use scim_edge::proto::error::ScimError;
+use scim_edge::proto::patch::PatchRequest;
+use scim_edge::proto::schema::{ResourceType, GROUP_SCHEMA, USER_SCHEMA};
+use scim_edge::proto::tolerance::Tolerances;
+use scim_edge::store::sql::MAX_PARAMS;
 use serde_json::{json, Map, Value};
 
 fn assert_client_error(e: &ScimError, what: &str) {
@@ -46,30 +46,30 @@ pub fn filter(data: &[u8]) {
     };
     let rt = pick_rt(first);
     let text = String::from_utf8_lossy(rest);
-    let parsed = match scim_edge::filter::parse(&text) {
+    let parsed = match scim_edge::proto::filter::parse(&text) {
         Ok(f) => f,
         Err(e) => return assert_client_error(&e, "filter::parse"),
     };
     // The canonical text parses back to the same filter, unless canonicalisation (quoting,
     // parentheses, U+FFFD for invalid UTF-8) pushed it over the length or depth limit.
     let canonical = parsed.to_string();
-    match scim_edge::filter::parse(&canonical) {
+    match scim_edge::proto::filter::parse(&canonical) {
         Ok(again) => assert_eq!(
             again.to_string(),
             canonical,
             "canonical text is a fixed point"
         ),
         Err(e) => assert!(
-            canonical.len() > scim_edge::filter::MAX_FILTER_BYTES
+            canonical.len() > scim_edge::proto::filter::MAX_FILTER_BYTES
                 || e.detail.contains("nests deeper"),
             "canonical filter {canonical:?} does not parse: {e}"
         ),
     }
-    if let Err(e) = scim_edge::filter::bind(&parsed, rt) {
+    if let Err(e) = scim_edge::proto::filter::bind(&parsed, rt) {
         return assert_client_error(&e, "filter::bind");
     }
     let mut params = Vec::new();
-    match scim_edge::query::where_sql(&parsed, rt, &mut params) {
+    match scim_edge::store::query::where_sql(&parsed, rt, &mut params) {
         Ok(sql) => {
             assert_eq!(
                 sql.matches('?').count(),
@@ -95,16 +95,16 @@ pub fn attr_path(data: &[u8]) {
         return;
     };
     let text = String::from_utf8_lossy(rest);
-    match scim_edge::filter::parse_attr_path(&text) {
+    match scim_edge::proto::filter::parse_attr_path(&text) {
         Ok(p) => {
             let canonical = p.to_string();
-            let again = scim_edge::filter::parse_attr_path(&canonical)
+            let again = scim_edge::proto::filter::parse_attr_path(&canonical)
                 .unwrap_or_else(|e| panic!("canonical path {canonical:?} does not parse: {e}"));
             assert_eq!(again.to_string(), canonical);
         }
         Err(e) => assert_client_error(&e, "filter::parse_attr_path"),
     }
-    if let Err(e) = scim_edge::query::sort_sql(&text, pick_rt(first)) {
+    if let Err(e) = scim_edge::store::query::sort_sql(&text, pick_rt(first)) {
         assert_client_error(&e, "query::sort_sql");
     }
     // The same text as an `attributes` / `excludedAttributes` list.
@@ -113,7 +113,8 @@ pub fn attr_path(data: &[u8]) {
     } else {
         (None, Some(&*text))
     };
-    if let Err(e) = scim_edge::projection::Projection::parse(attrs, excluded, pick_rt(first)) {
+    if let Err(e) = scim_edge::proto::projection::Projection::parse(attrs, excluded, pick_rt(first))
+    {
         assert_client_error(&e, "projection::parse");
     }
 }
@@ -164,13 +165,13 @@ pub fn patch(data: &[u8]) {
     };
     let strict = flags & 2 != 0;
     let stored = current(rt);
-    let result = scim_edge::patch::apply(rt, &stored, &body, strict);
+    let result = scim_edge::proto::patch::apply(rt, &stored, &body, strict);
     // The request path patches the stored text, parsing only what the operations address:
     // it must agree with the patch of the parsed resource.
     let text = serde_json::to_string(&stored).expect("stored data serialises");
     match (
         &result,
-        scim_edge::patch::apply_text(rt, &text, &body, strict),
+        scim_edge::proto::patch::apply_text(rt, &text, &body, strict),
     ) {
         (Ok(full), Ok(t)) => {
             let changed = full.changed.iter().any(|n| n != "members");
@@ -228,7 +229,7 @@ pub fn patch(data: &[u8]) {
     match result {
         Ok(out) => {
             // A PATCH can never store what a PUT would reject.
-            let v = scim_edge::resource::validate(rt, &with_schemas(rt, &out.data))
+            let v = scim_edge::proto::resource::validate(rt, &with_schemas(rt, &out.data))
                 .unwrap_or_else(|e| panic!("patched data is not a valid resource: {e}"));
             assert_eq!(
                 v.data, out.data,
@@ -250,10 +251,10 @@ pub fn resource(data: &[u8]) {
     let Some((rt, _, body)) = typed_body(data) else {
         return;
     };
-    match scim_edge::resource::validate(rt, &body) {
+    match scim_edge::proto::resource::validate(rt, &body) {
         Ok(v) => {
             // Validation is idempotent: the stored shape validates to itself.
-            let again = scim_edge::resource::validate(rt, &with_schemas(rt, &v.data))
+            let again = scim_edge::proto::resource::validate(rt, &with_schemas(rt, &v.data))
                 .unwrap_or_else(|e| panic!("validated data does not validate again: {e}"));
             assert_eq!(again.data, v.data, "validation is idempotent");
             assert!(!v.data.contains_key("schemas") && !v.data.contains_key("id"));

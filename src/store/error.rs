@@ -6,7 +6,7 @@
 //! names the constraint by what it protects. Callers match on kinds, never on messages or HTTP
 //! statuses; the service maps each kind to its SCIM error in one place.
 
-use crate::error::ScimError;
+use crate::proto::error::ScimError;
 
 /// A failure of one `Db::batch`, classified from the engine's message.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,9 +2,9 @@
 //! instead of sorting every matching resource first.
 
 use super::{Db, DbError, ListPage, ListQuery, Row, Store};
-use crate::cursor::Position;
-use crate::schema::ResourceType;
-use crate::sql::Stmt;
+use crate::proto::schema::ResourceType;
+use crate::store::cursor::Position;
+use crate::store::sql::Stmt;
 use crate::testing::{block_on, SqliteDb};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -92,15 +92,16 @@ fn query(
 ) -> ListQuery {
     let mut q = ListQuery {
         rt,
-        order: Some(crate::query::sort_sql(sort, rt).expect("sortable")),
+        order: Some(crate::store::query::sort_sql(sort, rt).expect("sortable")),
         descending,
         start_index: 1,
         count: 2,
         ..ListQuery::default()
     };
     if let Some(f) = filter {
-        let parsed = crate::filter::parse(f).expect("filter parses");
-        q.where_sql = Some(crate::query::where_sql(&parsed, rt, &mut q.params).expect("plans"));
+        let parsed = crate::proto::filter::parse(f).expect("filter parses");
+        q.where_sql =
+            Some(crate::store::query::where_sql(&parsed, rt, &mut q.params).expect("plans"));
     }
     q
 }
@@ -309,7 +310,7 @@ fn sorted_pages_follow_the_reference_order_in_both_paging_styles() {
     let mut checked = 0;
     for rt in [USER, GROUP, None] {
         for sort in SORTS {
-            if crate::query::sort_sql(sort, rt).is_err() {
+            if crate::store::query::sort_sql(sort, rt).is_err() {
                 continue; // userName and title are not Group attributes
             }
             for descending in [false, true] {

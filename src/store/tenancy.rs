@@ -4,10 +4,69 @@
 //! tenant) and [`list_tenants`] (the admin API's tenant list).
 
 use super::{int, Store};
-use crate::credentials::{Kind, Verified};
-use crate::sql::{SqlValue, Stmt};
+use crate::store::sql::{SqlValue, Stmt};
 use crate::store::{Db, Result, Row, StoreError};
 use serde_json::Value;
+
+/// What a stored credential is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A long-lived SCIM bearer token (pasted into the IdP as "Secret Token").
+    Bearer,
+    /// An OAuth 2.0 client (id + secret), usable only at the token endpoint.
+    Client,
+    /// A short-lived bearer token issued by the token endpoint to a client.
+    Access,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Bearer => "bearer",
+            Kind::Client => "client",
+            Kind::Access => "access",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "bearer" => Some(Kind::Bearer),
+            "client" => Some(Kind::Client),
+            "access" => Some(Kind::Access),
+            _ => None,
+        }
+    }
+
+    /// The secret's prefix: every kind starts with `TOKEN_PREFIX` (`crate::service::credentials`), the rest tells them apart.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Bearer => "scim_",
+            Kind::Client => "scim_cs_",
+            Kind::Access => "scim_at_",
+        }
+    }
+
+    /// Whether a credential of this kind authenticates SCIM requests.
+    pub fn is_scim(self) -> bool {
+        matches!(self, Kind::Bearer | Kind::Access)
+    }
+}
+
+/// A credential that was found valid: which tenant it belongs to and until when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub tenant: String,
+    pub credential_id: String,
+    pub kind: Kind,
+    /// Absolute expiry in ms since the epoch, if the credential expires.
+    pub expires_ms: Option<i64>,
+}
+
+impl Verified {
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expires_ms.is_some_and(|e| now_ms >= e)
+    }
+}
 
 /// A tenant as the admin API shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +123,7 @@ pub struct Rotated {
     pub capped: Vec<String>,
 }
 
-/// A credential to insert; `hash` is [`crate::credentials::hash`] of the secret.
+/// A credential to insert; `hash` is [`crate::service::credentials::hash`] of the secret.
 #[derive(Debug, Clone)]
 pub struct NewCredential<'x> {
     pub id: &'x str,
@@ -147,7 +206,8 @@ pub async fn verify_token<D: Db>(db: &D, hash: &str, now: &str) -> Result<Option
         kind: Kind::parse(&text(row, "kind")?).ok_or(StoreError::Corrupt("credential kind"))?,
         expires_ms: match expires {
             Some(e) => Some(
-                crate::time::parse_rfc3339(&e).ok_or(StoreError::Corrupt("credential expiry"))?,
+                crate::proto::time::parse_rfc3339(&e)
+                    .ok_or(StoreError::Corrupt("credential expiry"))?,
             ),
             None => None,
         },

@@ -2,7 +2,7 @@
 //! by `Store::update` in the same batch as the write it belongs to), for the admin console.
 
 use super::{int, Store};
-use crate::sql::Stmt;
+use crate::store::sql::Stmt;
 use crate::store::{Db, Result};
 use serde_json::Value;
 

@@ -91,7 +91,7 @@ test("a panic in a scheduled run fails the run visibly (logged with a run id), a
   const f = await startWorker({ options: { scriptPath: FAULTS_ENTRY, handleRuntimeStdio: capture } });
   try {
     const worker = await f.mf.getWorker();
-    // The fault-injection build panics on this cron expression (src/worker_glue.rs).
+    // The fault-injection build panics on this cron expression (src/worker/mod.rs).
     const failed = await worker.scheduled({ cron: "0 0 31 2 *" });
     assert.equal(failed.outcome, "exception", JSON.stringify(failed));
     await new Promise((r) => setTimeout(r, 200)); // let the runtime's output drain

@@ -1,0 +1,443 @@
+//! `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5) and the `returned` characteristic
+//! (RFC 7643 §2.4). The projection is resolved against the schema before any I/O so that the
+//! store can skip work nobody asked for (e.g. loading 100k group members).
+
+use crate::proto::error::{Result, ScimError};
+use crate::proto::schema::{self, Attribute, Mutability, ResourceType, Returned};
+use serde_json::{Map, Value};
+
+/// One attribute reference: `schema` is `None` for core/common attributes, else the
+/// extension URN; names are canonical.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AttrRef {
+    schema: Option<String>,
+    attr: String,
+    sub: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Projection {
+    include: Vec<AttrRef>,
+    exclude: Vec<AttrRef>,
+}
+
+impl Projection {
+    /// Parses the two comma-separated lists. For a root search (`rt == None`) a name must be
+    /// known to at least one resource type.
+    pub fn parse(
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+        rt: Option<ResourceType>,
+    ) -> Result<Projection> {
+        let types: Vec<ResourceType> = match rt {
+            Some(rt) => vec![rt],
+            None => ResourceType::ALL.to_vec(),
+        };
+        let parse_list = |list: Option<&str>| -> Result<Vec<AttrRef>> {
+            let mut out = Vec::new();
+            for raw in list
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                let resolved = types.iter().find_map(|t| resolve(*t, raw));
+                out.push(resolved.ok_or_else(|| {
+                    ScimError::invalid_value(format!(
+                        "unknown attribute '{raw}' in attributes/excludedAttributes"
+                    ))
+                })?);
+            }
+            Ok(out)
+        };
+        Ok(Projection {
+            include: parse_list(attributes)?,
+            exclude: parse_list(excluded)?,
+        })
+    }
+
+    /// Whether the rendered resource will contain `attr` (a top-level core attribute name) —
+    /// lets the store skip loading `members`/`groups`.
+    pub fn wants(&self, rt: ResourceType, attr: &str) -> bool {
+        let Some(def) = rt.core_schema().attr(attr) else {
+            return false;
+        };
+        if def.returned == Returned::Never {
+            return false;
+        }
+        if def.returned == Returned::Always {
+            return true;
+        }
+        if !self.include.is_empty() {
+            return self
+                .include
+                .iter()
+                .any(|r| r.schema.is_none() && r.attr == def.name);
+        }
+        if def.returned == Returned::Request {
+            return false;
+        }
+        !self
+            .exclude
+            .iter()
+            .any(|r| r.schema.is_none() && r.attr == def.name && r.sub.is_none())
+    }
+
+    /// Whether this projection leaves every stored attribute of `rt` as it is, so a response
+    /// may carry the stored `data` text verbatim (`resource::write_spliced`): nothing is
+    /// asked for by name, only attributes that are not in `data` are excluded, and no stored
+    /// attribute or sub-attribute is `returned: never` or `request` (the schemas have none
+    /// today; this keeps the fast path honest if one is added).
+    pub fn leaves_stored_data(&self, rt: ResourceType) -> bool {
+        let not_stored = |r: &AttrRef| {
+            r.schema.is_none() && matches!(r.attr.as_str(), "members" | "groups" | "meta" | "id")
+        };
+        self.include.is_empty()
+            && self.exclude.iter().all(not_stored)
+            && stored_returned_by_default(rt)
+    }
+
+    /// Whether `attributes` or `excludedAttributes` names the top-level core or common
+    /// attribute `name` (or one of its sub-attributes).
+    pub fn names(&self, name: &str) -> bool {
+        self.include
+            .iter()
+            .chain(&self.exclude)
+            .any(|r| r.schema.is_none() && r.attr == name)
+    }
+
+    /// Applies the projection to a fully rendered resource in place.
+    pub fn apply(&self, rt: ResourceType, resource: &mut Value) {
+        let Some(obj) = resource.as_object_mut() else {
+            return;
+        };
+        let keys: Vec<String> = obj.keys().cloned().collect();
+        for key in keys {
+            if key == "schemas" {
+                continue;
+            }
+            if let Some(ext) = rt.extension(&key) {
+                let urn = Some(ext.id.clone());
+                if let Some(Value::Object(inner)) = obj.get_mut(&key) {
+                    self.filter_object(&urn, inner, |name| ext.attr(name));
+                    if inner.is_empty() {
+                        obj.remove(&key);
+                    }
+                }
+                continue;
+            }
+            let def = rt
+                .core_schema()
+                .attr(&key)
+                .or_else(|| schema::common_attr(&key));
+            let Some(def) = def else { continue };
+            match self.decide(&None, def) {
+                Decision::Drop => {
+                    obj.remove(&key);
+                }
+                Decision::Keep => {}
+                Decision::Subs(subs, keep) => {
+                    if let Some(v) = obj.get_mut(&key) {
+                        prune_subs(v, &subs, keep);
+                    }
+                }
+            }
+            let hidden = self.hidden_subs(&None, def);
+            if let (false, Some(v)) = (hidden.is_empty(), obj.get_mut(&key)) {
+                prune_subs(v, &hidden, false);
+            }
+        }
+    }
+
+    fn filter_object(
+        &self,
+        urn: &Option<String>,
+        inner: &mut Map<String, Value>,
+        lookup: impl Fn(&str) -> Option<&'static Attribute>,
+    ) {
+        let keys: Vec<String> = inner.keys().cloned().collect();
+        for key in keys {
+            let Some(def) = lookup(&key) else { continue };
+            match self.decide(urn, def) {
+                Decision::Drop => {
+                    inner.remove(&key);
+                }
+                Decision::Keep => {}
+                Decision::Subs(subs, keep) => {
+                    if let Some(v) = inner.get_mut(&key) {
+                        prune_subs(v, &subs, keep);
+                    }
+                }
+            }
+            let hidden = self.hidden_subs(urn, def);
+            if let (false, Some(v)) = (hidden.is_empty(), inner.get_mut(&key)) {
+                prune_subs(v, &hidden, false);
+            }
+        }
+    }
+
+    /// Sub-attributes that must not appear: `returned: never`, and `returned: request` ones
+    /// the client did not name explicitly (e.g. `attributes=members.display`).
+    fn hidden_subs(&self, urn: &Option<String>, def: &Attribute) -> Vec<String> {
+        def.sub_attributes
+            .iter()
+            .filter(|s| match s.returned {
+                Returned::Never => true,
+                Returned::Request => !self.include.iter().any(|r| {
+                    &r.schema == urn
+                        && r.attr == def.name
+                        && r.sub.as_deref() == Some(s.name.as_str())
+                }),
+                _ => false,
+            })
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    fn decide(&self, urn: &Option<String>, def: &Attribute) -> Decision {
+        if def.returned == Returned::Never {
+            return Decision::Drop;
+        }
+        if def.returned == Returned::Always {
+            return Decision::Keep;
+        }
+        let same = |r: &&AttrRef| &r.schema == urn && r.attr == def.name;
+        if !self.include.is_empty() {
+            let refs: Vec<&AttrRef> = self.include.iter().filter(same).collect();
+            if refs.is_empty() {
+                return Decision::Drop;
+            }
+            if refs.iter().any(|r| r.sub.is_none()) {
+                return Decision::Keep;
+            }
+            let mut subs: Vec<String> = refs.iter().filter_map(|r| r.sub.clone()).collect();
+            // Sub-attributes that are always returned stay (none in the core schemas today).
+            subs.extend(
+                def.sub_attributes
+                    .iter()
+                    .filter(|s| s.returned == Returned::Always)
+                    .map(|s| s.name.clone()),
+            );
+            return Decision::Subs(subs, true);
+        }
+        if def.returned == Returned::Request {
+            return Decision::Drop;
+        }
+        let refs: Vec<&AttrRef> = self.exclude.iter().filter(same).collect();
+        if refs.iter().any(|r| r.sub.is_none()) {
+            return Decision::Drop;
+        }
+        if refs.is_empty() {
+            return Decision::Keep;
+        }
+        Decision::Subs(refs.iter().filter_map(|r| r.sub.clone()).collect(), false)
+    }
+}
+
+/// Whether every attribute and sub-attribute `data` can hold for `rt` is returned by
+/// default. A property of the schemas, worked out once rather than for every rendered
+/// resource.
+fn stored_returned_by_default(rt: ResourceType) -> bool {
+    static BY_TYPE: std::sync::OnceLock<[bool; 2]> = std::sync::OnceLock::new();
+    let all = BY_TYPE.get_or_init(|| {
+        ResourceType::ALL.map(|rt| {
+            stored_attributes(rt).all(|a| {
+                std::iter::once(a)
+                    .chain(&a.sub_attributes)
+                    .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
+            })
+        })
+    });
+    match rt {
+        ResourceType::User => all[0],
+        ResourceType::Group => all[1],
+    }
+}
+
+/// The attributes `data` can hold: what validation keeps (not readOnly, not writeOnly), minus
+/// `members`, which lives in its own table.
+fn stored_attributes(rt: ResourceType) -> impl Iterator<Item = &'static Attribute> {
+    rt.core_schema()
+        .attributes
+        .iter()
+        .chain(rt.extensions().iter().flat_map(|e| &e.attributes))
+        .filter(|a| {
+            !matches!(a.mutability, Mutability::ReadOnly | Mutability::WriteOnly)
+                && a.name != "members"
+        })
+}
+
+enum Decision {
+    Keep,
+    Drop,
+    /// Keep (`true`) or drop (`false`) only the listed sub-attributes.
+    Subs(Vec<String>, bool),
+}
+
+fn prune_subs(v: &mut Value, subs: &[String], keep: bool) {
+    let prune = |o: &mut Map<String, Value>| o.retain(|k, _| subs.iter().any(|s| s == k) == keep);
+    match v {
+        Value::Object(o) => prune(o),
+        Value::Array(items) => {
+            for item in items.iter_mut() {
+                if let Value::Object(o) = item {
+                    prune(o);
+                }
+            }
+            items.retain(|i| !matches!(i, Value::Object(o) if o.is_empty()));
+        }
+        _ => {}
+    }
+}
+
+/// Resolves `name`, `name.sub`, `urn:...:name[.sub]` to canonical names.
+fn resolve(rt: ResourceType, raw: &str) -> Option<AttrRef> {
+    let (schema_urn, path) = match crate::proto::schema::split_urn(raw) {
+        // `urn:...:User:name.givenName` — split_urn splits at the last ':', which precedes the path.
+        Some((urn, path)) => (Some(urn), path),
+        None => (None, raw),
+    };
+    let (attr, sub) = match path.split_once('.') {
+        Some((a, s)) => (a, Some(s)),
+        None => (path, None),
+    };
+    let (schema_id, def): (Option<String>, &Attribute) = match schema_urn {
+        Some(urn) if urn.eq_ignore_ascii_case(&rt.core_schema().id) => {
+            (None, rt.core_schema().attr(attr)?)
+        }
+        Some(urn) => {
+            let ext = rt.extension(urn)?;
+            (Some(ext.id.clone()), ext.attr(attr)?)
+        }
+        None => (
+            None,
+            rt.core_schema()
+                .attr(attr)
+                .or_else(|| schema::common_attr(attr))?,
+        ),
+    };
+    let sub = match sub {
+        Some(s) => Some(def.sub(s)?.name.clone()),
+        None => None,
+    };
+    Some(AttrRef {
+        schema: schema_id,
+        attr: def.name.clone(),
+        sub,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::schema::ENTERPRISE_USER_SCHEMA;
+    use serde_json::json;
+
+    fn sample() -> Value {
+        json!({
+            "schemas": ["s"], "id": "1", "userName": "u", "displayName": "d",
+            "name": {"givenName": "g", "familyName": "f"},
+            "emails": [{"value": "e", "type": "work"}],
+            ENTERPRISE_USER_SCHEMA: {"department": "x", "division": "y"},
+            "meta": {"resourceType": "User"}
+        })
+    }
+
+    #[test]
+    fn attributes_keeps_listed_plus_always() {
+        let p = Projection::parse(
+            Some("userName,NAME.givenName"),
+            None,
+            Some(ResourceType::User),
+        )
+        .expect("ok");
+        let mut r = sample();
+        p.apply(ResourceType::User, &mut r);
+        assert_eq!(
+            r,
+            json!({"schemas": ["s"], "id": "1", "userName": "u", "name": {"givenName": "g"}})
+        );
+    }
+
+    #[test]
+    fn excluded_drops_but_never_id() {
+        let p = Projection::parse(
+            None,
+            Some(format!("emails,id,{ENTERPRISE_USER_SCHEMA}:division,meta").as_str()),
+            Some(ResourceType::User),
+        )
+        .expect("ok");
+        let mut r = sample();
+        p.apply(ResourceType::User, &mut r);
+        assert!(r.get("emails").is_none() && r.get("meta").is_none());
+        assert_eq!(r["id"], "1");
+        assert_eq!(r[ENTERPRISE_USER_SCHEMA], json!({"department": "x"}));
+    }
+
+    #[test]
+    fn wants_tells_the_store_what_to_load() {
+        let p = Projection::parse(None, Some("members"), Some(ResourceType::Group)).expect("ok");
+        assert!(!p.wants(ResourceType::Group, "members"));
+        let p =
+            Projection::parse(Some("displayName"), None, Some(ResourceType::Group)).expect("ok");
+        assert!(!p.wants(ResourceType::Group, "members"));
+        assert!(Projection::default().wants(ResourceType::User, "groups"));
+    }
+
+    #[test]
+    fn request_only_sub_attributes_need_naming() {
+        let group = json!({"schemas": ["s"], "id": "g", "displayName": "G",
+            "members": [{"value": "u", "display": "U", "type": "User"}]});
+        let mut r = group.clone();
+        Projection::default().apply(ResourceType::Group, &mut r);
+        assert_eq!(r["members"], json!([{"value": "u", "type": "User"}]));
+        let mut r = group.clone();
+        Projection::parse(Some("members"), None, Some(ResourceType::Group))
+            .expect("ok")
+            .apply(ResourceType::Group, &mut r);
+        assert_eq!(r["members"], json!([{"value": "u", "type": "User"}]));
+        let mut r = group;
+        Projection::parse(
+            Some("members.value,members.display"),
+            None,
+            Some(ResourceType::Group),
+        )
+        .expect("ok")
+        .apply(ResourceType::Group, &mut r);
+        assert_eq!(r["members"], json!([{"value": "u", "display": "U"}]));
+    }
+
+    #[test]
+    fn unknown_names_are_rejected() {
+        let e = Projection::parse(Some("nope"), None, Some(ResourceType::User)).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(Projection::parse(Some("userName"), None, None).is_ok());
+        assert!(Projection::parse(Some("members"), None, None).is_ok());
+    }
+
+    #[test]
+    fn only_projections_that_leave_stored_attributes_alone_take_the_fast_path() {
+        let u = Some(ResourceType::User);
+        let g = Some(ResourceType::Group);
+        let fast = |a: Option<&str>, e: Option<&str>, rt: Option<ResourceType>| {
+            let rt_ = rt.unwrap_or(ResourceType::User);
+            Projection::parse(a, e, rt)
+                .expect("valid")
+                .leaves_stored_data(rt_)
+        };
+        assert!(fast(None, None, u));
+        assert!(fast(None, None, g));
+        assert!(fast(None, Some("members"), g));
+        assert!(fast(None, Some("groups,meta"), u));
+        assert!(!fast(Some("userName"), None, u));
+        assert!(!fast(Some("members"), None, g));
+        assert!(!fast(None, Some("emails"), u));
+        assert!(!fast(None, Some("name.givenName"), u));
+        assert!(!fast(None, Some("externalId"), g));
+        assert!(!fast(
+            None,
+            Some(&format!("{ENTERPRISE_USER_SCHEMA}:department")),
+            u
+        ));
+    }
+}

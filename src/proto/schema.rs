@@ -1,0 +1,391 @@
+//! SCIM schema definitions (RFC 7643 §7). The JSON under `schema/scim/` is the single source:
+//! it is served by `/Schemas` and drives validation, projection and filter typing, so what the
+//! service advertises and what it enforces cannot drift apart.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+pub const SP_CONFIG_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+
+const USER_JSON: &str = include_str!("../../schema/scim/user.json");
+const GROUP_JSON: &str = include_str!("../../schema/scim/group.json");
+const ENTERPRISE_USER_JSON: &str = include_str!("../../schema/scim/enterprise_user.json");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AttrType {
+    String,
+    Boolean,
+    Decimal,
+    Integer,
+    DateTime,
+    Reference,
+    Binary,
+    Complex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mutability {
+    ReadOnly,
+    ReadWrite,
+    Immutable,
+    WriteOnly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Returned {
+    Always,
+    Never,
+    Default,
+    Request,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attribute {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: AttrType,
+    #[serde(default)]
+    pub multi_valued: bool,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub case_exact: bool,
+    pub mutability: Mutability,
+    pub returned: Returned,
+    #[serde(default)]
+    pub sub_attributes: Vec<Attribute>,
+}
+
+impl Attribute {
+    pub fn sub(&self, name: &str) -> Option<&Attribute> {
+        self.sub_attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    fn common(
+        name: &str,
+        kind: AttrType,
+        case_exact: bool,
+        mutability: Mutability,
+        returned: Returned,
+    ) -> Attribute {
+        Attribute {
+            name: name.into(),
+            kind,
+            multi_valued: false,
+            required: false,
+            case_exact,
+            mutability,
+            returned,
+            sub_attributes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Schema {
+    pub id: String,
+    pub name: String,
+    pub attributes: Vec<Attribute>,
+}
+
+impl Schema {
+    pub fn attr(&self, name: &str) -> Option<&Attribute> {
+        self.attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceType {
+    User,
+    Group,
+}
+
+impl ResourceType {
+    pub const ALL: [ResourceType; 2] = [ResourceType::User, ResourceType::Group];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ResourceType::User => "User",
+            ResourceType::Group => "Group",
+        }
+    }
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            ResourceType::User => "Users",
+            ResourceType::Group => "Groups",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<ResourceType> {
+        ResourceType::ALL
+            .into_iter()
+            .find(|rt| rt.name().eq_ignore_ascii_case(s))
+    }
+    pub fn from_endpoint(s: &str) -> Option<ResourceType> {
+        ResourceType::ALL
+            .into_iter()
+            .find(|rt| rt.endpoint().eq_ignore_ascii_case(s))
+    }
+    pub fn core_schema(self) -> &'static Schema {
+        let r = registry();
+        match self {
+            ResourceType::User => &r.user,
+            ResourceType::Group => &r.group,
+        }
+    }
+    pub fn extensions(self) -> &'static [Schema] {
+        let r = registry();
+        match self {
+            ResourceType::User => std::slice::from_ref(&r.enterprise_user),
+            ResourceType::Group => &[],
+        }
+    }
+    pub fn extension(self, urn: &str) -> Option<&'static Schema> {
+        self.extensions()
+            .iter()
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+    /// The attribute a group member or a list is best displayed by.
+    pub fn display_attr(self) -> &'static str {
+        match self {
+            ResourceType::User => "displayName",
+            ResourceType::Group => "displayName",
+        }
+    }
+}
+
+/// Attributes common to every resource (RFC 7643 §3.1). They are not part of any schema's
+/// `attributes` list, yet filters, sorting and projection address them like any other.
+pub fn common_attr(name: &str) -> Option<&'static Attribute> {
+    registry()
+        .common
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(name))
+}
+
+pub struct Registry {
+    pub user: Schema,
+    pub group: Schema,
+    pub enterprise_user: Schema,
+    pub common: Vec<Attribute>,
+    raw: Vec<Value>,
+}
+
+// The schema files are compiled in and covered by tests: a parse failure is a build defect
+// that every test would show, never something a request can cause.
+#[allow(clippy::expect_used)]
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        // The schema files are compiled in and covered by tests, so a failure here is a build
+        // defect, not input-derived.
+        let parse = |s: &str| -> (Schema, Value) {
+            let raw: Value = serde_json::from_str(s).expect("embedded schema JSON is valid");
+            let schema: Schema =
+                serde_json::from_value(raw.clone()).expect("embedded schema matches the model");
+            (schema, raw)
+        };
+        let (user, user_raw) = parse(USER_JSON);
+        let (group, group_raw) = parse(GROUP_JSON);
+        let (enterprise_user, ent_raw) = parse(ENTERPRISE_USER_JSON);
+        let meta = Attribute {
+            sub_attributes: vec![
+                Attribute::common(
+                    "resourceType",
+                    AttrType::String,
+                    true,
+                    Mutability::ReadOnly,
+                    Returned::Default,
+                ),
+                Attribute::common(
+                    "created",
+                    AttrType::DateTime,
+                    false,
+                    Mutability::ReadOnly,
+                    Returned::Default,
+                ),
+                Attribute::common(
+                    "lastModified",
+                    AttrType::DateTime,
+                    false,
+                    Mutability::ReadOnly,
+                    Returned::Default,
+                ),
+                Attribute::common(
+                    "location",
+                    AttrType::Reference,
+                    true,
+                    Mutability::ReadOnly,
+                    Returned::Default,
+                ),
+                Attribute::common(
+                    "version",
+                    AttrType::String,
+                    true,
+                    Mutability::ReadOnly,
+                    Returned::Default,
+                ),
+            ],
+            ..Attribute::common(
+                "meta",
+                AttrType::Complex,
+                false,
+                Mutability::ReadOnly,
+                Returned::Default,
+            )
+        };
+        let common = vec![
+            Attribute::common(
+                "id",
+                AttrType::String,
+                true,
+                Mutability::ReadOnly,
+                Returned::Always,
+            ),
+            Attribute::common(
+                "externalId",
+                AttrType::String,
+                true,
+                Mutability::ReadWrite,
+                Returned::Default,
+            ),
+            meta,
+        ];
+        Registry {
+            user,
+            group,
+            enterprise_user,
+            common,
+            raw: vec![user_raw, group_raw, ent_raw],
+        }
+    })
+}
+
+/// Schema representations as served by `/Schemas`, with `meta` added.
+pub fn schema_documents(base: &str) -> Vec<Value> {
+    registry()
+        .raw
+        .iter()
+        .map(|raw| {
+            let mut doc = raw.clone();
+            let id = raw["id"].as_str().unwrap_or_default().to_string();
+            if let Some(obj) = doc.as_object_mut() {
+                obj.insert("schemas".into(), json!([SCHEMA_SCHEMA]));
+                obj.insert(
+                    "meta".into(),
+                    json!({"resourceType": "Schema", "location": format!("{base}/Schemas/{id}")}),
+                );
+            }
+            doc
+        })
+        .collect()
+}
+
+pub fn resource_type_document(rt: ResourceType, base: &str) -> Value {
+    let extensions: Vec<Value> = rt
+        .extensions()
+        .iter()
+        .map(|s| json!({"schema": s.id, "required": false}))
+        .collect();
+    json!({
+        "schemas": [RESOURCE_TYPE_SCHEMA],
+        "id": rt.name(),
+        "name": rt.name(),
+        "endpoint": format!("/{}", rt.endpoint()),
+        "description": match rt { ResourceType::User => "User Account", ResourceType::Group => "Group" },
+        "schema": rt.core_schema().id,
+        "schemaExtensions": extensions,
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{}", rt.name())}
+    })
+}
+
+/// Splits `urn:...:Schema:attr` into the schema URN and the attribute name.
+pub fn split_urn(key: &str) -> Option<(&str, &str)> {
+    if !key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+        return None;
+    }
+    let idx = key.rfind(':')?;
+    Some((&key[..idx], &key[idx + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_schemas_parse_and_cover_the_rfc_user() {
+        let user = ResourceType::User.core_schema();
+        assert_eq!(user.id, USER_SCHEMA);
+        for name in [
+            "userName",
+            "name",
+            "displayName",
+            "nickName",
+            "profileUrl",
+            "title",
+            "userType",
+            "preferredLanguage",
+            "locale",
+            "timezone",
+            "active",
+            "password",
+            "emails",
+            "phoneNumbers",
+            "ims",
+            "photos",
+            "addresses",
+            "groups",
+            "entitlements",
+            "roles",
+            "x509Certificates",
+        ] {
+            assert!(user.attr(name).is_some(), "missing {name}");
+        }
+        assert_eq!(
+            user.attr("PASSWORD").map(|a| a.returned),
+            Some(Returned::Never)
+        );
+        assert_eq!(
+            user.attr("groups").map(|a| a.mutability),
+            Some(Mutability::ReadOnly)
+        );
+        let ent = ResourceType::User
+            .extension(ENTERPRISE_USER_SCHEMA)
+            .expect("enterprise");
+        assert!(ent.attr("manager").and_then(|m| m.sub("value")).is_some());
+        assert!(ResourceType::Group.core_schema().attr("members").is_some());
+        assert_eq!(
+            common_attr("ID").map(|a| a.returned),
+            Some(Returned::Always)
+        );
+    }
+
+    #[test]
+    fn served_documents_carry_meta() {
+        let docs = schema_documents("https://x/scim/v2");
+        assert_eq!(docs.len(), 3);
+        assert_eq!(
+            docs[0]["meta"]["location"],
+            format!("https://x/scim/v2/Schemas/{USER_SCHEMA}")
+        );
+        let rt = resource_type_document(ResourceType::User, "https://x/scim/v2");
+        assert_eq!(rt["schemaExtensions"][0]["schema"], ENTERPRISE_USER_SCHEMA);
+    }
+}

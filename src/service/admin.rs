@@ -1,0 +1,608 @@
+//! The admin API under `/admin/api`: tenants and their credentials, for the SaaS vendor's own
+//! console or the `scripts/admin.mjs` CLI. JSON in and out; errors are
+//! `{"error": "<code>", "message": "<what went wrong>"}`. Guarded by the `ADMIN_TOKEN` secret
+//! alone: SCIM tokens are refused here, and the admin token is refused by the SCIM API.
+//!
+//! | Route | Methods |
+//! |---|---|
+//! | `/tenants` | GET (list), POST `{id, name?, strictPatch?, quota?}` |
+//! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, quota?}` |
+//! | `/tenants/{t}/tokens` | GET (list, no secrets), POST `{type?: "bearer"\|"oauth_client", label?, expiresIn?\|expiresAt?}` |
+//! | `/tenants/{t}/tokens/{id}` | GET, DELETE (revoke; `?chain=true`: with its successors) |
+//! | `/tenants/{t}/tokens/{id}/rotate` | POST `{overlapSeconds?, label?, expiresIn?\|expiresAt?}` |
+//! | `/tenants/{t}/Users[/{id}]`, `/tenants/{t}/Groups[/{id}]` | GET: the SCIM list/get as the tenant (read-only, for the console) |
+//! | `/tenants/{t}/tolerances` | GET `{tolerances: [{name, count, lastSeen}]}` |
+//!
+//! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
+//! resource data the tenant may store (`null`: unlimited; a limit not named keeps its value,
+//! by default 1,000,000 resources and 1 GiB). A SCIM write past a limit answers 507 and stores
+//! nothing.
+//!
+//! A secret (`token`, or `clientSecret` of an OAuth client) is in the response that issues it
+//! and nowhere else, ever: only its SHA-256 is stored.
+//!
+//! Revoking a credential also revokes its predecessors (the credentials it replaced by
+//! rotation, still working during their overlap) and every access token any of them
+//! obtained; `?chain=true` revokes its successors too, i.e. the whole rotation chain. The
+//! answer lists the other credentials it revoked in `alsoRevoked`. An OAuth client's access
+//! tokens end with it: at its revocation, and at the end of its overlap when it is rotated.
+
+use crate::proto::error::{Result, ScimError};
+use crate::proto::time;
+use crate::service::auth;
+use crate::service::credentials::{self, Kind};
+use crate::service::ctx::Ctx;
+use crate::service::http::{path_segments, Method, Request, Response};
+use crate::service::tenant::{self, OAUTH_TOKEN_PATH, SCIM_PATH, TENANT_PREFIX};
+use crate::store::tenancy::{self, CredentialRecord, NewCredential, TenantRecord};
+use crate::store::{Db, Store};
+use serde_json::{json, Map, Value};
+
+/// Default overlap of a rotation: old and new both work for a day.
+pub const DEFAULT_OVERLAP_SECS: i64 = 86_400;
+/// Longest rotation overlap (90 days) and longest lifetime (`expiresIn`, 10 years) accepted.
+const MAX_OVERLAP_SECS: i64 = 90 * 86_400;
+const MAX_LIFETIME_SECS: i64 = 10 * 365 * 86_400;
+const MAX_LABEL_CHARS: usize = 200;
+
+pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Response {
+    match route(ctx, req, rest).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Admin errors: the status, a stable code and the message.
+pub fn error_response(e: &ScimError) -> Response {
+    let code = match e.status {
+        400 => "invalid_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        _ => "internal_error",
+    };
+    let mut r = json_response(e.status, &json!({"error": code, "message": e.detail}));
+    if e.status == 401 {
+        r = r.with_header("www-authenticate", "Bearer realm=\"scim-admin\"");
+    }
+    r
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    let mut r = Response::json(status, body);
+    r.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+    r.with_header("content-type", "application/json; charset=utf-8")
+        .with_header("cache-control", "no-store")
+}
+
+fn authenticate(ctx: &Ctx<'_, impl Db>, req: &Request) -> Result<()> {
+    let Some(admin) = ctx.config.admin_token.as_deref().filter(|t| !t.is_empty()) else {
+        return Err(ScimError::new(
+            403,
+            None,
+            "the admin API is disabled: set the ADMIN_TOKEN secret to enable it",
+        ));
+    };
+    let presented = auth::bearer(req.header("authorization"))
+        .ok_or_else(|| ScimError::unauthorized("send 'Authorization: Bearer <ADMIN_TOKEN>'"))?;
+    if auth::constant_time_eq(presented.as_bytes(), admin.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ScimError::unauthorized(
+            "not the admin token (SCIM tokens are not accepted by the admin API)",
+        ))
+    }
+}
+
+async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Response> {
+    authenticate(ctx, req)?;
+    let segments = path_segments(rest);
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let m = req.method;
+    match segs.as_slice() {
+        ["tenants"] => match m {
+            Method::Get => list_tenants(ctx, req).await,
+            Method::Post => create_tenant(ctx, req).await,
+            _ => Err(not_allowed("GET, POST")),
+        },
+        ["tenants", t] => {
+            let store = tenant_store(ctx, t)?;
+            match m {
+                Method::Get => get_tenant(&store, req).await,
+                Method::Patch => patch_tenant(&store, req).await,
+                _ => Err(not_allowed("GET, PATCH")),
+            }
+        }
+        ["tenants", t, "tokens"] => {
+            let store = tenant_store(ctx, t)?;
+            match m {
+                Method::Get => list_tokens(ctx, &store).await,
+                Method::Post => issue_token(ctx, &store, req).await,
+                _ => Err(not_allowed("GET, POST")),
+            }
+        }
+        ["tenants", t, "tokens", id] => {
+            let store = tenant_store(ctx, t)?;
+            match m {
+                Method::Get => get_token(ctx, &store, id).await,
+                Method::Delete => revoke_token(ctx, &store, req, id).await,
+                _ => Err(not_allowed("GET, DELETE")),
+            }
+        }
+        ["tenants", t, "tokens", id, "rotate"] => {
+            let store = tenant_store(ctx, t)?;
+            match m {
+                Method::Post => rotate_token(ctx, &store, req, id).await,
+                _ => Err(not_allowed("POST")),
+            }
+        }
+        // The console's read-only views of a tenant (src/service/console.rs).
+        ["tenants", t, view @ ("Users" | "Groups" | "tolerances"), tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            match m {
+                Method::Get => crate::service::console::api(ctx, &store, req, view, tail).await,
+                _ => Err(not_allowed("GET")),
+            }
+        }
+        // The provisioning log and change feed (src/store/events.rs).
+        ["tenants", t, "events", tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            match (m, tail) {
+                (Method::Get, []) => {
+                    let q = crate::store::events::EventQuery::parse(|name| req.query_param(name))?;
+                    let page = crate::store::events::list(ctx.db, store.tenant(), &q).await?;
+                    Ok(json_response(200, &page))
+                }
+                (Method::Get, ["summary"]) => {
+                    let days = req
+                        .query_param("days")
+                        .map(|d| {
+                            d.parse::<i64>()
+                                .map_err(|_| ScimError::invalid_value("'days' must be an integer"))
+                        })
+                        .transpose()?
+                        .unwrap_or(30);
+                    let days =
+                        crate::store::events::summary(ctx.db, store.tenant(), ctx.now_ms, days)
+                            .await?;
+                    Ok(json_response(200, &days))
+                }
+                (_, [] | ["summary"]) => Err(not_allowed("GET")),
+                _ => Err(ScimError::not_found(
+                    "no such events view; see events and events/summary",
+                )),
+            }
+        }
+        _ => Err(ScimError::not_found(format!(
+            "no admin resource at '{}'; see /admin/api/tenants",
+            req.path
+        ))),
+    }
+}
+
+fn not_allowed(allowed: &str) -> ScimError {
+    ScimError::method_not_allowed(format!("method not allowed here; allowed: {allowed}"))
+}
+
+fn tenant_store<'a, D: Db>(ctx: &Ctx<'a, D>, id: &str) -> Result<Store<'a, D>> {
+    if !tenant::valid_id(id) {
+        return Err(ScimError::not_found(format!("no tenant '{id}'")));
+    }
+    Ok(Store::new(ctx.db, id))
+}
+
+fn no_tenant<D: Db>(store: &Store<'_, D>) -> ScimError {
+    ScimError::not_found(format!("no tenant '{}'", store.tenant()))
+}
+
+/// The request body as a JSON object; an empty body is an empty object.
+fn body(req: &Request) -> Result<Map<String, Value>> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match req.json_body()? {
+        Value::Object(o) => Ok(o),
+        _ => Err(ScimError::invalid_syntax("the body must be a JSON object")),
+    }
+}
+
+fn reject_unknown(body: &Map<String, Value>, known: &[&str]) -> Result<()> {
+    match body.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ScimError::invalid_value(format!(
+            "unknown field '{k}'; expected one of: {}",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn opt_string<'b>(body: &'b Map<String, Value>, name: &str) -> Result<Option<&'b str>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(ScimError::invalid_value(format!(
+            "'{name}' must be a string"
+        ))),
+    }
+}
+
+fn opt_bool(body: &Map<String, Value>, name: &str) -> Result<Option<bool>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ScimError::invalid_value(format!(
+            "'{name}' must be true or false"
+        ))),
+    }
+}
+
+fn opt_seconds(body: &Map<String, Value>, name: &str, max: i64) -> Result<Option<i64>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(n) if (0..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{name}' must be a whole number of seconds from 0 to {max}"
+            ))),
+        },
+    }
+}
+
+fn label(body: &Map<String, Value>) -> Result<String> {
+    let l = opt_string(body, "label")?.unwrap_or("").trim();
+    if l.chars().count() > MAX_LABEL_CHARS || l.chars().any(char::is_control) {
+        return Err(ScimError::invalid_value(format!(
+            "'label' must be at most {MAX_LABEL_CHARS} characters, without control characters"
+        )));
+    }
+    Ok(l.to_string())
+}
+
+/// The expiry a body asks for (`expiresIn` seconds or an RFC 3339 `expiresAt`), as a stored
+/// timestamp; `None` for a credential that does not expire.
+fn expiry(ctx: &Ctx<'_, impl Db>, body: &Map<String, Value>) -> Result<Option<String>> {
+    let within = opt_seconds(body, "expiresIn", MAX_LIFETIME_SECS)?;
+    let at = opt_string(body, "expiresAt")?;
+    let ms = match (within, at) {
+        (Some(_), Some(_)) => {
+            return Err(ScimError::invalid_value(
+                "send either 'expiresIn' or 'expiresAt', not both",
+            ))
+        }
+        (Some(secs), None) => Some(ctx.now_ms + secs * 1000),
+        (None, Some(at)) => Some(time::parse_rfc3339(at).ok_or_else(|| {
+            ScimError::invalid_value("'expiresAt' must be an RFC 3339 date-time")
+        })?),
+        (None, None) => None,
+    };
+    match ms {
+        Some(ms) if ms <= ctx.now_ms => {
+            Err(ScimError::invalid_value("the expiry must be in the future"))
+        }
+        other => Ok(other.map(time::format_millis)),
+    }
+}
+
+fn tenant_urls(origin: &str, id: &str) -> (String, String) {
+    (
+        format!("{origin}{TENANT_PREFIX}{id}{SCIM_PATH}"),
+        format!("{origin}{TENANT_PREFIX}{id}{OAUTH_TOKEN_PATH}"),
+    )
+}
+
+fn tenant_json(t: &TenantRecord, origin: &str) -> Value {
+    let (scim, token) = tenant_urls(origin, &t.id);
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "created": t.created,
+        "strictPatch": t.strict_patch,
+        "quota": {"resources": t.quota.resources, "bytes": t.quota.bytes},
+        "scimUrl": scim,
+        "tokenEndpoint": token,
+    })
+}
+
+fn type_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Client => "oauth_client",
+        Kind::Bearer | Kind::Access => "bearer",
+    }
+}
+
+fn status(c: &CredentialRecord, now: &str) -> &'static str {
+    if c.revoked.is_some() {
+        "revoked"
+    } else if c.expires.as_deref().is_some_and(|e| e <= now) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+fn credential_json(c: &CredentialRecord, now: &str) -> Value {
+    json!({
+        "id": c.id,
+        "tenant": c.tenant,
+        "type": type_name(c.kind),
+        "label": c.label,
+        "created": c.created,
+        "expires": c.expires,
+        "lastUsed": c.last_used,
+        "revoked": c.revoked,
+        "replacedBy": c.replaced_by,
+        "status": status(c, now),
+    })
+}
+
+/// A credential with its secret, for the one response that issues it.
+fn issued_json(c: &CredentialRecord, secret: &str, origin: &str, now: &str) -> Value {
+    let mut v = credential_json(c, now);
+    let (scim, token_endpoint) = tenant_urls(origin, &c.tenant);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("scimUrl".into(), json!(scim));
+        if c.kind == Kind::Client {
+            o.insert("clientId".into(), json!(c.id));
+            o.insert("clientSecret".into(), json!(secret));
+            o.insert("tokenEndpoint".into(), json!(token_endpoint));
+        } else {
+            o.insert("token".into(), json!(secret));
+        }
+        o.insert(
+            "notice".into(),
+            json!("the secret is shown only in this response; only its hash is stored"),
+        );
+    }
+    v
+}
+
+async fn list_tenants<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Response> {
+    let tenants = tenancy::list_tenants(ctx.db).await?;
+    let list: Vec<Value> = tenants
+        .iter()
+        .map(|t| tenant_json(t, &req.origin))
+        .collect();
+    Ok(json_response(200, &json!({ "tenants": list })))
+}
+
+async fn create_tenant<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Response> {
+    let body = body(req)?;
+    reject_unknown(&body, &["id", "name", "strictPatch", "quota"])?;
+    let id =
+        opt_string(&body, "id")?.ok_or_else(|| ScimError::invalid_value("'id' is required"))?;
+    if !tenant::valid_id(id) {
+        return Err(ScimError::invalid_value(
+            "'id' must be 1-63 lower-case letters, digits or hyphens, starting with a letter or digit",
+        ));
+    }
+    let name = opt_string(&body, "name")?.unwrap_or(id);
+    let strict = opt_bool(&body, "strictPatch")?.unwrap_or(false);
+    let quota = quota_change(&body)?;
+    let now = time::format_millis(ctx.now_ms);
+    let t = Store::new(ctx.db, id)
+        .create_tenant(name, strict, quota, &now)
+        .await?;
+    Ok(json_response(201, &tenant_json(&t, &req.origin)))
+}
+
+async fn get_tenant<D: Db>(store: &Store<'_, D>, req: &Request) -> Result<Response> {
+    let t = store
+        .tenant_record()
+        .await?
+        .ok_or_else(|| no_tenant(store))?;
+    let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
+    let mut v = tenant_json(&t, &req.origin);
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "usage".into(),
+            json!({"resources": usage.resources, "bytes": usage.bytes}),
+        );
+    }
+    Ok(json_response(200, &v))
+}
+
+/// The `quota` member of a tenant create or update: each limit a whole number ≥ 0, or
+/// `null` for unlimited; a limit not named is left as it is.
+fn quota_change(body: &Map<String, Value>) -> Result<(tenancy::LimitChange, tenancy::LimitChange)> {
+    let quota = match body.get("quota") {
+        None => return Ok((None, None)),
+        Some(Value::Object(q)) => q,
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "'quota' must be an object like {\"resources\": 10000, \"bytes\": null}",
+            ))
+        }
+    };
+    reject_unknown(quota, &["resources", "bytes"])?;
+    let limit = |name: &str| -> Result<tenancy::LimitChange> {
+        match quota.get(name) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(v) => match v.as_i64() {
+                Some(n) if n >= 0 => Ok(Some(Some(n))),
+                _ => Err(ScimError::invalid_value(format!(
+                    "'quota.{name}' must be a whole number from 0, or null for no limit"
+                ))),
+            },
+        }
+    };
+    Ok((limit("resources")?, limit("bytes")?))
+}
+
+async fn patch_tenant<D: Db>(store: &Store<'_, D>, req: &Request) -> Result<Response> {
+    let body = body(req)?;
+    reject_unknown(&body, &["name", "strictPatch", "quota"])?;
+    let t = store
+        .update_tenant(
+            opt_string(&body, "name")?,
+            opt_bool(&body, "strictPatch")?,
+            quota_change(&body)?,
+        )
+        .await?
+        .ok_or_else(|| no_tenant(store))?;
+    Ok(json_response(200, &tenant_json(&t, &req.origin)))
+}
+
+async fn list_tokens<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>) -> Result<Response> {
+    let creds = store.credentials().await?.ok_or_else(|| no_tenant(store))?;
+    let now = time::format_millis(ctx.now_ms);
+    let list: Vec<Value> = creds.iter().map(|c| credential_json(c, &now)).collect();
+    Ok(json_response(200, &json!({ "tokens": list })))
+}
+
+async fn get_token<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, id: &str) -> Result<Response> {
+    let c = store
+        .credential(id)
+        .await?
+        .ok_or_else(|| ScimError::not_found(format!("no token '{id}' in this tenant")))?;
+    let now = time::format_millis(ctx.now_ms);
+    Ok(json_response(200, &credential_json(&c, &now)))
+}
+
+async fn issue_token<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+) -> Result<Response> {
+    let body = body(req)?;
+    reject_unknown(&body, &["type", "label", "expiresIn", "expiresAt"])?;
+    let kind = match opt_string(&body, "type")?.unwrap_or("bearer") {
+        "bearer" => Kind::Bearer,
+        "oauth_client" => Kind::Client,
+        other => {
+            return Err(ScimError::invalid_value(format!(
+                "'type' must be \"bearer\" or \"oauth_client\", not \"{other}\""
+            )))
+        }
+    };
+    let label = label(&body)?;
+    let expires = expiry(ctx, &body)?;
+    let now = time::format_millis(ctx.now_ms);
+    let (secret, id) = new_secret(kind)?;
+    let hash = credentials::hash(&secret);
+    let new = NewCredential {
+        id: &id,
+        kind,
+        hash: &hash,
+        label: &label,
+        created: &now,
+        expires: expires.as_deref(),
+    };
+    let c = store
+        .insert_credential(&new)
+        .await?
+        .ok_or_else(|| no_tenant(store))?;
+    Ok(json_response(
+        201,
+        &issued_json(&c, &secret, &req.origin, &now),
+    ))
+}
+
+fn new_secret(kind: Kind) -> Result<(String, String)> {
+    match (credentials::generate(kind), crate::service::ids::new_id()) {
+        (Some(s), Some(id)) => Ok((s, id)),
+        _ => Err(ScimError::internal()),
+    }
+}
+
+/// Revocation ends the credential's predecessors too: a secret this one replaced is the same
+/// integration's older secret, and an admin who revokes the newest expects nothing of it to
+/// keep working through a rotation overlap. Its successors are ended only with `?chain=true`,
+/// because revoking an old secret early, after rotating away from it, must keep the new one.
+async fn revoke_token<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    id: &str,
+) -> Result<Response> {
+    let successors = match req.query_param("chain") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ScimError::invalid_value("'chain' must be true or false")),
+    };
+    let now = time::format_millis(ctx.now_ms);
+    let revoked = store
+        .revoke_credential(id, &now, successors)
+        .await?
+        .ok_or_else(|| ScimError::not_found(format!("no token '{id}' in this tenant")))?;
+    // Immediate in this isolate; other isolates stop accepting them within the cache TTL.
+    ctx.tokens.forget(store.tenant(), &revoked.ids);
+    let mut out = credential_json(&revoked.credential, &now);
+    if let Some(o) = out.as_object_mut() {
+        let chain: Vec<&str> = revoked.chain.iter().map(|c| c.id.as_str()).collect();
+        o.insert("alsoRevoked".into(), json!(chain));
+    }
+    Ok(json_response(200, &out))
+}
+
+async fn rotate_token<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    id: &str,
+) -> Result<Response> {
+    let body = body(req)?;
+    reject_unknown(
+        &body,
+        &["overlapSeconds", "label", "expiresIn", "expiresAt"],
+    )?;
+    let overlap =
+        opt_seconds(&body, "overlapSeconds", MAX_OVERLAP_SECS)?.unwrap_or(DEFAULT_OVERLAP_SECS);
+    let label = label(&body)?;
+    let expires = expiry(ctx, &body)?;
+    let now = time::format_millis(ctx.now_ms);
+    let old = store
+        .credential(id)
+        .await?
+        .ok_or_else(|| ScimError::not_found(format!("no token '{id}' in this tenant")))?;
+    if status(&old, &now) != "active" {
+        return Err(ScimError::new(
+            409,
+            None,
+            format!(
+                "token '{id}' is {}; issue a new one instead",
+                status(&old, &now)
+            ),
+        ));
+    }
+    if let Some(next) = &old.replaced_by {
+        return Err(ScimError::new(
+            409,
+            None,
+            format!("token '{id}' was already rotated; it is replaced by '{next}'"),
+        ));
+    }
+    let (secret, new_id) = new_secret(old.kind)?;
+    let hash = credentials::hash(&secret);
+    let new = NewCredential {
+        id: &new_id,
+        kind: old.kind,
+        hash: &hash,
+        label: &label,
+        created: &now,
+        expires: expires.as_deref(),
+    };
+    let old_expires = time::format_millis(ctx.now_ms + overlap * 1000);
+    let rotated = store
+        .rotate_credential(id, &new, &old_expires)
+        .await?
+        .ok_or_else(|| {
+            ScimError::new(409, None, format!("token '{id}' changed meanwhile; retry"))
+        })?;
+    let (old, new) = (rotated.old, rotated.new);
+    // The new expiry of the old token and of its access tokens must reach this isolate's
+    // cache now, not after the TTL.
+    let mut stale = rotated.capped;
+    stale.push(old.id.clone());
+    ctx.tokens.forget(store.tenant(), &stale);
+    let mut out = issued_json(&new, &secret, &req.origin, &now);
+    if let Some(o) = out.as_object_mut() {
+        o.insert("previous".into(), credential_json(&old, &now));
+    }
+    Ok(json_response(201, &out))
+}

@@ -1,0 +1,1001 @@
+//! The store: every SQL statement the service runs, scoped to one tenant.
+//!
+//! `Store` holds the tenant and adds it to every statement itself, so no handler can forget
+//! the tenant condition. Each public method is one D1 round trip (`Db::batch` runs its
+//! statements in one atomic call), which is what the performance targets count.
+//!
+//! Writes use optimistic concurrency: every write stores a fresh random `version` and is
+//! conditioned on the version it read, so two concurrent read-modify-writes can never both
+//! apply (the loser sees no row change and retries or answers 412). Because versions are random
+//! rather than incremented, "the row now has the version I wrote" proves that *this* write
+//! applied, which guards the membership statements that follow in the same batch.
+//!
+//! Writes that depend on nothing they read skip the version condition (`Update::expected` is
+//! `None`) and so can never lose a race: a PUT without If-Match replaces the whole resource,
+//! and a PATCH that only adds or removes group members touches member rows (whose inserts
+//! and deletes commute with everything but each other, and are atomic per batch) and leaves
+//! `data` as stored. Both still write a fresh version, so ETags change and the guard works.
+
+use crate::store::cursor::Position;
+pub use crate::store::events::AuditNote;
+pub use error::{Constraint, DbError, Quota, QuotaUsage, Result, StoreError};
+
+pub mod cursor;
+pub mod error;
+pub mod events;
+#[cfg(test)]
+mod list_order_tests;
+pub mod query;
+pub mod sql;
+pub mod tenancy;
+pub mod tolerances;
+use crate::proto::resource::{Meta, Related};
+use crate::proto::schema::ResourceType;
+use crate::store::sql::{SqlValue, Stmt};
+use serde_json::{Map, Value};
+
+pub type Row = Map<String, Value>;
+
+/// The database as the service needs it: one call, one round trip, all-or-nothing.
+#[allow(async_fn_in_trait)] // single-threaded runtimes (workerd, tests): no Send bound wanted
+pub trait Db {
+    /// Executes `stmts` in order inside one transaction and returns each statement's rows.
+    async fn batch(&self, stmts: Vec<Stmt>) -> std::result::Result<Vec<Vec<Row>>, DbError>;
+}
+
+/// A resource as read from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub rt: ResourceType,
+    pub id: String,
+    /// The stored attributes as the `data` column holds them: JSON object text. Responses
+    /// carry it verbatim (`resource::write_spliced`); only what must look inside (PATCH,
+    /// `attributes=` projections) parses it, with [`Stored::attributes`].
+    pub data: String,
+    pub meta: Meta,
+    /// Group members or user groups; `None` when not loaded.
+    pub related: Option<Vec<Related>>,
+}
+
+impl Stored {
+    /// The stored attributes, parsed.
+    pub fn attributes(&self) -> Result<Map<String, Value>> {
+        serde_json::from_str(&self.data).map_err(|_| StoreError::Corrupt("data"))
+    }
+}
+
+/// Outcome of a conditional write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Done(Stored),
+    /// The row's version was not the expected one (a concurrent write won, or If-Match failed).
+    Conflict,
+    NotFound,
+}
+
+/// Membership changes, applied as row inserts and deletes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    RemoveAll,
+}
+
+pub struct Store<'a, D: Db> {
+    db: &'a D,
+    tenant: String,
+    /// When set, `create`/`update`/`delete` record a provisioning-log event in the same batch.
+    audit: Option<AuditNote>,
+}
+
+const COLUMNS: &str = "r.id, r.type, r.data, r.created, r.modified, r.version";
+
+/// Correlated subquery listing a resource's related resources as a JSON array of
+/// `[id, type, display]`: a group's members, or a user's (direct) groups.
+fn related_sql(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::Group => {
+            "(SELECT json_group_array(json_array(x.id, x.type, coalesce(x.display_name, x.user_name))) \
+             FROM members m JOIN resources x ON x.tenant = m.tenant AND x.id = m.member_id \
+             WHERE m.tenant = r.tenant AND m.group_id = r.id) AS related"
+        }
+        ResourceType::User => {
+            "(SELECT json_group_array(json_array(x.id, x.type, x.display_name)) \
+             FROM members m JOIN resources x ON x.tenant = m.tenant AND x.id = m.group_id \
+             WHERE m.tenant = r.tenant AND m.member_id = r.id) AS related"
+        }
+    }
+}
+
+/// `'User'` / `'Group'` as an SQL literal. Inlined (never input-derived) so SQLite can use the
+/// partial unique index on group names.
+fn type_literal(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::User => "'User'",
+        ResourceType::Group => "'Group'",
+    }
+}
+
+/// A new random version: positive and below 2^53 so it survives JavaScript numbers in D1.
+pub fn new_version() -> Result<i64> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Database(format!("getrandom: {e}")))?;
+    Ok((u64::from_le_bytes(b) >> 12) as i64 | 1)
+}
+
+pub fn select_sql(rt: ResourceType, with_related: bool) -> String {
+    let related = if with_related {
+        format!(", {}", related_sql(rt))
+    } else {
+        String::new()
+    };
+    format!("SELECT {COLUMNS}{related} FROM resources r")
+}
+
+impl<'a, D: Db> Store<'a, D> {
+    pub fn new(db: &'a D, tenant: impl Into<String>) -> Self {
+        Store {
+            db,
+            tenant: tenant.into(),
+            audit: None,
+        }
+    }
+
+    /// The same store, recording the next write in the provisioning log as `note` says.
+    pub fn audited(&self, note: AuditNote) -> Store<'a, D> {
+        Store {
+            db: self.db,
+            tenant: self.tenant.clone(),
+            audit: Some(note),
+        }
+    }
+
+    /// The provisioning-log note of an audited store.
+    pub fn audit_note(&self) -> Option<&AuditNote> {
+        self.audit.as_ref()
+    }
+
+    /// The same store, with the changed attribute names recorded for the next write.
+    pub fn changing(&self, attributes: Vec<String>) -> Store<'a, D> {
+        let mut audit = self.audit.clone();
+        if let Some(note) = audit.as_mut() {
+            note.attributes = attributes;
+        }
+        Store {
+            db: self.db,
+            tenant: self.tenant.clone(),
+            audit,
+        }
+    }
+
+    /// The provisioning-log insert for a write of `rt`/`id`, if this store is audited. `guard`
+    /// must be the write's own condition, evaluated before the write in the same batch, so
+    /// the event exists exactly when the change does; `deactivating` says the write sets
+    /// `active` to false (the event says so if the resource was not inactive already).
+    fn audit_stmt(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        deactivating: bool,
+        guard: Option<(String, Vec<SqlValue>)>,
+    ) -> Option<Stmt> {
+        let note = self.audit.as_ref()?;
+        let deactivated = if deactivating {
+            (
+                "coalesce((SELECT json_extract(data, '$.active') FROM resources WHERE tenant = ? AND id = ?), 1) <> 0",
+                vec![self.tenant.as_str().into(), id.into()],
+            )
+        } else {
+            ("0", Vec::new())
+        };
+        let guard = guard.as_ref().map(|(sql, p)| (sql.as_str(), p.clone()));
+        Some(crate::store::events::success_stmt(
+            &self.tenant,
+            rt,
+            id,
+            note,
+            deactivated,
+            guard,
+        ))
+    }
+
+    /// `EXISTS` condition matching the row a conditional write targets.
+    fn target_exists(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        expected: Option<i64>,
+    ) -> (String, Vec<SqlValue>) {
+        let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into(), id.into()];
+        let mut sql = format!(
+            "EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND type = {} AND id = ?",
+            type_literal(rt)
+        );
+        if let Some(v) = expected {
+            sql.push_str(" AND version = ?");
+            params.push(SqlValue::Int(v));
+        }
+        sql.push(')');
+        (sql, params)
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    async fn run(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
+        match self.db.batch(stmts).await {
+            Ok(rows) => Ok(rows),
+            // The limit and usage make the error actionable; read only after a refusal, so
+            // the write path itself pays nothing for them.
+            Err(DbError::Quota(q)) => Err(StoreError::Quota(
+                q,
+                self.quota_usage().await.ok().flatten(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The tenant's quotas and what it uses of them; `None` if the tenant does not exist.
+    pub async fn quota_usage(&self) -> Result<Option<QuotaUsage>> {
+        let res = self
+            .db
+            .batch(vec![Stmt::new(
+                "SELECT max_resources, max_bytes, \
+                 (SELECT coalesce(sum(n), 0) FROM resource_counts WHERE tenant = t.id) AS n, \
+                 (SELECT coalesce(sum(bytes), 0) FROM resource_counts WHERE tenant = t.id) AS bytes \
+                 FROM tenants t WHERE t.id = ?",
+                vec![self.tenant.as_str().into()],
+            )])
+            .await?;
+        Ok(res
+            .first()
+            .and_then(|rows| rows.first())
+            .map(|r| QuotaUsage {
+                max_resources: int(r.get("max_resources")),
+                max_bytes: int(r.get("max_bytes")),
+                resources: int(r.get("n")).unwrap_or(0),
+                bytes: int(r.get("bytes")).unwrap_or(0),
+            }))
+    }
+
+    fn get_stmt(&self, rt: ResourceType, id: &str, with_related: bool) -> Stmt {
+        Stmt::new(
+            format!(
+                "{} WHERE r.tenant = ? AND r.type = {} AND r.id = ?",
+                select_sql(rt, with_related),
+                type_literal(rt)
+            ),
+            vec![self.tenant.as_str().into(), id.into()],
+        )
+    }
+
+    /// One resource by id, with members/groups when `with_related`.
+    pub async fn get(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        with_related: bool,
+    ) -> Result<Option<Stored>> {
+        let mut res = self.run(vec![self.get_stmt(rt, id, with_related)]).await?;
+        let rows = res.pop().unwrap_or_default();
+        rows.first().map(|r| parse_row(r, with_related)).transpose()
+    }
+
+    /// The resource a PATCH starts from, with the tenant's `strict_patch` setting, in one read.
+    pub async fn get_for_patch(
+        &self,
+        rt: ResourceType,
+        id: &str,
+    ) -> Result<Option<(Stored, bool)>> {
+        let stmt = Stmt::new(
+            format!(
+                "SELECT {COLUMNS}, (SELECT strict_patch FROM tenants t WHERE t.id = r.tenant) AS strict \
+                 FROM resources r WHERE r.tenant = ? AND r.type = {} AND r.id = ?",
+                type_literal(rt)
+            ),
+            vec![self.tenant.as_str().into(), id.into()],
+        );
+        let mut res = self.run(vec![stmt]).await?;
+        let rows = res.pop().unwrap_or_default();
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let strict = int(row.get("strict")).unwrap_or(0) == 1;
+        Ok(Some((parse_row(row, false)?, strict)))
+    }
+
+    /// Counts each of `names` (tolerances a write showed) for the tenant, when `guard` (the
+    /// write's own condition) holds; one statement for all of them: the names travel as one
+    /// JSON array parameter.
+    fn tolerance_stmt(
+        &self,
+        names: &[&str],
+        now: &str,
+        guard: Option<(&str, Vec<SqlValue>)>,
+    ) -> Stmt {
+        let names = serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
+        let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into(), now.into(), names.into()];
+        // `WHERE` even without a guard: SQLite cannot otherwise tell the upsert's ON CONFLICT
+        // from a join constraint of the SELECT.
+        let cond = match guard {
+            Some((sql, p)) => {
+                params.extend(p);
+                format!(" WHERE {sql}")
+            }
+            None => " WHERE true".to_string(),
+        };
+        Stmt::new(
+            format!(
+                "INSERT INTO tolerance_counts (tenant, name, count, last_seen) \
+                 SELECT ?, j.value, 1, ? FROM json_each(?) j{cond} \
+                 ON CONFLICT (tenant, name) DO UPDATE SET count = count + 1, last_seen = excluded.last_seen"
+            ),
+            params,
+        )
+    }
+
+    /// The tenant's strict setting: identity-provider quirks are refused rather than
+    /// tolerated. Read only when a request showed one.
+    pub async fn is_strict(&self) -> Result<bool> {
+        let res = self
+            .run(vec![Stmt::new(
+                "SELECT strict_patch FROM tenants WHERE id = ?",
+                vec![self.tenant.as_str().into()],
+            )])
+            .await?;
+        let row = res.first().and_then(|rows| rows.first());
+        Ok(row.is_some_and(|r| int(r.get("strict_patch")).unwrap_or(0) == 1))
+    }
+
+    /// Inserts a resource (and a group's members) and reads it back, in one round trip;
+    /// `tolerances` are counted in the same batch.
+    pub async fn create(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        data: &Map<String, Value>,
+        members: &[String],
+        now: &str,
+        tolerances: &[&str],
+    ) -> Result<Stored> {
+        let version = new_version()?;
+        let data_text = serde_json::to_string(data).map_err(|_| StoreError::Corrupt("data"))?;
+        // A new user belongs to no group yet: the INSERT itself returns the whole row, which
+        // saves the read-back statement (a group reads back its members' display names).
+        let returning = rt == ResourceType::User && members.is_empty();
+        let mut stmts = vec![Stmt::new(
+            if returning {
+                "INSERT INTO resources (tenant, id, type, data, created, modified, version) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 RETURNING id, type, data, created, modified, version"
+            } else {
+                "INSERT INTO resources (tenant, id, type, data, created, modified, version) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            },
+            vec![
+                self.tenant.as_str().into(),
+                id.into(),
+                rt.name().into(),
+                data_text.into(),
+                now.into(),
+                now.into(),
+                SqlValue::Int(version),
+            ],
+        )];
+        if !members.is_empty() {
+            stmts.push(self.add_members_stmt(id, members, None));
+        }
+        stmts.extend(self.audit_stmt(rt, id, false, None));
+        if !tolerances.is_empty() {
+            stmts.push(self.tolerance_stmt(tolerances, now, None));
+        }
+        if !returning {
+            stmts.push(self.get_stmt(rt, id, true));
+        }
+        let res = self.run(stmts).await;
+        let res = match res {
+            Err(StoreError::MissingReference) if !members.is_empty() => {
+                return Err(self.explain_missing_members(members).await)
+            }
+            other => other?,
+        };
+        let rows = if returning { res.first() } else { res.last() }
+            .cloned()
+            .unwrap_or_default();
+        rows.first()
+            .map(|r| parse_row(r, true))
+            .transpose()?
+            .ok_or(StoreError::Corrupt("created row"))
+    }
+
+    /// Applies `u` if the row still has version `u.expected` (or unconditionally when it is
+    /// `None`), and reads the result back, in one round trip. Membership changes and tolerance
+    /// counts are guarded by the new version, so they apply exactly when the resource update
+    /// did; the batch is atomic, so nothing can slip in between.
+    pub async fn update(&self, u: &Update<'_>) -> Result<Write> {
+        let (rt, id) = (u.rt, u.id);
+        let version = new_version()?;
+        let data_text = match u.data {
+            Some(NewData::Attributes(d)) => {
+                Some(serde_json::to_string(d).map_err(|_| StoreError::Corrupt("data"))?)
+            }
+            Some(NewData::Text { text, .. }) => Some(text.to_string()),
+            None => None,
+        };
+        let guard = |params: &mut Vec<SqlValue>| {
+            params.extend([
+                self.tenant.as_str().into(),
+                id.into(),
+                SqlValue::Int(version),
+            ]);
+            "EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)"
+        };
+        let mut params: Vec<SqlValue> = Vec::new();
+        let set_data = match data_text {
+            Some(text) => {
+                params.push(text.into());
+                "data = ?, "
+            }
+            None => "",
+        };
+        params.extend([
+            u.now.into(),
+            SqlValue::Int(version),
+            self.tenant.as_str().into(),
+            id.into(),
+        ]);
+        let condition = match u.expected {
+            Some(v) => {
+                params.push(SqlValue::Int(v));
+                " AND version = ?"
+            }
+            None => "",
+        };
+        let deactivating = match u.data {
+            Some(NewData::Attributes(d)) => d.get("active") == Some(&Value::Bool(false)),
+            Some(NewData::Text { deactivating, .. }) => deactivating,
+            None => false,
+        };
+        let mut stmts: Vec<Stmt> = self
+            .audit_stmt(
+                rt,
+                id,
+                deactivating,
+                Some(self.target_exists(rt, id, u.expected)),
+            )
+            .into_iter()
+            .collect();
+        // Index of the UPDATE's result in the batch.
+        let update_at = stmts.len();
+        stmts.push(Stmt::new(
+            format!(
+                "UPDATE resources SET {set_data}modified = ?, version = ? \
+                 WHERE tenant = ? AND type = {} AND id = ?{condition} RETURNING version",
+                type_literal(rt)
+            ),
+            params,
+        ));
+        for change in u.members {
+            stmts.push(match change {
+                MemberChange::Add(ids) => self.add_members_stmt(id, ids, Some(version)),
+                MemberChange::Remove(ids) => {
+                    let mut params: Vec<SqlValue> = vec![
+                        self.tenant.as_str().into(),
+                        id.into(),
+                        json_list(ids).into(),
+                    ];
+                    let g = guard(&mut params);
+                    Stmt::new(
+                        format!(
+                            "DELETE FROM members WHERE tenant = ? AND group_id = ? \
+                             AND member_id IN (SELECT value FROM json_each(?)) AND {g}"
+                        ),
+                        params,
+                    )
+                }
+                MemberChange::RemoveAll => {
+                    let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into(), id.into()];
+                    let g = guard(&mut params);
+                    Stmt::new(
+                        format!("DELETE FROM members WHERE tenant = ? AND group_id = ? AND {g}"),
+                        params,
+                    )
+                }
+            });
+        }
+        if !u.tolerances.is_empty() {
+            let mut params = Vec::new();
+            let g = guard(&mut params);
+            stmts.push(self.tolerance_stmt(u.tolerances, u.now, Some((g, params))));
+        }
+        stmts.push(self.get_stmt(rt, id, u.with_related));
+        let res = self.run(stmts).await;
+        let added: Vec<String> = u
+            .members
+            .iter()
+            .filter_map(|m| {
+                if let MemberChange::Add(ids) = m {
+                    Some(ids.clone())
+                } else {
+                    None
+                }
+            })
+            .flatten()
+            .collect();
+        let res = match res {
+            Err(StoreError::MissingReference) if !added.is_empty() => {
+                return Err(self.explain_missing_members(&added).await)
+            }
+            other => other?,
+        };
+        let applied = res.get(update_at).is_some_and(|rows| !rows.is_empty());
+        let current = res
+            .last()
+            .and_then(|rows| rows.first())
+            .map(|r| parse_row(r, u.with_related))
+            .transpose()?;
+        Ok(match (applied, current) {
+            (true, Some(s)) => Write::Done(s),
+            (_, None) => Write::NotFound,
+            (false, Some(_)) => Write::Conflict,
+        })
+    }
+
+    /// Deletes a resource (memberships go with it, by cascade). `expected` makes it
+    /// conditional (If-Match).
+    pub async fn delete(&self, rt: ResourceType, id: &str, expected: Option<i64>) -> Result<Write> {
+        let mut sql = format!(
+            "DELETE FROM resources WHERE tenant = ? AND type = {} AND id = ?",
+            type_literal(rt)
+        );
+        let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into(), id.into()];
+        if let Some(v) = expected {
+            sql.push_str(" AND version = ?");
+            params.push(SqlValue::Int(v));
+        }
+        sql.push_str(" RETURNING id");
+        let mut stmts: Vec<Stmt> = self
+            .audit_stmt(rt, id, false, Some(self.target_exists(rt, id, expected)))
+            .into_iter()
+            .collect();
+        let delete_at = stmts.len();
+        stmts.push(Stmt::new(sql, params));
+        if expected.is_some() {
+            // Tells "gone" from "changed" without a second round trip.
+            stmts.push(Stmt::new(
+                format!(
+                    "SELECT 1 AS present FROM resources WHERE tenant = ? AND type = {} AND id = ?",
+                    type_literal(rt)
+                ),
+                vec![self.tenant.as_str().into(), id.into()],
+            ));
+        }
+        let res = self.run(stmts).await?;
+        let deleted = res.get(delete_at).is_some_and(|rows| !rows.is_empty());
+        let still_there = res.get(delete_at + 1).is_some_and(|rows| !rows.is_empty());
+        Ok(if deleted {
+            Write::Done(Stored {
+                rt,
+                id: id.to_string(),
+                data: "{}".into(),
+                meta: Meta {
+                    created: String::new(),
+                    modified: String::new(),
+                    version: 0,
+                },
+                related: None,
+            })
+        } else if still_there {
+            Write::Conflict
+        } else {
+            Write::NotFound
+        })
+    }
+
+    /// One page of a filtered list and the total count, in one round trip.
+    /// `where_sql`/`params` come from the query planner and use `r` as the table alias.
+    /// Resources without a sort value come last in either direction; rowid breaks ties, so the
+    /// order is total and index and cursor paging agree on it.
+    pub async fn list(&self, q: &ListQuery) -> Result<ListPage> {
+        let type_cond = match q.rt {
+            Some(rt) => format!(" AND r.type = {}", type_literal(rt)),
+            None => String::new(),
+        };
+        let filter = match &q.where_sql {
+            Some(w) => format!(" AND ({w})"),
+            None => String::new(),
+        };
+        let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into()];
+        params.extend(q.params.iter().cloned());
+        let where_clause = format!("WHERE r.tenant = ?{type_cond}{filter}");
+        let count_sql = format!("SELECT count(*) AS n FROM resources r {where_clause}");
+        // A filtered first page — every lookup Entra and Okta make — carries its total in the
+        // page statement itself, as an uncorrelated scalar subquery SQLite evaluates once: one
+        // statement instead of two. An empty first page means a total of 0. Later pages, and
+        // filters whose parameters would not fit twice, count separately.
+        let inline_total = q.where_sql.is_some()
+            && q.count > 0
+            && q.after.is_none()
+            && (q.cursor_mode || q.start_index == 1)
+            && params.len() * 2 + 2 <= crate::store::sql::MAX_PARAMS;
+        let mut stmts = Vec::new();
+        if !inline_total {
+            stmts.push(match (&q.where_sql, q.rt) {
+                // Unfiltered: the trigger-maintained counter (migration 0006), not a scan.
+                (None, Some(rt)) => Stmt::new(
+                    format!(
+                        "SELECT coalesce((SELECT n FROM resource_counts WHERE tenant = ? AND type = {}), 0) AS n",
+                        type_literal(rt)
+                    ),
+                    vec![self.tenant.as_str().into()],
+                ),
+                (None, None) => Stmt::new(
+                    "SELECT coalesce(sum(n), 0) AS n FROM resource_counts WHERE tenant = ?",
+                    vec![self.tenant.as_str().into()],
+                ),
+                (Some(_), _) => Stmt::new(count_sql.clone(), params.clone()),
+            });
+        }
+        if q.count > 0 {
+            let related = match (q.rt, q.with_related) {
+                (Some(rt), true) => format!(", {}", related_sql(rt)),
+                // Root searches span types: pick the related list by each row's type.
+                (None, true) => format!(
+                    ", CASE r.type WHEN 'Group' THEN {} ELSE {} END AS related",
+                    strip_alias(related_sql(ResourceType::Group)),
+                    strip_alias(related_sql(ResourceType::User))
+                ),
+                _ => String::new(),
+            };
+            let dir = if q.descending { "DESC" } else { "ASC" };
+            let op = if q.descending { "<" } else { ">" };
+            let sort_expr = q.order.as_ref().map(|o| format!("({})", o.expr));
+            let key = q
+                .order
+                .as_ref()
+                .map(|o| SortKey::of(o, q.rt))
+                .unwrap_or_default();
+            // Unfiltered pages spell the order as an index on the sort key holds it,
+            // `e NULLS LAST, rowid` (SQLite reads `ASC NULLS LAST` off an ascending index in
+            // two passes, the values and then the missing ones), so a page of 100 reads about
+            // 100 index entries instead of sorting the whole type. Filtered pages spell the
+            // same order as `e IS NULL, e, rowid`, which no index serves: walking the sort
+            // index and testing every resource against a selective filter (`externalId eq`)
+            // would visit the whole tenant, where the filter's own index finds the few matches
+            // to sort. (Without ANALYZE statistics SQLite picks the walk whenever it can.)
+            let walk = q.where_sql.is_none();
+            let order = match &sort_expr {
+                Some(e) if walk => format!("ORDER BY {e} {dir} NULLS LAST, r.rowid {dir}"),
+                Some(e) => format!("ORDER BY {e} IS NULL, {e} {dir}, r.rowid {dir}"),
+                None => "ORDER BY r.rowid ASC".to_string(),
+            };
+            let (total_col, mut page_params) = if inline_total {
+                let mut p = params.clone();
+                p.extend(params);
+                (format!(", ({count_sql}) AS _total"), p)
+            } else {
+                (String::new(), params)
+            };
+            let mut page_where = where_clause.clone();
+            // Cursor pages of a nullable indexed key continue with two index walks, merged:
+            // the resources after the position that have a value, then all that lack one.
+            let mut missing_where = None;
+            if let Some(pos) = &q.after {
+                let keyset = match (&sort_expr, pos.null) {
+                    (None, _) => {
+                        page_params.push(SqlValue::Int(pos.rowid));
+                        "r.rowid > ?".to_string()
+                    }
+                    (Some(e), true) => {
+                        page_params.push(SqlValue::Int(pos.rowid));
+                        format!("{e} IS NULL AND r.rowid {op} ?")
+                    }
+                    (Some(e), false) => {
+                        page_params.extend([
+                            pos.value_param(),
+                            pos.value_param(),
+                            SqlValue::Int(pos.rowid),
+                        ]);
+                        if walk && (key.never_null || key.indexed) {
+                            // A range the index can seek to; the missing values come after
+                            // every value, so they all follow the position.
+                            if !key.never_null {
+                                missing_where = Some(format!("{where_clause} AND {e} IS NULL"));
+                            }
+                            format!("{e} {op}= ? AND ({e} {op} ? OR r.rowid {op} ?)")
+                        } else {
+                            format!("({e} IS NULL OR {e} {op} ? OR ({e} = ? AND r.rowid {op} ?))")
+                        }
+                    }
+                };
+                page_where.push_str(&format!(" AND {keyset}"));
+            }
+            let sort_col = sort_expr.as_deref().unwrap_or("NULL");
+            let select = |filter: &str| {
+                format!(
+                    "SELECT {COLUMNS}{related}, r.rowid AS _rowid, {sort_col} AS _sort{total_col} \
+                     FROM resources r {filter}"
+                )
+            };
+            let mut sql = select(&page_where);
+            match &missing_where {
+                Some(missing) => {
+                    // Only continuations get here, so there is no inline total (each arm would
+                    // evaluate it). The second arm binds the WHERE clause's values again.
+                    page_params.extend(
+                        std::iter::once(SqlValue::from(self.tenant.as_str()))
+                            .chain(q.params.iter().cloned()),
+                    );
+                    let collate = if key.nocase { " COLLATE NOCASE" } else { "" };
+                    sql.push_str(&format!(
+                        " UNION ALL {} ORDER BY _sort{collate} {dir} NULLS LAST, _rowid {dir}",
+                        select(missing)
+                    ));
+                }
+                None => {
+                    sql.push(' ');
+                    sql.push_str(&order);
+                }
+            }
+            let limit = if q.cursor_mode {
+                // One extra row tells whether a next page exists.
+                page_params.push(SqlValue::Int(q.count + 1));
+                "LIMIT ?"
+            } else {
+                page_params.push(SqlValue::Int(q.count));
+                page_params.push(SqlValue::Int(q.start_index - 1));
+                "LIMIT ? OFFSET ?"
+            };
+            sql.push(' ');
+            sql.push_str(limit);
+            stmts.push(Stmt::new(sql, page_params));
+        }
+        let res = self.run(stmts).await?;
+        let (total, page_at) = if inline_total {
+            let first = res.first().and_then(|rows| rows.first());
+            (first.and_then(|r| int(r.get("_total"))).unwrap_or(0), 0)
+        } else {
+            let n = res
+                .first()
+                .and_then(|rows| rows.first())
+                .and_then(|r| int(r.get("n")));
+            (n.unwrap_or(0), 1)
+        };
+        let mut items = Vec::new();
+        let mut next = None;
+        if let Some(rows) = res.get(page_at) {
+            let page = usize::try_from(q.count).unwrap_or(0);
+            for row in rows.iter().take(page) {
+                items.push(parse_row(row, q.with_related)?);
+            }
+            if q.cursor_mode && rows.len() > page {
+                if let Some(last) = rows.get(page.saturating_sub(1)) {
+                    let value = last.get("_sort").cloned().unwrap_or(Value::Null);
+                    next = Some(Position {
+                        null: value.is_null(),
+                        value,
+                        rowid: int(last.get("_rowid")).ok_or(StoreError::Corrupt("rowid"))?,
+                    });
+                }
+            }
+        }
+        Ok(ListPage { total, items, next })
+    }
+
+    /// The deployment secret `name` (not a tenant's: the one table the store reads without a
+    /// tenant), created as `fresh` if there is none yet. One round trip; `INSERT OR IGNORE`
+    /// makes concurrent first uses agree on whichever was written first.
+    pub async fn deployment_secret(&self, name: &str, fresh: &str) -> Result<String> {
+        let res = self
+            .run(vec![
+                Stmt::new(
+                    "INSERT OR IGNORE INTO deployment_secrets (name, value) VALUES (?, ?)",
+                    vec![name.into(), fresh.into()],
+                ),
+                Stmt::new(
+                    "SELECT value FROM deployment_secrets WHERE name = ?",
+                    vec![name.into()],
+                ),
+            ])
+            .await?;
+        res.get(1)
+            .and_then(|rows| rows.first())
+            .and_then(|r| r.get("value"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or(StoreError::Corrupt("deployment secret"))
+    }
+
+    fn add_members_stmt(&self, group_id: &str, ids: &[String], guard_version: Option<i64>) -> Stmt {
+        let mut sql = String::from(
+            "INSERT OR IGNORE INTO members (tenant, group_id, member_id) SELECT ?, ?, j.value FROM json_each(?) j",
+        );
+        let mut params: Vec<SqlValue> = vec![
+            self.tenant.as_str().into(),
+            group_id.into(),
+            json_list(ids).into(),
+        ];
+        if let Some(v) = guard_version {
+            sql.push_str(" WHERE EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)");
+            params.extend([
+                self.tenant.as_str().into(),
+                group_id.into(),
+                SqlValue::Int(v),
+            ]);
+        }
+        Stmt::new(sql, params)
+    }
+
+    /// After a foreign-key failure, names the member ids that do not exist in this tenant.
+    async fn explain_missing_members(&self, ids: &[String]) -> StoreError {
+        let stmt = Stmt::new(
+            "SELECT j.value AS id FROM json_each(?) j WHERE NOT EXISTS \
+             (SELECT 1 FROM resources r WHERE r.tenant = ? AND r.id = j.value)",
+            vec![json_list(ids).into(), self.tenant.as_str().into()],
+        );
+        match self.run(vec![stmt]).await {
+            Ok(res) => {
+                let missing: Vec<String> = res
+                    .first()
+                    .map(|rows| {
+                        rows.iter()
+                            .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if missing.is_empty() {
+                    StoreError::MissingReference
+                } else {
+                    StoreError::MissingMembers(missing)
+                }
+            }
+            Err(e) => e,
+        }
+    }
+}
+
+/// What the store knows about a list's sort key, from the column the planner names.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SortKey {
+    /// Every resource of the listed type has a value: the columns are `NOT NULL`, and
+    /// `resource::validate` refuses a User without userName or a Group without displayName.
+    never_null: bool,
+    /// An index holds the listed type's resources in this key's order, then rowid: the
+    /// `(tenant, type, …)` indexes of migrations 0001 and 0008, `(tenant, user_name)` for
+    /// userName, and the primary key `(tenant, id)` for a root search by id. `meta.created`
+    /// and a typed `id` have none (see 0008): their pages sort.
+    indexed: bool,
+    /// Compared case-insensitively (`COLLATE NOCASE`).
+    nocase: bool,
+}
+
+impl SortKey {
+    fn of(order: &crate::store::query::SortOrder, rt: Option<ResourceType>) -> SortKey {
+        use crate::store::query::Column;
+        let typed = rt.is_some();
+        let (never_null, indexed) = match (order.column, order.nocase) {
+            (Some(Column::Id), _) => (true, !typed),
+            (Some(Column::Created), _) => (true, false),
+            (Some(Column::Modified), _) => (true, typed),
+            (Some(Column::UserName), true) => {
+                let users = rt == Some(ResourceType::User);
+                (users, users)
+            }
+            (Some(Column::DisplayName), true) => (rt == Some(ResourceType::Group), typed),
+            (Some(Column::ExternalId), false) => (false, typed),
+            _ => (false, false),
+        };
+        SortKey {
+            never_null,
+            indexed,
+            nocase: order.nocase,
+        }
+    }
+}
+
+fn strip_alias(sql: &str) -> &str {
+    sql.strip_suffix(" AS related").unwrap_or(sql)
+}
+
+/// A conditional write of one resource.
+#[derive(Debug, Clone)]
+pub struct Update<'x> {
+    pub rt: ResourceType,
+    pub id: &'x str,
+    /// The version read before planning; the write applies only if it is still current.
+    /// `None` makes the write unconditional, for writes that depend on nothing they read:
+    /// a PUT without If-Match, or a PATCH that only changes a group's member rows.
+    pub expected: Option<i64>,
+    /// The new stored `data`; `None` keeps the stored one (a membership-only change still
+    /// gets a new version and `lastModified`, because members are part of the resource).
+    pub data: Option<NewData<'x>>,
+    pub members: &'x [MemberChange],
+    pub now: &'x str,
+    /// Read members/groups back for the response.
+    pub with_related: bool,
+    /// Names of the client quirks tolerated by this request, counted per tenant.
+    pub tolerances: &'x [&'static str],
+}
+
+/// The new stored `data` of an [`Update`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NewData<'x> {
+    /// Attributes to serialise (PUT).
+    Attributes(&'x Map<String, Value>),
+    /// The text to store, already written (PATCH, `patch::apply_text`), and whether the
+    /// write sets `active` to false.
+    Text { text: &'x str, deactivating: bool },
+}
+
+/// What a list request asks of the store, already planned.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub rt: Option<ResourceType>,
+    pub where_sql: Option<String>,
+    pub params: Vec<SqlValue>,
+    pub order: Option<crate::store::query::SortOrder>,
+    pub descending: bool,
+    /// 1-based; ignored in cursor mode.
+    pub start_index: i64,
+    pub count: i64,
+    pub with_related: bool,
+    /// Cursor paging (RFC 9865): keyset instead of offset, and report where the page ended.
+    pub cursor_mode: bool,
+    /// Start after this position (cursor mode).
+    pub after: Option<Position>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub total: i64,
+    pub items: Vec<Stored>,
+    /// Where the next page starts, if there is one (cursor mode only).
+    pub next: Option<Position>,
+}
+
+fn json_list(ids: &[String]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+/// D1 hands numbers over as JavaScript doubles; rusqlite as integers. Accept both.
+fn int(v: Option<&Value>) -> Option<i64> {
+    let v = v?;
+    v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+}
+
+fn text<'r>(row: &'r Row, col: &str) -> Result<&'r str> {
+    row.get(col)
+        .and_then(Value::as_str)
+        .ok_or(StoreError::Corrupt("row"))
+}
+
+pub fn parse_row(row: &Row, with_related: bool) -> Result<Stored> {
+    let rt = ResourceType::from_name(text(row, "type")?).ok_or(StoreError::Corrupt("type"))?;
+    let data = text(row, "data")?.to_string();
+    let related = if with_related {
+        let raw = row.get("related").and_then(Value::as_str).unwrap_or("[]");
+        let list: Vec<(String, String, Option<String>)> =
+            serde_json::from_str(raw).map_err(|_| StoreError::Corrupt("related"))?;
+        let mut out: Vec<Related> = list
+            .into_iter()
+            .filter_map(|(id, ty, display)| {
+                ResourceType::from_name(&ty).map(|rt| Related { id, rt, display })
+            })
+            .collect();
+        out.sort_by(|a, b| a.display.cmp(&b.display).then_with(|| a.id.cmp(&b.id)));
+        Some(out)
+    } else {
+        None
+    };
+    Ok(Stored {
+        rt,
+        id: text(row, "id")?.to_string(),
+        data,
+        meta: Meta {
+            created: text(row, "created")?.to_string(),
+            modified: text(row, "modified")?.to_string(),
+            version: int(row.get("version")).ok_or(StoreError::Corrupt("version"))?,
+        },
+        related,
+    })
+}

@@ -1,0 +1,407 @@
+//! The thin Workers binding layer: converts workerd requests to `http::Request`, runs the
+//! handler with D1 behind the `Db` trait, and converts the answer back. No protocol logic.
+
+use crate::proto::error::ScimError;
+use crate::service::ctx::{Config, Ctx, REQUEST_ID_HEADER};
+use crate::service::http::{self, Method};
+use crate::service::ratelimit::{Check, Decision, RateLimiter};
+use crate::service::{self, scim};
+use crate::store::sql::{SqlValue, Stmt};
+use crate::store::{Db, DbError, Row};
+use std::cell::Cell;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::JsValue;
+use worker::js_sys::{Reflect, Uint8Array};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{self, ReadableStreamDefaultReader};
+use worker::{console_error, console_log, event, Context, D1Database, Env, Headers};
+
+/// D1 behind the `Db` trait. Counts round trips (one per `batch` call) and their wall time,
+/// reported in a `Server-Timing` header when the `SCIM_DEBUG_TIMING` var is `1`.
+struct D1(D1Database, RoundTrips);
+
+#[derive(Default)]
+struct RoundTrips {
+    count: Cell<u32>,
+    ms: Cell<f64>,
+}
+
+impl RoundTrips {
+    /// `d1;desc="2 round trips";dur=1.0`: the count in `desc`, their summed wall time in `dur`.
+    fn server_timing(&self) -> String {
+        let n = self.count.get();
+        let unit = if n == 1 { "round trip" } else { "round trips" };
+        format!("d1;desc=\"{n} {unit}\";dur={:.1}", self.ms.get())
+    }
+}
+
+/// The dev flag: off unless the Worker var `SCIM_DEBUG_TIMING` is `1` (never set in production).
+fn debug_timing(env: &Env) -> bool {
+    env.var("SCIM_DEBUG_TIMING")
+        .is_ok_and(|v| v.to_string().trim() == "1")
+}
+
+fn bind(v: &SqlValue) -> JsValue {
+    match v {
+        SqlValue::Null => JsValue::NULL,
+        SqlValue::Int(i) => JsValue::from_f64(*i as f64),
+        SqlValue::Real(f) => JsValue::from_f64(*f),
+        SqlValue::Text(s) => JsValue::from_str(s),
+    }
+}
+
+impl Db for D1 {
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
+        let mut prepared = Vec::with_capacity(stmts.len());
+        for s in &stmts {
+            let params: Vec<JsValue> = s.params.iter().map(bind).collect();
+            let p = self
+                .0
+                .prepare(&s.sql)
+                .bind(&params)
+                .map_err(|e| DbError::from_message(&e.to_string()))?;
+            prepared.push(p);
+        }
+        self.1.count.set(self.1.count.get() + 1);
+        let started = worker::Date::now().as_millis();
+        let results = if prepared.len() == 1 {
+            // A single statement needs no transaction wrapper: `all()` is one round trip too.
+            let only = prepared.remove(0);
+            vec![only
+                .all()
+                .await
+                .map_err(|e| DbError::from_message(&e.to_string()))?]
+        } else {
+            self.0
+                .batch(prepared)
+                .await
+                .map_err(|e| DbError::from_message(&e.to_string()))?
+        };
+        let took = worker::Date::now().as_millis().saturating_sub(started);
+        self.1.ms.set(self.1.ms.get() + took as f64);
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            if let Some(err) = r.error() {
+                return Err(DbError::from_message(&err));
+            }
+            out.push(
+                r.results::<Row>()
+                    .map_err(|e| DbError::Other(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn config(env: &Env) -> Config {
+    let mut tokens = Vec::new();
+    for name in ["SCIM_TOKEN", "SCIM_TOKENS"] {
+        if let Ok(secret) = env.secret(name) {
+            tokens.extend(crate::service::auth::parse_tokens(&secret.to_string()));
+        }
+    }
+    let admin_token = env
+        .secret("ADMIN_TOKEN")
+        .ok()
+        .map(|s| s.to_string().trim().to_string())
+        .filter(|s| !s.is_empty());
+    // Keys the sealed list cursors; unset, a random key is generated once and kept in D1.
+    let cursor_secret = env
+        .secret("CURSOR_SECRET")
+        .ok()
+        .map(|s| s.to_string().trim().to_string())
+        .filter(|s| !s.is_empty());
+    Config {
+        tokens,
+        admin_token,
+        cursor_secret,
+    }
+}
+
+/// The Workers rate-limiting binding `RATE_LIMITER`, keyed by tenant; without the binding
+/// there is no limit. The binding does not tell when its window ends, so `Retry-After` is its
+/// whole period, from the `RATE_LIMIT_PERIOD` var (the binding's `period`: 10 or 60; default
+/// 60). If the binding fails, the request is let through (and the failure logged).
+/// `AUTH_ATTEMPT_LIMITER` (optional, same period) counts the token endpoint's attempts and
+/// failures with a much smaller limit; without it they go to `RATE_LIMITER`.
+struct BindingLimiter {
+    binding: Option<worker::RateLimiter>,
+    attempts: Option<worker::RateLimiter>,
+    period_secs: u32,
+}
+
+impl BindingLimiter {
+    fn from_env(env: &Env) -> BindingLimiter {
+        let period_secs = env
+            .var("RATE_LIMIT_PERIOD")
+            .ok()
+            .and_then(|v| v.to_string().trim().parse::<u32>().ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(60);
+        BindingLimiter {
+            binding: env.rate_limiter("RATE_LIMITER").ok(),
+            attempts: env.rate_limiter("AUTH_ATTEMPT_LIMITER").ok(),
+            period_secs,
+        }
+    }
+
+    async fn limit(&self, binding: Option<&worker::RateLimiter>, key: &str) -> Decision {
+        let Some(binding) = binding else {
+            return Decision::Allow;
+        };
+        match binding.limit(key.to_string()).await {
+            Ok(outcome) if !outcome.success => Decision::Limited {
+                retry_after_secs: self.period_secs,
+            },
+            Ok(_) => Decision::Allow,
+            Err(e) => {
+                console_error!("rate limiter binding failed: {e}");
+                Decision::Allow
+            }
+        }
+    }
+}
+
+impl RateLimiter for BindingLimiter {
+    fn check<'a>(&'a self, key: &'a str, _now_ms: i64) -> Check<'a> {
+        Box::pin(self.limit(self.binding.as_ref(), key))
+    }
+
+    fn check_attempt<'a>(&'a self, key: &'a str, _now_ms: i64) -> Check<'a> {
+        Box::pin(self.limit(self.attempts.as_ref().or(self.binding.as_ref()), key))
+    }
+}
+
+/// A request as the glue hands it on, or the answer when its body is too large to route.
+enum Incoming {
+    Request(http::Request),
+    /// The body is over `scim::MAX_BODY_BYTES`: answered 413 on every path, before routing.
+    TooLarge,
+}
+
+/// How much of a body the glue reads and throws away after the limit (or of a body on a
+/// method that takes none). A body left unread or cancelled mid-stream makes workerd drop
+/// the connection it came on; under `wrangler dev` that connection is shared with other
+/// clients' requests, which then fail (`503 Your worker restarted mid-request`). Reading to
+/// the end keeps the connection clean; past this much the client is abusive and the stream
+/// is cancelled instead, so no upload can keep the isolate busy indefinitely.
+const MAX_DRAIN_BYTES: usize = 16 * scim::MAX_BODY_BYTES;
+
+async fn to_request(req: worker::Request) -> worker::Result<Incoming> {
+    let url = req.url()?;
+    let origin = url.origin().ascii_serialization();
+    let path_and_query = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    // The raw method: `worker::Request::method()` maps every method it does not know
+    // (PROPFIND, PURGE, ...) to GET, which would answer them as reads instead of 405.
+    let mut out = http::Request::new(
+        Method::parse(&req.inner().method()),
+        &path_and_query,
+        &origin,
+    );
+    for (k, v) in req.headers().entries() {
+        out = out.with_header(&k, &v);
+    }
+    // With a declared length over the limit the body is never read: workerd knows how much
+    // is left, and the connection stays clean (probed under `wrangler dev`).
+    let declared = out
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > scim::MAX_BODY_BYTES) {
+        return Ok(Incoming::TooLarge);
+    }
+    // Only POST, PUT and PATCH take a body; any other body is read and dropped unseen.
+    let keep = if matches!(out.method, Method::Post | Method::Put | Method::Patch) {
+        scim::MAX_BODY_BYTES
+    } else {
+        0
+    };
+    match read_body(req.inner(), keep).await {
+        Body::Kept(body) => out.body = body,
+        Body::TooLarge => return Ok(Incoming::TooLarge),
+    }
+    Ok(Incoming::Request(out))
+}
+
+/// What `read_body` makes of a body.
+enum Body {
+    /// The whole body (empty when absent, unreadable, or not kept).
+    Kept(Vec<u8>),
+    /// More than the bytes kept arrived: the rest was read and dropped (see `MAX_DRAIN_BYTES`).
+    TooLarge,
+}
+
+/// Reads the body to its end chunk by chunk, keeping at most `keep` bytes; the chunks past
+/// that are never copied into wasm memory. A body that cannot be read (the client went away)
+/// counts as empty.
+async fn read_body(req: &web_sys::Request, keep: usize) -> Body {
+    let Some(reader) = req.body().and_then(|s| {
+        s.get_reader()
+            .dyn_into::<ReadableStreamDefaultReader>()
+            .ok()
+    }) else {
+        return Body::Kept(Vec::new());
+    };
+    let mut body = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let chunk = match next_chunk(&reader).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(()) if keep > 0 && seen > keep => return Body::TooLarge,
+            Err(()) => return Body::Kept(Vec::new()),
+        };
+        let len = chunk.length() as usize;
+        seen = seen.saturating_add(len);
+        if seen > MAX_DRAIN_BYTES {
+            // Settles on its own; nothing waits for it.
+            let _ = reader.cancel();
+            return Body::TooLarge;
+        }
+        if seen <= keep {
+            let at = body.len();
+            body.resize(at + len, 0);
+            if let Some(dst) = body.get_mut(at..) {
+                chunk.copy_to(dst);
+            }
+        }
+    }
+    if keep > 0 && seen > keep {
+        Body::TooLarge
+    } else {
+        Body::Kept(body)
+    }
+}
+
+/// The next chunk of a body stream, `None` at its end, `Err` if the stream failed.
+async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8Array>, ()> {
+    let result = JsFuture::from(reader.read()).await.map_err(|_| ())?;
+    let done = Reflect::get(&result, &JsValue::from_str("done")).map_err(|_| ())?;
+    if done.as_bool() != Some(false) {
+        return Ok(None);
+    }
+    Reflect::get(&result, &JsValue::from_str("value"))
+        .ok()
+        .and_then(|v| v.dyn_into::<Uint8Array>().ok())
+        .map(Some)
+        .ok_or(())
+}
+
+fn to_response(resp: http::Response) -> worker::Result<worker::Response> {
+    let headers = Headers::new();
+    for (k, v) in &resp.headers {
+        headers.append(k, v)?;
+    }
+    let out = if resp.body.is_empty() {
+        worker::Response::empty()?
+    } else {
+        worker::Response::from_bytes(resp.body)?
+    };
+    Ok(out.with_status(resp.status).with_headers(headers))
+}
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let request = match to_request(req).await? {
+        Incoming::Request(r) => r,
+        Incoming::TooLarge => return to_response(too_large()),
+    };
+    #[cfg(feature = "fault-injection")]
+    #[allow(clippy::panic)] // the test-only build panics on purpose (tests/e2e/faults.test.mjs)
+    if request.path == "/__fault/panic" {
+        panic!("fault injection: panic on request");
+    }
+    let db = match env.d1("DB") {
+        Ok(db) => D1(db, RoundTrips::default()),
+        Err(e) => {
+            let rid = crate::service::ids::request_id();
+            console_error!("{rid} D1 binding 'DB' missing: {e}");
+            let resp = http::Response::error(&ScimError::internal());
+            return to_response(resp.with_header(REQUEST_ID_HEADER, rid));
+        }
+    };
+    let config = config(&env);
+    let limiter = BindingLimiter::from_env(&env);
+    let ctx = Ctx {
+        db: &db,
+        config: &config,
+        now_ms: js_sys_now(),
+        // Lives as long as the isolate: verified tokens skip D1 for `credentials::CACHE_TTL_MS`.
+        tokens: crate::service::credentials::isolate_cache(),
+        limiter: &limiter,
+    };
+    let mut response = service::handle(&ctx, &request).await;
+    if debug_timing(&env) {
+        response = response.with_header("server-timing", db.1.server_timing());
+    }
+    // Log lines name the request id, method and path only: never headers (tokens), query
+    // strings (filters hold userNames and emails) or bodies.
+    let rid = response.header(REQUEST_ID_HEADER).unwrap_or("-");
+    for note in &response.notes {
+        console_log!(
+            "{rid} {} {}: {note}",
+            crate::service::scim::method_label(request.method),
+            request.path
+        );
+    }
+    if response.status >= 500 {
+        console_error!(
+            "{rid} {} {} -> {}",
+            crate::service::scim::method_label(request.method),
+            request.path,
+            response.status
+        );
+    }
+    to_response(response)
+}
+
+/// 413 for a body over the limit, answered by the glue before routing.
+fn too_large() -> http::Response {
+    let rid = crate::service::ids::request_id();
+    let err = ScimError::payload_too_large(format!(
+        "the request body is larger than the limit of {} bytes (request id {rid})",
+        scim::MAX_BODY_BYTES
+    ));
+    http::Response::error(&err).with_header(REQUEST_ID_HEADER, rid)
+}
+
+/// The cron expression that makes a `fault-injection` build panic in its scheduled handler
+/// (an e2e test shows the run fails visibly instead of hanging).
+#[cfg(feature = "fault-injection")]
+const FAULT_PANIC_CRON: &str = "0 0 31 2 *";
+
+/// Daily (wrangler.toml `[triggers]`): drops provisioning-log events older than
+/// `LOG_RETENTION_DAYS` (default `store::events::DEFAULT_RETENTION_DAYS`).
+#[event(scheduled)]
+async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    #[cfg(feature = "fault-injection")]
+    #[allow(clippy::panic)]
+    // the test-only build panics on purpose (tests/e2e/scheduled.test.mjs)
+    if _event.cron() == FAULT_PANIC_CRON {
+        panic!("fault injection: panic in a scheduled run");
+    }
+    let Ok(db) = env.d1("DB") else {
+        console_error!("scheduled: D1 binding 'DB' missing");
+        return;
+    };
+    let raw = env.var("LOG_RETENTION_DAYS").ok().map(|v| v.to_string());
+    let days = crate::store::events::retention_days(raw.as_deref());
+    let db = D1(db, RoundTrips::default());
+    if let Err(e) = db
+        .batch(vec![crate::store::events::prune_stmt(js_sys_now(), days)])
+        .await
+    {
+        console_error!("scheduled: pruning the provisioning log failed: {e:?}");
+    }
+}
+
+fn js_sys_now() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
