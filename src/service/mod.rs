@@ -13,6 +13,7 @@ pub mod http;
 pub mod ids;
 pub mod oauth;
 pub mod ratelimit;
+pub mod route;
 pub mod scim;
 pub mod tenant;
 

@@ -9,8 +9,9 @@ use crate::proto::schema::{
 };
 use crate::proto::time;
 use crate::service::ctx::Ctx;
-use crate::service::http::{path_segments, Method, Request, Response};
+use crate::service::http::{path_segments, Request, Response};
 use crate::service::ids;
+use crate::service::route::Route;
 use crate::store::cursor;
 use crate::store::{Db, ListQuery, MemberChange, NewData, Store, Stored, Update, Write};
 use serde_json::{json, Map, Value};
@@ -59,160 +60,82 @@ pub(crate) async fn serve<D: Db>(
     }
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let route = Route::parse(req.method, &segs)?;
     let base = format!("{}{base_path}", req.origin);
     let store = Store::new(ctx.db, principal.tenant);
+    let Some(write) = route.write() else {
+        return dispatch(ctx, &store, req, &route, &base).await;
+    };
     // Writes are recorded in the provisioning log: successes by the store in the write's own
-    // batch, failures below.
-    let write = match segs.as_slice() {
-        [endpoint] => ResourceType::from_endpoint(endpoint)
-            .and_then(|rt| write_op(req.method, false).map(|op| (op, rt, None))),
-        [endpoint, id] if *id != ".search" => ResourceType::from_endpoint(endpoint)
-            .and_then(|rt| write_op(req.method, true).map(|op| (op, rt, Some(id.to_string())))),
-        _ => None,
-    };
-    let store = match &write {
-        Some((op, _, _)) => store.audited(crate::store::events::AuditNote {
-            op,
-            credential: principal.credential_id.clone(),
-            request_id: request_id.to_string(),
-            attributes: Vec::new(),
-            time: time::format_millis(ctx.now_ms),
-        }),
-        None => store,
-    };
-    let result = match segs.as_slice() {
-        [] => Err(ScimError::not_found(
-            "nothing here; see /ServiceProviderConfig, /ResourceTypes, /Schemas, /Users, /Groups",
-        )),
-        [first, tail @ ..]
-            if first.eq_ignore_ascii_case("ServiceProviderConfig") && tail.is_empty() =>
-        {
-            only(req, &[Method::Get])?;
-            Ok(Response::json(200, &service_provider_config(&base)))
-        }
-        [first, tail @ ..] if first.eq_ignore_ascii_case("ResourceTypes") => {
-            only(req, &[Method::Get])?;
-            reject_discovery_filter(req)?;
-            match tail {
-                [] => Ok(list_response(
-                    ResourceType::ALL
-                        .iter()
-                        .map(|rt| schema::resource_type_document(*rt, &base))
-                        .collect(),
-                )),
-                [name] => ResourceType::from_name(name)
-                    .map(|rt| Response::json(200, &schema::resource_type_document(rt, &base)))
-                    .ok_or_else(|| ScimError::not_found(format!("no resource type '{name}'"))),
-                _ => Err(ScimError::not_found("no such resource type")),
-            }
-        }
-        [first, tail @ ..] if first.eq_ignore_ascii_case("Schemas") => {
-            only(req, &[Method::Get])?;
-            reject_discovery_filter(req)?;
-            let docs = schema::schema_documents(&base);
-            match tail {
-                [] => Ok(list_response(docs)),
-                [urn] => docs
-                    .into_iter()
-                    .find(|d| {
-                        d["id"]
-                            .as_str()
-                            .is_some_and(|id| id.eq_ignore_ascii_case(urn))
-                    })
-                    .map(|d| Response::json(200, &d))
-                    .ok_or_else(|| ScimError::not_found(format!("no schema '{urn}'"))),
-                _ => Err(ScimError::not_found("no such schema")),
-            }
-        }
-        [first] if *first == ".search" => {
-            only(req, &[Method::Post])?;
-            search(ctx, &store, req, None, &base).await
-        }
-        [first, tail @ ..]
-            if first.eq_ignore_ascii_case("Bulk") || first.eq_ignore_ascii_case("Me") =>
-        {
-            let _ = tail;
-            Err(ScimError::not_implemented(format!(
-                "/{first} is not supported by this service provider"
-            )))
-        }
-        [endpoint, tail @ ..] => {
-            let rt = ResourceType::from_endpoint(endpoint)
-                .ok_or_else(|| ScimError::not_found(format!("no endpoint '/{endpoint}'")))?;
-            match tail {
-                [] => match req.method {
-                    Method::Get => list(ctx, &store, req, rt, &base).await,
-                    Method::Post => create(ctx, &store, req, rt, &base).await,
-                    _ => Err(not_allowed(&[Method::Get, Method::Post])),
-                },
-                [".search"] => {
-                    only(req, &[Method::Post])?;
-                    search(ctx, &store, req, Some(rt), &base).await
-                }
-                [id] => match req.method {
-                    Method::Get => get(&store, req, rt, id, &base).await,
-                    Method::Put => replace(ctx, &store, req, rt, id, &base).await,
-                    Method::Patch => patch(ctx, &store, req, rt, id, &base).await,
-                    Method::Delete => delete(&store, req, rt, id).await,
-                    _ => Err(not_allowed(&[
-                        Method::Get,
-                        Method::Put,
-                        Method::Patch,
-                        Method::Delete,
-                    ])),
-                },
-                _ => Err(ScimError::not_found(format!(
-                    "no resource at '{}'",
-                    req.path
-                ))),
-            }
-        }
-    };
-    if let (Err(e), Some((_, rt, id)), Some(note)) = (&result, &write, store.audit_note()) {
-        crate::store::events::record_failure(ctx.db, store.tenant(), *rt, id.as_deref(), note, e)
+    // batch, failures here.
+    let store = store.audited(crate::store::events::AuditNote {
+        op: write.op,
+        credential: principal.credential_id.clone(),
+        request_id: request_id.to_string(),
+        attributes: Vec::new(),
+        time: time::format_millis(ctx.now_ms),
+    });
+    let result = dispatch(ctx, &store, req, &route, &base).await;
+    if let (Err(e), Some(note)) = (&result, store.audit_note()) {
+        crate::store::events::record_failure(ctx.db, store.tenant(), write.rt, write.id, note, e)
             .await;
     }
     result
 }
 
-/// The logged operation a SCIM request is, if it writes: POST to a collection, or PUT, PATCH
-/// or DELETE of one resource.
-fn write_op(method: Method, has_id: bool) -> Option<&'static str> {
-    match (method, has_id) {
-        (Method::Post, false) => Some("create"),
-        (Method::Put, true) => Some("replace"),
-        (Method::Patch, true) => Some("patch"),
-        (Method::Delete, true) => Some("delete"),
-        _ => None,
+/// Runs the handler of `route`.
+async fn dispatch<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    route: &Route,
+    base: &str,
+) -> Result<Response> {
+    match route {
+        Route::ServiceProviderConfig => Ok(Response::json(200, &service_provider_config(base))),
+        Route::ResourceTypes(name) => resource_types(req, name.as_deref(), base),
+        Route::Schemas(urn) => schemas(req, urn.as_deref(), base),
+        Route::Search(rt) => search(ctx, store, req, *rt, base).await,
+        Route::List(rt) => list(ctx, store, req, *rt, base).await,
+        Route::Create(rt) => create(ctx, store, req, *rt, base).await,
+        Route::Get(rt, id) => get(store, req, *rt, id, base).await,
+        Route::Replace(rt, id) => replace(ctx, store, req, *rt, id, base).await,
+        Route::Patch(rt, id) => patch(ctx, store, req, *rt, id, base).await,
+        Route::Delete(rt, id) => delete(store, req, *rt, id).await,
     }
 }
 
-pub fn method_label(m: Method) -> &'static str {
-    match m {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-        Method::Options => "OPTIONS",
-        Method::Other => "OTHER",
+/// `GET /ResourceTypes[/{name}]`.
+fn resource_types(req: &Request, name: Option<&str>, base: &str) -> Result<Response> {
+    reject_discovery_filter(req)?;
+    match name {
+        None => Ok(list_response(
+            ResourceType::ALL
+                .iter()
+                .map(|rt| schema::resource_type_document(*rt, base))
+                .collect(),
+        )),
+        Some(name) => ResourceType::from_name(name)
+            .map(|rt| Response::json(200, &schema::resource_type_document(rt, base)))
+            .ok_or_else(|| ScimError::not_found(format!("no resource type '{name}'"))),
     }
 }
 
-fn not_allowed(allowed: &[Method]) -> ScimError {
-    let names: Vec<&str> = allowed.iter().map(|m| method_label(*m)).collect();
-    ScimError::method_not_allowed(format!(
-        "method not allowed here; allowed: {}",
-        names.join(", ")
-    ))
-}
-
-fn only(req: &Request, allowed: &[Method]) -> Result<()> {
-    if allowed.contains(&req.method) {
-        Ok(())
-    } else {
-        Err(not_allowed(allowed))
+/// `GET /Schemas[/{urn}]`.
+fn schemas(req: &Request, urn: Option<&str>, base: &str) -> Result<Response> {
+    reject_discovery_filter(req)?;
+    let docs = schema::schema_documents(base);
+    match urn {
+        None => Ok(list_response(docs)),
+        Some(urn) => docs
+            .into_iter()
+            .find(|d| {
+                d["id"]
+                    .as_str()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(urn))
+            })
+            .map(|d| Response::json(200, &d))
+            .ok_or_else(|| ScimError::not_found(format!("no schema '{urn}'"))),
     }
 }
 

@@ -347,14 +347,14 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     for note in &response.notes {
         console_log!(
             "{rid} {} {}: {note}",
-            crate::service::scim::method_label(request.method),
+            crate::service::route::method_label(request.method),
             request.path
         );
     }
     if response.status >= 500 {
         console_error!(
             "{rid} {} {} -> {}",
-            crate::service::scim::method_label(request.method),
+            crate::service::route::method_label(request.method),
             request.path,
             response.status
         );
