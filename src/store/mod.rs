@@ -23,6 +23,7 @@ pub use error::{Constraint, DbError, Quota, QuotaUsage, Result, StoreError};
 pub mod cursor;
 pub mod error;
 pub mod events;
+mod list;
 #[cfg(test)]
 mod list_order_tests;
 pub mod query;
@@ -591,194 +592,12 @@ impl<'a, D: Db> Store<'a, D> {
         })
     }
 
-    /// One page of a filtered list and the total count, in one round trip.
-    /// `where_sql`/`params` come from the query planner and use `r` as the table alias.
-    /// Resources without a sort value come last in either direction; rowid breaks ties, so the
-    /// order is total and index and cursor paging agree on it.
+    /// One page of a filtered list and the total count, in one round trip: planned by
+    /// [`list::plan`] without touching the database, then run and read back.
     pub async fn list(&self, q: &ListQuery) -> Result<ListPage> {
-        let type_cond = match q.rt {
-            Some(rt) => format!(" AND r.type = {}", type_literal(rt)),
-            None => String::new(),
-        };
-        let filter = match &q.where_sql {
-            Some(w) => format!(" AND ({w})"),
-            None => String::new(),
-        };
-        let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into()];
-        params.extend(q.params.iter().cloned());
-        let where_clause = format!("WHERE r.tenant = ?{type_cond}{filter}");
-        let count_sql = format!("SELECT count(*) AS n FROM resources r {where_clause}");
-        // A filtered first page — every lookup Entra and Okta make — carries its total in the
-        // page statement itself, as an uncorrelated scalar subquery SQLite evaluates once: one
-        // statement instead of two. An empty first page means a total of 0. Later pages, and
-        // filters whose parameters would not fit twice, count separately.
-        let inline_total = q.where_sql.is_some()
-            && q.count > 0
-            && q.after.is_none()
-            && (q.cursor_mode || q.start_index == 1)
-            && params.len() * 2 + 2 <= crate::store::sql::MAX_PARAMS;
-        let mut stmts = Vec::new();
-        if !inline_total {
-            stmts.push(match (&q.where_sql, q.rt) {
-                // Unfiltered: the trigger-maintained counter (migration 0006), not a scan.
-                (None, Some(rt)) => Stmt::new(
-                    format!(
-                        "SELECT coalesce((SELECT n FROM resource_counts WHERE tenant = ? AND type = {}), 0) AS n",
-                        type_literal(rt)
-                    ),
-                    vec![self.tenant.as_str().into()],
-                ),
-                (None, None) => Stmt::new(
-                    "SELECT coalesce(sum(n), 0) AS n FROM resource_counts WHERE tenant = ?",
-                    vec![self.tenant.as_str().into()],
-                ),
-                (Some(_), _) => Stmt::new(count_sql.clone(), params.clone()),
-            });
-        }
-        if q.count > 0 {
-            let related = match (q.rt, q.with_related) {
-                (Some(rt), true) => format!(", {}", related_sql(rt)),
-                // Root searches span types: pick the related list by each row's type.
-                (None, true) => format!(
-                    ", CASE r.type WHEN 'Group' THEN {} ELSE {} END AS related",
-                    strip_alias(related_sql(ResourceType::Group)),
-                    strip_alias(related_sql(ResourceType::User))
-                ),
-                _ => String::new(),
-            };
-            let dir = if q.descending { "DESC" } else { "ASC" };
-            let op = if q.descending { "<" } else { ">" };
-            let sort_expr = q.order.as_ref().map(|o| format!("({})", o.expr));
-            let key = q
-                .order
-                .as_ref()
-                .map(|o| SortKey::of(o, q.rt))
-                .unwrap_or_default();
-            // Unfiltered pages spell the order as an index on the sort key holds it,
-            // `e NULLS LAST, rowid` (SQLite reads `ASC NULLS LAST` off an ascending index in
-            // two passes, the values and then the missing ones), so a page of 100 reads about
-            // 100 index entries instead of sorting the whole type. Filtered pages spell the
-            // same order as `e IS NULL, e, rowid`, which no index serves: walking the sort
-            // index and testing every resource against a selective filter (`externalId eq`)
-            // would visit the whole tenant, where the filter's own index finds the few matches
-            // to sort. (Without ANALYZE statistics SQLite picks the walk whenever it can.)
-            let walk = q.where_sql.is_none();
-            let order = match &sort_expr {
-                Some(e) if walk => format!("ORDER BY {e} {dir} NULLS LAST, r.rowid {dir}"),
-                Some(e) => format!("ORDER BY {e} IS NULL, {e} {dir}, r.rowid {dir}"),
-                None => "ORDER BY r.rowid ASC".to_string(),
-            };
-            let (total_col, mut page_params) = if inline_total {
-                let mut p = params.clone();
-                p.extend(params);
-                (format!(", ({count_sql}) AS _total"), p)
-            } else {
-                (String::new(), params)
-            };
-            let mut page_where = where_clause.clone();
-            // Cursor pages of a nullable indexed key continue with two index walks, merged:
-            // the resources after the position that have a value, then all that lack one.
-            let mut missing_where = None;
-            if let Some(pos) = &q.after {
-                let keyset = match (&sort_expr, pos.null) {
-                    (None, _) => {
-                        page_params.push(SqlValue::Int(pos.rowid));
-                        "r.rowid > ?".to_string()
-                    }
-                    (Some(e), true) => {
-                        page_params.push(SqlValue::Int(pos.rowid));
-                        format!("{e} IS NULL AND r.rowid {op} ?")
-                    }
-                    (Some(e), false) => {
-                        page_params.extend([
-                            pos.value_param(),
-                            pos.value_param(),
-                            SqlValue::Int(pos.rowid),
-                        ]);
-                        if walk && (key.never_null || key.indexed) {
-                            // A range the index can seek to; the missing values come after
-                            // every value, so they all follow the position.
-                            if !key.never_null {
-                                missing_where = Some(format!("{where_clause} AND {e} IS NULL"));
-                            }
-                            format!("{e} {op}= ? AND ({e} {op} ? OR r.rowid {op} ?)")
-                        } else {
-                            format!("({e} IS NULL OR {e} {op} ? OR ({e} = ? AND r.rowid {op} ?))")
-                        }
-                    }
-                };
-                page_where.push_str(&format!(" AND {keyset}"));
-            }
-            let sort_col = sort_expr.as_deref().unwrap_or("NULL");
-            let select = |filter: &str| {
-                format!(
-                    "SELECT {COLUMNS}{related}, r.rowid AS _rowid, {sort_col} AS _sort{total_col} \
-                     FROM resources r {filter}"
-                )
-            };
-            let mut sql = select(&page_where);
-            match &missing_where {
-                Some(missing) => {
-                    // Only continuations get here, so there is no inline total (each arm would
-                    // evaluate it). The second arm binds the WHERE clause's values again.
-                    page_params.extend(
-                        std::iter::once(SqlValue::from(self.tenant.as_str()))
-                            .chain(q.params.iter().cloned()),
-                    );
-                    let collate = if key.nocase { " COLLATE NOCASE" } else { "" };
-                    sql.push_str(&format!(
-                        " UNION ALL {} ORDER BY _sort{collate} {dir} NULLS LAST, _rowid {dir}",
-                        select(missing)
-                    ));
-                }
-                None => {
-                    sql.push(' ');
-                    sql.push_str(&order);
-                }
-            }
-            let limit = if q.cursor_mode {
-                // One extra row tells whether a next page exists.
-                page_params.push(SqlValue::Int(q.count + 1));
-                "LIMIT ?"
-            } else {
-                page_params.push(SqlValue::Int(q.count));
-                page_params.push(SqlValue::Int(q.start_index - 1));
-                "LIMIT ? OFFSET ?"
-            };
-            sql.push(' ');
-            sql.push_str(limit);
-            stmts.push(Stmt::new(sql, page_params));
-        }
-        let res = self.run(stmts).await?;
-        let (total, page_at) = if inline_total {
-            let first = res.first().and_then(|rows| rows.first());
-            (first.and_then(|r| int(r.get("_total"))).unwrap_or(0), 0)
-        } else {
-            let n = res
-                .first()
-                .and_then(|rows| rows.first())
-                .and_then(|r| int(r.get("n")));
-            (n.unwrap_or(0), 1)
-        };
-        let mut items = Vec::new();
-        let mut next = None;
-        if let Some(rows) = res.get(page_at) {
-            let page = usize::try_from(q.count).unwrap_or(0);
-            for row in rows.iter().take(page) {
-                items.push(parse_row(row, q.with_related)?);
-            }
-            if q.cursor_mode && rows.len() > page {
-                if let Some(last) = rows.get(page.saturating_sub(1)) {
-                    let value = last.get("_sort").cloned().unwrap_or(Value::Null);
-                    next = Some(Position {
-                        null: value.is_null(),
-                        value,
-                        rowid: int(last.get("_rowid")).ok_or(StoreError::Corrupt("rowid"))?,
-                    });
-                }
-            }
-        }
-        Ok(ListPage { total, items, next })
+        let plan = list::plan(&self.tenant, q);
+        let res = self.run(plan.stmts).await?;
+        list::read(&res, q, plan.inline_total)
     }
 
     /// The deployment secret `name` (not a tenant's: the one table the store reads without a
@@ -851,49 +670,6 @@ impl<'a, D: Db> Store<'a, D> {
             Err(e) => e,
         }
     }
-}
-
-/// What the store knows about a list's sort key, from the column the planner names.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct SortKey {
-    /// Every resource of the listed type has a value: the columns are `NOT NULL`, and
-    /// `resource::validate` refuses a User without userName or a Group without displayName.
-    never_null: bool,
-    /// An index holds the listed type's resources in this key's order, then rowid: the
-    /// `(tenant, type, …)` indexes of migrations 0001 and 0008, `(tenant, user_name)` for
-    /// userName, and the primary key `(tenant, id)` for a root search by id. `meta.created`
-    /// and a typed `id` have none (see 0008): their pages sort.
-    indexed: bool,
-    /// Compared case-insensitively (`COLLATE NOCASE`).
-    nocase: bool,
-}
-
-impl SortKey {
-    fn of(order: &crate::store::query::SortOrder, rt: Option<ResourceType>) -> SortKey {
-        use crate::store::query::Column;
-        let typed = rt.is_some();
-        let (never_null, indexed) = match (order.column, order.nocase) {
-            (Some(Column::Id), _) => (true, !typed),
-            (Some(Column::Created), _) => (true, false),
-            (Some(Column::Modified), _) => (true, typed),
-            (Some(Column::UserName), true) => {
-                let users = rt == Some(ResourceType::User);
-                (users, users)
-            }
-            (Some(Column::DisplayName), true) => (rt == Some(ResourceType::Group), typed),
-            (Some(Column::ExternalId), false) => (false, typed),
-            _ => (false, false),
-        };
-        SortKey {
-            never_null,
-            indexed,
-            nocase: order.nocase,
-        }
-    }
-}
-
-fn strip_alias(sql: &str) -> &str {
-    sql.strip_suffix(" AS related").unwrap_or(sql)
 }
 
 /// A conditional write of one resource.
