@@ -73,27 +73,7 @@ pub fn validate_with(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Re
             continue;
         }
         if let Some(ext) = rt.extension(key) {
-            let Value::Object(ext_obj) = value else {
-                if value.is_null() {
-                    continue;
-                }
-                return Err(type_error(&ext.id, "an object", value));
-            };
-            let mut ext_data = Map::new();
-            for (k, v) in ext_obj {
-                let attr = ext
-                    .attr(k)
-                    .ok_or_else(|| unknown_attribute(&format!("{}:{k}", ext.id)))?;
-                claim(format!("{}:{}", ext.id, attr.name))?;
-                if let Some(v) =
-                    validate_attr_with(attr, v, &format!("{}:{}", ext.id, attr.name), tol)?
-                {
-                    ext_data.insert(attr.name.clone(), v);
-                }
-            }
-            if !ext_data.is_empty() {
-                out.data.insert(ext.id.clone(), Value::Object(ext_data));
-            }
+            declared_extension(ext, value, &mut out.data, &mut claim, tol)?;
             continue;
         }
         // Fully qualified core attribute (`urn:...:core:2.0:User:userName`) or extension
@@ -136,6 +116,37 @@ pub fn validate_with(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Re
     }
     check_required(rt, &out.data)?;
     Ok(out)
+}
+
+/// A declared extension's object (`"urn:…:enterprise:2.0:User": {...}`), validated against
+/// its schema into `data` under its canonical URN.
+fn declared_extension(
+    ext: &Schema,
+    value: &Value,
+    data: &mut Map<String, Value>,
+    claim: &mut impl FnMut(String) -> Result<()>,
+    tol: &mut Tolerances,
+) -> Result<()> {
+    let ext_obj = match value {
+        Value::Object(m) => m,
+        Value::Null => return Ok(()),
+        other => return Err(type_error(&ext.id, "an object", other)),
+    };
+    let mut ext_data = Map::new();
+    for (k, v) in ext_obj {
+        let attr = ext
+            .attr(k)
+            .ok_or_else(|| unknown_attribute(&format!("{}:{k}", ext.id)))?;
+        let path = format!("{}:{}", ext.id, attr.name);
+        claim(path.clone())?;
+        if let Some(v) = validate_attr_with(attr, v, &path, tol)? {
+            ext_data.insert(attr.name.clone(), v);
+        }
+    }
+    if !ext_data.is_empty() {
+        data.insert(ext.id.clone(), Value::Object(ext_data));
+    }
+    Ok(())
 }
 
 /// Whether a body key is a schema URN (or an attribute qualified by one).

@@ -413,118 +413,40 @@ impl<'a, D: Db> Store<'a, D> {
     /// counts are guarded by the new version, so they apply exactly when the resource update
     /// did; the batch is atomic, so nothing can slip in between.
     pub async fn update(&self, u: &Update<'_>) -> Result<Write> {
-        let (rt, id) = (u.rt, u.id);
         let version = new_version()?;
-        let data_text = match u.data {
-            Some(NewData::Attributes(d)) => {
-                Some(serde_json::to_string(d).map_err(|_| StoreError::Corrupt("data"))?)
-            }
-            Some(NewData::Text { text, .. }) => Some(text.to_string()),
-            None => None,
-        };
-        let guard = |params: &mut Vec<SqlValue>| {
-            params.extend([
-                self.tenant.as_str().into(),
-                id.into(),
-                SqlValue::Int(version),
-            ]);
-            "EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)"
-        };
-        let mut params: Vec<SqlValue> = Vec::new();
-        let set_data = match data_text {
-            Some(text) => {
-                params.push(text.into());
-                "data = ?, "
-            }
-            None => "",
-        };
-        params.extend([
-            u.now.into(),
-            SqlValue::Int(version),
-            self.tenant.as_str().into(),
-            id.into(),
-        ]);
-        let condition = match u.expected {
-            Some(v) => {
-                params.push(SqlValue::Int(v));
-                " AND version = ?"
-            }
-            None => "",
-        };
-        let deactivating = match u.data {
-            Some(NewData::Attributes(d)) => d.get("active") == Some(&Value::Bool(false)),
-            Some(NewData::Text { deactivating, .. }) => deactivating,
-            None => false,
-        };
         let mut stmts: Vec<Stmt> = self
             .audit_stmt(
-                rt,
-                id,
-                deactivating,
-                Some(self.target_exists(rt, id, u.expected)),
+                u.rt,
+                u.id,
+                u.deactivating(),
+                Some(self.target_exists(u.rt, u.id, u.expected)),
             )
             .into_iter()
             .collect();
         // Index of the UPDATE's result in the batch.
         let update_at = stmts.len();
-        stmts.push(Stmt::new(
-            format!(
-                "UPDATE resources SET {set_data}modified = ?, version = ? \
-                 WHERE tenant = ? AND type = {} AND id = ?{condition} RETURNING version",
-                type_literal(rt)
-            ),
-            params,
-        ));
+        stmts.push(self.update_stmt(u, version)?);
         for change in u.members {
-            stmts.push(match change {
-                MemberChange::Add(ids) => self.add_members_stmt(id, ids, Some(version)),
-                MemberChange::Remove(ids) => {
-                    let mut params: Vec<SqlValue> = vec![
-                        self.tenant.as_str().into(),
-                        id.into(),
-                        json_list(ids).into(),
-                    ];
-                    let g = guard(&mut params);
-                    Stmt::new(
-                        format!(
-                            "DELETE FROM members WHERE tenant = ? AND group_id = ? \
-                             AND member_id IN (SELECT value FROM json_each(?)) AND {g}"
-                        ),
-                        params,
-                    )
-                }
-                MemberChange::RemoveAll => {
-                    let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into(), id.into()];
-                    let g = guard(&mut params);
-                    Stmt::new(
-                        format!("DELETE FROM members WHERE tenant = ? AND group_id = ? AND {g}"),
-                        params,
-                    )
-                }
-            });
+            stmts.push(self.member_change_stmt(u.id, change, version));
         }
         if !u.tolerances.is_empty() {
             let mut params = Vec::new();
-            let g = guard(&mut params);
+            let g = self.version_guard(u.id, version, &mut params);
             stmts.push(self.tolerance_stmt(u.tolerances, u.now, Some((g, params))));
         }
-        stmts.push(self.get_stmt(rt, id, u.with_related));
-        let res = self.run(stmts).await;
-        let added: Vec<String> = u
-            .members
-            .iter()
-            .filter_map(|m| {
-                if let MemberChange::Add(ids) = m {
-                    Some(ids.clone())
-                } else {
-                    None
-                }
-            })
-            .flatten()
-            .collect();
-        let res = match res {
-            Err(StoreError::MissingReference) if !added.is_empty() => {
-                return Err(self.explain_missing_members(&added).await)
+        stmts.push(self.get_stmt(u.rt, u.id, u.with_related));
+        let res = match self.run(stmts).await {
+            Err(StoreError::MissingReference) if u.adds_members() => {
+                let added: Vec<String> = u
+                    .members
+                    .iter()
+                    .filter_map(|m| match m {
+                        MemberChange::Add(ids) => Some(ids.iter().cloned()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                return Err(self.explain_missing_members(&added).await);
             }
             other => other?,
         };
@@ -539,6 +461,88 @@ impl<'a, D: Db> Store<'a, D> {
             (_, None) => Write::NotFound,
             (false, Some(_)) => Write::Conflict,
         })
+    }
+
+    /// A condition that holds exactly when the row has the version this batch writes: the
+    /// statements after the UPDATE apply only if it did.
+    fn version_guard(&self, id: &str, version: i64, params: &mut Vec<SqlValue>) -> &'static str {
+        params.extend([
+            self.tenant.as_str().into(),
+            id.into(),
+            SqlValue::Int(version),
+        ]);
+        "EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)"
+    }
+
+    /// The UPDATE of the resource row itself, conditioned on `u.expected` when set.
+    fn update_stmt(&self, u: &Update<'_>, version: i64) -> Result<Stmt> {
+        let mut params: Vec<SqlValue> = Vec::new();
+        let set_data = match u.data {
+            Some(NewData::Attributes(d)) => {
+                params.push(
+                    serde_json::to_string(d)
+                        .map_err(|_| StoreError::Corrupt("data"))?
+                        .into(),
+                );
+                "data = ?, "
+            }
+            Some(NewData::Text { text, .. }) => {
+                params.push(text.into());
+                "data = ?, "
+            }
+            None => "",
+        };
+        params.extend([
+            u.now.into(),
+            SqlValue::Int(version),
+            self.tenant.as_str().into(),
+            u.id.into(),
+        ]);
+        let condition = match u.expected {
+            Some(v) => {
+                params.push(SqlValue::Int(v));
+                " AND version = ?"
+            }
+            None => "",
+        };
+        Ok(Stmt::new(
+            format!(
+                "UPDATE resources SET {set_data}modified = ?, version = ? \
+                 WHERE tenant = ? AND type = {} AND id = ?{condition} RETURNING version",
+                type_literal(u.rt)
+            ),
+            params,
+        ))
+    }
+
+    /// One membership change of group `id`, guarded by the version the batch writes.
+    fn member_change_stmt(&self, id: &str, change: &MemberChange, version: i64) -> Stmt {
+        match change {
+            MemberChange::Add(ids) => self.add_members_stmt(id, ids, Some(version)),
+            MemberChange::Remove(ids) => {
+                let mut params: Vec<SqlValue> = vec![
+                    self.tenant.as_str().into(),
+                    id.into(),
+                    json_list(ids).into(),
+                ];
+                let g = self.version_guard(id, version, &mut params);
+                Stmt::new(
+                    format!(
+                        "DELETE FROM members WHERE tenant = ? AND group_id = ? \
+                         AND member_id IN (SELECT value FROM json_each(?)) AND {g}"
+                    ),
+                    params,
+                )
+            }
+            MemberChange::RemoveAll => {
+                let mut params: Vec<SqlValue> = vec![self.tenant.as_str().into(), id.into()];
+                let g = self.version_guard(id, version, &mut params);
+                Stmt::new(
+                    format!("DELETE FROM members WHERE tenant = ? AND group_id = ? AND {g}"),
+                    params,
+                )
+            }
+        }
     }
 
     /// Deletes a resource (memberships go with it, by cascade). `expected` makes it
@@ -690,6 +694,23 @@ pub struct Update<'x> {
     pub with_related: bool,
     /// Names of the client quirks tolerated by this request, counted per tenant.
     pub tolerances: &'x [&'static str],
+}
+
+impl Update<'_> {
+    /// The write sets `active` to false (the event says so if the resource was active).
+    fn deactivating(&self) -> bool {
+        match self.data {
+            Some(NewData::Attributes(d)) => d.get("active") == Some(&Value::Bool(false)),
+            Some(NewData::Text { deactivating, .. }) => deactivating,
+            None => false,
+        }
+    }
+
+    fn adds_members(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| matches!(m, MemberChange::Add(ids) if !ids.is_empty()))
+    }
 }
 
 /// The new stored `data` of an [`Update`].
