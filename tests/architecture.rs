@@ -1,5 +1,6 @@
 //! The crate's layering, checked: `proto` → `store` → `service` → `worker`, each folder under
-//! `src/` using only the ones before it, and no import cycle between modules. Read from the
+//! `src/` using only the ones before it, no import cycle between modules, and no function
+//! outside tests longer than [`MAX_FN_LINES`]. Read from the
 //! source text (every `crate::…` and `super::…` path outside tests), so a violation fails
 //! `cargo test` with the file and the path that broke it, before anyone has to find it in
 //! review.
@@ -14,6 +15,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// Longest function body allowed outside tests: one that does not fit on a screen or two
+/// does more than one thing.
+const MAX_FN_LINES: usize = 100;
 
 /// The layers, lowest first.
 const LAYERS: [&str; 4] = ["proto", "store", "service", "worker"];
@@ -275,4 +280,169 @@ fn the_checks_can_fail() {
     planted.insert(a.clone(), BTreeSet::from([b.clone()]));
     planted.insert(b, BTreeSet::from([a]));
     assert_eq!(cycles(&planted).len(), 1);
+}
+
+/// The text with string and char literals and comments blanked out (newlines kept), so
+/// braces can be counted.
+fn code_only(text: &str) -> String {
+    let b: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < b.len() && b[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            while i < b.len() && !(b[i] == '*' && b.get(i + 1) == Some(&'/')) {
+                out.push(blank(b[i]));
+                i += 1;
+            }
+            out.push_str("  ");
+            i += 2;
+        } else if c == 'r'
+            && (next == Some('"') || next == Some('#'))
+            && !b
+                .get(i.wrapping_sub(1))
+                .is_some_and(|p| p.is_alphanumeric() || *p == '_')
+        {
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while b.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if b.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let close: String = std::iter::once('"')
+                .chain(std::iter::repeat_n('#', hashes))
+                .collect();
+            let close: Vec<char> = close.chars().collect();
+            i = j + 1;
+            while i < b.len() && !b[i..].starts_with(&close) {
+                out.push(blank(b[i]));
+                i += 1;
+            }
+            i += close.len();
+            out.push_str("\"\"");
+        } else if c == '"' {
+            i += 1;
+            while i < b.len() && b[i] != '"' {
+                if b[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if let Some(&x) = b.get(i) {
+                    out.push(blank(x));
+                }
+                i += 1;
+            }
+            i += 1;
+            out.push_str("\"\"");
+        } else if c == '\'' {
+            // A char literal ('x', '\n', '\u{..}') or a lifetime ('a).
+            if next == Some('\\') {
+                i += 2;
+                while i < b.len() && b[i] != '\'' {
+                    i += 1;
+                }
+                i += 1;
+                out.push_str("' '");
+            } else if b.get(i + 2) == Some(&'\'') {
+                i += 3;
+                out.push_str("' '");
+            } else {
+                out.push(c);
+                i += 1;
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `(name, line, length in lines)` of every function with a body.
+fn functions(code: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        let Some(at) = line.find("fn ") else { continue };
+        let before = &line[..at];
+        if !before.split_whitespace().all(|w| {
+            matches!(w, "pub" | "async" | "const" | "unsafe" | "extern") || w.starts_with("pub(")
+        }) {
+            continue;
+        }
+        let name: String = line[at + 3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let mut depth = 0i64;
+        let mut opened = false;
+        for (m, l) in lines.iter().enumerate().skip(n) {
+            if !opened && l.trim_end().ends_with(';') && !l.contains('{') {
+                break; // a declaration without a body
+            }
+            for ch in l.chars() {
+                match ch {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            if opened && depth <= 0 {
+                out.push((name.clone(), n + 1, m - n + 1));
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_function_outside_tests_is_too_long() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut long = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let Some(_) = production_text(file, &text) else {
+            continue;
+        };
+        let code = code_only(&text);
+        let cut = code.find("#[cfg(test)]\nmod tests").unwrap_or(code.len());
+        for (name, line, len) in functions(&code[..cut]) {
+            if len > MAX_FN_LINES {
+                long.push(format!(
+                    "{}:{line} fn {name}: {len} lines",
+                    file.strip_prefix(&src).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn function_lengths_are_measured_on_code_not_literals() {
+    let text = "fn a() {\n    let s = \"{{{\";\n    let c = '{';\n    // {\n}\nfn b<'x>(v: &'x str) -> &'x str { v }\n";
+    let fns = functions(&code_only(text));
+    assert_eq!(fns, vec![("a".to_string(), 1, 5), ("b".to_string(), 6, 1)]);
 }
