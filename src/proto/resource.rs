@@ -150,7 +150,7 @@ fn declared_extension(
 }
 
 /// Whether a body key is a schema URN (or an attribute qualified by one).
-fn is_urn(key: &str) -> bool {
+pub(crate) fn is_urn(key: &str) -> bool {
     key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
 }
 
@@ -212,18 +212,20 @@ fn keep_undeclared(
     Ok(())
 }
 
-/// A schema the service defines (for any resource type) that `urn` is, or lies under: such a
-/// URN is never an undeclared extension.
-fn known_schema_above(urn: &str) -> Option<&'static str> {
+/// A schema the service defines (for any resource type) that `urn` is, lies under, or is a
+/// prefix of: such a URN is never an undeclared extension (its names belong to that schema).
+pub(crate) fn known_schema_above(urn: &str) -> Option<&'static str> {
+    let under = |outer: &str, inner: &str| {
+        inner
+            .get(..outer.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(outer))
+            && matches!(inner.as_bytes().get(outer.len()), None | Some(b':'))
+    };
     ResourceType::ALL
         .iter()
         .flat_map(|rt| std::iter::once(rt.core_schema()).chain(rt.extensions()))
         .map(|schema| schema.id.as_str())
-        .find(|id| {
-            urn.get(..id.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(id))
-                && matches!(urn.as_bytes().get(id.len()), None | Some(b':'))
-        })
+        .find(|id| under(id, urn) || under(urn, id))
 }
 
 /// The spelling `schemas` gives `urn` (compared case-insensitively), if it lists it.
@@ -242,7 +244,7 @@ fn listed_schema(body: &Map<String, Value>, urn: &str) -> Option<String> {
 /// An undeclared schema URN becomes a member name of the stored data and a `schemas` entry:
 /// it must be a URN with a name after its last colon and nothing that needs escaping, so the
 /// rendering can list it without parsing the stored text.
-fn check_undeclared_urn(urn: &str) -> Result<()> {
+pub(crate) fn check_undeclared_urn(urn: &str) -> Result<()> {
     let ok = urn.len() <= 512
         && split_urn(urn).is_some_and(|(_, last)| !last.is_empty())
         && urn
@@ -259,7 +261,7 @@ fn check_undeclared_urn(urn: &str) -> Result<()> {
 }
 
 /// RFC 7643 §2.1 ATTRNAME (`ALPHA *(nameChar)`, nameChar `-`, `_`, digit, letter), or `$ref`.
-fn check_attr_name(path: &str, name: &str) -> Result<()> {
+pub(crate) fn check_attr_name(path: &str, name: &str) -> Result<()> {
     let ok = name == "$ref"
         || (name.len() <= 128
             && name.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -278,7 +280,7 @@ fn check_attr_name(path: &str, name: &str) -> Result<()> {
 /// An undeclared attribute's value, kept as sent within SCIM's data model: a string, number
 /// or boolean, a complex value of those, or an array of either (`depth` counts the levels).
 /// Nulls and empty values are unassigned, as for declared attributes.
-fn undeclared_value(path: &str, value: &Value, depth: u8) -> Result<Option<Value>> {
+pub(crate) fn undeclared_value(path: &str, value: &Value, depth: u8) -> Result<Option<Value>> {
     match value {
         Value::Null => Ok(None),
         Value::String(s) => {

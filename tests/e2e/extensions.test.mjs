@@ -120,3 +120,44 @@ test("a user with an undeclared custom extension round-trips through POST, GET, 
   assert.equal(p.status, 200, p.text);
   assert.deepEqual(p.json[CUSTOM], { CustomAttribute: "Value2" });
 });
+
+test("Entra PATCHes a custom extension attribute by its URN path and as a path-less key", async () => {
+  const u = await w.post("/Users", {
+    schemas: [USER_SCHEMA, CUSTOM],
+    userName: "custom.patch@contoso.com",
+    [CUSTOM]: { CustomAttribute: "Before", Kept: "yes" },
+  });
+  assert.equal(u.status, 201, u.text);
+  const id = u.json.id;
+  const patch = (...Operations) => w.patch(`/Users/${id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
+  // Entra's form: capitalised op, the attribute's full URN path.
+  let r = await patch({ op: "Replace", path: `${CUSTOM}:CustomAttribute`, value: "After" });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json[CUSTOM], { CustomAttribute: "After", Kept: "yes" });
+  // Path-less, with the URN-qualified key, beside a core attribute.
+  r = await patch({ op: "Replace", value: { displayName: "Custom Patch", [`${CUSTOM}:Level`]: 4 } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.displayName, "Custom Patch");
+  assert.deepEqual(r.json[CUSTOM], { CustomAttribute: "After", Kept: "yes", Level: 4 });
+  // A new extension added by its URN, and an attribute removed.
+  const OTHER = "urn:ietf:params:scim:schemas:extension:Other:2.0:User";
+  r = await patch({ op: "add", path: OTHER, value: { costCenter: "42" } }, { op: "remove", path: `${CUSTOM}:Kept` });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json[OTHER], { costCenter: "42" });
+  assert.deepEqual(r.json[CUSTOM], { CustomAttribute: "After", Level: 4 });
+  assert.ok(r.json.schemas.includes(OTHER) && r.json.schemas.includes(CUSTOM));
+  const got = (await w.get(`/Users/${id}`)).json;
+  assert.deepEqual(got[CUSTOM], r.json[CUSTOM]);
+  assert.deepEqual(got[OTHER], r.json[OTHER]);
+  // Removing the last attribute drops the extension and its URN from `schemas`.
+  r = await patch({ op: "remove", path: OTHER });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json[OTHER], undefined);
+  assert.ok(!r.json.schemas.includes(OTHER));
+  // The provisioning log names the attributes that changed.
+  const ev = await w.db.prepare("SELECT attributes FROM events WHERE resource_id = ? AND op = 'patch' ORDER BY seq").bind(id).all();
+  assert.ok(ev.results.some((e) => e.attributes.includes(`${CUSTOM}:CustomAttribute`)), JSON.stringify(ev.results));
+  // A value filter on an undeclared attribute has no schema to type it: a clear 400.
+  r = await patch({ op: "replace", path: `${CUSTOM}:Tags[value eq "a"]`, value: "b" });
+  assertScimError(assert, r, 400, "invalidPath");
+});

@@ -7,6 +7,7 @@ use super::request::{
     at_op, AttrChange, Change, ExtensionChange, FilteredChange, PatchRequest, SetValue, Target,
 };
 use super::text::Unparsed;
+use super::undeclared::{self, Addressed, UndeclaredChange};
 use super::{MemberOp, PatchOutcome, SubChange};
 use crate::proto::error::{Result, ScimError};
 use crate::proto::resource;
@@ -44,6 +45,7 @@ impl PatchRequest {
             members: Vec::new(),
             touched: Vec::new(),
             before: Vec::new(),
+            undeclared_before: Vec::new(),
             unparsed,
         };
         for op in &self.ops {
@@ -68,6 +70,8 @@ pub(super) struct Ctx<'t> {
     touched: Vec<Touched>,
     /// The stored value of each `touched` attribute before the first operation on it.
     before: Vec<Option<Value>>,
+    /// Undeclared extensions operations addressed, by stored key, with their value before.
+    undeclared_before: Vec<(String, Option<Value>)>,
     /// Stored attributes not parsed into the data yet ([`PatchRequest::apply_text`]).
     pub unparsed: Unparsed<'t>,
 }
@@ -113,7 +117,30 @@ impl Ctx<'_> {
                 }
             })
             .map(|(t, _)| t.name())
+            .chain(self.undeclared_changes(after))
             .collect()
+    }
+
+    /// `urn:…:attr` for each attribute of an undeclared extension whose value changed.
+    fn undeclared_changes<'a>(
+        &'a self,
+        after: &'a Map<String, Value>,
+    ) -> impl Iterator<Item = String> + 'a {
+        self.undeclared_before
+            .iter()
+            .flat_map(move |(urn, before)| {
+                let attrs = |v: Option<&'a Value>| v.and_then(Value::as_object);
+                let (b, a) = (attrs(before.as_ref()), attrs(after.get(urn)));
+                let mut names: Vec<&String> =
+                    b.into_iter().chain(a).flat_map(|m| m.keys()).collect();
+                names.sort();
+                names.dedup();
+                names
+                    .into_iter()
+                    .filter(move |n| b.and_then(|m| m.get(*n)) != a.and_then(|m| m.get(*n)))
+                    .map(move |n| format!("{urn}:{n}"))
+                    .collect::<Vec<_>>()
+            })
     }
 }
 
@@ -167,7 +194,39 @@ fn apply_target(ctx: &mut Ctx, data: &mut Map<String, Value>, target: &Target) -
         }
         Target::PathLess(targets) => targets.iter().try_for_each(|t| apply_target(ctx, data, t)),
         Target::Dropped => Ok(()),
+        Target::Undeclared(c) => apply_undeclared(ctx, data, c),
     }
+}
+
+/// An undeclared extension's attribute (or the extension): resolved against the stored keys,
+/// then applied to its object, which is dropped once empty.
+fn apply_undeclared(
+    ctx: &mut Ctx,
+    data: &mut Map<String, Value>,
+    c: &UndeclaredChange,
+) -> Result<()> {
+    let stored = |name: &str| {
+        undeclared::stored_key(data.keys(), name)
+            .or_else(|| undeclared::stored_key(ctx.unparsed.keys(), name))
+    };
+    let addressed = Addressed::resolve(ctx.rt, &c.path, c.value.as_ref(), stored);
+    let urn = match &addressed {
+        Addressed::Extension(urn) | Addressed::Attr { urn, .. } => urn.clone(),
+    };
+    ctx.parse(data, &urn)?;
+    if !ctx.undeclared_before.iter().any(|(k, _)| *k == urn) {
+        ctx.undeclared_before
+            .push((urn.clone(), data.get(&urn).cloned()));
+    }
+    let mut ext = match data.remove(&urn) {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    undeclared::apply(&mut ext, c, &addressed)?;
+    if !ext.is_empty() {
+        data.insert(urn, Value::Object(ext));
+    }
+    Ok(())
 }
 
 /// An extension URN as the path: all of its attributes are touched.

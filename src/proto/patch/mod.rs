@@ -40,6 +40,7 @@ mod element;
 mod path;
 mod request;
 mod text;
+mod undeclared;
 
 use crate::proto::error::Result;
 use crate::proto::schema::ResourceType;

@@ -5,6 +5,7 @@ use super::coerce::{
 };
 use super::element::{member_filter_ids, ElementFilter};
 use super::path::{parse_in, parse_path, read_only, AttrPath, PathTarget};
+use super::undeclared::{self, UndeclaredChange};
 use super::{MemberOp, Op, SubChange, MAX_OPERATIONS};
 use crate::proto::error::{Result, ScimError};
 use crate::proto::resource::{member_ids, validate_attr};
@@ -49,6 +50,8 @@ pub(super) enum Target {
     PathLess(Vec<Target>),
     /// A writeOnly attribute (`password`): type-checked, then dropped as on POST and PUT.
     Dropped,
+    /// An attribute of an extension the resource type does not define (kept verbatim).
+    Undeclared(UndeclaredChange),
 }
 
 #[derive(Debug, Clone)]
@@ -285,6 +288,9 @@ fn parse_op(rt: ResourceType, tol: &mut Tolerances, raw: &Value) -> Result<Targe
                 )),
             }
         }
+        Some(path) if undeclared::is_undeclared(path.trim()) => Ok(Target::Undeclared(
+            undeclared::parse_change(path, op, value)?,
+        )),
         Some(path) => match parse_path(rt, path)? {
             PathTarget::Extension(ext) => parse_extension(rt, tol, op, ext, value),
             PathTarget::Attr(p) => attr_target(rt, tol, op, p, value),
@@ -306,6 +312,14 @@ fn parse_pathless(
             tol.tolerate(Tolerance::ReadOnlyIgnored, || {
                 "'schemas' cannot be patched".into()
             })?;
+            continue;
+        }
+        if undeclared::is_undeclared(key) {
+            targets.push(Target::Undeclared(undeclared::parse_change(
+                key,
+                op,
+                Some(v),
+            )?));
             continue;
         }
         match parse_path(rt, key)? {

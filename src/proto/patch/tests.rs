@@ -52,10 +52,16 @@ fn revalidate(rt: ResourceType, data: Map<String, Value>) -> Result<Map<String, 
 fn flatten(rt: ResourceType, data: &Map<String, Value>) -> BTreeMap<String, &Value> {
     let mut out = BTreeMap::new();
     for (k, v) in data {
-        match (rt.extension(k), v) {
-            (Some(ext), Value::Object(m)) => {
+        let urn = match rt.extension(k) {
+            Some(ext) => Some(ext.id.as_str()),
+            // Undeclared extensions are named attribute by attribute too.
+            None if k.starts_with("urn:") => Some(k.as_str()),
+            None => None,
+        };
+        match (urn, v) {
+            (Some(urn), Value::Object(m)) => {
                 for (sk, sv) in m {
-                    out.insert(format!("{}:{sk}", ext.id), sv);
+                    out.insert(format!("{urn}:{sk}"), sv);
                 }
             }
             _ => {
@@ -1126,7 +1132,7 @@ fn error_paths() {
             "invalidPath",
         ),
         (
-            op(json!({"op": "add", "path": "urn:x:y:title", "value": "x"})),
+            op(json!({"op": "add", "path": "urn:x:y:ti tle", "value": "x"})),
             400,
             "invalidPath",
         ),
