@@ -50,7 +50,7 @@ export function migrationStatements() {
  * `adminToken` sets the ADMIN_TOKEN secret; `options` are extra Miniflare options (e.g.
  * `ratelimits`, `d1Databases`, `d1Persist`; its `bindings` are added to the defaults).
  */
-export async function startWorker({ port, tokens, adminToken, options = {} } = {}) {
+export async function startWorker({ port, tokens, adminToken, options = {}, attempt = 1 } = {}) {
   const token = randomBytes(24).toString("base64url");
   const bindings = { SCIM_TOKEN: token };
   if (tokens) bindings.SCIM_TOKENS = tokens.join(",");
@@ -71,13 +71,22 @@ export async function startWorker({ port, tokens, adminToken, options = {} } = {
     ...options,
     bindings: { ...bindings, ...(options.bindings ?? {}) },
   });
-  const url = await mf.ready;
-  const db = await mf.getD1Database("DB");
-  for (const sql of migrationStatements()) {
-    await db.prepare(sql).run();
+  try {
+    const url = await mf.ready;
+    const db = await mf.getD1Database("DB");
+    for (const sql of migrationStatements()) {
+      await db.prepare(sql).run();
+    }
+    const origin = port !== undefined ? url.origin : "http://scim.test";
+    return new Worker(mf, db, token, origin);
+  } catch (e) {
+    // A workerd left running would keep the test process (and CI) alive forever. Miniflare's
+    // synchronous D1 proxy can trip over its own message ids on a loaded machine (seen with
+    // 2 cores busy compiling): setting up again once is not retrying an assertion.
+    await mf.dispose().catch(() => {});
+    if (attempt >= 2) throw e;
+    return startWorker({ port, tokens, adminToken, options, attempt: attempt + 1 });
   }
-  const origin = port !== undefined ? url.origin : "http://scim.test";
-  return new Worker(mf, db, token, origin);
 }
 
 class Worker {
