@@ -91,6 +91,9 @@ fn read_path(raw: &str) -> Result<UndeclaredPath> {
     let (prefix, tail) = split_urn(s).ok_or_else(|| {
         ScimError::invalid_path(format!("'{raw}' is not a schema URN or attribute path"))
     })?;
+    // Both readings must be usable: the prefix as the extension of an attribute, the whole
+    // as an extension of its own (POST refuses the same keys).
+    check_undeclared_urn(prefix)?;
     let (last, sub) = match tail.split_once('.') {
         Some((a, b)) => (a, Some(b)),
         None => (tail, None),
@@ -327,6 +330,7 @@ mod tests {
             (format!("{EXT}:a"), json!({"b": {"c": {"d": 1}}})),
             (format!("{EXT}:a.b"), json!({"c": 1})),
             ("urn:".to_string(), json!("x")),
+            ("urn:a:b::manager".to_string(), json!("x")),
         ] {
             assert!(
                 parse_change(&path, Op::Replace, Some(&value)).is_err(),
