@@ -195,6 +195,12 @@ fn keep_undeclared(
             "unknown attribute '{key}': schema \"{known}\" defines no such attribute"
         )));
     }
+    // One extension, however its URN's case varies between keys: the first spelling stays.
+    let urn = data
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(&urn))
+        .cloned()
+        .unwrap_or(urn);
     for (name, v) in attrs {
         let path = format!("{urn}:{name}");
         check_attr_name(&path, name)?;
@@ -1252,6 +1258,12 @@ mod tests {
             v.data["urn:okta:custom:2.0:User"],
             json!({"costCenter": "42"})
         );
+        // Keys whose URNs differ only in case name one extension.
+        let body = user(json!({"urn:v:Ext:a": "1", "URN:V:EXT:b": "2"}));
+        let v = validate(ResourceType::User, &body).expect("kept");
+        let exts: Vec<(&String, &Value)> = v.data.iter().filter(|(k, _)| is_urn(k)).collect();
+        assert_eq!(exts.len(), 1, "{:?}", v.data);
+        assert_eq!(exts[0].1, &json!({"a": "1", "b": "2"}));
         // An unlisted URN with an object value is an extension.
         let body = user(json!({"urn:vendor:ext:1.0": {"plan": "gold"}}));
         let v = validate(ResourceType::User, &body).expect("kept");

@@ -94,6 +94,11 @@ fn read_path(raw: &str) -> Result<UndeclaredPath> {
     // Both readings must be usable: the prefix as the extension of an attribute, the whole
     // as an extension of its own (POST refuses the same keys).
     check_undeclared_urn(prefix)?;
+    if let Some(known) = known_schema_above(prefix) {
+        return Err(ScimError::invalid_path(format!(
+            "'{raw}' lies in the namespace of schema \"{known}\", which defines no such attribute"
+        )));
+    }
     let (last, sub) = match tail.split_once('.') {
         Some((a, b)) => (a, Some(b)),
         None => (tail, None),
@@ -331,6 +336,7 @@ mod tests {
             (format!("{EXT}:a.b"), json!({"c": 1})),
             ("urn:".to_string(), json!("x")),
             ("urn:a:b::manager".to_string(), json!("x")),
+            ("urn:ietf:params:scnager".to_string(), json!("x")),
         ] {
             assert!(
                 parse_change(&path, Op::Replace, Some(&value)).is_err(),
