@@ -30,22 +30,8 @@ after(async () => {
   await w?.stop();
 });
 
-async function call(method, path, { token, body, worker = w } = {}) {
-  const headers = {};
-  if (token) headers.Authorization = `Bearer ${token}`;
-  let payload;
-  if (body !== undefined) {
-    payload = JSON.stringify(body);
-    headers["Content-Type"] = "application/scim+json";
-  }
-  const res = await worker.mf.dispatchFetch(`${worker.origin}${path}`, { method, headers, body: payload });
-  const text = await res.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {}
-  return { status: res.status, headers: res.headers, text, json };
-}
+/** Any request by absolute path (see `Worker.request`). */
+const call = (method, path, { worker = w, ...opts } = {}) => worker.request(method, path, { ...opts, contentType: "application/scim+json" });
 
 const admin = (method, path, body) => call(method, `/admin/api${path}`, { token: ADMIN, body });
 const scim = (tenant, method, path, body) =>

@@ -98,17 +98,23 @@ class Worker {
     this.base = `${origin}/scim/v2`;
   }
 
-  /** Sends a request; `body` objects are JSON-encoded as application/scim+json. */
-  async fetch(method, pathAndQuery, { body, headers = {}, token = this.token, raw } = {}) {
+  /**
+   * Any request by absolute path, without a token unless one is given: `body` objects are
+   * JSON (as `contentType`), `form` strings form-encoded, `raw` sent as it is.
+   */
+  async request(method, path, { token, body, form, raw, headers = {}, contentType = "application/json" } = {}) {
     const h = { ...headers };
-    if (token !== null && !("Authorization" in h)) h.Authorization = `Bearer ${token}`;
+    if (token && !("Authorization" in h)) h.Authorization = `Bearer ${token}`;
     let payload;
     if (raw !== undefined) payload = raw;
-    else if (body !== undefined) {
+    else if (form !== undefined) {
+      payload = form;
+      h["Content-Type"] ??= "application/x-www-form-urlencoded";
+    } else if (body !== undefined) {
       payload = JSON.stringify(body);
-      if (!("Content-Type" in h)) h["Content-Type"] = "application/scim+json";
+      h["Content-Type"] ??= contentType;
     }
-    const res = await this.mf.dispatchFetch(`${this.base}${pathAndQuery}`, { method, headers: h, body: payload });
+    const res = await this.mf.dispatchFetch(`${this.origin}${path}`, { method, headers: h, body: payload });
     const text = await res.text();
     let json = null;
     try {
@@ -117,6 +123,17 @@ class Worker {
       json = null;
     }
     return { status: res.status, headers: res.headers, text, json };
+  }
+
+  /** A SCIM request below `/scim/v2` with this worker's token (`token: null` sends none). */
+  fetch(method, pathAndQuery, { body, headers = {}, token = this.token, raw } = {}) {
+    return this.request(method, `/scim/v2${pathAndQuery}`, {
+      body,
+      headers,
+      raw,
+      token: token ?? undefined,
+      contentType: "application/scim+json",
+    });
   }
 
   get(p, o) { return this.fetch("GET", p, o); }

@@ -18,26 +18,8 @@ after(async () => {
   await w?.stop();
 });
 
-/** Any request by absolute path; `body` objects are JSON, `form` strings are form-encoded. */
-async function call(method, path, { token, body, form, headers = {}, worker = w } = {}) {
-  const h = { ...headers };
-  if (token) h.Authorization = `Bearer ${token}`;
-  let payload;
-  if (form !== undefined) {
-    payload = form;
-    h["Content-Type"] ??= "application/x-www-form-urlencoded";
-  } else if (body !== undefined) {
-    payload = JSON.stringify(body);
-    h["Content-Type"] ??= "application/json";
-  }
-  const res = await worker.mf.dispatchFetch(`${worker.origin}${path}`, { method, headers: h, body: payload });
-  const text = await res.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {}
-  return { status: res.status, headers: res.headers, text, json };
-}
+/** Any request by absolute path (see `Worker.request`). */
+const call = (method, path, { worker = w, ...opts } = {}) => worker.request(method, path, { ...opts });
 
 const admin = (method, path, body, worker = w) => call(method, `/admin/api${path}`, { token: ADMIN, body, worker });
 
