@@ -295,12 +295,7 @@ pub(crate) fn undeclared_value(path: &str, value: &Value, depth: u8) -> Result<O
         }
         Value::Bool(_) | Value::Number(_) => Ok(Some(value.clone())),
         Value::Array(items) if depth == 0 || depth == 1 && !items.iter().any(Value::is_array) => {
-            if items.len() > MAX_MULTI_VALUES {
-                return Err(ScimError::invalid_value(format!(
-                    "'{path}' has {} values; the limit is {MAX_MULTI_VALUES}",
-                    items.len()
-                )));
-            }
+            check_value_count(path, items)?;
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 if item.is_array() {
@@ -326,6 +321,17 @@ pub(crate) fn undeclared_value(path: &str, value: &Value, depth: u8) -> Result<O
         }
         _ => Err(nested_too_deep(path)),
     }
+}
+
+/// At most [`MAX_MULTI_VALUES`] values in one multi-valued attribute.
+fn check_value_count(path: &str, items: &[Value]) -> Result<()> {
+    if items.len() > MAX_MULTI_VALUES {
+        return Err(ScimError::invalid_value(format!(
+            "'{path}' has {} values; the limit is {MAX_MULTI_VALUES}",
+            items.len()
+        )));
+    }
+    Ok(())
 }
 
 fn nested_too_deep(path: &str) -> ScimError {
@@ -596,12 +602,7 @@ fn validate_attr_with(
         let items = value
             .as_array()
             .ok_or_else(|| type_error(path, "an array", value))?;
-        if items.len() > MAX_MULTI_VALUES {
-            return Err(ScimError::invalid_value(format!(
-                "'{path}' has {} values; the limit is {MAX_MULTI_VALUES}",
-                items.len()
-            )));
-        }
+        check_value_count(path, items)?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             if let Some(v) = validate_single(attr, item, path, tol)? {
