@@ -41,7 +41,10 @@ impl Projection {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
             {
-                let resolved = types.iter().find_map(|t| resolve(*t, raw));
+                let resolved = types
+                    .iter()
+                    .find_map(|t| resolve(*t, raw))
+                    .or_else(|| undeclared_ref(raw));
                 out.push(resolved.ok_or_else(|| {
                     ScimError::invalid_value(format!(
                         "unknown attribute '{raw}' in attributes/excludedAttributes"
@@ -130,7 +133,12 @@ impl Projection {
                 .core_schema()
                 .attr(&key)
                 .or_else(|| schema::common_attr(&key));
-            let Some(def) = def else { continue };
+            let Some(def) = def else {
+                if schema::is_urn(&key) {
+                    self.project_undeclared(obj, &key);
+                }
+                continue;
+            };
             match self.decide(&None, def) {
                 Decision::Drop => {
                     obj.remove(&key);
@@ -146,6 +154,64 @@ impl Projection {
             if let (false, Some(v)) = (hidden.is_empty(), obj.get_mut(&key)) {
                 prune_subs(v, &hidden, false);
             }
+        }
+    }
+
+    /// An undeclared extension (no schema: every attribute `returned: default`): kept,
+    /// narrowed or dropped as `attributes` and `excludedAttributes` name it or its
+    /// attributes, compared case-insensitively.
+    fn project_undeclared(&self, obj: &mut Map<String, Value>, key: &str) {
+        let whole = |r: &&AttrRef| {
+            r.sub.is_none()
+                && r.schema
+                    .as_ref()
+                    .is_some_and(|s| format!("{s}:{}", r.attr).eq_ignore_ascii_case(key))
+        };
+        let of_ext = |r: &&AttrRef| {
+            r.schema
+                .as_ref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(key))
+        };
+        let (refs, keep) = if self.include.is_empty() {
+            if self.exclude.iter().any(|r| whole(&r)) {
+                obj.remove(key);
+                return;
+            }
+            (
+                self.exclude.iter().filter(of_ext).collect::<Vec<_>>(),
+                false,
+            )
+        } else {
+            if self.include.iter().any(|r| whole(&r)) {
+                return;
+            }
+            (self.include.iter().filter(of_ext).collect::<Vec<_>>(), true)
+        };
+        let Some(Value::Object(inner)) = obj.get_mut(key) else {
+            return;
+        };
+        let names: Vec<String> = inner.keys().cloned().collect();
+        for name in names {
+            let named: Vec<&&AttrRef> = refs
+                .iter()
+                .filter(|r| r.attr.eq_ignore_ascii_case(&name))
+                .collect();
+            let subs: Vec<String> = named.iter().filter_map(|r| r.sub.clone()).collect();
+            let whole_attr = named.iter().any(|r| r.sub.is_none());
+            match (keep, whole_attr, subs.is_empty()) {
+                (true, true, _) | (false, false, true) => {}
+                (true, false, true) | (false, true, _) => {
+                    inner.remove(&name);
+                }
+                (_, false, false) => {
+                    if let Some(v) = inner.get_mut(&name) {
+                        prune_subs(v, &subs, keep);
+                    }
+                }
+            }
+        }
+        if inner.is_empty() {
+            obj.remove(key);
         }
     }
 
@@ -290,6 +356,26 @@ fn prune_subs(v: &mut Value, subs: &[String], keep: bool) {
     }
 }
 
+/// A reference into an undeclared extension (`urn:…:Ext:attr[.sub]`, or the extension's URN
+/// itself, which reads as attribute `Ext` of `urn:…` and is matched whole in
+/// [`Projection::project_undeclared`]). URNs of the schemas this service defines are left to
+/// [`resolve`], so their unknown names stay errors.
+fn undeclared_ref(raw: &str) -> Option<AttrRef> {
+    let (urn, tail) = schema::split_urn(raw)?;
+    if schema::known_schema_above(urn).is_some() || schema::known_schema_above(raw).is_some() {
+        return None;
+    }
+    let (attr, sub) = match tail.split_once('.') {
+        Some((a, s)) if a.starts_with(|c: char| c.is_ascii_alphabetic()) => (a, Some(s)),
+        _ => (tail, None),
+    };
+    Some(AttrRef {
+        schema: Some(urn.to_string()),
+        attr: attr.to_string(),
+        sub: sub.map(str::to_string),
+    })
+}
+
 /// Resolves `name`, `name.sub`, `urn:...:name[.sub]` to canonical names.
 fn resolve(rt: ResourceType, raw: &str) -> Option<AttrRef> {
     let (schema_urn, path) = match crate::proto::schema::split_urn(raw) {
@@ -405,6 +491,41 @@ mod tests {
         .expect("ok")
         .apply(ResourceType::Group, &mut r);
         assert_eq!(r["members"], json!([{"value": "u", "display": "U"}]));
+    }
+
+    #[test]
+    fn undeclared_extensions_are_projected_by_name() {
+        const EXT: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+        let user = || {
+            json!({"schemas": [], "id": "1", "userName": "a",
+                   EXT: {"CustomAttribute": "x", "Badge": {"id": "7", "since": "2020"}, "Level": 3}})
+        };
+        let project = |attrs: Option<&str>, excluded: Option<&str>| {
+            let p = Projection::parse(attrs, excluded, Some(ResourceType::User)).expect("parses");
+            let mut v = user();
+            p.apply(ResourceType::User, &mut v);
+            v.get(EXT).cloned()
+        };
+        assert_eq!(project(Some("userName"), None), None);
+        assert_eq!(project(Some(EXT), None), user().get(EXT).cloned());
+        let lower = format!("{}:customattribute", EXT.to_lowercase());
+        assert_eq!(
+            project(Some(&lower), None),
+            Some(json!({"CustomAttribute": "x"}))
+        );
+        assert_eq!(
+            project(Some(&format!("{EXT}:Badge.id")), None),
+            Some(json!({"Badge": {"id": "7"}}))
+        );
+        assert_eq!(project(None, Some(EXT)), None);
+        assert_eq!(
+            project(None, Some(&format!("{EXT}:Level,{EXT}:Badge.since"))),
+            Some(json!({"CustomAttribute": "x", "Badge": {"id": "7"}}))
+        );
+        assert_eq!(project(None, None), user().get(EXT).cloned());
+        // The defined schemas keep refusing names they do not have.
+        let bad = format!("{ENTERPRISE_USER_SCHEMA}:nope");
+        assert!(Projection::parse(Some(&bad), None, Some(ResourceType::User)).is_err());
     }
 
     #[test]

@@ -8,7 +8,9 @@
 
 use crate::proto::error::{Result, ScimError};
 use crate::proto::projection::Projection;
-use crate::proto::schema::{split_urn, AttrType, Attribute, Mutability, ResourceType, Schema};
+use crate::proto::schema::{
+    is_urn, known_schema_above, split_urn, AttrType, Attribute, Mutability, ResourceType, Schema,
+};
 use crate::proto::time;
 use crate::proto::tolerance::{Tolerance, Tolerances};
 use serde_json::{json, Map, Value};
@@ -149,11 +151,6 @@ fn declared_extension(
     Ok(())
 }
 
-/// Whether a body key is a schema URN (or an attribute qualified by one).
-pub(crate) fn is_urn(key: &str) -> bool {
-    key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
-}
-
 /// Keeps a key under a schema URN the resource type does not define: an undeclared
 /// extension (Entra's `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User`,
 /// Okta's and vendors' own). Identity providers send what an IT admin mapped, and losing it
@@ -216,22 +213,6 @@ fn keep_undeclared(
         }
     }
     Ok(())
-}
-
-/// A schema the service defines (for any resource type) that `urn` is, lies under, or is a
-/// prefix of: such a URN is never an undeclared extension (its names belong to that schema).
-pub(crate) fn known_schema_above(urn: &str) -> Option<&'static str> {
-    let under = |outer: &str, inner: &str| {
-        inner
-            .get(..outer.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(outer))
-            && matches!(inner.as_bytes().get(outer.len()), None | Some(b':'))
-    };
-    ResourceType::ALL
-        .iter()
-        .flat_map(|rt| std::iter::once(rt.core_schema()).chain(rt.extensions()))
-        .map(|schema| schema.id.as_str())
-        .find(|id| under(id, urn) || under(urn, id))
 }
 
 /// The spelling `schemas` gives `urn` (compared case-insensitively), if it lists it.

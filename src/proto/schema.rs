@@ -316,6 +316,27 @@ pub fn resource_type_document(rt: ResourceType, base: &str) -> Value {
     })
 }
 
+/// Whether a body key is a schema URN (or an attribute qualified by one).
+pub fn is_urn(key: &str) -> bool {
+    key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+}
+
+/// A schema the service defines (for any resource type) that `urn` is, lies under, or is a
+/// prefix of: such a URN is never an undeclared extension (its names belong to that schema).
+pub fn known_schema_above(urn: &str) -> Option<&'static str> {
+    let under = |outer: &str, inner: &str| {
+        inner
+            .get(..outer.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(outer))
+            && matches!(inner.as_bytes().get(outer.len()), None | Some(b':'))
+    };
+    ResourceType::ALL
+        .iter()
+        .flat_map(|rt| std::iter::once(rt.core_schema()).chain(rt.extensions()))
+        .map(|schema| schema.id.as_str())
+        .find(|id| under(id, urn) || under(urn, id))
+}
+
 /// Splits `urn:...:Schema:attr` into the schema URN and the attribute name.
 pub fn split_urn(key: &str) -> Option<(&str, &str)> {
     if !key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {

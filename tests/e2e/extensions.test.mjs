@@ -161,3 +161,21 @@ test("Entra PATCHes a custom extension attribute by its URN path and as a path-l
   r = await patch({ op: "replace", path: `${CUSTOM}:Tags[value eq "a"]`, value: "b" });
   assertScimError(assert, r, 400, "invalidPath");
 });
+
+test("attributes= and excludedAttributes= name undeclared extension attributes", async () => {
+  const u = await w.post("/Users", {
+    schemas: [USER_SCHEMA, CUSTOM],
+    userName: "custom.projection@contoso.com",
+    [CUSTOM]: { CustomAttribute: "x", Level: 3 },
+  });
+  assert.equal(u.status, 201, u.text);
+  const only = await w.get(`/Users/${u.json.id}?attributes=${encodeURIComponent(`${CUSTOM}:CustomAttribute`)}`);
+  assert.equal(only.status, 200, only.text);
+  assert.deepEqual(only.json[CUSTOM], { CustomAttribute: "x" });
+  assert.equal(only.json.userName, undefined);
+  const without = await w.get(`/Users/${u.json.id}?excludedAttributes=${encodeURIComponent(CUSTOM)}`);
+  assert.equal(without.json[CUSTOM], undefined);
+  assert.equal(without.json.userName, "custom.projection@contoso.com");
+  const core = await w.get(`/Users?filter=${encodeURIComponent('userName eq "custom.projection@contoso.com"')}&attributes=userName`);
+  assert.equal(core.json.Resources[0][CUSTOM], undefined, "not asked for, not returned");
+});

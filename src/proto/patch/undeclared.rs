@@ -13,9 +13,8 @@
 
 use super::Op;
 use crate::proto::error::{Result, ScimError};
-use crate::proto::resource::{
-    check_attr_name, check_undeclared_urn, known_schema_above, undeclared_value,
-};
+use crate::proto::resource::{check_attr_name, check_undeclared_urn, undeclared_value};
+use crate::proto::schema::known_schema_above;
 use crate::proto::schema::{split_urn, ResourceType};
 use serde_json::{Map, Value};
 
@@ -57,7 +56,7 @@ pub(crate) enum Addressed {
 /// Whether `s` is a path into an undeclared extension: a URN under no schema this service
 /// defines. Paths into declared schemas keep their own grammar and errors.
 pub(crate) fn is_undeclared(s: &str) -> bool {
-    crate::proto::resource::is_urn(s) && known_schema_above(without_sub(s)).is_none()
+    crate::proto::schema::is_urn(s) && known_schema_above(without_sub(s)).is_none()
 }
 
 /// The path without a `.sub` or `[filter]` after its last segment. URNs hold dots (`2.0`),
