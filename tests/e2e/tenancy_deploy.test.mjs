@@ -23,7 +23,14 @@ test("wrangler environments: each customer has its own Worker, D1 database, secr
   assert.notEqual(dbs[0].database_id, dbs[1].database_id);
   assert.notEqual(dbs[0].database_name, dbs[1].database_name);
   for (const db of dbs) assert.equal(db.migrations_dir, "schema/migrations");
-  for (const o of options) assert.ok(o.ratelimits?.RATE_LIMITER, "every environment has its rate limiter");
+  for (const o of options) {
+    assert.ok(o.ratelimits?.RATE_LIMITER, "every environment has its rate limiter");
+    // Bindings are not inherited by environments: without this one, failed token requests
+    // would be counted on the tenant's own budget again.
+    assert.ok(o.ratelimits?.AUTH_ATTEMPT_LIMITER, "every environment throttles failed token requests");
+  }
+  const namespaces = configs.flatMap((c) => c.ratelimits.map((r) => r.namespace_id));
+  assert.equal(new Set(namespaces).size, namespaces.length, "no two limiters share a namespace");
 
   // Both run against ONE local storage directory: if their configs shared a database they
   // would share rows here. Each gets its own SCIM_TOKEN secret.
