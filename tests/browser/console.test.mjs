@@ -106,6 +106,17 @@ test("sign in, create a tenant and see its Tenant URL", async () => {
   await shot("02-tenant-overview");
 });
 
+test("quotas: the overview shows usage and limits, and saving changes them", async () => {
+  assert.match(await page.locator("#usage").textContent(), /^Stored: 0 of 1000000 resources, 0 of 1073741824 bytes/);
+  await page.getByLabel("Most resources").fill("5000");
+  await page.getByLabel("Most bytes of resource data").fill("");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await status().filter({ hasText: `Settings saved for ${TENANT}` }).waitFor();
+  const t = await (await fetch(`${w.origin}/admin/api/tenants/${TENANT}`, { headers: { Authorization: `Bearer ${ADMIN}` } })).json();
+  assert.deepEqual(t.quota, { resources: 5000, bytes: null });
+  assert.match(await page.locator("#usage").textContent(), /0 of 5000 resources, 0 \(no limit\) bytes/);
+});
+
 test("generate a token: the secret is shown once in a dialog", async () => {
   await openView("Tokens");
   await page.getByLabel("Label").fill("Entra production");

@@ -150,6 +150,19 @@ function showOverview() {
   $("tenant-url").value = scimUrl(t);
   $("token-endpoint").value = t.tokenEndpoint;
   $("strict-patch").checked = t.strictPatch;
+  const limit = (n) => (n === null || n === undefined ? "" : String(n));
+  $("quota-resources").value = limit(t.quota?.resources);
+  $("quota-bytes").value = limit(t.quota?.bytes);
+  const of = (used, max) => (max === null || max === undefined ? `${used} (no limit)` : `${used} of ${max}`);
+  $("usage").textContent = t.usage
+    ? `Stored: ${of(t.usage.resources, t.quota?.resources)} resources, ${of(t.usage.bytes, t.quota?.bytes)} bytes of resource data.`
+    : "";
+}
+
+/** A limit field as the admin API takes it: a whole number, or null for no limit. */
+function limitOf(id) {
+  const raw = $(id).value.trim();
+  return raw === "" ? null : Number(raw);
 }
 
 async function createTenant(e) {
@@ -168,10 +181,14 @@ async function createTenant(e) {
 
 async function saveSettings(e) {
   e.preventDefault();
-  const t = await attempt(() => api(tenantPath(), { method: "PATCH", body: { strictPatch: $("strict-patch").checked } }));
-  if (!t) return;
+  const quota = { resources: limitOf("quota-resources"), bytes: limitOf("quota-bytes") };
+  const saved = await attempt(() => api(tenantPath(), { method: "PATCH", body: { strictPatch: $("strict-patch").checked, quota } }));
+  if (!saved) return;
+  // The PATCH answer has no usage; read the tenant again for it.
+  const t = (await attempt(() => api(tenantPath()))) ?? saved;
   state.tenant = t;
-  say(`Strict PATCH is ${t.strictPatch ? "on" : "off"} for ${t.id}.`);
+  showOverview();
+  say(`Settings saved for ${t.id}: strict PATCH ${t.strictPatch ? "on" : "off"}.`);
 }
 
 // ---------------------------------------------------------------- tokens
