@@ -907,15 +907,16 @@ fn object_inner(text: &str) -> Option<&str> {
 fn urn_member_names(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
     text.match_indices('"').filter_map(move |(at, _)| {
-        let before = text.get(..at)?.trim_end();
-        if !(before.ends_with('{') || before.ends_with(',')) {
-            return None;
-        }
+        // The cheap test first: most strings in stored data do not start with `urn:`.
         let name_start = at + 1;
         if !text
             .get(name_start..name_start + 4)
             .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
         {
+            return None;
+        }
+        let before = text.get(..at)?.trim_end();
+        if !(before.ends_with('{') || before.ends_with(',')) {
             return None;
         }
         let len = text.get(name_start..)?.find('"')?;

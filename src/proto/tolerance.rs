@@ -69,12 +69,6 @@ impl Tolerance {
         }
     }
 
-    /// Whether a PATCH request can show this quirk (the others belong to full
-    /// representations: POST and PUT bodies).
-    pub fn in_patch(self) -> bool {
-        self != Tolerance::SchemaWithoutAttributes
-    }
-
     /// The error strict mode answers with instead.
     fn strict_type(self) -> ScimType {
         match self {
@@ -107,10 +101,7 @@ impl Tolerances {
 
     /// Refuses every quirk with the RFC's 400.
     pub fn strict() -> Self {
-        Tolerances {
-            strict: true,
-            fired: Vec::new(),
-        }
+        Tolerances::new(true)
     }
 
     /// `strict()` or `lenient()`.

@@ -947,20 +947,15 @@ fn failed_token_requests_cannot_lock_the_real_client_out() {
         "wrong-secret attempts with its id came from here"
     );
     // The client's own budget is per client, and is charged by its own token requests only.
-    let r = oauth_from(
-        &mut h,
-        "acme",
-        &token_form(&client_id, &secret),
-        "198.51.100.7",
-    );
-    assert_eq!(r.status, 200, "{}", text(&r));
-    let r = oauth_from(
-        &mut h,
-        "acme",
-        &token_form(&client_id, &secret),
-        "198.51.100.7",
-    );
-    assert_eq!(r.status, 200, "{}", text(&r));
+    for _ in 0..2 {
+        let r = oauth_from(
+            &mut h,
+            "acme",
+            &token_form(&client_id, &secret),
+            "198.51.100.7",
+        );
+        assert_eq!(r.status, 200, "{}", text(&r));
+    }
     let r = oauth_from(
         &mut h,
         "acme",

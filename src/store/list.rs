@@ -119,10 +119,10 @@ fn page_stmt(tenant: &str, q: &ListQuery, sc: Scope, inline_total: bool) -> Stmt
     let walk = q.where_sql.is_none();
     let (total_col, mut params) = if inline_total {
         let mut p = sc.params.clone();
-        p.extend(sc.params.iter().cloned());
+        p.extend(sc.params);
         (format!(", ({}) AS _total", sc.count_sql), p)
     } else {
-        (String::new(), sc.params.clone())
+        (String::new(), sc.params)
     };
     let mut page_where = sc.where_clause.clone();
     let mut missing_where = None;
