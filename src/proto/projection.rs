@@ -3,7 +3,9 @@
 //! store can skip work nobody asked for (e.g. loading 100k group members).
 
 use crate::proto::error::{Result, ScimError};
-use crate::proto::schema::{self, Attribute, Mutability, ResourceType, Returned};
+use crate::proto::schema::{
+    self, Attribute, Mutability, ResourceType, Returned, Schemas, TypeSchemas, TypeScope,
+};
 use serde_json::{Map, Value};
 
 /// One attribute reference: `schema` is `None` for core/common attributes, else the
@@ -19,6 +21,8 @@ struct AttrRef {
 pub struct Projection {
     include: Vec<AttrRef>,
     exclude: Vec<AttrRef>,
+    /// The tenant's schemas the names were resolved against; rendering applies them too.
+    schemas: Schemas,
 }
 
 impl Projection {
@@ -27,11 +31,12 @@ impl Projection {
     pub fn parse(
         attributes: Option<&str>,
         excluded: Option<&str>,
-        rt: Option<ResourceType>,
+        scope: impl Into<TypeScope>,
     ) -> Result<Projection> {
-        let types: Vec<ResourceType> = match rt {
-            Some(rt) => vec![rt],
-            None => ResourceType::ALL.to_vec(),
+        let scope: TypeScope = scope.into();
+        let types: Vec<TypeSchemas> = match scope.only {
+            Some(rt) => vec![scope.schemas.of(rt)],
+            None => ResourceType::ALL.map(|rt| scope.schemas.of(rt)).to_vec(),
         };
         let parse_list = |list: Option<&str>| -> Result<Vec<AttrRef>> {
             let mut out = Vec::new();
@@ -44,7 +49,7 @@ impl Projection {
                 let resolved = types
                     .iter()
                     .find_map(|t| resolve(*t, raw))
-                    .or_else(|| undeclared_ref(raw));
+                    .or_else(|| undeclared_ref(scope.schemas, raw));
                 out.push(resolved.ok_or_else(|| {
                     ScimError::invalid_value(format!(
                         "unknown attribute '{raw}' in attributes/excludedAttributes"
@@ -56,6 +61,7 @@ impl Projection {
         Ok(Projection {
             include: parse_list(attributes)?,
             exclude: parse_list(excluded)?,
+            schemas: scope.schemas,
         })
     }
 
@@ -97,7 +103,7 @@ impl Projection {
         };
         self.include.is_empty()
             && self.exclude.iter().all(not_stored)
-            && stored_returned_by_default(rt)
+            && stored_returned_by_default(self.schemas.of(rt))
     }
 
     /// Whether `attributes` or `excludedAttributes` names the top-level core or common
@@ -111,6 +117,7 @@ impl Projection {
 
     /// Applies the projection to a fully rendered resource in place.
     pub fn apply(&self, rt: ResourceType, resource: &mut Value) {
+        let rt = self.schemas.of(rt);
         let Some(obj) = resource.as_object_mut() else {
             return;
         };
@@ -303,34 +310,45 @@ impl Projection {
 /// Whether every attribute and sub-attribute `data` can hold for `rt` is returned by
 /// default. A property of the schemas, worked out once rather than for every rendered
 /// resource.
-fn stored_returned_by_default(rt: ResourceType) -> bool {
+fn stored_returned_by_default(ts: TypeSchemas) -> bool {
     static BY_TYPE: std::sync::OnceLock<[bool; 2]> = std::sync::OnceLock::new();
-    let all = BY_TYPE.get_or_init(|| {
-        ResourceType::ALL.map(|rt| {
-            stored_attributes(rt).all(|a| {
-                std::iter::once(a)
-                    .chain(&a.sub_attributes)
-                    .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
-            })
+    fn by_default(mut attrs: impl Iterator<Item = &'static Attribute>) -> bool {
+        attrs.all(|a| {
+            std::iter::once(a)
+                .chain(&a.sub_attributes)
+                .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
         })
-    });
-    match rt {
-        ResourceType::User => all[0],
-        ResourceType::Group => all[1],
     }
+    let builtin = BY_TYPE
+        .get_or_init(|| ResourceType::ALL.map(|rt| by_default(stored_attributes(rt.into()))));
+    let builtin = match ts.rt {
+        ResourceType::User => builtin[0],
+        ResourceType::Group => builtin[1],
+    };
+    // Declared extensions may hide attributes; they are few, so they are checked each time.
+    builtin
+        && by_default(stored(
+            ts.declared().flat_map(|d| d.schema.attributes.iter()),
+        ))
 }
 
 /// The attributes `data` can hold: what validation keeps (not readOnly, not writeOnly), minus
 /// `members`, which lives in its own table.
-fn stored_attributes(rt: ResourceType) -> impl Iterator<Item = &'static Attribute> {
-    rt.core_schema()
-        .attributes
-        .iter()
-        .chain(rt.extensions().iter().flat_map(|e| &e.attributes))
-        .filter(|a| {
-            !matches!(a.mutability, Mutability::ReadOnly | Mutability::WriteOnly)
-                && a.name != "members"
-        })
+fn stored_attributes(rt: TypeSchemas) -> impl Iterator<Item = &'static Attribute> {
+    stored(
+        rt.core_schema()
+            .attributes
+            .iter()
+            .chain(rt.extensions().flat_map(|e| &e.attributes)),
+    )
+}
+
+fn stored(
+    attrs: impl Iterator<Item = &'static Attribute>,
+) -> impl Iterator<Item = &'static Attribute> {
+    attrs.filter(|a| {
+        !matches!(a.mutability, Mutability::ReadOnly | Mutability::WriteOnly) && a.name != "members"
+    })
 }
 
 enum Decision {
@@ -360,9 +378,9 @@ fn prune_subs(v: &mut Value, subs: &[String], keep: bool) {
 /// itself, which reads as attribute `Ext` of `urn:…` and is matched whole in
 /// [`Projection::project_undeclared`]). URNs of the schemas this service defines are left to
 /// [`resolve`], so their unknown names stay errors.
-fn undeclared_ref(raw: &str) -> Option<AttrRef> {
+fn undeclared_ref(schemas: Schemas, raw: &str) -> Option<AttrRef> {
     let (urn, tail) = schema::split_urn(raw)?;
-    if schema::known_schema_above(urn).is_some() || schema::known_schema_above(raw).is_some() {
+    if schemas.known_schema_above(urn).is_some() || schemas.known_schema_above(raw).is_some() {
         return None;
     }
     let (attr, sub) = match tail.split_once('.') {
@@ -377,7 +395,7 @@ fn undeclared_ref(raw: &str) -> Option<AttrRef> {
 }
 
 /// Resolves `name`, `name.sub`, `urn:...:name[.sub]` to canonical names.
-fn resolve(rt: ResourceType, raw: &str) -> Option<AttrRef> {
+fn resolve(rt: TypeSchemas, raw: &str) -> Option<AttrRef> {
     let (schema_urn, path) = match crate::proto::schema::split_urn(raw) {
         // `urn:...:User:name.givenName` — split_urn splits at the last ':', which precedes the path.
         Some((urn, path)) => (Some(urn), path),

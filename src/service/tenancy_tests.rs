@@ -48,6 +48,7 @@ impl H {
             now_ms: self.now_ms,
             tokens: cache.unwrap_or(&self.cache),
             limiter: self.limiter.as_ref(),
+            profiles: crate::service::profile::isolate_cache(),
         };
         block_on(handle(&ctx, &req))
     }

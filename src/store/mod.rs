@@ -27,6 +27,7 @@ mod list;
 #[cfg(test)]
 mod list_order_tests;
 pub mod query;
+pub mod schemas;
 pub mod sql;
 pub mod tenancy;
 pub mod tolerances;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::proto::error::ScimType;
-use crate::proto::schema::ENTERPRISE_USER_SCHEMA;
+use crate::proto::schema::{ResourceType, ENTERPRISE_USER_SCHEMA};
 use serde_json::json;
 
 /// Tiny deterministic PRNG (xorshift64*), so randomised tests reproduce without extra crates.

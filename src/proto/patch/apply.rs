@@ -11,7 +11,7 @@ use super::undeclared::{self, Addressed, UndeclaredChange};
 use super::{MemberOp, PatchOutcome, SubChange};
 use crate::proto::error::{Result, ScimError};
 use crate::proto::resource;
-use crate::proto::schema::{Attribute, ResourceType, Schema};
+use crate::proto::schema::{Attribute, ResourceType, Schema, TypeSchemas};
 use crate::proto::tolerance::{Tolerance, Tolerances};
 use serde_json::{Map, Value};
 
@@ -55,14 +55,18 @@ impl PatchRequest {
         for attr in rt.core_schema().attributes.iter().filter(|a| a.required) {
             ctx.parse(&mut data, &attr.name)?;
         }
-        resource::revalidate_touched(rt, &mut data, ctx.touched.iter().map(|t| (t.ext, t.attr)))?;
+        resource::revalidate_touched(
+            rt.rt,
+            &mut data,
+            ctx.touched.iter().map(|t| (t.ext, t.attr)),
+        )?;
         Ok((data, ctx))
     }
 }
 
 /// The state of one application.
 pub(super) struct Ctx<'t> {
-    rt: ResourceType,
+    rt: TypeSchemas,
     pub tol: Tolerances,
     pub members: Vec<MemberOp>,
     /// The top-level attributes operations addressed, in order, resolved against the schema

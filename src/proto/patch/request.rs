@@ -9,9 +9,7 @@ use super::undeclared::{self, UndeclaredChange};
 use super::{MemberOp, Op, SubChange, MAX_OPERATIONS};
 use crate::proto::error::{Result, ScimError};
 use crate::proto::resource::{member_ids, validate_attr};
-use crate::proto::schema::{
-    AttrType, Attribute, Mutability, ResourceType, Schema, PATCH_OP_SCHEMA,
-};
+use crate::proto::schema::{AttrType, Attribute, Mutability, Schema, TypeSchemas, PATCH_OP_SCHEMA};
 use crate::proto::tolerance::{Tolerance, Tolerances};
 use serde_json::{Map, Value};
 
@@ -20,7 +18,7 @@ use serde_json::{Map, Value};
 /// that cannot succeed costs no read.
 #[derive(Debug, Clone)]
 pub struct PatchRequest {
-    pub(super) rt: ResourceType,
+    pub(super) rt: TypeSchemas,
     pub(super) ops: Vec<Operation>,
 }
 
@@ -117,7 +115,12 @@ pub(super) enum FilteredChange {
 impl PatchRequest {
     /// Parses a PATCH body for resource type `rt`. Client quirks go to `tol`: accepted and
     /// recorded when it is lenient, refused when it is strict.
-    pub fn parse(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Result<PatchRequest> {
+    pub fn parse(
+        rt: impl Into<TypeSchemas>,
+        body: &Value,
+        tol: &mut Tolerances,
+    ) -> Result<PatchRequest> {
+        let rt: TypeSchemas = rt.into();
         let raw = operations(body)?;
         let mut ops = Vec::with_capacity(raw.len());
         for (index, raw) in raw.iter().enumerate() {
@@ -259,7 +262,7 @@ fn op_kind(tol: &mut Tolerances, obj: &Map<String, Value>) -> Result<Op> {
     Ok(op)
 }
 
-fn parse_op(rt: ResourceType, tol: &mut Tolerances, raw: &Value) -> Result<Target> {
+fn parse_op(rt: TypeSchemas, tol: &mut Tolerances, raw: &Value) -> Result<Target> {
     let obj = raw
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("each operation must be a JSON object"))?;
@@ -288,9 +291,9 @@ fn parse_op(rt: ResourceType, tol: &mut Tolerances, raw: &Value) -> Result<Targe
                 )),
             }
         }
-        Some(path) if undeclared::is_undeclared(path.trim()) => Ok(Target::Undeclared(
-            undeclared::parse_change(path, op, value)?,
-        )),
+        Some(path) if undeclared::is_undeclared(rt.schemas(), path.trim()) => Ok(
+            Target::Undeclared(undeclared::parse_change(rt.schemas(), path, op, value)?),
+        ),
         Some(path) => match parse_path(rt, path)? {
             PathTarget::Extension(ext) => parse_extension(rt, tol, op, ext, value),
             PathTarget::Attr(p) => attr_target(rt, tol, op, p, value),
@@ -301,7 +304,7 @@ fn parse_op(rt: ResourceType, tol: &mut Tolerances, raw: &Value) -> Result<Targe
 /// Path-less add/replace: every key is read as if it were the operation's path. Keys may
 /// be dotted (`name.givenName`) or schema-qualified, as Entra sends them.
 fn parse_pathless(
-    rt: ResourceType,
+    rt: TypeSchemas,
     tol: &mut Tolerances,
     op: Op,
     obj: &Map<String, Value>,
@@ -314,8 +317,9 @@ fn parse_pathless(
             })?;
             continue;
         }
-        if undeclared::is_undeclared(key) {
+        if undeclared::is_undeclared(rt.schemas(), key) {
             targets.push(Target::Undeclared(undeclared::parse_change(
+                rt.schemas(),
                 key,
                 op,
                 Some(v),
@@ -343,7 +347,7 @@ fn parse_pathless(
 
 /// An operation whose path (or path-less key) is an extension schema URN itself.
 fn parse_extension(
-    rt: ResourceType,
+    rt: TypeSchemas,
     tol: &mut Tolerances,
     op: Op,
     ext: &'static Schema,
@@ -390,7 +394,7 @@ fn parse_extension(
 
 /// An operation on one attribute path: mutability first, then the value.
 fn attr_target(
-    rt: ResourceType,
+    rt: TypeSchemas,
     tol: &mut Tolerances,
     op: Op,
     p: AttrPath,
@@ -426,7 +430,7 @@ fn attr_target(
 }
 
 fn change_of(
-    rt: ResourceType,
+    rt: TypeSchemas,
     tol: &mut Tolerances,
     op: Op,
     p: AttrPath,

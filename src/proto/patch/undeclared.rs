@@ -14,8 +14,7 @@
 use super::Op;
 use crate::proto::error::{Result, ScimError};
 use crate::proto::resource::{check_attr_name, check_undeclared_urn, undeclared_value};
-use crate::proto::schema::known_schema_above;
-use crate::proto::schema::{split_urn, ResourceType};
+use crate::proto::schema::{split_urn, Schemas, TypeSchemas};
 use serde_json::{Map, Value};
 
 /// An operation on an undeclared extension, checked as far as the request alone allows.
@@ -55,8 +54,8 @@ pub(crate) enum Addressed {
 
 /// Whether `s` is a path into an undeclared extension: a URN under no schema this service
 /// defines. Paths into declared schemas keep their own grammar and errors.
-pub(crate) fn is_undeclared(s: &str) -> bool {
-    crate::proto::schema::is_urn(s) && known_schema_above(without_sub(s)).is_none()
+pub(crate) fn is_undeclared(schemas: Schemas, s: &str) -> bool {
+    crate::proto::schema::is_urn(s) && schemas.known_schema_above(without_sub(s)).is_none()
 }
 
 /// The path without a `.sub` or `[filter]` after its last segment. URNs hold dots (`2.0`),
@@ -75,11 +74,11 @@ fn without_sub(s: &str) -> &str {
 
 /// Reads an undeclared path; value filters are refused (there is no schema to type them).
 /// Every refusal is `invalidPath`: it is the path that cannot be used.
-pub(crate) fn parse_path(raw: &str) -> Result<UndeclaredPath> {
-    read_path(raw).map_err(|e| ScimError::invalid_path(e.detail))
+pub(crate) fn parse_path(schemas: Schemas, raw: &str) -> Result<UndeclaredPath> {
+    read_path(schemas, raw).map_err(|e| ScimError::invalid_path(e.detail))
 }
 
-fn read_path(raw: &str) -> Result<UndeclaredPath> {
+fn read_path(schemas: Schemas, raw: &str) -> Result<UndeclaredPath> {
     let s = raw.trim();
     if s.contains('[') {
         return Err(ScimError::invalid_path(format!(
@@ -93,10 +92,13 @@ fn read_path(raw: &str) -> Result<UndeclaredPath> {
     // Both readings must be usable: the prefix as the extension of an attribute, the whole
     // as an extension of its own (POST refuses the same keys).
     check_undeclared_urn(prefix)?;
-    if let Some(known) = known_schema_above(prefix) {
+    if let Some(known) = schemas.known_schema_above(prefix) {
         return Err(ScimError::invalid_path(format!(
             "'{raw}' lies in the namespace of schema \"{known}\", which defines no such attribute"
         )));
+    }
+    if schemas.reject_undeclared {
+        return Err(crate::proto::resource::undeclared_refused(without_sub(s)));
     }
     let (last, sub) = match tail.split_once('.') {
         Some((a, b)) => (a, Some(b)),
@@ -116,8 +118,13 @@ fn read_path(raw: &str) -> Result<UndeclaredPath> {
 
 /// Parses one operation on an undeclared path: the value is checked against SCIM's data
 /// model (as on POST), loosely enough to fit either reading of the path.
-pub(crate) fn parse_change(raw: &str, op: Op, value: Option<&Value>) -> Result<UndeclaredChange> {
-    let path = parse_path(raw)?;
+pub(crate) fn parse_change(
+    schemas: Schemas,
+    raw: &str,
+    op: Op,
+    value: Option<&Value>,
+) -> Result<UndeclaredChange> {
+    let path = parse_path(schemas, raw)?;
     let value = match (op, value) {
         (Op::Remove, _) | (_, None) | (_, Some(Value::Null)) => None,
         (_, Some(Value::Object(m))) if path.sub.is_none() => {
@@ -149,7 +156,7 @@ pub(crate) fn stored_key<'d>(keys: impl Iterator<Item = &'d String>, name: &str)
 impl Addressed {
     /// What `p` addresses, given the stored top-level keys (`stored` looks one up).
     pub fn resolve(
-        rt: ResourceType,
+        rt: TypeSchemas,
         p: &UndeclaredPath,
         value: Option<&Value>,
         stored: impl Fn(&str) -> Option<String>,
@@ -275,13 +282,14 @@ fn apply_sub(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::schema::ResourceType;
     use serde_json::json;
 
     const EXT: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
 
     fn resolve(path: &str, value: Option<Value>, stored: &[&str]) -> Addressed {
-        let p = parse_path(path).unwrap();
-        Addressed::resolve(ResourceType::User, &p, value.as_ref(), |n| {
+        let p = parse_path(Schemas::BUILTIN, path).unwrap();
+        Addressed::resolve(ResourceType::User.into(), &p, value.as_ref(), |n| {
             stored
                 .iter()
                 .find(|k| k.eq_ignore_ascii_case(n))
@@ -338,20 +346,23 @@ mod tests {
             ("urn:ietf:params:scnager".to_string(), json!("x")),
         ] {
             assert!(
-                parse_change(&path, Op::Replace, Some(&value)).is_err(),
+                parse_change(Schemas::BUILTIN, &path, Op::Replace, Some(&value)).is_err(),
                 "{path} {value}"
             );
         }
-        assert!(is_undeclared(EXT));
+        assert!(is_undeclared(Schemas::BUILTIN, EXT));
         assert!(!is_undeclared(
+            Schemas::BUILTIN,
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:cim"
         ));
-        assert!(!is_undeclared("title"));
+        assert!(!is_undeclared(Schemas::BUILTIN, "title"));
         // Above a defined schema, or under it past a dot: that schema's names, not an extension.
         assert!(!is_undeclared(
+            Schemas::BUILTIN,
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0"
         ));
         assert!(!is_undeclared(
+            Schemas::BUILTIN,
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User.x"
         ));
     }
@@ -360,9 +371,9 @@ mod tests {
     fn changes_apply_to_the_extension_object() {
         let mut ext = Map::new();
         let run = |ext: &mut Map<String, Value>, path: &str, op: Op, v: Option<Value>| {
-            let c = parse_change(path, op, v.as_ref()).unwrap();
+            let c = parse_change(Schemas::BUILTIN, path, op, v.as_ref()).unwrap();
             let stored: Vec<String> = vec![EXT.to_string()];
-            let a = Addressed::resolve(ResourceType::User, &c.path, c.value.as_ref(), |n| {
+            let a = Addressed::resolve(ResourceType::User.into(), &c.path, c.value.as_ref(), |n| {
                 stored.iter().find(|k| k.eq_ignore_ascii_case(n)).cloned()
             });
             apply(ext, &c, &a).unwrap();

@@ -25,7 +25,7 @@ use crate::proto::error::ScimError;
 use crate::proto::filter::{
     self, Container, Filter, Kind, Leaf, Lit, Loc, Node, Op, PosError, ResolvedAttr, Store,
 };
-use crate::proto::schema::{AttrType, ResourceType};
+use crate::proto::schema::{AttrType, ResourceType, TypeScope};
 use crate::store::sql::{SqlValue, MAX_PARAMS};
 
 /// Parameters left for the caller (tenant, paging) when a filter is planned.
@@ -40,10 +40,10 @@ pub const RESERVED_PARAMS: usize = 10;
 /// `params` would end up with more than `MAX_PARAMS - RESERVED_PARAMS` values.
 pub fn where_sql(
     filter: &Filter,
-    rt: Option<ResourceType>,
+    scope: impl Into<TypeScope>,
     params: &mut Vec<SqlValue>,
 ) -> Result<String, ScimError> {
-    let bound = filter::bind(filter, rt)?;
+    let bound = filter::bind(filter, scope)?;
     let start = params.len();
     let limit = MAX_PARAMS - RESERVED_PARAMS;
     let result = match emit(&bound.0, Scope::Row, params) {
@@ -63,7 +63,9 @@ pub fn where_sql(
 /// §3.4.2.3); members and groups by their smallest value. Resources without a value yield
 /// NULL (SQLite sorts NULL first when ascending). Unknown or unsortable paths are
 /// `400 invalidValue`.
-pub fn sort_sql(sort_by: &str, rt: Option<ResourceType>) -> Result<SortOrder, ScimError> {
+pub fn sort_sql(sort_by: &str, scope: impl Into<TypeScope>) -> Result<SortOrder, ScimError> {
+    let scope: TypeScope = scope.into();
+    let rt = scope.only;
     let invalid = |e: PosError| {
         ScimError::invalid_value(format!(
             "invalid sortBy '{sort_by}' at position {}: {}",
@@ -78,7 +80,7 @@ pub fn sort_sql(sort_by: &str, rt: Option<ResourceType>) -> Result<SortOrder, Sc
     let mut per_type = Vec::new();
     let mut first_err = None;
     for t in types {
-        match filter::resolve_for_sort(&path, t) {
+        match filter::resolve_for_sort(&path, scope.schemas.of(t)) {
             Ok(r) => per_type.push((t, sort_expr(&r, t)?)),
             Err((unknown, e)) => {
                 if !unknown {
