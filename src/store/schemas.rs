@@ -30,6 +30,8 @@ pub struct Profile {
 }
 
 const DECL_COLUMNS: &str = "s.id, s.resource_type, s.required, s.document, s.created, s.modified";
+/// The same columns unqualified, for `RETURNING` (which cannot name a table alias).
+const DECL_NAMES: &str = "id, resource_type, required, document, created, modified";
 
 fn text(row: &Row, col: &str) -> Result<String> {
     row.get(col)
@@ -121,11 +123,11 @@ impl<D: Db> Store<'_, D> {
     ) -> Result<(Declaration, bool)> {
         let stmt = Stmt::new(
             format!(
-                "INSERT INTO tenant_schemas AS s (tenant, id, resource_type, required, document, created, modified) \
+                "INSERT INTO tenant_schemas (tenant, id, resource_type, required, document, created, modified) \
                  VALUES (?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (tenant, id) DO UPDATE SET resource_type = excluded.resource_type, \
                  required = excluded.required, document = excluded.document, modified = excluded.modified \
-                 RETURNING {DECL_COLUMNS}"
+                 RETURNING {DECL_NAMES}"
             ),
             vec![
                 self.tenant_value(),
