@@ -9,7 +9,8 @@
 use crate::proto::error::{Result, ScimError};
 use crate::proto::projection::Projection;
 use crate::proto::schema::{
-    is_urn, split_urn, AttrType, Attribute, Mutability, ResourceType, Schema, Schemas, TypeSchemas,
+    is_attr_name, is_core_name_anywhere, is_urn, split_urn, AttrType, Attribute, Mutability,
+    ResourceType, Schema, Schemas, TypeSchemas,
 };
 use crate::proto::time;
 use crate::proto::tolerance::{Tolerance, Tolerances};
@@ -88,7 +89,10 @@ pub fn validate_with(
         // attribute (`urn:...:enterprise:2.0:User:department`) at the top level.
         if let Some((urn, attr_name)) = split_urn(key) {
             if urn.eq_ignore_ascii_case(&core.id) {
-                let attr = core.attr(attr_name).ok_or_else(|| unknown_attribute(key))?;
+                let Some(attr) = core.attr(attr_name) else {
+                    keep_unknown(key, attr_name, value, &mut out.data, &mut claim, tol)?;
+                    continue;
+                };
                 claim(attr.name.clone())?;
                 if let Some(v) = validate_attr_with(attr, value, &attr.name, tol)? {
                     out.data.insert(attr.name.clone(), v);
@@ -116,7 +120,10 @@ pub fn validate_with(
             keep_undeclared(ts.schemas(), obj, key, value, &mut out.data, &mut claim)?;
             continue;
         }
-        let attr = core.attr(key).ok_or_else(|| unknown_attribute(key))?;
+        let Some(attr) = core.attr(key) else {
+            keep_unknown(key, key, value, &mut out.data, &mut claim, tol)?;
+            continue;
+        };
         claim(attr.name.clone())?;
         if let Some(v) = validate_attr_with(attr, value, &attr.name, tol)? {
             out.data.insert(attr.name.clone(), v);
@@ -254,6 +261,37 @@ pub(crate) fn undeclared_refused(urn: &str) -> ScimError {
     ))
 }
 
+/// Keeps an attribute at the core level that no schema defines (`nickname2`, or qualified
+/// `urn:…:core:2.0:User:nickname2`; `key` is as sent, `name` the attribute): an IT admin's
+/// mapping mistake in the identity provider, which refusing would turn into a failure of
+/// every user the mapping touches. It is stored verbatim at `data[name]`, within SCIM's data
+/// model like an undeclared extension's attribute, and recorded as
+/// [`Tolerance::UnknownAttribute`]; a strict tenant gets the 400 instead. A name that some
+/// core schema or the common attributes define (`members` sent to `/Users`) is an attribute
+/// sent to the wrong resource type, not a new one, and stays refused. Names are ATTRNAMEs,
+/// so a kept one can never read as an extension URN.
+fn keep_unknown(
+    key: &str,
+    name: &str,
+    value: &Value,
+    data: &mut Map<String, Value>,
+    claim: &mut impl FnMut(String) -> Result<()>,
+    tol: &mut Tolerances,
+) -> Result<()> {
+    if is_core_name_anywhere(name) || name == "$ref" {
+        return Err(unknown_attribute(key));
+    }
+    tol.tolerate(Tolerance::UnknownAttribute, || {
+        format!("unknown attribute '{key}'")
+    })?;
+    check_attr_name(key, name)?;
+    claim(name.to_string())?;
+    if let Some(v) = undeclared_value(name, value, 0)? {
+        data.insert(name.to_string(), v);
+    }
+    Ok(())
+}
+
 /// The spelling `schemas` gives `urn` (compared case-insensitively), if it lists it.
 fn listed_schema(body: &Map<String, Value>, urn: &str) -> Option<String> {
     let schemas = body
@@ -288,8 +326,7 @@ pub(crate) fn check_undeclared_urn(urn: &str) -> Result<()> {
 
 /// RFC 7643 §2.1 ATTRNAME (`ALPHA *(nameChar)`, nameChar `-`, `_`, digit, letter), or `$ref`.
 pub(crate) fn check_attr_name(path: &str, name: &str) -> Result<()> {
-    let ok = name == "$ref" || crate::proto::schema::is_attr_name(name);
-    if ok {
+    if name == "$ref" || is_attr_name(name) {
         Ok(())
     } else {
         Err(ScimError::invalid_syntax(format!(
@@ -1352,6 +1389,81 @@ mod tests {
         let body = json!({"schemas": [USER_SCHEMA, CUSTOM], "userName": "a",
                           CUSTOM: {"x": "1"}, format!("{CUSTOM}:x"): "2"});
         assert!(validate(ResourceType::User, &body).is_err());
+    }
+
+    #[test]
+    fn unknown_core_attributes_are_kept_as_a_tolerance() {
+        use crate::proto::tolerance::{Tolerance, Tolerances};
+        // An IT admin mapped attributes the core schema does not have.
+        let body = user(json!({
+            "nickname2": "Babs", "shoeSize": 44, "vip": true,
+            "badge": {"id": "7", "since": "2020"}, "tags": ["a", "b"],
+            "visits": [{"at": "x", "n": 1}], "empty": null, "none": [],
+            format!("{USER_SCHEMA}:costCentre"): "42",
+        }));
+        let mut tol = Tolerances::lenient();
+        let v = validate_with(ResourceType::User, &body, &mut tol).expect("kept");
+        assert_eq!(tol.fired(), [Tolerance::UnknownAttribute]);
+        for (name, value) in [
+            ("nickname2", json!("Babs")),
+            ("shoeSize", json!(44)),
+            ("vip", json!(true)),
+            ("badge", json!({"id": "7", "since": "2020"})),
+            ("tags", json!(["a", "b"])),
+            ("visits", json!([{"at": "x", "n": 1}])),
+            ("costCentre", json!("42")),
+        ] {
+            assert_eq!(v.data.get(name), Some(&value), "{name}");
+        }
+        assert!(!v.data.contains_key("empty") && !v.data.contains_key("none"));
+        // Groups too.
+        let group = json!({"schemas": [GROUP_SCHEMA], "displayName": "G", "owner": "u1"});
+        let mut tol = Tolerances::lenient();
+        let v = validate_with(ResourceType::Group, &group, &mut tol).expect("kept");
+        assert_eq!(v.data["owner"], "u1");
+        // A strict tenant gets the 400 it always got.
+        let e = validate(ResourceType::User, &body).expect_err("strict");
+        assert_eq!(
+            (e.status, e.scim_type.map(|t| t.as_str())),
+            (400, Some("invalidSyntax"))
+        );
+        assert!(e.detail.contains("unknown attribute"), "{}", e.detail);
+
+        // Still refused when lenient: names some core schema or the common attributes
+        // define (another resource type's attribute), names that are no ATTRNAME, values
+        // outside SCIM's data model, and one attribute sent twice.
+        let group_attr = json!({"schemas": [GROUP_SCHEMA], "displayName": "G", "userName": "u"});
+        let mut tol = Tolerances::lenient();
+        let e = validate_with(ResourceType::Group, &group_attr, &mut tol).expect_err("defined");
+        assert_eq!(e.detail, "unknown attribute 'userName'");
+        for (extra, scim_type) in [
+            (json!({"members": [{"value": "g"}]}), "invalidSyntax"),
+            (json!({"Members": []}), "invalidSyntax"),
+            (json!({"has space": 1}), "invalidSyntax"),
+            (json!({"1st": 1}), "invalidSyntax"),
+            (json!({"a.b": 1}), "invalidSyntax"),
+            (json!({"$ref": "x"}), "invalidSyntax"),
+            (json!({format!("{USER_SCHEMA}:a.b"): 1}), "invalidSyntax"),
+            (json!({"deep": {"deeper": {"x": 1}}}), "invalidValue"),
+            (json!({"deep": [[1]]}), "invalidValue"),
+            (json!({"bad": {"has space": 1}}), "invalidSyntax"),
+            (json!({"nul": "\u{0}"}), "invalidValue"),
+            (json!({"foo": 1, "FOO": 2}), "invalidSyntax"),
+            (
+                json!({"foo": 1, format!("{USER_SCHEMA}:Foo"): 2}),
+                "invalidSyntax",
+            ),
+        ] {
+            let body = user(extra);
+            let mut tol = Tolerances::lenient();
+            let e =
+                validate_with(ResourceType::User, &body, &mut tol).expect_err(&body.to_string());
+            assert_eq!(
+                e.scim_type.map(|t| t.as_str()),
+                Some(scim_type),
+                "{body}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -556,6 +556,17 @@ pub fn is_attr_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Whether `name` is an attribute of any resource type's core schema or a common attribute
+/// (case-insensitively). Such a name is never an unknown attribute to keep: `members` on a
+/// User or `userName` on a Group is a client error that keeping would hide, and it would
+/// shadow the real attribute in filters and projections.
+pub fn is_core_name_anywhere(name: &str) -> bool {
+    common_attr(name).is_some()
+        || ResourceType::ALL
+            .iter()
+            .any(|rt| rt.core_schema().attr(name).is_some())
+}
+
 /// Splits `urn:...:Schema:attr` into the schema URN and the attribute name.
 pub fn split_urn(key: &str) -> Option<(&str, &str)> {
     if !key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {

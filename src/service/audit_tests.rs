@@ -146,7 +146,7 @@ fn failed_writes_are_recorded_without_bodies() {
         Method::Patch,
         &format!("/Users/{id}"),
         Some(patch(
-            json!([{"op": "replace", "path": "nope", "value": 1}]),
+            json!([{"op": "replace", "path": "nope.a.b", "value": 1}]),
         )),
     );
     assert_eq!(r.status, 400);

@@ -50,6 +50,8 @@ pub(super) enum Target {
     Dropped,
     /// An attribute of an extension the resource type does not define (kept verbatim).
     Undeclared(UndeclaredChange),
+    /// An attribute at the core level that no schema defines (kept verbatim in the data).
+    Unknown(UndeclaredChange),
 }
 
 #[derive(Debug, Clone)]
@@ -294,6 +296,9 @@ fn parse_op(rt: TypeSchemas, tol: &mut Tolerances, raw: &Value) -> Result<Target
         Some(path) if undeclared::is_undeclared(rt.schemas(), path.trim()) => Ok(
             Target::Undeclared(undeclared::parse_change(rt.schemas(), path, op, value)?),
         ),
+        Some(path) if undeclared::is_unknown_core(rt, path) => Ok(Target::Unknown(
+            undeclared::parse_unknown_change(rt, path, op, value, tol)?,
+        )),
         Some(path) => match parse_path(rt, path)? {
             PathTarget::Extension(ext) => parse_extension(rt, tol, op, ext, value),
             PathTarget::Attr(p) => attr_target(rt, tol, op, p, value),
@@ -324,6 +329,11 @@ fn parse_pathless(
                 op,
                 Some(v),
             )?));
+            continue;
+        }
+        if undeclared::is_unknown_core(rt, key) {
+            let change = undeclared::parse_unknown_change(rt, key, op, Some(v), tol)?;
+            targets.push(Target::Unknown(change));
             continue;
         }
         match parse_path(rt, key)? {
