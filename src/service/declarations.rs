@@ -117,7 +117,12 @@ async fn put<D: Db>(
         .put_declaration(&ext.schema.id, rt, required, &document, &now)
         .await?;
     ctx.profiles.invalidate(store.tenant());
-    let report = check_stored(store, rt, &ext.schema).await?;
+    let mut report = check_stored(store, rt, &ext.schema).await?;
+    let unique = crate::store::unique::unique_attrs_of(&ext);
+    let duplicates = store.reindex_unique(rt, &ext.schema.id, &unique).await?;
+    if let Some(obj) = report.as_object_mut() {
+        obj.insert("duplicateValues".into(), json!(duplicates));
+    }
     let mut out = declaration_json(&decl);
     if let Some(obj) = out.as_object_mut() {
         obj.insert("stored".into(), report);
@@ -191,9 +196,16 @@ async fn check_stored<D: Db>(
 }
 
 async fn delete<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, urn: &str) -> Result<Response> {
-    if !store.delete_declaration(urn).await? {
+    let Some(decl) = store
+        .declarations()
+        .await?
+        .into_iter()
+        .find(|d| d.id.eq_ignore_ascii_case(urn))
+    else {
         return Err(ScimError::not_found(format!("no declared schema '{urn}'")));
-    }
+    };
+    store.delete_declaration(&decl.id).await?;
+    store.reindex_unique(decl.rt, &decl.id, &[]).await?;
     ctx.profiles.invalidate(store.tenant());
     Ok(Response::empty(204))
 }

@@ -73,6 +73,9 @@ pub(crate) async fn serve<D: Db>(
     let Some(write) = route.write() else {
         return dispatch(ctx, &store, profile, req, &route, &base).await;
     };
+    let store = store.with_unique(crate::store::unique::unique_attrs(
+        profile.schemas.of(write.rt),
+    ));
     // Writes are recorded in the provisioning log: successes by the store in the write's own
     // batch, failures here.
     let store = store.audited(crate::store::events::AuditNote {

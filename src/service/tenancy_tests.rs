@@ -1425,3 +1425,83 @@ fn bad_declarations_are_refused_and_store_nothing() {
     );
     assert_eq!(r.status, 409, "{}", text(&r));
 }
+
+#[test]
+fn declared_unique_attributes_are_unique_per_tenant_case_insensitively() {
+    let mut h = H::new();
+    h.create_tenant("u");
+    h.create_tenant("v");
+    let (_, t) = h.issue("u", json!({}));
+    let (_, tv) = h.issue("v", json!({}));
+    let user = |name: &str, code: &str| json!({"schemas": [USER_SCHEMA, CUSTOM], "userName": name, CUSTOM: {"employeeCode": code}});
+    // Two users kept the same code before the declaration.
+    for name in ["early1", "early2"] {
+        let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user(name, "DUP")));
+        assert_eq!(r.status, 201, "{}", text(&r));
+    }
+    let mut decl = custom_schema();
+    decl["schema"]["attributes"] =
+        json!([{"name": "employeeCode", "type": "string", "uniqueness": "server"}]);
+    let path = format!("/tenants/u/schemas/{CUSTOM}");
+    let r = h.admin(Method::Put, &path, Some(decl.clone()));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(
+        r.body_json()["stored"]["duplicateValues"],
+        1,
+        "{}",
+        text(&r)
+    );
+
+    let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("a", "E1")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let a = r.body_json()["id"].as_str().expect("id").to_string();
+    let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("b", "e1")));
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert_eq!(r.body_json()["scimType"], "uniqueness");
+    let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("b", "E2")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let b = r.body_json()["id"].as_str().expect("id").to_string();
+    // A PATCH into a taken value fails and changes nothing; freeing it lets another take it.
+    let set = |code: &str| json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": format!("{CUSTOM}:employeeCode"), "value": code}]});
+    let r = h.scim(
+        Method::Patch,
+        &format!("/scim/v2/Users/{b}"),
+        &t,
+        Some(set("E1")),
+    );
+    assert_eq!(r.status, 409, "{}", text(&r));
+    let r = h.scim(
+        Method::Patch,
+        &format!("/scim/v2/Users/{a}"),
+        &t,
+        Some(set("E3")),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let r = h.scim(
+        Method::Patch,
+        &format!("/scim/v2/Users/{b}"),
+        &t,
+        Some(set("E1")),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/scim/v2/Users/{b}"), &t, None)
+            .status,
+        204
+    );
+    let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("c", "E1")));
+    assert_eq!(r.status, 201, "deleting frees the value: {}", text(&r));
+    // Per tenant: v declares the same schema and may use the same value.
+    let r = h.admin(
+        Method::Put,
+        &format!("/tenants/v/schemas/{CUSTOM}"),
+        Some(decl),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = h.scim(Method::Post, "/scim/v2/Users", &tv, Some(user("a", "E1")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    // Without the declaration, the values are free again.
+    assert_eq!(h.admin(Method::Delete, &path, None).status, 204);
+    let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("d", "E3")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+}
