@@ -167,7 +167,10 @@ fn declared_extension(
 /// Checks a value stored under a declared extension's URN against the extension, as a write
 /// would (identity-provider quirks accepted): used when an extension is declared over data
 /// that was kept verbatim, to report what no longer fits without changing it.
-pub fn check_extension(ext: &Schema, value: &Value) -> Result<()> {
+/// Answers the value as a write would store it (normalised: dateTimes in one form, string
+/// booleans as booleans), so the caller can also tell a value that fits but is stored
+/// differently.
+pub fn check_extension(ext: &Schema, value: &Value) -> Result<Value> {
     let mut data = Map::new();
     let mut claimed = std::collections::HashSet::new();
     let mut claim = |name: String| {
@@ -179,10 +182,14 @@ pub fn check_extension(ext: &Schema, value: &Value) -> Result<()> {
     };
     let mut tol = Tolerances::lenient();
     declared_extension(ext, value, &mut data, &mut claim, &mut tol)?;
-    match data.get(&ext.id) {
-        Some(Value::Object(m)) => check_required_in(ext, m, &ext.id),
-        _ => check_required_in(ext, &Map::new(), &ext.id),
+    let stored = data
+        .remove(&ext.id)
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    match &stored {
+        Value::Object(m) => check_required_in(ext, m, &ext.id)?,
+        _ => check_required_in(ext, &Map::new(), &ext.id)?,
     }
+    Ok(stored)
 }
 
 /// Keeps a key under a schema URN the resource type does not define: an undeclared

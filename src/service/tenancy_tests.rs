@@ -1505,3 +1505,38 @@ fn declared_unique_attributes_are_unique_per_tenant_case_insensitively() {
     let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("d", "E3")));
     assert_eq!(r.status, 201, "{}", text(&r));
 }
+
+#[test]
+fn declaring_reports_kept_values_that_fit_but_are_not_in_stored_form() {
+    let mut h = H::new();
+    h.create_tenant("n");
+    let (_, t) = h.issue("n", json!({}));
+    let body = |name: &str, hired: &str| json!({"schemas": [USER_SCHEMA, CUSTOM], "userName": name, CUSTOM: {"hired": hired}});
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &t,
+        Some(body("offset", "2026-01-05T10:00:00+01:00")),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &t,
+        Some(body("utc", "2026-01-05T09:00:00.000Z")),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = h.admin(
+        Method::Put,
+        &format!("/tenants/n/schemas/{CUSTOM}"),
+        Some(custom_schema()),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let stored = &r.body_json()["stored"];
+    assert_eq!(stored["checked"], 2, "{stored}");
+    assert_eq!(stored["conflicting"], 1, "only the offset form: {stored}");
+    assert!(stored["conflicts"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("another form"));
+}
