@@ -9,6 +9,7 @@ pub mod auth;
 pub mod console;
 pub mod credentials;
 pub mod ctx;
+pub mod entitlements;
 pub mod http;
 pub mod ids;
 pub mod oauth;
@@ -21,6 +22,8 @@ pub mod tenant;
 mod api_tests;
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod entitlements_tests;
 #[cfg(test)]
 mod reliability_tests;
 #[cfg(test)]

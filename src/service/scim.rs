@@ -9,6 +9,7 @@ use crate::proto::schema::{
 };
 use crate::proto::time;
 use crate::service::ctx::Ctx;
+use crate::service::entitlements::Advertised;
 use crate::service::http::{path_segments, Request, Response};
 use crate::service::ids;
 use crate::service::route::Route;
@@ -93,8 +94,23 @@ async fn dispatch<D: Db>(
 ) -> Result<Response> {
     match route {
         Route::ServiceProviderConfig => Ok(Response::json(200, &service_provider_config(base))),
-        Route::ResourceTypes(name) => resource_types(req, name.as_deref(), base),
-        Route::Schemas(urn) => schemas(req, urn.as_deref(), base),
+        Route::ResourceTypes(name) => {
+            reject_discovery_filter(req)?;
+            let extra = Advertised::read(store, base).await?.resource_types;
+            resource_types(name.as_deref(), base, extra)
+        }
+        Route::Schemas(urn) => {
+            reject_discovery_filter(req)?;
+            let extra = Advertised::read(store, base).await?.schemas;
+            schemas(urn.as_deref(), base, extra)
+        }
+        Route::Entitlements(kind, id) => {
+            let page = page_bounds(
+                int_param("startIndex", req.query_param("startIndex"))?,
+                int_param("count", req.query_param("count"))?,
+            );
+            crate::service::entitlements::read(store, req, *kind, id.as_deref(), page, base).await
+        }
         Route::Search(rt) => search(ctx, store, req, *rt, base).await,
         Route::List(rt) => list(ctx, store, req, *rt, base).await,
         Route::Create(rt) => create(ctx, store, req, *rt, base).await,
@@ -105,26 +121,31 @@ async fn dispatch<D: Db>(
     }
 }
 
-/// `GET /ResourceTypes[/{name}]`.
-fn resource_types(req: &Request, name: Option<&str>, base: &str) -> Result<Response> {
-    reject_discovery_filter(req)?;
+/// `GET /ResourceTypes[/{name}]`; `extra`: the tenant's entitlement resource types.
+fn resource_types(name: Option<&str>, base: &str, extra: Vec<Value>) -> Result<Response> {
+    let mut docs: Vec<Value> = ResourceType::ALL
+        .iter()
+        .map(|rt| schema::resource_type_document(*rt, base))
+        .collect();
+    docs.extend(extra);
     match name {
-        None => Ok(list_response(
-            ResourceType::ALL
-                .iter()
-                .map(|rt| schema::resource_type_document(*rt, base))
-                .collect(),
-        )),
-        Some(name) => ResourceType::from_name(name)
-            .map(|rt| Response::json(200, &schema::resource_type_document(rt, base)))
+        None => Ok(list_response(docs)),
+        Some(name) => docs
+            .into_iter()
+            .find(|d| {
+                d["id"]
+                    .as_str()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(name))
+            })
+            .map(|d| Response::json(200, &d))
             .ok_or_else(|| ScimError::not_found(format!("no resource type '{name}'"))),
     }
 }
 
-/// `GET /Schemas[/{urn}]`.
-fn schemas(req: &Request, urn: Option<&str>, base: &str) -> Result<Response> {
-    reject_discovery_filter(req)?;
-    let docs = schema::schema_documents(base);
+/// `GET /Schemas[/{urn}]`; `extra`: the schemas of the tenant's entitlement resource types.
+fn schemas(urn: Option<&str>, base: &str, extra: Vec<Value>) -> Result<Response> {
+    let mut docs = schema::schema_documents(base);
+    docs.extend(extra);
     match urn {
         None => Ok(list_response(docs)),
         Some(urn) => docs

@@ -66,6 +66,8 @@ pub enum Constraint {
     ResourceId,
     /// The primary key of `tenants`.
     TenantId,
+    /// The primary key of `entitlement_values`: a value's id per tenant and kind.
+    DefinitionId,
     /// Any other; the columns as SQLite named them.
     Other(String),
 }
@@ -78,6 +80,9 @@ impl Constraint {
             "resources.tenant, resources.display_name" => Constraint::GroupDisplayName,
             "resources.tenant, resources.id" => Constraint::ResourceId,
             "tenants.id" => Constraint::TenantId,
+            "entitlement_values.tenant, entitlement_values.kind, entitlement_values.id" => {
+                Constraint::DefinitionId
+            }
             other => Constraint::Other(other.to_string()),
         }
     }
@@ -133,6 +138,7 @@ impl From<StoreError> for ScimError {
                 Constraint::GroupDisplayName => "a Group with this displayName already exists (displayName is unique, case-insensitively)".to_string(),
                 Constraint::ResourceId => "a resource with this id already exists".to_string(),
                 Constraint::TenantId => "a tenant with this id already exists".to_string(),
+                Constraint::DefinitionId => "a value with this id already exists; update it, or choose another id".to_string(),
                 Constraint::Other(_) => "it conflicts with an existing one".to_string(),
             }),
             StoreError::MissingReference => {
