@@ -566,7 +566,7 @@ fn okta_assignment_shapes_are_stored_and_returned() {
     let r = scim(
         &mut s,
         Method::Get,
-        &format!("/Users?filter=roles.value+eq+%22role789%22"),
+        "/Users?filter=roles.value+eq+%22role789%22",
         &token,
         None,
     );
