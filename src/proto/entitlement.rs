@@ -9,10 +9,11 @@
 
 use crate::proto::error::{Result, ScimError};
 use crate::proto::filter::{self, CompareOp, Filter, Literal};
-use crate::proto::schema::{RESOURCE_TYPE_SCHEMA, SCHEMA_SCHEMA};
+use crate::proto::schema::RESOURCE_TYPE_SCHEMA;
 use serde_json::{json, Map, Value};
 
-/// Okta's core schema of an entitlement value; Okta knows it and needs no `/Schemas` entry.
+/// Okta's core schema of an entitlement value. Okta knows it, so `/Schemas` does not serve it
+/// (Okta asks `/Schemas` only for extensions it does not know).
 pub const ENTITLEMENT_SCHEMA: &str = "urn:okta:scim:schemas:core:1.0:Entitlement";
 /// Okta's core schema of a role value.
 pub const ROLE_SCHEMA: &str = "urn:okta:scim:schemas:core:1.0:Role";
@@ -236,18 +237,6 @@ pub fn to_scim(kind: Kind, d: &Definition, base: &str) -> Value {
     v
 }
 
-/// The admin API's representation.
-pub fn to_admin(d: &Definition) -> Value {
-    json!({
-        "id": d.id,
-        "displayName": d.display_name,
-        "type": d.kind_type,
-        "description": d.description,
-        "created": d.created,
-        "modified": d.modified,
-    })
-}
-
 /// The `/ResourceTypes` entry, shaped as Okta's guide shows it (no `schemaExtensions`).
 pub fn resource_type_document(kind: Kind, base: &str) -> Value {
     json!({
@@ -261,30 +250,6 @@ pub fn resource_type_document(kind: Kind, base: &str) -> Value {
         },
         "schema": kind.schema(),
         "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{}", kind.name())}
-    })
-}
-
-/// The `/Schemas` entry. Okta does not need it (it knows its own URNs); it is served so that
-/// any client following a resource type's `schema` to `/Schemas` finds it (RFC 7643 §6-7).
-pub fn schema_document(kind: Kind, base: &str) -> Value {
-    let attr = |name: &str, required: bool, description: &str| {
-        json!({
-            "name": name, "type": "string", "multiValued": false, "description": description,
-            "required": required, "caseExact": false, "mutability": "readOnly",
-            "returned": "default", "uniqueness": "none"
-        })
-    };
-    json!({
-        "schemas": [SCHEMA_SCHEMA],
-        "id": kind.schema(),
-        "name": kind.name(),
-        "description": format!("A {} defined by the application", kind.noun()),
-        "attributes": [
-            attr("displayName", true, "Name shown to administrators"),
-            attr("type", false, "Category of the value"),
-            attr("description", false, "What the value grants"),
-        ],
-        "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{}", kind.schema())}
     })
 }
 
@@ -379,9 +344,6 @@ mod tests {
         let rt = resource_type_document(Kind::Entitlement, "https://x/scim/v2");
         assert_eq!(rt["schema"], "urn:okta:scim:schemas:core:1.0:Entitlement");
         assert_eq!(rt["endpoint"], "/Entitlements");
-        let schema = schema_document(Kind::Entitlement, "https://x/scim/v2");
-        assert_eq!(schema["id"], ENTITLEMENT_SCHEMA);
-        assert_eq!(schema["attributes"][0]["name"], "displayName");
     }
 
     #[test]

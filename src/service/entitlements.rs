@@ -4,10 +4,11 @@
 //! users through the User's `entitlements` and `roles`, which `/Users` stores like any
 //! other attribute: nothing here is consulted on a user write.
 //!
-//! The two resource types are listed in `/ResourceTypes` (and their schemas in `/Schemas`)
-//! only for a tenant that has defined at least one value of the kind: Okta reads every
-//! advertised endpoint and its connection test expects values there, and clients that do not
-//! know these types (Microsoft Entra ID, conformance suites) see the directory as before.
+//! A resource type is listed in `/ResourceTypes` only for a tenant that has defined at least
+//! one value of its kind: Okta reads every advertised endpoint (its entitlement test expects
+//! values there), and clients that do not know these types (Microsoft Entra ID, conformance
+//! suites) see discovery as before. Their schemas are not in `/Schemas`: Okta knows its own
+//! URNs and asks `/Schemas` only for extensions it does not know (the guide's note).
 //!
 //! Admin API, below `/admin/api/tenants/{t}`:
 //!
@@ -15,38 +16,28 @@
 //! |---|---|
 //! | `/entitlements`, `/roles` | GET `{Resources: [...], totalResults}` (`startIndex`, `count`), POST `{id?, displayName, type?, description?}` |
 //! | `/entitlements/{id}`, `/roles/{id}` | GET, PATCH `{displayName?, type?, description?}` (`null` clears), DELETE |
+//!
+//! Values are answered as Okta reads them (the SCIM representation, `meta.location` under the
+//! tenant's SCIM URL), so the vendor sees exactly what Okta will.
 
 use crate::proto::entitlement::{self, Kind};
 use crate::proto::error::{Result, ScimError};
 use crate::proto::schema::LIST_RESPONSE_SCHEMA;
 use crate::service::http::{Method, Request, Response};
+use crate::service::tenant::{SCIM_PATH, TENANT_PREFIX};
 use crate::store::{Db, Store, StoreError};
 use serde_json::{json, Map, Value};
 
 /// Most values one admin list returns (they are read whole by the vendor's tooling).
 pub const MAX_ADMIN_PAGE: i64 = 10_000;
 
-/// The discovery documents of the kinds `store`'s tenant has values of.
-pub struct Advertised {
-    pub resource_types: Vec<Value>,
-    pub schemas: Vec<Value>,
-}
-
-impl Advertised {
-    /// One round trip; discovery without entitlement values reads nothing else.
-    pub async fn read<D: Db>(store: &Store<'_, D>, base: &str) -> Result<Advertised> {
-        let kinds = store.defined_kinds().await?;
-        Ok(Advertised {
-            resource_types: kinds
-                .iter()
-                .map(|k| entitlement::resource_type_document(*k, base))
-                .collect(),
-            schemas: kinds
-                .iter()
-                .map(|k| entitlement::schema_document(*k, base))
-                .collect(),
-        })
-    }
+/// The `/ResourceTypes` entries of the kinds `store`'s tenant has values of; one round trip.
+pub async fn resource_types<D: Db>(store: &Store<'_, D>, base: &str) -> Result<Vec<Value>> {
+    let kinds = store.defined_kinds().await?;
+    Ok(kinds
+        .into_iter()
+        .map(|k| entitlement::resource_type_document(k, base))
+        .collect())
 }
 
 /// `GET /Entitlements`, `GET /Roles` (`id` `None`) or one value by id. `page` is the
@@ -112,6 +103,8 @@ pub async fn admin<D: Db>(
     tail: &[&str],
     now: &str,
 ) -> Result<(u16, Value)> {
+    let base = format!("{}{TENANT_PREFIX}{}{SCIM_PATH}", req.origin, store.tenant());
+    let shown = |d: &entitlement::Definition| entitlement::to_scim(kind, d, &base);
     let no_value = |id: &str| {
         ScimError::not_found(format!(
             "no {} '{id}' in tenant '{}'",
@@ -120,19 +113,21 @@ pub async fn admin<D: Db>(
         ))
     };
     match (req.method, tail) {
-        (Method::Get, []) => admin_list(store, req, kind).await,
-        (Method::Post, []) => admin_create(store, body, kind, now).await,
+        (Method::Get, []) => admin_list(store, req, kind, &base).await,
+        (Method::Post, []) => admin_create(store, body, kind, now)
+            .await
+            .map(|d| (201, shown(&d))),
         (_, []) => Err(ScimError::method_not_allowed(
             "method not allowed here; allowed: GET, POST",
         )),
         (Method::Get, [id]) => match store.definition(kind, id).await? {
-            Some(d) => Ok((200, entitlement::to_admin(&d))),
+            Some(d) => Ok((200, shown(&d))),
             None => Err(no_value(id)),
         },
         (Method::Patch, [id]) => {
             let change = entitlement::parse_change(body)?;
             match store.update_definition(kind, id, &change, now).await? {
-                Some(d) => Ok((200, entitlement::to_admin(&d))),
+                Some(d) => Ok((200, shown(&d))),
                 None => Err(no_value(id)),
             }
         }
@@ -154,6 +149,7 @@ async fn admin_list<D: Db>(
     store: &Store<'_, D>,
     req: &Request,
     kind: Kind,
+    base: &str,
 ) -> Result<(u16, Value)> {
     let int = |name: &str, default: i64| -> Result<i64> {
         match req.query_param(name) {
@@ -170,7 +166,11 @@ async fn admin_list<D: Db>(
         .definitions(kind, &[], start_index, count)
         .await?
         .ok_or_else(|| no_tenant(store))?;
-    let items: Vec<Value> = page.items.iter().map(entitlement::to_admin).collect();
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|d| entitlement::to_scim(kind, d, base))
+        .collect();
     Ok((
         200,
         json!({"totalResults": page.total, "startIndex": start_index, "Resources": items}),
@@ -182,14 +182,14 @@ async fn admin_create<D: Db>(
     body: &Map<String, Value>,
     kind: Kind,
     now: &str,
-) -> Result<(u16, Value)> {
+) -> Result<entitlement::Definition> {
     let new = entitlement::parse_new(body)?;
     let id = match &new.id {
         Some(id) => id.clone(),
         None => crate::service::ids::new_id().ok_or_else(ScimError::internal)?,
     };
     match store.create_definition(kind, &id, &new, now).await {
-        Ok(d) => Ok((201, entitlement::to_admin(&d))),
+        Ok(d) => Ok(d),
         // The tenant row is the only reference an insert has.
         Err(StoreError::MissingReference) => Err(no_tenant(store)),
         Err(e) => Err(e.into()),

@@ -9,7 +9,7 @@ use crate::proto::schema::{
 };
 use crate::proto::time;
 use crate::service::ctx::Ctx;
-use crate::service::entitlements::Advertised;
+use crate::service::entitlements;
 use crate::service::http::{path_segments, Request, Response};
 use crate::service::ids;
 use crate::service::route::Route;
@@ -96,20 +96,16 @@ async fn dispatch<D: Db>(
         Route::ServiceProviderConfig => Ok(Response::json(200, &service_provider_config(base))),
         Route::ResourceTypes(name) => {
             reject_discovery_filter(req)?;
-            let extra = Advertised::read(store, base).await?.resource_types;
+            let extra = entitlements::resource_types(store, base).await?;
             resource_types(name.as_deref(), base, extra)
         }
-        Route::Schemas(urn) => {
-            reject_discovery_filter(req)?;
-            let extra = Advertised::read(store, base).await?.schemas;
-            schemas(urn.as_deref(), base, extra)
-        }
+        Route::Schemas(urn) => schemas(req, urn.as_deref(), base),
         Route::Entitlements(kind, id) => {
             let page = page_bounds(
                 int_param("startIndex", req.query_param("startIndex"))?,
                 int_param("count", req.query_param("count"))?,
             );
-            crate::service::entitlements::read(store, req, *kind, id.as_deref(), page, base).await
+            entitlements::read(store, req, *kind, id.as_deref(), page, base).await
         }
         Route::Search(rt) => search(ctx, store, req, *rt, base).await,
         Route::List(rt) => list(ctx, store, req, *rt, base).await,
@@ -142,10 +138,10 @@ fn resource_types(name: Option<&str>, base: &str, extra: Vec<Value>) -> Result<R
     }
 }
 
-/// `GET /Schemas[/{urn}]`; `extra`: the schemas of the tenant's entitlement resource types.
-fn schemas(urn: Option<&str>, base: &str, extra: Vec<Value>) -> Result<Response> {
-    let mut docs = schema::schema_documents(base);
-    docs.extend(extra);
+/// `GET /Schemas[/{urn}]`.
+fn schemas(req: &Request, urn: Option<&str>, base: &str) -> Result<Response> {
+    reject_discovery_filter(req)?;
+    let docs = schema::schema_documents(base);
     match urn {
         None => Ok(list_response(docs)),
         Some(urn) => docs
