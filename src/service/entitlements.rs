@@ -25,7 +25,8 @@ use crate::proto::error::{Result, ScimError};
 use crate::proto::schema::LIST_RESPONSE_SCHEMA;
 use crate::service::http::{Method, Request, Response};
 use crate::service::tenant::{SCIM_PATH, TENANT_PREFIX};
-use crate::store::{Db, Store, StoreError};
+use crate::store::entitlements::{ValuesOp, ValuesOutcome};
+use crate::store::{Db, Store};
 use serde_json::{json, Map, Value};
 
 /// Most values one admin list returns (they are read whole by the vendor's tooling).
@@ -50,51 +51,54 @@ pub async fn read<D: Db>(
     page: (i64, i64),
     base: &str,
 ) -> Result<Response> {
-    if let Some(id) = id {
-        let d = store
-            .definition(kind, id)
-            .await?
-            .ok_or_else(|| not_found(kind, id))?;
-        return Ok(Response::json(200, &entitlement::to_scim(kind, &d, base)));
-    }
-    if req.query_param("cursor").is_some() {
-        return Err(ScimError::invalid_value(format!(
-            "/{} pages by startIndex and count only, not by cursor",
-            kind.endpoint()
-        )));
-    }
-    let filter = match req.query_param("filter").filter(|f| !f.trim().is_empty()) {
-        Some(f) => entitlement::parse_filter(kind, f)?,
-        None => Vec::new(),
+    let filter = match (id, req.query_param("filter")) {
+        (None, _) if req.query_param("cursor").is_some() => {
+            return Err(ScimError::invalid_value(format!(
+                "/{} pages by startIndex and count only, not by cursor",
+                kind.endpoint()
+            )))
+        }
+        (None, Some(f)) if !f.trim().is_empty() => entitlement::parse_filter(kind, f)?,
+        _ => Vec::new(),
     };
     let (start_index, count) = page;
-    let found = store
-        .definitions(kind, &filter, start_index, count)
-        .await?
-        .ok_or_else(ScimError::internal)?;
-    let resources: Vec<Value> = found
-        .items
-        .iter()
-        .map(|d| entitlement::to_scim(kind, d, base))
-        .collect();
-    Ok(Response::json(
-        200,
-        &json!({
-            "schemas": [LIST_RESPONSE_SCHEMA],
-            "totalResults": found.total,
-            "itemsPerPage": resources.len(),
-            "startIndex": start_index,
-            "Resources": resources,
-        }),
-    ))
-}
-
-fn not_found(kind: Kind, id: &str) -> ScimError {
-    ScimError::not_found(format!("{} '{id}' not found", kind.name()))
+    let op = match id {
+        Some(id) => ValuesOp::Get(id),
+        None => ValuesOp::List {
+            filter: &filter,
+            start_index,
+            count,
+        },
+    };
+    match store.values(kind, op).await? {
+        ValuesOutcome::One(d) => Ok(Response::json(200, &entitlement::to_scim(kind, &d, base))),
+        ValuesOutcome::Page { total, items } => {
+            let resources: Vec<Value> = items
+                .iter()
+                .map(|d| entitlement::to_scim(kind, d, base))
+                .collect();
+            Ok(Response::json(
+                200,
+                &json!({
+                    "schemas": [LIST_RESPONSE_SCHEMA],
+                    "totalResults": total,
+                    "itemsPerPage": resources.len(),
+                    "startIndex": start_index,
+                    "Resources": resources,
+                }),
+            ))
+        }
+        _ => Err(ScimError::not_found(format!(
+            "{} '{}' not found",
+            kind.name(),
+            id.unwrap_or_default()
+        ))),
+    }
 }
 
 /// The admin routes below `/tenants/{t}/entitlements` or `/roles`: the status and JSON body
 /// to answer, or the error. `body` is the request's JSON object (empty when none was sent).
+/// Everything is checked before the one round trip.
 pub async fn admin<D: Db>(
     store: &Store<'_, D>,
     req: &Request,
@@ -103,54 +107,80 @@ pub async fn admin<D: Db>(
     tail: &[&str],
     now: &str,
 ) -> Result<(u16, Value)> {
-    let base = format!("{}{TENANT_PREFIX}{}{SCIM_PATH}", req.origin, store.tenant());
-    let shown = |d: &entitlement::Definition| entitlement::to_scim(kind, d, &base);
-    let no_value = |id: &str| {
-        ScimError::not_found(format!(
-            "no {} '{id}' in tenant '{}'",
-            kind.noun(),
-            store.tenant()
-        ))
-    };
-    match (req.method, tail) {
-        (Method::Get, []) => admin_list(store, req, kind, &base).await,
-        (Method::Post, []) => admin_create(store, body, kind, now)
-            .await
-            .map(|d| (201, shown(&d))),
-        (_, []) => Err(ScimError::method_not_allowed(
-            "method not allowed here; allowed: GET, POST",
-        )),
-        (Method::Get, [id]) => match store.definition(kind, id).await? {
-            Some(d) => Ok((200, shown(&d))),
-            None => Err(no_value(id)),
-        },
-        (Method::Patch, [id]) => {
-            let change = entitlement::parse_change(body)?;
-            match store.update_definition(kind, id, &change, now).await? {
-                Some(d) => Ok((200, shown(&d))),
-                None => Err(no_value(id)),
+    // Assigned in the arms that need them, so each op borrows what it was parsed from.
+    let (new, change, id);
+    let op = match (req.method, tail) {
+        (Method::Get, []) => {
+            let (start_index, count) = admin_page(req)?;
+            ValuesOp::List {
+                filter: &[],
+                start_index,
+                count,
             }
         }
-        (Method::Delete, [id]) => match store.delete_definition(kind, id).await? {
-            true => Ok((200, json!({"deleted": id}))),
-            false => Err(no_value(id)),
-        },
-        (_, [_]) => Err(ScimError::method_not_allowed(
-            "method not allowed here; allowed: GET, PATCH, DELETE",
-        )),
-        _ => Err(ScimError::not_found(format!(
-            "no admin resource below '{}'",
-            kind.endpoint().to_ascii_lowercase()
+        (Method::Post, []) => {
+            new = entitlement::parse_new(body)?;
+            id = match &new.id {
+                Some(id) => id.clone(),
+                None => crate::service::ids::new_id().ok_or_else(ScimError::internal)?,
+            };
+            ValuesOp::Create {
+                id: &id,
+                new: &new,
+                now,
+            }
+        }
+        (_, []) => return Err(not_allowed("GET, POST")),
+        (Method::Get, [id]) => ValuesOp::Get(id),
+        (Method::Patch, [id]) => {
+            change = entitlement::parse_change(body)?;
+            ValuesOp::Update {
+                id,
+                change: &change,
+                now,
+            }
+        }
+        (Method::Delete, [id]) => ValuesOp::Delete(id),
+        (_, [_]) => return Err(not_allowed("GET, PATCH, DELETE")),
+        _ => {
+            return Err(ScimError::not_found(format!(
+                "no admin resource below '{}'",
+                kind.endpoint().to_ascii_lowercase()
+            )))
+        }
+    };
+    let base = format!("{}{TENANT_PREFIX}{}{SCIM_PATH}", req.origin, store.tenant());
+    let status = if req.method == Method::Post { 201 } else { 200 };
+    match store.values(kind, op).await? {
+        ValuesOutcome::One(d) => Ok((status, entitlement::to_scim(kind, &d, &base))),
+        ValuesOutcome::Page { total, items } => {
+            let items: Vec<Value> = items
+                .iter()
+                .map(|d| entitlement::to_scim(kind, d, &base))
+                .collect();
+            Ok((200, json!({"totalResults": total, "Resources": items})))
+        }
+        ValuesOutcome::Deleted => Ok((200, json!({"deleted": tail.first()}))),
+        ValuesOutcome::NoValue => Err(ScimError::not_found(format!(
+            "no {} '{}' in tenant '{}'",
+            kind.noun(),
+            tail.first().unwrap_or(&""),
+            store.tenant()
+        ))),
+        ValuesOutcome::NoTenant => Err(ScimError::not_found(format!(
+            "no tenant '{}'",
+            store.tenant()
         ))),
     }
 }
 
-async fn admin_list<D: Db>(
-    store: &Store<'_, D>,
-    req: &Request,
-    kind: Kind,
-    base: &str,
-) -> Result<(u16, Value)> {
+fn not_allowed(allowed: &str) -> ScimError {
+    ScimError::method_not_allowed(format!("method not allowed here; allowed: {allowed}"))
+}
+
+/// `startIndex` and `count` of an admin list: all values by default, at most
+/// [`MAX_ADMIN_PAGE`].
+fn admin_page(req: &Request) -> Result<(i64, i64)> {
     let int = |name: &str, default: i64| -> Result<i64> {
         match req.query_param(name) {
             None => Ok(default),
@@ -160,42 +190,8 @@ async fn admin_list<D: Db>(
                 .map_err(|_| ScimError::invalid_value(format!("'{name}' must be an integer"))),
         }
     };
-    let start_index = int("startIndex", 1)?.max(1);
-    let count = int("count", MAX_ADMIN_PAGE)?.clamp(0, MAX_ADMIN_PAGE);
-    let page = store
-        .definitions(kind, &[], start_index, count)
-        .await?
-        .ok_or_else(|| no_tenant(store))?;
-    let items: Vec<Value> = page
-        .items
-        .iter()
-        .map(|d| entitlement::to_scim(kind, d, base))
-        .collect();
     Ok((
-        200,
-        json!({"totalResults": page.total, "startIndex": start_index, "Resources": items}),
+        int("startIndex", 1)?.max(1),
+        int("count", MAX_ADMIN_PAGE)?.clamp(0, MAX_ADMIN_PAGE),
     ))
-}
-
-async fn admin_create<D: Db>(
-    store: &Store<'_, D>,
-    body: &Map<String, Value>,
-    kind: Kind,
-    now: &str,
-) -> Result<entitlement::Definition> {
-    let new = entitlement::parse_new(body)?;
-    let id = match &new.id {
-        Some(id) => id.clone(),
-        None => crate::service::ids::new_id().ok_or_else(ScimError::internal)?,
-    };
-    match store.create_definition(kind, &id, &new, now).await {
-        Ok(d) => Ok(d),
-        // The tenant row is the only reference an insert has.
-        Err(StoreError::MissingReference) => Err(no_tenant(store)),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn no_tenant<D: Db>(store: &Store<'_, D>) -> ScimError {
-    ScimError::not_found(format!("no tenant '{}'", store.tenant()))
 }
