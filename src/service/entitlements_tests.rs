@@ -571,3 +571,37 @@ fn okta_assignment_shapes_are_stored_and_returned() {
     );
     assert_eq!(ok(&r, 200)["totalResults"], 1);
 }
+
+/// Discovery and each read cost one D1 round trip beyond authentication (the ceiling a SCIM
+/// read is held to); a refused filter costs none.
+#[test]
+fn reads_cost_one_round_trip() {
+    let mut s = server();
+    let token = tenant(&mut s, "acme");
+    define(
+        &mut s,
+        "acme",
+        "roles",
+        json!({"id": "r1", "displayName": "R"}),
+    );
+    let mut cost = |s: &mut Server, path: &str| {
+        let before = s.db.round_trips.get();
+        let r = scim(s, Method::Get, path, &token, None);
+        (r.status, s.db.round_trips.get() - before)
+    };
+    cost(&mut s, "/ServiceProviderConfig");
+    // What a request pays before its handler runs (0 once the isolate cached the token).
+    let (_, auth) = cost(&mut s, "/ServiceProviderConfig");
+    assert_eq!(cost(&mut s, "/ResourceTypes"), (200, auth + 1));
+    assert_eq!(cost(&mut s, "/Roles?startIndex=1&count=1"), (200, auth + 1));
+    assert_eq!(cost(&mut s, "/Roles/r1"), (200, auth + 1));
+    assert_eq!(
+        cost(&mut s, "/Roles?filter=displayName+sw+%22R%22"),
+        (400, auth)
+    );
+    assert_eq!(
+        cost(&mut s, "/Schemas"),
+        (200, auth),
+        "/Schemas reads nothing"
+    );
+}
