@@ -88,7 +88,11 @@ pub async fn read<D: Db>(
                 }),
             ))
         }
-        _ => Err(ScimError::not_found(format!(
+        // The tenant was just authenticated: its row missing is the database's fault.
+        ValuesOutcome::NoTenant => {
+            Err(ScimError::internal().with_cause("the authenticated tenant has no row"))
+        }
+        ValuesOutcome::NoValue | ValuesOutcome::Deleted => Err(ScimError::not_found(format!(
             "{} '{}' not found",
             kind.name(),
             id.unwrap_or_default()

@@ -580,7 +580,7 @@ fn reads_cost_one_round_trip() {
         "roles",
         json!({"id": "r1", "displayName": "R"}),
     );
-    let mut cost = |s: &mut Server, path: &str| {
+    let cost = |s: &mut Server, path: &str| {
         let before = s.db.round_trips.get();
         let r = scim(s, Method::Get, path, &token, None);
         (r.status, s.db.round_trips.get() - before)
