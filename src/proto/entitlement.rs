@@ -319,6 +319,37 @@ fn collect(kind: Kind, f: &Filter, out: &mut Vec<Match>) -> Result<()> {
     }
 }
 
+/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5) for a value with four attributes:
+/// top-level names, plain or qualified by the kind's schema URN, case-insensitively; a
+/// sub-attribute (`meta.created`) names its parent. `id` and `schemas` are always returned.
+/// Names these resources do not have select nothing, as for any other resource.
+pub fn project(kind: Kind, v: &mut Value, attributes: Option<&str>, excluded: Option<&str>) {
+    let names = |list: &str| -> Vec<String> {
+        list.split(',')
+            .map(|n| {
+                let n = n.trim();
+                let n = match n.get(..kind.schema().len()) {
+                    Some(urn) if urn.eq_ignore_ascii_case(kind.schema()) => {
+                        n.get(kind.schema().len() + 1..).unwrap_or_default()
+                    }
+                    _ => n,
+                };
+                n.split('.').next().unwrap_or_default().to_ascii_lowercase()
+            })
+            .collect()
+    };
+    let Some(obj) = v.as_object_mut() else { return };
+    let listed = |names: &[String], key: &str| names.iter().any(|n| n.eq_ignore_ascii_case(key));
+    let always = |key: &str| key == "id" || key == "schemas";
+    if let Some(list) = attributes.filter(|a| !a.trim().is_empty()) {
+        let keep = names(list);
+        obj.retain(|k, _| always(k) || listed(&keep, k));
+    } else if let Some(list) = excluded.filter(|e| !e.trim().is_empty()) {
+        let drop = names(list);
+        obj.retain(|k, _| always(k) || !listed(&drop, k));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +450,41 @@ mod tests {
         assert_eq!(v["meta"]["resourceType"], "Role");
         assert_eq!(v["meta"]["location"], "https://x/scim/v2/Roles/role-1");
         assert_eq!(v["meta"]["lastModified"], "2026-01-02T00:00:00.000Z");
+    }
+
+    #[test]
+    fn projection_keeps_id_and_schemas() {
+        let d = Definition {
+            id: "e1".into(),
+            display_name: "E".into(),
+            kind_type: Some("License".into()),
+            description: Some("d".into()),
+            created: "c".into(),
+            modified: "m".into(),
+        };
+        let keys = |attributes: Option<&str>, excluded: Option<&str>| {
+            let mut v = to_scim(Kind::Entitlement, &d, "https://x");
+            project(Kind::Entitlement, &mut v, attributes, excluded);
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(
+            keys(Some("displayName"), None),
+            ["displayName", "id", "schemas"]
+        );
+        assert_eq!(
+            keys(
+                Some("urn:okta:scim:schemas:core:1.0:Entitlement:TYPE, meta.created"),
+                None
+            ),
+            ["id", "meta", "schemas", "type"]
+        );
+        assert_eq!(
+            keys(None, Some("description,meta,id")),
+            ["displayName", "id", "schemas", "type"]
+        );
+        assert_eq!(keys(None, None).len(), 6);
     }
 
     #[test]

@@ -70,13 +70,19 @@ pub async fn read<D: Db>(
             count,
         },
     };
+    let render = |d: &entitlement::Definition| {
+        let mut v = entitlement::to_scim(kind, d, base);
+        let (attributes, excluded) = (
+            req.query_param("attributes"),
+            req.query_param("excludedAttributes"),
+        );
+        entitlement::project(kind, &mut v, attributes, excluded);
+        v
+    };
     match store.values(kind, op).await? {
-        ValuesOutcome::One(d) => Ok(Response::json(200, &entitlement::to_scim(kind, &d, base))),
+        ValuesOutcome::One(d) => Ok(Response::json(200, &render(&d))),
         ValuesOutcome::Page { total, items } => {
-            let resources: Vec<Value> = items
-                .iter()
-                .map(|d| entitlement::to_scim(kind, d, base))
-                .collect();
+            let resources: Vec<Value> = items.iter().map(render).collect();
             Ok(Response::json(
                 200,
                 &json!({

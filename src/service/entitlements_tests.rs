@@ -330,6 +330,17 @@ fn okta_discovers_and_pages_the_values() {
     let r = scim(&mut s, Method::Get, "/Roles?startIndex=9", &token, None);
     let past = ok(&r, 200);
     assert_eq!((ids(&past).len(), &past["totalResults"]), (0, &json!(3)));
+    let r = scim(
+        &mut s,
+        Method::Get,
+        "/Roles?attributes=displayName&count=1",
+        &token,
+        None,
+    );
+    assert_eq!(
+        ok(&r, 200)["Resources"][0],
+        json!({"schemas": [ROLE_SCHEMA], "id": "role-1", "displayName": "First Role"})
+    );
     let r = scim(&mut s, Method::Get, "/Roles/role-3", &token, None);
     assert_eq!(ok(&r, 200)["displayName"], "Third");
     let r = scim(&mut s, Method::Get, "/Roles/role-9", &token, None);
