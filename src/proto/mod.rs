@@ -2,7 +2,7 @@
 //! with their attribute paths ([`filter`]), PATCH requests parsed into typed operations and
 //! applied ([`patch`]), resource validation and rendering ([`resource`]), projection
 //! (`attributes`/`excludedAttributes`, [`projection`]), the identity-provider quirks tolerated
-//! ([`tolerance`]), dateTimes ([`time`]) and the SCIM error type ([`error`]). No I/O, no
+//! ([`tolerance`]), webhook events ([`webhook`]), dateTimes ([`time`]) and the SCIM error type ([`error`]). No I/O, no
 //! async, no SQL: everything here is tested natively and fuzzed.
 
 pub mod error;
@@ -13,3 +13,4 @@ pub mod resource;
 pub mod schema;
 pub mod time;
 pub mod tolerance;
+pub mod webhook;

@@ -12,6 +12,7 @@
 //! | `/tenants/{t}/tokens/{id}/rotate` | POST `{overlapSeconds?, label?, expiresIn?\|expiresAt?}` |
 //! | `/tenants/{t}/Users[/{id}]`, `/tenants/{t}/Groups[/{id}]` | GET: the SCIM list/get as the tenant (read-only, for the console) |
 //! | `/tenants/{t}/tolerances` | GET `{tolerances: [{name, count, lastSeen}]}` |
+//! | `/tenants/{t}/webhooks[/…]` | webhook endpoints and their delivery log (`service::webhooks`) |
 //!
 //! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
 //! resource data the tenant may store (`null`: unlimited; a limit not named keeps its value,
@@ -72,7 +73,7 @@ pub fn error_response(e: &ScimError) -> Response {
     r
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
+pub fn json_response(status: u16, body: &Value) -> Response {
     let mut r = Response::json(status, body);
     r.headers
         .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
@@ -148,6 +149,11 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
                 Method::Get => crate::service::console::api(ctx, &store, req, view, tail).await,
                 _ => Err(not_allowed("GET")),
             }
+        }
+        // Webhook endpoints and their delivery log (src/service/webhooks).
+        ["tenants", t, "webhooks", tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            crate::service::webhooks::admin(ctx, store.tenant(), req, tail).await
         }
         // The provisioning log and change feed (src/store/events.rs).
         ["tenants", t, "events", tail @ ..] => {

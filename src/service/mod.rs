@@ -16,6 +16,7 @@ pub mod ratelimit;
 pub mod route;
 pub mod scim;
 pub mod tenant;
+pub mod webhooks;
 
 #[cfg(test)]
 mod api_tests;
