@@ -304,7 +304,12 @@ mod tests {
         let mut c = change(ResourceType::Group, "patch");
         c.attributes = vec!["members".into()];
         c.members_added = vec!["u1".into(), "u2".into()];
-        let b = body(&c, EventType::GroupMemberAdded, "acme", Some(json!({"x": 1})));
+        let b = body(
+            &c,
+            EventType::GroupMemberAdded,
+            "acme",
+            Some(json!({"x": 1})),
+        );
         assert_eq!(
             b,
             json!({

@@ -26,6 +26,8 @@ mod audit_tests;
 mod reliability_tests;
 #[cfg(test)]
 mod tenancy_tests;
+#[cfg(test)]
+mod webhooks_tests;
 
 use crate::proto::error::{Result, ScimError};
 use crate::store::Db;

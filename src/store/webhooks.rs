@@ -36,7 +36,9 @@ const PUBLIC_COLUMNS: &str = "id, url, events, format, enabled, disabled_reason,
      failing_since, previous_until, enqueued_seq, created, modified";
 
 fn one(res: Vec<Vec<Row>>, at: usize) -> Option<Row> {
-    res.into_iter().nth(at).and_then(|rows| rows.into_iter().next())
+    res.into_iter()
+        .nth(at)
+        .and_then(|rows| rows.into_iter().next())
 }
 
 /// Creates an endpoint; `false` if the tenant does not exist. It starts after the newest
@@ -443,7 +445,9 @@ pub async fn record_attempt<D: Db>(
     disabled_reason: &str,
 ) -> Result<bool> {
     let now = crate::proto::time::format_millis(now_ms);
-    let status_param = a.http_status.map_or(SqlValue::Null, |s| SqlValue::Int(i64::from(s)));
+    let status_param = a
+        .http_status
+        .map_or(SqlValue::Null, |s| SqlValue::Int(i64::from(s)));
     let latency = a.latency_ms.map_or(SqlValue::Null, SqlValue::Int);
     let error = a.error.map_or(SqlValue::Null, SqlValue::from);
     let add = i64::from(a.attempted);

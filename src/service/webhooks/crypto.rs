@@ -85,19 +85,15 @@ pub fn open(deployment_secret: &[u8], endpoint_id: &str, sealed: &str) -> Result
             },
         )
         .map_err(|_| {
-            ScimError::internal().with_cause(
-                "sealed webhook secret does not open (was CURSOR_SECRET changed?)",
-            )
+            ScimError::internal()
+                .with_cause("sealed webhook secret does not open (was CURSOR_SECRET changed?)")
         })
 }
 
 /// One `v1,<base64>` signature of a message.
 pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String> {
     let ts = timestamp.to_string();
-    let mac = hmac(
-        key,
-        &[msg_id.as_bytes(), b".", ts.as_bytes(), b".", body],
-    )?;
+    let mac = hmac(key, &[msg_id.as_bytes(), b".", ts.as_bytes(), b".", body])?;
     Ok(format!("v1,{}", STANDARD.encode(mac)))
 }
 

@@ -222,7 +222,10 @@ async fn try_deliver<D: Db, T: Transport>(
     now_ms: i64,
 ) -> Result<Outcome> {
     let Some(kind) = EventType::from_name(&q.kind) else {
-        return Ok(ack(Some(format!("webhook message of unknown type '{}' dropped", q.kind))));
+        return Ok(ack(Some(format!(
+            "webhook message of unknown type '{}' dropped",
+            q.kind
+        ))));
     };
     let rt = if q.kind.starts_with("group.") {
         ResourceType::Group
@@ -230,8 +233,7 @@ async fn try_deliver<D: Db, T: Transport>(
         ResourceType::User
     };
     let fresh = crate::store::cursor::fresh_secret()?;
-    let found =
-        store::for_delivery(db, q, rt, crypto::DEPLOYMENT_SECRET_NAME, &fresh).await?;
+    let found = store::for_delivery(db, q, rt, crypto::DEPLOYMENT_SECRET_NAME, &fresh).await?;
     let Some(endpoint) = found.endpoint else {
         return Ok(ack(None)); // deleted: its log went with it
     };
@@ -248,7 +250,13 @@ async fn try_deliver<D: Db, T: Transport>(
         return Ok(ack(None)); // a duplicate message: delivered already
     }
     let Some(event) = found.event else {
-        return give_up(db, q, now_ms, "the event is no longer in the provisioning log").await;
+        return give_up(
+            db,
+            q,
+            now_ms,
+            "the event is no longer in the provisioning log",
+        )
+        .await;
     };
     let attempts = found
         .delivery
@@ -362,6 +370,12 @@ fn render_resource(row: Option<&Row>, base: &str) -> Result<Option<Value>> {
 
 /// A message that ran out of retries (the dead-letter queue's consumer): logged as `dead`.
 pub async fn dead_letter<D: Db>(db: &D, q: &Queued, now_ms: i64) -> Result<()> {
-    give_up(db, q, now_ms, "out of retries: moved to the dead-letter queue").await?;
+    give_up(
+        db,
+        q,
+        now_ms,
+        "out of retries: moved to the dead-letter queue",
+    )
+    .await?;
     Ok(())
 }

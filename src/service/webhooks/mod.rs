@@ -171,11 +171,9 @@ async fn create<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, req: &Request) -> Result<
     match b.get("format") {
         None | Some(Value::Null) => {}
         Some(Value::String(f)) if f == "json" => {}
-        Some(Value::String(f)) if f == "set" => {
-            return Err(ScimError::invalid_value(
-                "'format' \"set\" (RFC 9967 Security Event Tokens) is not supported yet; use \"json\"",
-            ))
-        }
+        Some(Value::String(f)) if f == "set" => return Err(ScimError::invalid_value(
+            "'format' \"set\" (RFC 9967 Security Event Tokens) is not supported yet; use \"json\"",
+        )),
         Some(other) => {
             return Err(ScimError::invalid_value(format!(
                 "'format' must be \"json\", not {other}"
@@ -201,7 +199,9 @@ async fn create<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, req: &Request) -> Result<
     if !store::create(ctx.db, tenant, &e).await? {
         return Err(ScimError::not_found(format!("no tenant '{tenant}'")));
     }
-    let row = store::get(ctx.db, tenant, &id).await?.ok_or_else(ScimError::internal)?;
+    let row = store::get(ctx.db, tenant, &id)
+        .await?
+        .ok_or_else(ScimError::internal)?;
     let mut out = render(&row);
     if let Value::Object(o) = &mut out {
         o.insert("secret".into(), Value::String(crypto::secret_text(&key)));
@@ -209,7 +209,12 @@ async fn create<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, req: &Request) -> Result<
     Ok(json_response(201, &out))
 }
 
-async fn update<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, req: &Request, id: &str) -> Result<Response> {
+async fn update<D: Db>(
+    ctx: &Ctx<'_, D>,
+    tenant: &str,
+    req: &Request,
+    id: &str,
+) -> Result<Response> {
     let b = body(req)?;
     reject_unknown(&b, &["url", "events", "enabled"])?;
     let enabled = match b.get("enabled") {
@@ -229,7 +234,12 @@ async fn update<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, req: &Request, id: &str) 
         .ok_or_else(|| no_endpoint(id))
 }
 
-async fn rotate<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, req: &Request, id: &str) -> Result<Response> {
+async fn rotate<D: Db>(
+    ctx: &Ctx<'_, D>,
+    tenant: &str,
+    req: &Request,
+    id: &str,
+) -> Result<Response> {
     let b = body(req)?;
     reject_unknown(&b, &["overlapSeconds"])?;
     let overlap = match b.get("overlapSeconds") {
@@ -308,7 +318,9 @@ async fn deliveries<D: Db>(
 }
 
 /// The events a redelivery request names: `{seq}` or `{from, to}`.
-fn redeliver_range(b: &Map<String, Value>) -> Result<(Option<i64>, Option<String>, Option<String>)> {
+fn redeliver_range(
+    b: &Map<String, Value>,
+) -> Result<(Option<i64>, Option<String>, Option<String>)> {
     reject_unknown(b, &["seq", "from", "to"])?;
     let instant = |name: &str| -> Result<Option<String>> {
         match b.get(name) {
@@ -338,7 +350,12 @@ fn redeliver_range(b: &Map<String, Value>) -> Result<(Option<i64>, Option<String
     Ok((seq, from, to))
 }
 
-async fn redeliver<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, req: &Request, id: &str) -> Result<Response> {
+async fn redeliver<D: Db>(
+    ctx: &Ctx<'_, D>,
+    tenant: &str,
+    req: &Request,
+    id: &str,
+) -> Result<Response> {
     let (seq, from, to) = redeliver_range(&body(req)?)?;
     let endpoint = store::get(ctx.db, tenant, id)
         .await?
