@@ -73,7 +73,7 @@ pub fn error_response(e: &ScimError) -> Response {
     r
 }
 
-pub fn json_response(status: u16, body: &Value) -> Response {
+fn json_response(status: u16, body: &Value) -> Response {
     let mut r = Response::json(status, body);
     r.headers
         .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));

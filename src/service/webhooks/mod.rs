@@ -18,7 +18,6 @@ pub mod deliver;
 use crate::proto::error::{Result, ScimError};
 use crate::proto::time;
 use crate::proto::webhook::{self, EventType};
-use crate::service::admin::{json_response, DEFAULT_OVERLAP_SECS};
 use crate::service::ctx::Ctx;
 use crate::service::http::{Method, Request, Response};
 use crate::service::tenant::{SCIM_PATH, TENANT_PREFIX};
@@ -26,6 +25,8 @@ use crate::store::webhooks::{self as store, DeliveryQuery, EndpointUpdate, NewEn
 use crate::store::{Db, Row, Store};
 use serde_json::{json, Map, Value};
 
+/// Default overlap of a rotation: both secrets sign for a day (as API tokens overlap).
+const DEFAULT_OVERLAP_SECS: i64 = 86_400;
 /// Longest rotation overlap accepted (30 days).
 const MAX_OVERLAP_SECS: i64 = 30 * 86_400;
 /// Most events one redelivery request queues.
@@ -77,6 +78,15 @@ pub async fn admin<D: Db>(
             "no such webhook resource; see webhooks, webhooks/{id}[/rotate|/deliveries|/redeliver]",
         )),
     }
+}
+
+/// A JSON answer with the admin API's headers (`service::admin` answers the same way).
+fn json_response(status: u16, body: &Value) -> Response {
+    let mut r = Response::json(status, body);
+    r.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+    r.with_header("content-type", "application/json; charset=utf-8")
+        .with_header("cache-control", "no-store")
 }
 
 fn not_allowed(allowed: &str) -> ScimError {
