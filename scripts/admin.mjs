@@ -10,6 +10,8 @@
 //   npm run admin -- tokens acme
 //   npm run admin -- token rotate acme <token-id> --overlap 86400
 //   npm run admin -- token revoke acme <token-id> [--chain]
+//   npm run admin -- webhook create acme https://app.example.com/scim-events --events user.deactivated,user.deleted
+//   npm run admin -- webhook deliveries acme <webhook-id> --status retrying
 //
 // Target: --url (or SCIM_ADMIN_URL), default http://127.0.0.1:8787 (scripts/dev.sh).
 // Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars.
@@ -33,8 +35,18 @@ commands:
                                             an OAuth client's access tokens; --chain also the
                                             tokens that replaced it (the whole rotation chain)
   token rotate <tenant> <id> [--overlap SECONDS] [--label L] [--expires-in SECONDS | --expires-at RFC3339]
+  webhooks <tenant>                         list webhook endpoints (never secrets)
+  webhook create <tenant> <url> [--events TYPE,TYPE | --events '*']
+  webhook show <tenant> <id>
+  webhook set <tenant> <id> [--url URL] [--events TYPE,...] [--enable | --disable]
+  webhook delete <tenant> <id>
+  webhook rotate <tenant> <id> [--overlap SECONDS]
+                                            new signing secret; the old one signs too until
+                                            the overlap ends (default a day)
+  webhook deliveries <tenant> <id> [--status queued|retrying|delivered|dead] [--limit N]
+  webhook redeliver <tenant> <id> (--seq N | --from RFC3339 --to RFC3339)
 
-The secret of an issued or rotated token is printed once and is not stored anywhere.
+The secret of an issued or rotated token or webhook is printed once and is not stored anywhere.
 --url defaults to $SCIM_ADMIN_URL or http://127.0.0.1:8787; --token to $ADMIN_TOKEN, or for a
 loopback URL to ADMIN_TOKEN in .dev.vars.`;
 
@@ -46,7 +58,7 @@ function usage(message) {
 
 /** Splits argv into positionals and --options (flags with or without a value). */
 function parse(argv) {
-  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain"]);
+  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "enable", "disable"]);
   const pos = [];
   const opt = {};
   for (let i = 0; i < argv.length; i++) {
@@ -100,7 +112,9 @@ const [cmd, sub, a, b] = pos;
 let method = "GET";
 let route;
 let body;
-switch (`${cmd} ${["tenant", "token"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
+const events = (v) => (v === undefined ? {} : { events: v.split(",").map((s) => s.trim()).filter(Boolean) });
+const hook = (t, id, tail = "") => `/tenants/${enc(t)}/webhooks/${enc(id)}${tail}`;
+switch (`${cmd} ${["tenant", "token", "webhook"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
   case "tenants":
     route = "/tenants";
     break;
@@ -148,6 +162,55 @@ switch (`${cmd} ${["tenant", "token"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
       ...expiry(opt),
     };
     break;
+  case "webhooks":
+    if (!sub) usage("webhooks <tenant>");
+    route = `/tenants/${enc(sub)}/webhooks`;
+    break;
+  case "webhook create":
+    if (!a || !b) usage("webhook create <tenant> <url>");
+    [method, route] = ["POST", `/tenants/${enc(a)}/webhooks`];
+    body = { url: b, ...events(opt.events) };
+    break;
+  case "webhook show":
+    if (!a || !b) usage("webhook show <tenant> <id>");
+    route = hook(a, b);
+    break;
+  case "webhook set":
+    if (!a || !b) usage("webhook set <tenant> <id>");
+    [method, route] = ["PATCH", hook(a, b)];
+    body = {
+      ...(opt.url ? { url: opt.url } : {}),
+      ...events(opt.events),
+      ...(opt.enable ? { enabled: true } : {}),
+      ...(opt.disable ? { enabled: false } : {}),
+    };
+    break;
+  case "webhook delete":
+    if (!a || !b) usage("webhook delete <tenant> <id>");
+    [method, route] = ["DELETE", hook(a, b)];
+    break;
+  case "webhook rotate":
+    if (!a || !b) usage("webhook rotate <tenant> <id>");
+    [method, route] = ["POST", hook(a, b, "/rotate")];
+    body = opt.overlap !== undefined ? { overlapSeconds: seconds(opt.overlap, "overlap") } : {};
+    break;
+  case "webhook deliveries": {
+    if (!a || !b) usage("webhook deliveries <tenant> <id>");
+    const q = new URLSearchParams();
+    if (opt.status) q.set("status", opt.status);
+    if (opt.limit) q.set("limit", opt.limit);
+    route = hook(a, b, `/deliveries${q.size ? `?${q}` : ""}`);
+    break;
+  }
+  case "webhook redeliver":
+    if (!a || !b) usage("webhook redeliver <tenant> <id> (--seq N | --from T --to T)");
+    [method, route] = ["POST", hook(a, b, "/redeliver")];
+    body = {
+      ...(opt.seq !== undefined ? { seq: Number(opt.seq) } : {}),
+      ...(opt.from ? { from: opt.from } : {}),
+      ...(opt.to ? { to: opt.to } : {}),
+    };
+    break;
   default:
     usage(`unknown command '${pos.join(" ")}'`);
 }
@@ -169,7 +232,7 @@ try {
 const text = await res.text();
 let json;
 try {
-  json = JSON.parse(text);
+  json = res.status === 204 && !text ? { ok: true } : JSON.parse(text);
 } catch {
   console.error(`error: HTTP ${res.status} from ${base}: ${text.slice(0, 500)}`);
   process.exit(1);
@@ -181,4 +244,7 @@ if (!res.ok) {
 console.log(JSON.stringify(json, null, 2));
 if (json.token || json.clientSecret) {
   console.error("\nThe secret above is shown only now; only its hash is stored. Paste it into the identity provider.");
+}
+if (typeof json.secret === "string" && json.secret.startsWith("whsec_")) {
+  console.error("\nThe webhook secret above is shown only now. Give it to the receiving app to verify signatures.");
 }

@@ -7,8 +7,10 @@ import http from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { Webhook } from "standardwebhooks";
-import { startWorker, USER_SCHEMA, GROUP_SCHEMA, patchOps } from "./harness.mjs";
+import { startWorker, patchOps, ROOT } from "./harness.mjs";
 
 const ADMIN = "webhooks-e2e-admin-token";
 const HOOKS = "/admin/api/tenants/default/webhooks";
@@ -233,5 +235,37 @@ test("an event committed but never queued (the worker went away) is sent by the 
   } finally {
     await second.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("admin CLI: create, list, change, rotate, read the log of and delete a webhook endpoint", async () => {
+  const cw = await startWorker({ port: 0, adminToken: ADMIN, options: { bindings: { WEBHOOK_ALLOW_LOOPBACK_HTTP: "1" } } });
+  const run = promisify(execFile);
+  const cli = async (...args) => {
+    const { stdout } = await run(process.execPath, [path.join(ROOT, "scripts/admin.mjs"), "--url", cw.origin, ...args], {
+      env: { ...process.env, ADMIN_TOKEN: ADMIN },
+    });
+    return JSON.parse(stdout);
+  };
+  try {
+    const ep = await cli("webhook", "create", "default", `${rx.url}/cli`, "--events", "user.created,user.deleted");
+    assert.match(ep.secret, /^whsec_/);
+    assert.deepEqual(ep.events, ["user.created", "user.deleted"]);
+    const list = await cli("webhooks", "default");
+    assert.deepEqual(list.webhooks.map((x) => x.id), [ep.id]);
+    assert.ok(!JSON.stringify(list).includes("whsec_"));
+    const off = await cli("webhook", "set", "default", ep.id, "--disable");
+    assert.equal(off.enabled, false);
+    const on = await cli("webhook", "set", "default", ep.id, "--enable", "--events", "*");
+    assert.deepEqual([on.enabled, on.events], [true, ["*"]]);
+    const rotated = await cli("webhook", "rotate", "default", ep.id, "--overlap", "60");
+    assert.match(rotated.secret, /^whsec_/);
+    assert.notEqual(rotated.secret, ep.secret);
+    assert.deepEqual(await cli("webhook", "deliveries", "default", ep.id, "--status", "dead"), { deliveries: [] });
+    await assert.rejects(cli("webhook", "create", "default", "http://example.com/x"), (e) => e.code === 1 && /https/.test(e.stderr));
+    assert.deepEqual(await cli("webhook", "delete", "default", ep.id), { ok: true });
+    await assert.rejects(cli("webhook", "show", "default", ep.id), (e) => e.code === 1 && /404/.test(e.stderr));
+  } finally {
+    await cw.stop();
   }
 });
