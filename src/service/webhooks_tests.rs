@@ -547,6 +547,64 @@ fn an_endpoint_failing_for_days_is_disabled_with_the_reason() {
         .body_json()["deliveries"][0];
     assert_eq!(row["status"], json!("dead"));
     assert_eq!(row["lastError"], json!("endpoint disabled"));
+    // Enabled again, it gets what happened while it was disabled (nothing was queued then).
+    h.rx.script.borrow_mut().clear();
+    let r = h.admin(
+        Method::Patch,
+        &format!("{HOOKS}/{endpoint}"),
+        Some(json!({"enabled": true})),
+    );
+    assert_eq!(r.body_json()["disabledReason"], Value::Null);
+    let names: Vec<String> = h
+        .flush()
+        .iter()
+        .map(|b| b["data"]["userName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["d2"]);
+}
+
+#[test]
+fn with_cursor_secret_set_the_signing_keys_are_sealed_under_it() {
+    let mut h = new();
+    h.s.config.cursor_secret = Some("operator-chosen-secret".into());
+    let (_, key) = h.endpoint(json!({"url": "https://a.example.com/h"}));
+    h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "cs"})),
+    );
+    assert_eq!(types(&h.flush()), ["user.created"]);
+    let g = h.rx.got.borrow()[0].clone();
+    let ts: i64 = g.header("webhook-timestamp").parse().unwrap();
+    assert_eq!(
+        g.header("webhook-signature"),
+        crypto::sign(&key, g.header("webhook-id"), ts, &g.body).unwrap()
+    );
+    // No D1 secret was made, and each delivery read nothing it does not need.
+    let n =
+        h.s.db
+            .query("SELECT count(*) AS n FROM deployment_secrets WHERE name = 'webhooks'");
+    assert_eq!(n[0]["n"], json!(0));
+    // A changed CURSOR_SECRET cannot open the stored keys: the delivery is retried (and the
+    // operator told), never sent unsigned or signed with something else.
+    h.s.config.cursor_secret = Some("another".into());
+    h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "cs2"})),
+    );
+    let q = h.sweep().pop().unwrap();
+    let out = block_on(deliver::deliver(
+        &h.s.db,
+        &h.rx,
+        &h.s.config,
+        &Settings::default(),
+        &q,
+        h.s.now_ms,
+    ));
+    assert!(matches!(out.verdict, Verdict::Retry { .. }));
+    assert!(out.note.unwrap().contains("CURSOR_SECRET"));
+    assert_eq!(h.rx.got.borrow().len(), 1);
 }
 
 #[test]

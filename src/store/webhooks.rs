@@ -365,12 +365,13 @@ pub struct ForDelivery {
     pub deployment_secret: Option<String>,
 }
 
+/// `deployment_secret` is the name of the D1 deployment secret and a fresh value to create it
+/// with, when the seal key comes from D1 (not when `CURSOR_SECRET` is set).
 pub async fn for_delivery<D: Db>(
     db: &D,
     q: &Queued,
     rt: ResourceType,
-    secret_name: &str,
-    fresh_secret: &str,
+    deployment_secret: Option<(&str, &str)>,
 ) -> Result<ForDelivery> {
     let t: SqlValue = q.tenant.as_str().into();
     let resource_sql = format!(
@@ -379,7 +380,7 @@ pub async fn for_delivery<D: Db>(
         crate::store::select_sql(rt, true),
         rt.name()
     );
-    let stmts = vec![
+    let mut stmts = vec![
         Stmt::new(
             "SELECT id, url, format, scim_base, secret, previous_secret, previous_until, enabled \
              FROM webhooks WHERE tenant = ? AND id = ?",
@@ -398,15 +399,17 @@ pub async fn for_delivery<D: Db>(
             ],
         ),
         Stmt::new(resource_sql, vec![t.clone(), t, SqlValue::Int(q.seq)]),
-        Stmt::new(
-            "INSERT OR IGNORE INTO deployment_secrets (name, value) VALUES (?, ?)",
-            vec![secret_name.into(), fresh_secret.into()],
-        ),
-        Stmt::new(
-            "SELECT value FROM deployment_secrets WHERE name = ?",
-            vec![secret_name.into()],
-        ),
     ];
+    if let Some((name, fresh)) = deployment_secret {
+        stmts.push(Stmt::new(
+            "INSERT OR IGNORE INTO deployment_secrets (name, value) VALUES (?, ?)",
+            vec![name.into(), fresh.into()],
+        ));
+        stmts.push(Stmt::new(
+            "SELECT value FROM deployment_secrets WHERE name = ?",
+            vec![name.into()],
+        ));
+    }
     let res = db.batch(stmts).await?;
     let row = |i: usize| res.get(i).and_then(|r| r.first()).cloned();
     Ok(ForDelivery {

@@ -383,9 +383,8 @@ fn starts_webhooks(req: &http::Request, resp: &http::Response) -> bool {
         req.method,
         Method::Post | Method::Put | Method::Patch | Method::Delete
     );
-    write
-        && (200..300).contains(&resp.status)
-        && (req.path.contains("/scim/v2/") || req.path.ends_with("/redeliver"))
+    let scim_write = req.path.contains("/scim/v2/") && !req.path.ends_with("/.search");
+    write && (200..300).contains(&resp.status) && (scim_write || req.path.ends_with("/redeliver"))
 }
 
 /// 413 for a body over the limit, answered by the glue before routing.
@@ -420,15 +419,15 @@ async fn queue(
 }
 
 #[event(scheduled)]
-async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+async fn scheduled(run: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
     #[cfg(feature = "fault-injection")]
     #[allow(clippy::panic)]
     // the test-only build panics on purpose (tests/e2e/scheduled.test.mjs)
-    if _event.cron() == FAULT_PANIC_CRON {
+    if run.cron() == FAULT_PANIC_CRON {
         panic!("fault injection: panic in a scheduled run");
     }
     webhooks::sweep(&env, "cron").await;
-    if _event.cron() == SWEEP_CRON {
+    if run.cron() == SWEEP_CRON {
         return;
     }
     let Ok(db) = env.d1("DB") else {

@@ -232,8 +232,15 @@ async fn try_deliver<D: Db, T: Transport>(
     } else {
         ResourceType::User
     };
-    let fresh = crate::store::cursor::fresh_secret()?;
-    let found = store::for_delivery(db, q, rt, crypto::DEPLOYMENT_SECRET_NAME, &fresh).await?;
+    // The seal key's secret comes from D1 only when CURSOR_SECRET is not set.
+    let fresh = match config.cursor_secret {
+        Some(_) => None,
+        None => Some(crate::store::cursor::fresh_secret()?),
+    };
+    let from_d1 = fresh
+        .as_deref()
+        .map(|f| (crypto::DEPLOYMENT_SECRET_NAME, f));
+    let found = store::for_delivery(db, q, rt, from_d1).await?;
     let Some(endpoint) = found.endpoint else {
         return Ok(ack(None)); // deleted: its log went with it
     };
