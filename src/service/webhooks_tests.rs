@@ -772,3 +772,46 @@ fn webhooks_cost_a_scim_write_no_round_trip() {
     h.scim(Method::Post, "/Users", Some(body("w2")));
     assert_eq!(h.s.db.round_trips.get() - before, without);
 }
+
+#[test]
+fn a_dead_lettered_message_is_logged_dead_keeping_its_last_answer() {
+    let mut h = new();
+    let (endpoint, _) = h.endpoint(json!({"url": "https://a.example.com/h"}));
+    h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "dl"})),
+    );
+    let q = h.sweep().pop().unwrap();
+    *h.rx.script.borrow_mut() = vec![502];
+    assert!(matches!(
+        h.deliver(&q, &Settings::default()),
+        Verdict::Retry { .. }
+    ));
+    block_on(deliver::dead_letter(&h.s.db, &q, h.s.now_ms)).unwrap();
+    let log = h
+        .admin(Method::Get, &format!("{HOOKS}/{endpoint}/deliveries"), None)
+        .body_json();
+    let row = &log["deliveries"][0];
+    assert_eq!(row["status"], json!("dead"));
+    assert_eq!(row["attempts"], json!(1));
+    assert_eq!(row["lastStatus"], json!(502));
+    assert_eq!(
+        row["lastError"],
+        json!("out of retries: moved to the dead-letter queue")
+    );
+    let dead = h
+        .admin(
+            Method::Get,
+            &format!("{HOOKS}/{endpoint}/deliveries?status=dead"),
+            None,
+        )
+        .body_json();
+    assert_eq!(dead["deliveries"].as_array().unwrap().len(), 1);
+    let r = h.admin(
+        Method::Get,
+        &format!("{HOOKS}/{endpoint}/deliveries?status=lost"),
+        None,
+    );
+    assert_eq!(r.status, 400);
+}

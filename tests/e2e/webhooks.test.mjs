@@ -218,6 +218,30 @@ test("a slow receiver does not hold up another endpoint's delivery in the same q
   }
 });
 
+test("out of retries, a message goes to the dead-letter queue and its delivery is logged dead", async () => {
+  // Its own worker: the queue gives up after one retry here (20 in wrangler.toml).
+  const options = queueOptions();
+  options.queueConsumers["scim-webhooks"].maxRetries = 1;
+  const dw = await startWorker({ adminToken: ADMIN, options });
+  rx.answer = (e) => (e.path === "/gone" ? 503 : 204);
+  try {
+    const r = await dw.request("POST", HOOKS, { token: ADMIN, body: { url: `${rx.url}/gone` } });
+    assert.equal(r.status, 201, r.text);
+    await dw.createUser("doomed@contoso.com");
+    const log = await until(async () => {
+      const res = await dw.request("GET", `${HOOKS}/${r.json.id}/deliveries`, { token: ADMIN });
+      return res.json.deliveries[0]?.status === "dead" ? res.json.deliveries[0] : null;
+    }, "the delivery logged dead");
+    assert.equal(log.attempts, 2);
+    assert.equal(log.lastStatus, 503);
+    assert.match(log.lastError, /dead-letter queue/);
+    assert.equal(rx.got.filter((e) => e.path === "/gone").length, 2);
+  } finally {
+    rx.answer = () => 204;
+    await dw.stop();
+  }
+});
+
 test("during a rotation's overlap both signatures are sent, and each secret verifies", async () => {
   const ep = await createEndpoint(w, `${rx.url}/rotate`, { events: ["user.created"] });
   const r = await w.request("POST", `${HOOKS}/${ep.id}/rotate`, { token: ADMIN, body: { overlapSeconds: 600 } });
