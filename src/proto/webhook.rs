@@ -120,7 +120,12 @@ pub fn types_of(c: &Change) -> Vec<EventType> {
 /// The message id (`webhook-id`, and the body's `id`): the change feed's sequence number and
 /// the type, so a redelivery has the same id and receivers can deduplicate by it.
 pub fn event_id(seq: i64, t: EventType) -> String {
-    format!("evt_{seq}_{}", t.name())
+    event_id_named(seq, t.name())
+}
+
+/// [`event_id`] from a type's name as stored.
+pub fn event_id_named(seq: i64, type_name: &str) -> String {
+    format!("evt_{seq}_{type_name}")
 }
 
 /// The JSON body of event `t` of change `c`. `resource` is the resource as GET returns it now

@@ -5,6 +5,7 @@
 use super::{config, js_sys_now, RoundTrips, D1};
 use crate::service::webhooks::deliver::{self, Outbox, Posted, Settings, Transport, Verdict};
 use crate::store::webhooks::Queued;
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -100,9 +101,52 @@ impl Transport for Fetcher {
     }
 }
 
-/// Sends what is committed and not yet queued (see `deliver::sweep`). Without the queue
-/// binding (a deployment without webhooks) there is nothing to do.
+/// Sends what is committed and not yet queued (see `deliver::sweep`), once per isolate at a
+/// time. Without the queue binding (a deployment without webhooks) there is nothing to do.
 pub async fn sweep(env: &Env, why: &str) {
+    let now = js_sys_now();
+    let running = SWEEP_STARTED.get();
+    if running.is_some_and(|t| now - t < SWEEP_STALE_MS) {
+        // Coalesced: the running sweep goes round once more and sends this write's events.
+        SWEEP_AGAIN.set(true);
+        return;
+    }
+    SWEEP_STARTED.set(Some(now));
+    let _done = SweepDone;
+    for _ in 0..MAX_SWEEP_ROUNDS {
+        SWEEP_AGAIN.set(false);
+        sweep_once(env, why).await;
+        if !SWEEP_AGAIN.get() {
+            break;
+        }
+    }
+}
+
+thread_local! {
+    /// When this isolate's running sweep began, if one runs.
+    static SWEEP_STARTED: Cell<Option<i64>> = const { Cell::new(None) };
+    /// A write committed while the sweep ran (after it may have read the events).
+    static SWEEP_AGAIN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A burst of writes (an IdP's initial sync) starts one sweep per write; within an isolate
+/// they coalesce into the running one, which goes round again, at most this many times (the
+/// cron sweeps whatever is left).
+const MAX_SWEEP_ROUNDS: usize = 8;
+/// A sweep that began this long ago is taken for abandoned (its request's `waitUntil` ended
+/// without dropping it), so it cannot block later sweeps for the isolate's life.
+const SWEEP_STALE_MS: i64 = 60_000;
+
+/// Marks the sweep finished however its future ends (completed or dropped).
+struct SweepDone;
+
+impl Drop for SweepDone {
+    fn drop(&mut self) {
+        SWEEP_STARTED.set(None);
+    }
+}
+
+async fn sweep_once(env: &Env, why: &str) {
     let Ok(queue) = env.queue(QUEUE_BINDING) else {
         return;
     };

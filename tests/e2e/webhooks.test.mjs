@@ -168,6 +168,21 @@ test("every event type arrives through the queue with a valid Standard Webhooks 
   await w.request("DELETE", `${HOOKS}/${ep.id}`, { token: ADMIN });
 });
 
+test("a burst of concurrent writes: every event arrives, without waiting for the cron", async () => {
+  const ep = await createEndpoint(w, `${rx.url}/burst`, { events: ["user.created"] });
+  try {
+    const names = Array.from({ length: 40 }, (_, i) => `burst${i}@contoso.com`);
+    await Promise.all(names.map((n) => w.createUser(n)));
+    const got = () => rx.got.filter((e) => e.path === "/burst");
+    await until(() => new Set(got().map((e) => JSON.parse(e.body).data.userName)).size === names.length, "all 40 events", 15_000);
+    for (const e of got()) verified(ep.secret, e);
+    // At least once; here, with nothing failing, once per webhook-id.
+    assert.equal(new Set(got().map((e) => e.headers["webhook-id"])).size, names.length);
+  } finally {
+    await w.request("DELETE", `${HOOKS}/${ep.id}`, { token: ADMIN });
+  }
+});
+
 test("a receiver that fails for a while is retried with backoff, logged, and gets each event once", async () => {
   const ep = await createEndpoint(w, `${rx.url}/flaky`, { events: ["user.created"] });
   let failures = 0;

@@ -17,7 +17,7 @@ pub mod deliver;
 
 use crate::proto::error::{Result, ScimError};
 use crate::proto::time;
-use crate::proto::webhook::{self, EventType};
+use crate::proto::webhook;
 use crate::service::ctx::Ctx;
 use crate::service::http::{Method, Request, Response};
 use crate::service::tenant::{SCIM_PATH, TENANT_PREFIX};
@@ -309,9 +309,10 @@ async fn deliveries<D: Db>(
         .iter()
         .map(|r| {
             json!({
-                "eventId": webhook::event_id(store::int(r, "seq"),
-                    r.get("type").and_then(Value::as_str).and_then(EventType::from_name)
-                        .unwrap_or(EventType::UserUpdated)),
+                "eventId": webhook::event_id_named(
+                    store::int(r, "seq"),
+                    r.get("type").and_then(Value::as_str).unwrap_or_default(),
+                ),
                 "seq": store::int(r, "seq"),
                 "type": r.get("type"),
                 "status": r.get("status"),
