@@ -20,6 +20,7 @@ pub mod ratelimit;
 pub mod route;
 pub mod scim;
 pub mod tenant;
+pub mod webhooks;
 
 #[cfg(test)]
 mod api_tests;
@@ -31,6 +32,8 @@ mod entitlements_tests;
 mod reliability_tests;
 #[cfg(test)]
 mod tenancy_tests;
+#[cfg(test)]
+mod webhooks_tests;
 
 use crate::proto::error::{Result, ScimError};
 use crate::store::Db;
