@@ -26,6 +26,7 @@
 mod eval;
 mod parser;
 mod resolve;
+mod undeclared;
 
 use crate::proto::error::ScimError;
 use crate::proto::schema::ResourceType;
@@ -34,6 +35,7 @@ use std::fmt;
 
 pub use resolve::{resolve, ResolvedAttr};
 pub(crate) use resolve::{Container, Kind, Leaf, Lit, Loc, Node, Op, Store};
+pub(crate) use undeclared::{undeclared_attr, UndeclaredAttr};
 
 /// Longest filter accepted, in bytes; bounds parse time and the size of the generated SQL.
 pub const MAX_FILTER_BYTES: usize = 4096;

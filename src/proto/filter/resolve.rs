@@ -6,6 +6,7 @@
 //! shorthand for multi-valued complex attributes, and the per-type guards of root searches.
 //! The back ends only translate.
 
+use super::undeclared::{self, UndeclaredAttr};
 use super::{AttrPath, CompareOp, Comparison, Filter, Literal, PosError};
 use crate::proto::error::ScimError;
 use crate::proto::schema::{self, AttrType, Attribute, ResourceType, Returned};
@@ -204,7 +205,7 @@ impl BindErr {
     }
 }
 
-fn invalid(pos: usize, msg: impl Into<String>) -> BindErr {
+pub(super) fn invalid(pos: usize, msg: impl Into<String>) -> BindErr {
     BindErr::Invalid(PosError::new(pos, msg))
 }
 
@@ -256,6 +257,12 @@ pub(crate) enum Node {
     Or(Vec<Node>),
     /// Only resources of this type can match (root searches over attributes of one type).
     OfType(ResourceType, Box<Node>),
+    /// Some element of an attribute no schema declares satisfies `cond`, whose leaves are
+    /// `Loc::Loose` (see `super::undeclared`).
+    Undeclared {
+        attr: UndeclaredAttr,
+        cond: Box<Node>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +316,10 @@ pub(crate) enum Loc {
     /// A sub-attribute of the current element (`Some`), or the element itself (`None`, for
     /// multi-valued simple attributes).
     Elem(Option<&'static str>),
+    /// In an element of an undeclared attribute: the element itself (`None`), or its members
+    /// of that name matched case-insensitively (`Some`). Values compare only with literals of
+    /// their own JSON type.
+    Loose(Option<String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -402,7 +413,12 @@ fn bind_root_leaf(f: &Filter) -> Result<Node, BindErr> {
 fn bind_leaf(f: &Filter, rt: ResourceType) -> Result<Node, BindErr> {
     match f {
         Filter::Compare(c) => {
-            let r = resolve_in(&c.path, rt)?;
+            let r = match resolve_in(&c.path, rt) {
+                Err(BindErr::Unknown(e)) => {
+                    return undeclared::compare(undeclared::fallback(&c.path, e)?, c)
+                }
+                r => r?,
+            };
             check_usable(&r, rt, &c.path)?;
             if c.value == Literal::Null {
                 return null_comparison(presence(&r, rt), c);
@@ -419,7 +435,12 @@ fn bind_leaf(f: &Filter, rt: ResourceType) -> Result<Node, BindErr> {
             Ok(negate_if_ne(node, c.op))
         }
         Filter::Present(path) => {
-            let r = resolve_in(path, rt)?;
+            let r = match resolve_in(path, rt) {
+                Err(BindErr::Unknown(e)) => {
+                    return Ok(undeclared::present(undeclared::fallback(path, e)?, path))
+                }
+                r => r?,
+            };
             check_usable(&r, rt, path)?;
             Ok(presence(&r, rt))
         }
@@ -428,7 +449,7 @@ fn bind_leaf(f: &Filter, rt: ResourceType) -> Result<Node, BindErr> {
     }
 }
 
-fn negate_if_ne(node: Node, op: CompareOp) -> Node {
+pub(super) fn negate_if_ne(node: Node, op: CompareOp) -> Node {
     if op == CompareOp::Ne {
         Node::Not(Box::new(node))
     } else {
@@ -437,7 +458,7 @@ fn negate_if_ne(node: Node, op: CompareOp) -> Node {
 }
 
 /// `attr eq null` is `not (attr pr)`, `attr ne null` is `attr pr`.
-fn null_comparison(present: Node, c: &Comparison) -> Result<Node, BindErr> {
+pub(super) fn null_comparison(present: Node, c: &Comparison) -> Result<Node, BindErr> {
     match c.op {
         CompareOp::Eq => Ok(Node::Not(Box::new(present))),
         CompareOp::Ne => Ok(present),
@@ -622,7 +643,12 @@ fn compare(attr: &Attribute, loc: Loc, c: &Comparison) -> Result<Node, BindErr> 
 /// `attr[valFilter]`. On a multi-valued attribute one element must satisfy `valFilter`; on a
 /// single-valued complex attribute (`name[givenName eq "x"]`) it reads the sub-attributes.
 fn bind_value_path(path: &AttrPath, filter: &Filter, rt: ResourceType) -> Result<Node, BindErr> {
-    let r = resolve_in(path, rt)?;
+    let r = match resolve_in(path, rt) {
+        Err(BindErr::Unknown(e)) => {
+            return undeclared::value_path(undeclared::fallback(path, e)?, path, filter)
+        }
+        r => r?,
+    };
     check_usable(&r, rt, path)?;
     if r.attr.kind != AttrType::Complex {
         return Err(invalid(

@@ -89,6 +89,17 @@ pub fn sort_sql(sort_by: &str, rt: Option<ResourceType>) -> Result<SortOrder, Sc
         }
     }
     let Some((_, (first_expr, nocase, first_column))) = per_type.first().cloned() else {
+        // Unknown to every type considered: an attribute kept without a schema, if no schema
+        // could own it. Its values sort by JSON type (numbers and booleans as 0/1, then
+        // strings case-insensitively).
+        if let Some(attr) = filter::undeclared_attr(&path) {
+            let expr = undeclared::sort_expr(&attr, path.sub.as_deref())?;
+            return Ok(SortOrder {
+                expr: format!("{expr} COLLATE NOCASE"),
+                column: None,
+                nocase: true,
+            });
+        }
         return Err(invalid(
             first_err.unwrap_or_else(|| PosError::new(1, "unknown attribute")),
         ));
@@ -213,8 +224,14 @@ fn emit(node: &Node, scope: Scope, params: &mut Vec<SqlValue>) -> Result<String,
         };
     match node {
         Node::Const(b) => Ok(if *b { "1" } else { "0" }.to_string()),
-        Node::Cmp { leaf, op, lit } => compare_sql(leaf, *op, lit, scope, params),
-        Node::Present(leaf) => present_sql(leaf, scope),
+        Node::Cmp { leaf, op, lit } => match &leaf.loc {
+            Loc::Loose(sub) => undeclared::compare_sql(sub.as_deref(), leaf.kind, *op, lit, params),
+            _ => compare_sql(leaf, *op, lit, scope, params),
+        },
+        Node::Present(leaf) => match &leaf.loc {
+            Loc::Loose(sub) => Ok(undeclared::present_sql(sub.as_deref(), params)),
+            _ => present_sql(leaf, scope),
+        },
         Node::Any { container, cond } => {
             // The index pre-filter's `?` comes first in the SQL text, so its value is bound
             // before the condition's.
@@ -240,6 +257,12 @@ fn emit(node: &Node, scope: Scope, params: &mut Vec<SqlValue>) -> Result<String,
             rt.name(),
             emit(inner, scope, params)?
         )),
+        Node::Undeclared { attr, cond } => {
+            // The element rows' `?`s precede the condition's.
+            let rows = undeclared::elements_sql(attr, params);
+            let inner = emit(cond, scope, params)?;
+            Ok(format!("EXISTS (SELECT 1 FROM {rows} AND {inner})"))
+        }
     }
 }
 
@@ -398,6 +421,7 @@ fn needs_join(node: &Node) -> bool {
         Node::Cmp { leaf, .. } | Node::Present(leaf) => reads_x(leaf),
         Node::Any { cond, .. } => needs_join(cond),
         Node::Not(n) | Node::OfType(_, n) => needs_join(n),
+        Node::Undeclared { .. } => false,
         Node::And(items) | Node::Or(items) => items.iter().any(needs_join),
         Node::Const(_) => false,
     }
@@ -463,6 +487,17 @@ fn compare_sql(
     params: &mut Vec<SqlValue>,
 ) -> Result<String, ScimError> {
     let x = value_expr(&leaf.loc, scope)?;
+    typed_compare_sql(&x, leaf.kind, op, lit, params)
+}
+
+/// `x op lit` for a value `x` of the leaf's kind.
+fn typed_compare_sql(
+    x: &str,
+    kind: Kind,
+    op: Op,
+    lit: &Lit,
+    params: &mut Vec<SqlValue>,
+) -> Result<String, ScimError> {
     let sym = match op {
         Op::Eq => "=",
         Op::Gt => ">",
@@ -472,9 +507,9 @@ fn compare_sql(
         Op::Co | Op::Sw | Op::Ew => "",
     };
     let substring = sym.is_empty();
-    match (leaf.kind, lit) {
+    match (kind, lit) {
         (Kind::Str { case_exact }, Lit::Str(s)) => {
-            Ok(string_sql(&x, case_exact, op, sym, s, params))
+            Ok(string_sql(x, case_exact, op, sym, s, params))
         }
         (Kind::Bool, Lit::Bool(b)) if op == Op::Eq => {
             // json_extract yields JSON true/false as 1/0.
@@ -561,6 +596,8 @@ fn like_escape(s: &str) -> String {
     }
     out
 }
+
+mod undeclared;
 
 #[cfg(test)]
 mod tests;

@@ -193,7 +193,7 @@ fn too_many_params_is_invalid_filter_and_leaves_params_untouched() {
     assert_eq!(err.scim_type, Some(ScimType::InvalidFilter));
     assert!(err.detail.contains("too complex"), "{}", err.detail);
     assert_eq!(params, vec![text("t")]);
-    let err = where_sql(&parse("nope eq 1").unwrap(), USER, &mut params).unwrap_err();
+    let err = where_sql(&parse("members eq 1").unwrap(), USER, &mut params).unwrap_err();
     assert_eq!(
         (err.scim_type, params.len()),
         (Some(ScimType::InvalidFilter), 1)
