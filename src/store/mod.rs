@@ -30,6 +30,8 @@ pub mod query;
 pub mod sql;
 pub mod tenancy;
 pub mod tolerances;
+#[cfg(test)]
+mod undeclared_cost_tests;
 use crate::proto::resource::{Meta, Related};
 use crate::proto::schema::ResourceType;
 use crate::store::sql::{SqlValue, Stmt};

@@ -22,6 +22,9 @@
 //! - `dateTime` values compare as instants; literals must be RFC 3339.
 //! - `emails[type eq "work"].value eq "x"` (Microsoft Entra ID's form) is read as
 //!   `emails[type eq "work" and value eq "x"]`: one element must satisfy both.
+//! - Attributes no schema declares (an IdP's custom extension, kept verbatim) compare by their
+//!   JSON type, strings case-insensitively, names and URNs matched case-insensitively; see
+//!   `undeclared`.
 
 mod eval;
 mod parser;
@@ -202,8 +205,9 @@ pub(crate) fn resolve_for_sort(
 pub struct Bound(pub(crate) Node);
 
 /// Resolves and type-checks `filter` for `rt` (`None`: a root search spanning every type).
-/// Unknown attributes and operator/value combinations the attribute's type does not allow are
-/// `400 invalidFilter`.
+/// Unknown attributes (names a schema the service defines would own, but does not define) and
+/// operator/value combinations the attribute's type does not allow are `400 invalidFilter`;
+/// other names are undeclared attributes (`undeclared`).
 pub fn bind(filter: &Filter, rt: Option<ResourceType>) -> Result<Bound, ScimError> {
     resolve::bind(filter, rt).map(Bound)
 }

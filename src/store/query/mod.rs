@@ -5,7 +5,8 @@
 //! `id` and `meta.*` from columns, `userName`/`displayName`/`externalId` from their indexed
 //! generated columns, other attributes with `json_extract(r.data, …)` at their canonical JSON
 //! path, multi-valued attributes through `json_each`, and `Group.members` / `User.groups` from
-//! the `members` table. Each construct mirrors one rule of `crate::proto::filter`'s evaluator; the
+//! the `members` table, and attributes no schema declares by name through `json_each`
+//! (`undeclared`). Each construct mirrors one rule of `crate::proto::filter`'s evaluator; the
 //! differential test in this module compares the two on random data and filters.
 //!
 //! Contract with the store, which the evaluator relies on too: values in `data` have the JSON
