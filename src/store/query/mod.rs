@@ -12,7 +12,8 @@
 //! Contract with the store, which the evaluator relies on too: values in `data` have the JSON
 //! types the schema declares (`crate::proto::resource::validate` enforces it), dateTimes are stored in
 //! `crate::proto::time::format_millis` form (true of `created`/`modified`; the current schemas keep no
-//! other dateTime), and `members`/`groups` render as `crate::store` builds them (a member's
+//! other dateTime), `data` is serde_json's serialisation (which escapes only `"`, `\` and control
+//! characters), and `members`/`groups` render as `crate::store` builds them (a member's
 //! `display` is its displayName, else its userName; a user's groups have `type` "direct").
 //! Structural deviations in `data` (non-object elements, a scalar where an array belongs) are
 //! still handled identically by both back ends and never make the SQL fail.
@@ -259,10 +260,14 @@ fn emit(node: &Node, scope: Scope, params: &mut Vec<SqlValue>) -> Result<String,
             emit(inner, scope, params)?
         )),
         Node::Undeclared { attr, cond } => {
-            // The element rows' `?`s precede the condition's.
+            // The text pre-filter's `?`s come first, then the element rows', then the
+            // condition's.
+            let text = undeclared::text_prefilter(attr, cond, params);
             let rows = undeclared::elements_sql(attr, params);
             let inner = emit(cond, scope, params)?;
-            Ok(format!("EXISTS (SELECT 1 FROM {rows} AND {inner})"))
+            Ok(format!(
+                "({text} AND EXISTS (SELECT 1 FROM {rows} AND {inner}))"
+            ))
         }
     }
 }

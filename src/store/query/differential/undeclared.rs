@@ -63,8 +63,24 @@ const LOOSE_VALUE_PATHS: &[ValuePathSpec] = &[
     ("hobbies", LOOSE_SUBS),
 ];
 
-const STRINGS: [&str; 12] = [
-    "Blue", "blue", "BLUE", "Laptop", "phone", "B-12", "émile", "Émile", "100%", "x_y", "", "日本",
+/// Includes what serde_json escapes in the stored text (`"`, `\`, control characters), which
+/// the SQL's text pre-filter must not look for verbatim.
+const STRINGS: [&str; 15] = [
+    "Blue",
+    "blue",
+    "BLUE",
+    "Laptop",
+    "phone",
+    "B-12",
+    "émile",
+    "Émile",
+    "100%",
+    "x_y",
+    "",
+    "日本",
+    "say \"hi\"",
+    "a\\b",
+    "tab\tstop",
 ];
 const NUMBERS: [f64; 6] = [0.5, 2.25, -1.5, 3.0, 7.0, 1e3];
 
