@@ -24,12 +24,11 @@
 //!   `emails[type eq "work" and value eq "x"]`: one element must satisfy both.
 //! - Attributes no schema declares (an IdP's custom extension, kept verbatim) compare by their
 //!   JSON type, strings case-insensitively, names and URNs matched case-insensitively; see
-//!   `undeclared`.
+//!   `resolve::undeclared`.
 
 mod eval;
 mod parser;
 mod resolve;
-mod undeclared;
 
 use crate::proto::error::ScimError;
 use crate::proto::schema::ResourceType;
@@ -37,8 +36,8 @@ use serde_json::Value;
 use std::fmt;
 
 pub use resolve::{resolve, ResolvedAttr};
+pub(crate) use resolve::{undeclared_attr, UndeclaredAttr};
 pub(crate) use resolve::{Container, Kind, Leaf, Lit, Loc, Node, Op, Store};
-pub(crate) use undeclared::{undeclared_attr, UndeclaredAttr};
 
 /// Longest filter accepted, in bytes; bounds parse time and the size of the generated SQL.
 pub const MAX_FILTER_BYTES: usize = 4096;
@@ -207,7 +206,7 @@ pub struct Bound(pub(crate) Node);
 /// Resolves and type-checks `filter` for `rt` (`None`: a root search spanning every type).
 /// Unknown attributes (names a schema the service defines would own, but does not define) and
 /// operator/value combinations the attribute's type does not allow are `400 invalidFilter`;
-/// other names are undeclared attributes (`undeclared`).
+/// other names are undeclared attributes (`resolve::undeclared`).
 pub fn bind(filter: &Filter, rt: Option<ResourceType>) -> Result<Bound, ScimError> {
     resolve::bind(filter, rt).map(Bound)
 }

@@ -6,11 +6,12 @@
 //! shorthand for multi-valued complex attributes, and the per-type guards of root searches.
 //! The back ends only translate.
 
-use super::undeclared::{self, UndeclaredAttr};
+mod undeclared;
 use super::{AttrPath, CompareOp, Comparison, Filter, Literal, PosError};
 use crate::proto::error::ScimError;
 use crate::proto::schema::{self, AttrType, Attribute, ResourceType, Returned};
 use crate::proto::time;
+pub(crate) use undeclared::{undeclared_attr, UndeclaredAttr};
 
 /// An attribute path resolved against the schema.
 #[derive(Debug, Clone, Copy)]
@@ -258,7 +259,7 @@ pub(crate) enum Node {
     /// Only resources of this type can match (root searches over attributes of one type).
     OfType(ResourceType, Box<Node>),
     /// Some element of an attribute no schema declares satisfies `cond`, whose leaves are
-    /// `Loc::Loose` (see `super::undeclared`).
+    /// `Loc::Loose` (see `undeclared`).
     Undeclared {
         attr: UndeclaredAttr,
         cond: Box<Node>,

@@ -336,6 +336,45 @@ fn loose_sort_key(rendered: &Value, path: &str) -> Option<Key> {
     })
 }
 
+/// The ids in the order `Store::list` must give them, and whether some have a sort value and
+/// some do not.
+fn reference_order(
+    world: &World,
+    tenant: &str,
+    rt: Option<ResourceType>,
+    parsed: Option<&crate::proto::filter::Filter>,
+    sort: &str,
+    descending: bool,
+) -> (Vec<String>, bool) {
+    let mut rows: Vec<(Option<Key>, usize, &Resource)> = world
+        .resources
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.tenant == tenant && rt.is_none_or(|t| r.rt == t))
+        .filter(|(_, r)| parsed.is_none_or(|f| crate::proto::filter::matches(f, rt, &r.rendered)))
+        .map(|(rowid, r)| (loose_sort_key(&r.rendered, sort), rowid, r))
+        .collect();
+    rows.sort_by(|a, b| {
+        let o = match (&a.0, &b.0) {
+            (Some(x), Some(y)) => x
+                .partial_cmp(y)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.cmp(&b.1)),
+            (Some(_), None) => return std::cmp::Ordering::Less,
+            (None, Some(_)) => return std::cmp::Ordering::Greater,
+            (None, None) => a.1.cmp(&b.1),
+        };
+        if descending {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    let want: Vec<String> = rows.iter().map(|r| r.2.id.clone()).collect();
+    let mixed = rows.iter().any(|r| r.0.is_none()) && rows.iter().any(|r| r.0.is_some());
+    (want, mixed)
+}
+
 #[test]
 fn sql_and_memory_agree_on_pages_sorted_by_undeclared_attributes() {
     let world = world(0x5027_2026);
@@ -386,39 +425,10 @@ fn sql_and_memory_agree_on_pages_sorted_by_undeclared_attributes() {
                 }
                 None => None,
             };
-            let mut rows: Vec<(Option<Key>, usize, &Resource)> = world
-                .resources
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.tenant == tenant && rt.is_none_or(|t| r.rt == t))
-                .filter(|(_, r)| {
-                    parsed
-                        .as_ref()
-                        .is_none_or(|f| crate::proto::filter::matches(f, rt, &r.rendered))
-                })
-                .map(|(rowid, r)| (loose_sort_key(&r.rendered, sort), rowid, r))
-                .collect();
-            rows.sort_by(|a, b| {
-                let o = match (&a.0, &b.0) {
-                    (Some(x), Some(y)) => x
-                        .partial_cmp(y)
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                        .then(a.1.cmp(&b.1)),
-                    (Some(_), None) => return std::cmp::Ordering::Less,
-                    (None, Some(_)) => return std::cmp::Ordering::Greater,
-                    (None, None) => a.1.cmp(&b.1),
-                };
-                if descending {
-                    o.reverse()
-                } else {
-                    o
-                }
-            });
-            let want: Vec<String> = rows.iter().map(|r| r.2.id.clone()).collect();
+            let (want, mixed) =
+                reference_order(&world, tenant, rt, parsed.as_ref(), sort, descending);
             compared += 1;
-            with_missing += usize::from(
-                rows.iter().any(|r| r.0.is_none()) && rows.iter().any(|r| r.0.is_some()),
-            );
+            with_missing += usize::from(mixed);
             for cursor in [false, true] {
                 let got = paged_ids(&db, tenant, &q, cursor);
                 if got.as_ref() != Ok(&want) {

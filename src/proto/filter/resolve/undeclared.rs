@@ -16,10 +16,9 @@
 //! schema lookup calls unknown falls back here, and only if no schema the service defines
 //! could own it.
 
-use super::resolve::{invalid, negate_if_ne, null_comparison, BindErr};
-use super::{AttrPath, CompareOp, Comparison, Filter, Kind, Leaf, Lit, Literal, Loc, Node, Op};
-use super::{PosError, ResourceType};
-use crate::proto::schema;
+use super::{invalid, negate_if_ne, null_comparison, BindErr, Kind, Leaf, Lit, Loc, Node, Op};
+use crate::proto::filter::{AttrPath, CompareOp, Comparison, Filter, Literal, PosError};
+use crate::proto::schema::{self, ResourceType};
 
 /// An attribute kept verbatim in `data` without a schema, as a filter names it.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,8 +177,8 @@ fn loose_cmp(loc: Loc, c: &Comparison) -> Result<Node, BindErr> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{bind, matches, parse};
     use super::*;
+    use crate::proto::filter::{bind, matches, parse};
     use serde_json::{json, Value};
 
     const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
