@@ -10,6 +10,7 @@
 //   npm run admin -- tokens acme
 //   npm run admin -- token rotate acme <token-id> --overlap 86400
 //   npm run admin -- token revoke acme <token-id> [--chain]
+//   npm run admin -- schema import acme custom-user.json --resource-type User
 //
 // Target: --url (or SCIM_ADMIN_URL), default http://127.0.0.1:8787 (scripts/dev.sh).
 // Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars.
@@ -25,7 +26,7 @@ commands:
   tenants                                   list tenants
   tenant create <id> [--name NAME] [--strict-patch]
   tenant show <id>
-  tenant set <id> [--name NAME] [--strict-patch | --lenient-patch]
+  tenant set <id> [--name NAME] [--strict-patch | --lenient-patch] [--extensions keep|reject]
   tokens <tenant>                           list tokens and OAuth clients (never secrets)
   token issue <tenant> [--label L] [--oauth] [--expires-in SECONDS | --expires-at RFC3339]
   token show <tenant> <id>
@@ -33,6 +34,14 @@ commands:
                                             an OAuth client's access tokens; --chain also the
                                             tokens that replaced it (the whole rotation chain)
   token rotate <tenant> <id> [--overlap SECONDS] [--label L] [--expires-in SECONDS | --expires-at RFC3339]
+  schemas <tenant>                          list the tenant's declared extension schemas
+  schema show <tenant> <urn>
+  schema import <tenant> <file.json> [--resource-type User|Group] [--required]
+                                            declare the schema(s) in the file: one RFC 7643 §7
+                                            schema, an array of them, or a /Schemas ListResponse
+                                            (objects {resourceType, required, schema} too); each
+                                            answer reports how stored data fits it
+  schema delete <tenant> <urn>              undeclare it (data stored under it is kept)
 
 The secret of an issued or rotated token is printed once and is not stored anywhere.
 --url defaults to $SCIM_ADMIN_URL or http://127.0.0.1:8787; --token to $ADMIN_TOKEN, or for a
@@ -46,7 +55,7 @@ function usage(message) {
 
 /** Splits argv into positionals and --options (flags with or without a value). */
 function parse(argv) {
-  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain"]);
+  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "required"]);
   const pos = [];
   const opt = {};
   for (let i = 0; i < argv.length; i++) {
@@ -100,7 +109,48 @@ const [cmd, sub, a, b] = pos;
 let method = "GET";
 let route;
 let body;
-switch (`${cmd} ${["tenant", "token"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
+/** The declarations an import file holds, as admin API bodies. */
+function declarations(file) {
+  let doc;
+  try {
+    doc = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    usage(`cannot read ${file}: ${e.message}`);
+  }
+  const items = Array.isArray(doc) ? doc : Array.isArray(doc?.Resources) ? doc.Resources : [doc];
+  return items.map((item) => {
+    const wrapped = item && typeof item === "object" && "schema" in item;
+    const resourceType = (wrapped ? item.resourceType : undefined) ?? opt["resource-type"];
+    if (!resourceType) usage("--resource-type User|Group is needed for a bare schema");
+    return {
+      resourceType,
+      required: (wrapped ? item.required : undefined) ?? Boolean(opt.required),
+      schema: wrapped ? item.schema : item,
+    };
+  });
+}
+
+const requests = [];
+switch (`${cmd} ${["tenant", "token", "schema"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
+  case "schemas":
+    if (!sub) usage("schemas <tenant>");
+    route = `/tenants/${enc(sub)}/schemas`;
+    break;
+  case "schema show":
+    if (!a || !b) usage("schema show <tenant> <urn>");
+    route = `/tenants/${enc(a)}/schemas/${enc(b)}`;
+    break;
+  case "schema delete":
+    if (!a || !b) usage("schema delete <tenant> <urn>");
+    [method, route] = ["DELETE", `/tenants/${enc(a)}/schemas/${enc(b)}`];
+    break;
+  case "schema import":
+    if (!a || !b) usage("schema import <tenant> <file.json>");
+    for (const d of declarations(b)) {
+      if (typeof d.schema?.id !== "string") usage("every schema needs an 'id' (its URN)");
+      requests.push(["PUT", `/tenants/${enc(a)}/schemas/${enc(d.schema.id)}`, d]);
+    }
+    break;
   case "tenants":
     route = "/tenants";
     break;
@@ -124,6 +174,7 @@ switch (`${cmd} ${["tenant", "token"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
       ...(opt.name ? { name: opt.name } : {}),
       ...(opt["strict-patch"] ? { strictPatch: true } : {}),
       ...(opt["lenient-patch"] ? { strictPatch: false } : {}),
+      ...(opt.extensions ? { extensions: opt.extensions } : {}),
     };
     break;
   case "token issue":
@@ -152,33 +203,44 @@ switch (`${cmd} ${["tenant", "token"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
     usage(`unknown command '${pos.join(" ")}'`);
 }
 
-let res;
-try {
-  res = await fetch(`${base}/admin/api${route}`, {
-    method,
-    headers: {
-      Authorization: `Bearer ${token}`,
-      ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
-    },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-} catch (e) {
-  console.error(`error: cannot reach ${base}: ${e.cause?.message ?? e.message}`);
-  process.exit(1);
+if (requests.length === 0) requests.push([method, route, body]);
+
+/** Sends one admin API request; prints its answer, or the error and exits 1. */
+async function send([method, route, body]) {
+  let res;
+  try {
+    res = await fetch(`${base}/admin/api${route}`, {
+      method,
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+  } catch (e) {
+    console.error(`error: cannot reach ${base}: ${e.cause?.message ?? e.message}`);
+    process.exit(1);
+  }
+  const text = await res.text();
+  if (res.status === 204) return {};
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    console.error(`error: HTTP ${res.status} from ${base}: ${text.slice(0, 500)}`);
+    process.exit(1);
+  }
+  if (!res.ok) {
+    console.error(`error: HTTP ${res.status} ${json.error ?? ""}: ${json.message ?? text}`);
+    process.exit(1);
+  }
+  return json;
 }
-const text = await res.text();
-let json;
-try {
-  json = JSON.parse(text);
-} catch {
-  console.error(`error: HTTP ${res.status} from ${base}: ${text.slice(0, 500)}`);
-  process.exit(1);
-}
-if (!res.ok) {
-  console.error(`error: HTTP ${res.status} ${json.error ?? ""}: ${json.message ?? text}`);
-  process.exit(1);
-}
-console.log(JSON.stringify(json, null, 2));
-if (json.token || json.clientSecret) {
-  console.error("\nThe secret above is shown only now; only its hash is stored. Paste it into the identity provider.");
+
+for (const request of requests) {
+  const json = await send(request);
+  console.log(JSON.stringify(json, null, 2));
+  if (json.token || json.clientSecret) {
+    console.error("\nThe secret above is shown only now; only its hash is stored. Paste it into the identity provider.");
+  }
 }

@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0008_sort_indexes.sql"),
     include_str!("../schema/migrations/0009_quotas.sql"),
     include_str!("../schema/migrations/0011_deployment_secrets.sql"),
+    include_str!("../schema/migrations/0012_declared_schemas.sql"),
 ];
 
 pub struct SqliteDb {

@@ -228,9 +228,22 @@ pub fn patch(data: &[u8]) {
     }
     match result {
         Ok(out) => {
-            // A PATCH can never store what a PUT would reject.
-            let v = scim_edge::proto::resource::validate(rt, &with_schemas(rt, &out.data))
-                .unwrap_or_else(|e| panic!("patched data is not a valid resource: {e}"));
+            // A PATCH can never store what a PUT would reject: a strict tenant's PUT, or a
+            // lenient one's that keeps attributes no schema defines and nothing else odd.
+            let mut tol = Tolerances::new(strict);
+            let v = scim_edge::proto::resource::validate_with(
+                rt,
+                &with_schemas(rt, &out.data),
+                &mut tol,
+            )
+            .unwrap_or_else(|e| panic!("patched data is not a valid resource: {e}"));
+            assert!(
+                tol.fired()
+                    .iter()
+                    .all(|t| *t == scim_edge::proto::tolerance::Tolerance::UnknownAttribute),
+                "stored data needs no quirk but kept unknown attributes: {:?}",
+                tol.fired()
+            );
             assert_eq!(
                 v.data, out.data,
                 "patched data is in stored (canonical) shape"
@@ -246,17 +259,32 @@ pub fn patch(data: &[u8]) {
     }
 }
 
-/// Resource body (JSON text) → `resource::validate` for a User or a Group.
+/// Resource body (JSON text) → `resource::validate_with` (lenient) for a User or a Group;
+/// the strict form refuses a subset of what it accepts.
 pub fn resource(data: &[u8]) {
     let Some((rt, _, body)) = typed_body(data) else {
         return;
     };
-    match scim_edge::proto::resource::validate(rt, &body) {
+    // Lenient, as for most tenants: quirks accepted, attributes no schema defines kept.
+    let mut tol = Tolerances::lenient();
+    match scim_edge::proto::resource::validate_with(rt, &body, &mut tol) {
         Ok(v) => {
             // Validation is idempotent: the stored shape validates to itself.
-            let again = scim_edge::proto::resource::validate(rt, &with_schemas(rt, &v.data))
-                .unwrap_or_else(|e| panic!("validated data does not validate again: {e}"));
+            let again = scim_edge::proto::resource::validate_with(
+                rt,
+                &with_schemas(rt, &v.data),
+                &mut Tolerances::lenient(),
+            )
+            .unwrap_or_else(|e| panic!("validated data does not validate again: {e}"));
             assert_eq!(again.data, v.data, "validation is idempotent");
+            if tol.fired().is_empty() {
+                let strict = scim_edge::proto::resource::validate(rt, &body)
+                    .unwrap_or_else(|e| panic!("strict refuses what needed no quirk: {e}"));
+                assert_eq!(
+                    strict.data, v.data,
+                    "strict and lenient agree without quirks"
+                );
+            }
             assert!(!v.data.contains_key("schemas") && !v.data.contains_key("id"));
             if let Some(m) = &v.members {
                 assert!(
@@ -265,7 +293,13 @@ pub fn resource(data: &[u8]) {
                 );
             }
         }
-        Err(e) => assert_client_error(&e, "resource::validate"),
+        Err(e) => {
+            assert_client_error(&e, "resource::validate");
+            assert!(
+                scim_edge::proto::resource::validate(rt, &body).is_err(),
+                "strict accepts what lenient refuses"
+            );
+        }
     }
 }
 

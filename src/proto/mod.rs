@@ -5,6 +5,7 @@
 //! ([`tolerance`]), dateTimes ([`time`]) and the SCIM error type ([`error`]). No I/O, no
 //! async, no SQL: everything here is tested natively and fuzzed.
 
+pub mod declared;
 pub mod error;
 pub mod filter;
 pub mod patch;

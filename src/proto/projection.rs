@@ -3,7 +3,9 @@
 //! store can skip work nobody asked for (e.g. loading 100k group members).
 
 use crate::proto::error::{Result, ScimError};
-use crate::proto::schema::{self, Attribute, Mutability, ResourceType, Returned};
+use crate::proto::schema::{
+    self, Attribute, Mutability, ResourceType, Returned, Schemas, TypeSchemas, TypeScope,
+};
 use serde_json::{Map, Value};
 
 /// One attribute reference: `schema` is `None` for core/common attributes, else the
@@ -19,6 +21,8 @@ struct AttrRef {
 pub struct Projection {
     include: Vec<AttrRef>,
     exclude: Vec<AttrRef>,
+    /// The tenant's schemas the names were resolved against; rendering applies them too.
+    schemas: Schemas,
 }
 
 impl Projection {
@@ -27,11 +31,12 @@ impl Projection {
     pub fn parse(
         attributes: Option<&str>,
         excluded: Option<&str>,
-        rt: Option<ResourceType>,
+        scope: impl Into<TypeScope>,
     ) -> Result<Projection> {
-        let types: Vec<ResourceType> = match rt {
-            Some(rt) => vec![rt],
-            None => ResourceType::ALL.to_vec(),
+        let scope: TypeScope = scope.into();
+        let types: Vec<TypeSchemas> = match scope.only {
+            Some(rt) => vec![scope.schemas.of(rt)],
+            None => ResourceType::ALL.map(|rt| scope.schemas.of(rt)).to_vec(),
         };
         let parse_list = |list: Option<&str>| -> Result<Vec<AttrRef>> {
             let mut out = Vec::new();
@@ -44,7 +49,8 @@ impl Projection {
                 let resolved = types
                     .iter()
                     .find_map(|t| resolve(*t, raw))
-                    .or_else(|| undeclared_ref(raw));
+                    .or_else(|| undeclared_ref(scope.schemas, raw))
+                    .or_else(|| unknown_ref(&types, raw));
                 out.push(resolved.ok_or_else(|| {
                     ScimError::invalid_value(format!(
                         "unknown attribute '{raw}' in attributes/excludedAttributes"
@@ -56,6 +62,7 @@ impl Projection {
         Ok(Projection {
             include: parse_list(attributes)?,
             exclude: parse_list(excluded)?,
+            schemas: scope.schemas,
         })
     }
 
@@ -97,7 +104,7 @@ impl Projection {
         };
         self.include.is_empty()
             && self.exclude.iter().all(not_stored)
-            && stored_returned_by_default(rt)
+            && stored_returned_by_default(self.schemas.of(rt))
     }
 
     /// Whether `attributes` or `excludedAttributes` names the top-level core or common
@@ -111,6 +118,7 @@ impl Projection {
 
     /// Applies the projection to a fully rendered resource in place.
     pub fn apply(&self, rt: ResourceType, resource: &mut Value) {
+        let rt = self.schemas.of(rt);
         let Some(obj) = resource.as_object_mut() else {
             return;
         };
@@ -136,6 +144,8 @@ impl Projection {
             let Some(def) = def else {
                 if schema::is_urn(&key) {
                     self.project_undeclared(obj, &key);
+                } else {
+                    self.project_unknown(obj, &key);
                 }
                 continue;
             };
@@ -192,27 +202,32 @@ impl Projection {
         };
         let names: Vec<String> = inner.keys().cloned().collect();
         for name in names {
-            let named: Vec<&&AttrRef> = refs
+            let named: Vec<&AttrRef> = refs
                 .iter()
+                .copied()
                 .filter(|r| r.attr.eq_ignore_ascii_case(&name))
                 .collect();
-            let subs: Vec<String> = named.iter().filter_map(|r| r.sub.clone()).collect();
-            let whole_attr = named.iter().any(|r| r.sub.is_none());
-            match (keep, whole_attr, subs.is_empty()) {
-                (true, true, _) | (false, false, true) => {}
-                (true, false, true) | (false, true, _) => {
-                    inner.remove(&name);
-                }
-                (_, false, false) => {
-                    if let Some(v) = inner.get_mut(&name) {
-                        prune_subs(v, &subs, keep);
-                    }
-                }
-            }
+            project_schemaless(inner, &name, &named, keep);
         }
         if inner.is_empty() {
             obj.remove(key);
         }
+    }
+
+    /// An attribute at the core level that no schema defines (kept as the
+    /// `unknownAttribute` tolerance; `returned: default`): kept, narrowed or dropped as the
+    /// plain names in `attributes` and `excludedAttributes` say, compared case-insensitively.
+    fn project_unknown(&self, obj: &mut Map<String, Value>, key: &str) {
+        let (refs, keep) = if self.include.is_empty() {
+            (&self.exclude, false)
+        } else {
+            (&self.include, true)
+        };
+        let named: Vec<&AttrRef> = refs
+            .iter()
+            .filter(|r| r.schema.is_none() && r.attr.eq_ignore_ascii_case(key))
+            .collect();
+        project_schemaless(obj, key, &named, keep);
     }
 
     fn filter_object(
@@ -303,34 +318,78 @@ impl Projection {
 /// Whether every attribute and sub-attribute `data` can hold for `rt` is returned by
 /// default. A property of the schemas, worked out once rather than for every rendered
 /// resource.
-fn stored_returned_by_default(rt: ResourceType) -> bool {
+fn stored_returned_by_default(ts: TypeSchemas) -> bool {
     static BY_TYPE: std::sync::OnceLock<[bool; 2]> = std::sync::OnceLock::new();
-    let all = BY_TYPE.get_or_init(|| {
-        ResourceType::ALL.map(|rt| {
-            stored_attributes(rt).all(|a| {
-                std::iter::once(a)
-                    .chain(&a.sub_attributes)
-                    .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
-            })
+    fn by_default(mut attrs: impl Iterator<Item = &'static Attribute>) -> bool {
+        attrs.all(|a| {
+            std::iter::once(a)
+                .chain(&a.sub_attributes)
+                .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
         })
-    });
-    match rt {
-        ResourceType::User => all[0],
-        ResourceType::Group => all[1],
     }
+    let builtin = BY_TYPE
+        .get_or_init(|| ResourceType::ALL.map(|rt| by_default(stored_attributes(rt.into()))));
+    let builtin = match ts.rt {
+        ResourceType::User => builtin[0],
+        ResourceType::Group => builtin[1],
+    };
+    // Declared extensions may hide attributes; they are few, so they are checked each time.
+    builtin
+        && by_default(stored(
+            ts.declared().flat_map(|d| d.schema.attributes.iter()),
+        ))
 }
 
 /// The attributes `data` can hold: what validation keeps (not readOnly, not writeOnly), minus
 /// `members`, which lives in its own table.
-fn stored_attributes(rt: ResourceType) -> impl Iterator<Item = &'static Attribute> {
-    rt.core_schema()
-        .attributes
-        .iter()
-        .chain(rt.extensions().iter().flat_map(|e| &e.attributes))
-        .filter(|a| {
-            !matches!(a.mutability, Mutability::ReadOnly | Mutability::WriteOnly)
-                && a.name != "members"
-        })
+fn stored_attributes(rt: TypeSchemas) -> impl Iterator<Item = &'static Attribute> {
+    stored(
+        rt.core_schema()
+            .attributes
+            .iter()
+            .chain(rt.extensions().flat_map(|e| &e.attributes)),
+    )
+}
+
+fn stored(
+    attrs: impl Iterator<Item = &'static Attribute>,
+) -> impl Iterator<Item = &'static Attribute> {
+    attrs.filter(|a| {
+        !matches!(a.mutability, Mutability::ReadOnly | Mutability::WriteOnly) && a.name != "members"
+    })
+}
+
+/// One attribute without a schema in `container` (every such attribute is `returned:
+/// default`), given the references that name it: with `keep` (an `attributes` list) it stays
+/// whole, narrowed to the named sub-attributes, or goes; otherwise (`excludedAttributes`) it
+/// goes whole, loses the named sub-attributes, or stays. A value narrowed to nothing goes.
+fn project_schemaless(
+    container: &mut Map<String, Value>,
+    name: &str,
+    named: &[&AttrRef],
+    keep: bool,
+) {
+    let subs: Vec<String> = named.iter().filter_map(|r| r.sub.clone()).collect();
+    let whole_attr = named.iter().any(|r| r.sub.is_none());
+    match (keep, whole_attr, subs.is_empty()) {
+        (true, true, _) | (false, false, true) => {}
+        (true, false, true) | (false, true, _) => {
+            container.remove(name);
+        }
+        (_, false, false) => {
+            if let Some(v) = container.get_mut(name) {
+                prune_subs(v, &subs, keep);
+                let emptied = match v {
+                    Value::Object(o) => o.is_empty(),
+                    Value::Array(a) => a.is_empty(),
+                    _ => false,
+                };
+                if emptied {
+                    container.remove(name);
+                }
+            }
+        }
+    }
 }
 
 enum Decision {
@@ -360,9 +419,9 @@ fn prune_subs(v: &mut Value, subs: &[String], keep: bool) {
 /// itself, which reads as attribute `Ext` of `urn:…` and is matched whole in
 /// [`Projection::project_undeclared`]). URNs of the schemas this service defines are left to
 /// [`resolve`], so their unknown names stay errors.
-fn undeclared_ref(raw: &str) -> Option<AttrRef> {
+fn undeclared_ref(schemas: Schemas, raw: &str) -> Option<AttrRef> {
     let (urn, tail) = schema::split_urn(raw)?;
-    if schema::known_schema_above(urn).is_some() || schema::known_schema_above(raw).is_some() {
+    if schemas.known_schema_above(urn).is_some() || schemas.known_schema_above(raw).is_some() {
         return None;
     }
     let (attr, sub) = match tail.split_once('.') {
@@ -376,8 +435,36 @@ fn undeclared_ref(raw: &str) -> Option<AttrRef> {
     })
 }
 
+/// A reference to an attribute at the core level that no schema defines (`nickname2`,
+/// `badge.id`, or qualified by a core schema URN of `types`), as stored data may hold it
+/// (the `unknownAttribute` tolerance). Only ATTRNAMEs qualify, and never a name a core
+/// schema or the common attributes define: `members` asked of Users stays an error.
+fn unknown_ref(types: &[TypeSchemas], raw: &str) -> Option<AttrRef> {
+    let path = types
+        .iter()
+        .find_map(|t| {
+            let urn = &t.core_schema().id;
+            let head = raw.get(..urn.len())?;
+            let rest = raw.get(urn.len()..)?.strip_prefix(':')?;
+            head.eq_ignore_ascii_case(urn).then_some(rest)
+        })
+        .unwrap_or(raw);
+    let (attr, sub) = match path.split_once('.') {
+        Some((a, s)) => (a, Some(s)),
+        None => (path, None),
+    };
+    let ok = schema::is_attr_name(attr)
+        && !schema::is_core_name_anywhere(attr)
+        && sub.is_none_or(schema::is_attr_name);
+    ok.then(|| AttrRef {
+        schema: None,
+        attr: attr.to_string(),
+        sub: sub.map(str::to_string),
+    })
+}
+
 /// Resolves `name`, `name.sub`, `urn:...:name[.sub]` to canonical names.
-fn resolve(rt: ResourceType, raw: &str) -> Option<AttrRef> {
+fn resolve(rt: TypeSchemas, raw: &str) -> Option<AttrRef> {
     let (schema_urn, path) = match crate::proto::schema::split_urn(raw) {
         // `urn:...:User:name.givenName` — split_urn splits at the last ':', which precedes the path.
         Some((urn, path)) => (Some(urn), path),
@@ -529,11 +616,63 @@ mod tests {
     }
 
     #[test]
-    fn unknown_names_are_rejected() {
-        let e = Projection::parse(Some("nope"), None, Some(ResourceType::User)).unwrap_err();
+    fn names_no_resource_can_hold_are_rejected() {
+        for bad in [
+            "no pe",
+            "1abc",
+            "nope.a b",
+            "$ref",
+            "members",
+            "name.nope",
+            "urn:x",
+        ] {
+            let e = Projection::parse(Some(bad), None, Some(ResourceType::User)).unwrap_err();
+            assert_eq!(
+                (e.status, e.scim_type.map(|t| t.as_str())),
+                (400, Some("invalidValue")),
+                "{bad}"
+            );
+        }
+        let e = Projection::parse(None, Some("userName"), Some(ResourceType::Group)).unwrap_err();
         assert_eq!(e.status, 400);
         assert!(Projection::parse(Some("userName"), None, None).is_ok());
         assert!(Projection::parse(Some("members"), None, None).is_ok());
+    }
+
+    #[test]
+    fn unknown_core_attributes_are_projected_by_name() {
+        // Attributes no schema defines, kept as the `unknownAttribute` tolerance.
+        let user = || {
+            json!({"schemas": [], "id": "1", "userName": "a", "Nickname2": "B",
+                   "badge": {"id": "7", "since": "2020"}, "tags": [{"v": 1, "w": 2}]})
+        };
+        let project = |attrs: Option<&str>, excluded: Option<&str>| {
+            let p = Projection::parse(attrs, excluded, Some(ResourceType::User)).expect("parses");
+            let mut v = user();
+            p.apply(ResourceType::User, &mut v);
+            v
+        };
+        assert_eq!(project(None, None), user());
+        assert_eq!(
+            project(Some("userName"), None),
+            json!({"schemas": [], "id": "1", "userName": "a"})
+        );
+        assert_eq!(
+            project(Some("nickname2,BADGE.id"), None),
+            json!({"schemas": [], "id": "1", "Nickname2": "B", "badge": {"id": "7"}})
+        );
+        let qualified = "urn:ietf:params:scim:schemas:core:2.0:User:tags.v";
+        assert_eq!(
+            project(Some(qualified), None),
+            json!({"schemas": [], "id": "1", "tags": [{"v": 1}]})
+        );
+        assert_eq!(
+            project(None, Some("NICKNAME2,badge.since,tags.v,tags.w")),
+            json!({"schemas": [], "id": "1", "userName": "a", "badge": {"id": "7"}})
+        );
+        // Excluding one does not take the spliced path: it is stored data.
+        let p = Projection::parse(None, Some("nickname2"), Some(ResourceType::User)).expect("ok");
+        assert!(!p.leaves_stored_data(ResourceType::User));
     }
 
     #[test]

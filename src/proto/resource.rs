@@ -9,7 +9,8 @@
 use crate::proto::error::{Result, ScimError};
 use crate::proto::projection::Projection;
 use crate::proto::schema::{
-    is_urn, known_schema_above, split_urn, AttrType, Attribute, Mutability, ResourceType, Schema,
+    is_attr_name, is_core_name_anywhere, is_urn, split_urn, AttrType, Attribute, Mutability,
+    ResourceType, Schema, Schemas, TypeSchemas,
 };
 use crate::proto::time;
 use crate::proto::tolerance::{Tolerance, Tolerances};
@@ -32,18 +33,24 @@ pub struct Validated {
 
 /// Validates a full resource representation (POST, PUT), refusing every client quirk: the
 /// strict form of [`validate_with`].
-pub fn validate(rt: ResourceType, body: &Value) -> Result<Validated> {
+pub fn validate(rt: impl Into<TypeSchemas>, body: &Value) -> Result<Validated> {
     validate_with(rt, body, &mut Tolerances::strict())
 }
 
 /// Validates a full resource representation (POST, PUT). The quirks identity providers show
 /// in full representations (`"active": "True"`, a schema URI that carries no attributes) are
 /// accepted into `tol`, or refused when it is strict.
-pub fn validate_with(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Result<Validated> {
+pub fn validate_with(
+    ts: impl Into<TypeSchemas>,
+    body: &Value,
+    tol: &mut Tolerances,
+) -> Result<Validated> {
+    let ts: TypeSchemas = ts.into();
+    let rt = ts.rt;
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the resource must be a JSON object"))?;
-    check_schemas(rt, obj, tol)?;
+    check_schemas(ts, obj, tol)?;
     check_duplicate_keys(body)?;
     let mut out = Validated::default();
     let core = rt.core_schema();
@@ -74,7 +81,7 @@ pub fn validate_with(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Re
             out.members = Some(member_ids(value)?);
             continue;
         }
-        if let Some(ext) = rt.extension(key) {
+        if let Some(ext) = ts.extension(key) {
             declared_extension(ext, value, &mut out.data, &mut claim, tol)?;
             continue;
         }
@@ -82,14 +89,17 @@ pub fn validate_with(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Re
         // attribute (`urn:...:enterprise:2.0:User:department`) at the top level.
         if let Some((urn, attr_name)) = split_urn(key) {
             if urn.eq_ignore_ascii_case(&core.id) {
-                let attr = core.attr(attr_name).ok_or_else(|| unknown_attribute(key))?;
+                let Some(attr) = core.attr(attr_name) else {
+                    keep_unknown(key, attr_name, value, &mut out.data, &mut claim, tol)?;
+                    continue;
+                };
                 claim(attr.name.clone())?;
                 if let Some(v) = validate_attr_with(attr, value, &attr.name, tol)? {
                     out.data.insert(attr.name.clone(), v);
                 }
                 continue;
             }
-            if let Some(ext) = rt.extension(urn) {
+            if let Some(ext) = ts.extension(urn) {
                 let attr = ext.attr(attr_name).ok_or_else(|| unknown_attribute(key))?;
                 claim(format!("{}:{}", ext.id, attr.name))?;
                 if let Some(v) =
@@ -107,16 +117,19 @@ pub fn validate_with(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Re
             }
         }
         if is_urn(key) {
-            keep_undeclared(obj, key, value, &mut out.data, &mut claim)?;
+            keep_undeclared(ts.schemas(), obj, key, value, &mut out.data, &mut claim)?;
             continue;
         }
-        let attr = core.attr(key).ok_or_else(|| unknown_attribute(key))?;
+        let Some(attr) = core.attr(key) else {
+            keep_unknown(key, key, value, &mut out.data, &mut claim, tol)?;
+            continue;
+        };
         claim(attr.name.clone())?;
         if let Some(v) = validate_attr_with(attr, value, &attr.name, tol)? {
             out.data.insert(attr.name.clone(), v);
         }
     }
-    check_required(rt, &out.data)?;
+    check_required(ts, &out.data)?;
     Ok(out)
 }
 
@@ -151,6 +164,34 @@ fn declared_extension(
     Ok(())
 }
 
+/// Checks a value stored under a declared extension's URN against the extension, as a write
+/// would (identity-provider quirks accepted): used when an extension is declared over data
+/// that was kept verbatim, to report what no longer fits without changing it.
+/// Answers the value as a write would store it (normalised: dateTimes in one form, string
+/// booleans as booleans), so the caller can also tell a value that fits but is stored
+/// differently.
+pub fn check_extension(ext: &Schema, value: &Value) -> Result<Value> {
+    let mut data = Map::new();
+    let mut claimed = std::collections::HashSet::new();
+    let mut claim = |name: String| {
+        if claimed.insert(name.to_ascii_lowercase()) {
+            Ok(())
+        } else {
+            Err(duplicate(&name))
+        }
+    };
+    let mut tol = Tolerances::lenient();
+    declared_extension(ext, value, &mut data, &mut claim, &mut tol)?;
+    let stored = data
+        .remove(&ext.id)
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    match &stored {
+        Value::Object(m) => check_required_in(ext, m, &ext.id)?,
+        _ => check_required_in(ext, &Map::new(), &ext.id)?,
+    }
+    Ok(stored)
+}
+
 /// Keeps a key under a schema URN the resource type does not define: an undeclared
 /// extension (Entra's `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User`,
 /// Okta's and vendors' own). Identity providers send what an IT admin mapped, and losing it
@@ -159,6 +200,7 @@ fn declared_extension(
 /// `urn:attr`. Which one is decided by `schemas`: a key listed there is an extension; a key
 /// whose prefix is listed is an attribute; otherwise an object value is an extension.
 fn keep_undeclared(
+    schemas: Schemas,
     body: &Map<String, Value>,
     key: &str,
     value: &Value,
@@ -185,12 +227,15 @@ fn keep_undeclared(
         },
     };
     check_undeclared_urn(&urn)?;
-    if let Some(known) = known_schema_above(&urn) {
+    if let Some(known) = schemas.known_schema_above(&urn) {
         // `urn:…:enterprise:2.0:User:cim:costCenter` names an attribute `cim` the enterprise
         // schema does not have, not an extension of its own.
         return Err(ScimError::invalid_syntax(format!(
             "unknown attribute '{key}': schema \"{known}\" defines no such attribute"
         )));
+    }
+    if schemas.reject_undeclared {
+        return Err(undeclared_refused(&urn));
     }
     // One extension, however its URN's case varies between keys: the first spelling stays.
     let urn = data
@@ -211,6 +256,45 @@ fn keep_undeclared(
         if let Value::Object(m) = entry {
             m.insert(name.to_string(), v);
         }
+    }
+    Ok(())
+}
+
+/// The tenant's `extensions: reject` setting refuses what would otherwise be kept.
+pub(crate) fn undeclared_refused(urn: &str) -> ScimError {
+    ScimError::invalid_syntax(format!(
+        "schema \"{urn}\" is not declared for this tenant, which refuses undeclared \
+         extensions: declare it, or set the tenant's extensions to keep"
+    ))
+}
+
+/// Keeps an attribute at the core level that no schema defines (`nickname2`, or qualified
+/// `urn:…:core:2.0:User:nickname2`; `key` is as sent, `name` the attribute): an IT admin's
+/// mapping mistake in the identity provider, which refusing would turn into a failure of
+/// every user the mapping touches. It is stored verbatim at `data[name]`, within SCIM's data
+/// model like an undeclared extension's attribute, and recorded as
+/// [`Tolerance::UnknownAttribute`]; a strict tenant gets the 400 instead. A name that some
+/// core schema or the common attributes define (`members` sent to `/Users`) is an attribute
+/// sent to the wrong resource type, not a new one, and stays refused. Names are ATTRNAMEs,
+/// so a kept one can never read as an extension URN.
+fn keep_unknown(
+    key: &str,
+    name: &str,
+    value: &Value,
+    data: &mut Map<String, Value>,
+    claim: &mut impl FnMut(String) -> Result<()>,
+    tol: &mut Tolerances,
+) -> Result<()> {
+    if is_core_name_anywhere(name) || name == "$ref" {
+        return Err(unknown_attribute(key));
+    }
+    tol.tolerate(Tolerance::UnknownAttribute, || {
+        format!("unknown attribute '{key}'")
+    })?;
+    check_attr_name(key, name)?;
+    claim(name.to_string())?;
+    if let Some(v) = undeclared_value(name, value, 0)? {
+        data.insert(name.to_string(), v);
     }
     Ok(())
 }
@@ -249,13 +333,7 @@ pub(crate) fn check_undeclared_urn(urn: &str) -> Result<()> {
 
 /// RFC 7643 §2.1 ATTRNAME (`ALPHA *(nameChar)`, nameChar `-`, `_`, digit, letter), or `$ref`.
 pub(crate) fn check_attr_name(path: &str, name: &str) -> Result<()> {
-    let ok = name == "$ref"
-        || (name.len() <= 128
-            && name.starts_with(|c: char| c.is_ascii_alphabetic())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    if ok {
+    if name == "$ref" || is_attr_name(name) {
         Ok(())
     } else {
         Err(ScimError::invalid_syntax(format!(
@@ -345,9 +423,13 @@ pub fn revalidate_touched<'a>(
     data: &mut Map<String, Value>,
     touched: impl IntoIterator<Item = (Option<&'a Schema>, &'a Attribute)>,
 ) -> Result<()> {
+    let mut extensions: Vec<&Schema> = Vec::new();
     for (ext, attr) in touched {
         match ext {
             Some(ext) => {
+                if !extensions.iter().any(|e| std::ptr::eq(*e, ext)) {
+                    extensions.push(ext);
+                }
                 let Some(Value::Object(container)) = data.get_mut(&ext.id) else {
                     continue;
                 };
@@ -369,7 +451,14 @@ pub fn revalidate_touched<'a>(
             None => revalidate_in(attr, data, &attr.name)?,
         }
     }
-    check_required(rt, data)
+    // Required attributes of what the PATCH touched: data stored before an extension was
+    // declared is reported when it is declared, and must not block unrelated PATCHes.
+    for ext in extensions {
+        if let Some(Value::Object(m)) = data.get(&ext.id) {
+            check_required_in(ext, m, &ext.id)?;
+        }
+    }
+    check_required_in(rt.core_schema(), data, "")
 }
 
 fn revalidate_in(attr: &Attribute, container: &mut Map<String, Value>, path: &str) -> Result<()> {
@@ -390,7 +479,7 @@ fn revalidate_in(attr: &Attribute, container: &mut Map<String, Value>, path: &st
 /// [`Tolerance::SchemaWithoutAttributes`] when no key of the body is under it (Entra's ADSCIM
 /// group URI): dropping it loses nothing. A URI the body carries attributes under is an
 /// undeclared extension, kept (see [`keep_undeclared`]).
-fn check_schemas(rt: ResourceType, obj: &Map<String, Value>, tol: &mut Tolerances) -> Result<()> {
+fn check_schemas(rt: TypeSchemas, obj: &Map<String, Value>, tol: &mut Tolerances) -> Result<()> {
     let schemas = obj
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
@@ -415,7 +504,7 @@ fn check_schemas(rt: ResourceType, obj: &Map<String, Value>, tol: &mut Tolerance
             tol.tolerate(Tolerance::SchemaWithoutAttributes, || {
                 format!(
                     "schema \"{s}\" is not supported for {} resources",
-                    rt.name()
+                    rt.rt.name()
                 )
             })?;
         }
@@ -439,13 +528,34 @@ fn carries_attributes(obj: &Map<String, Value>, urn: &str) -> bool {
     })
 }
 
-fn check_required(rt: ResourceType, data: &Map<String, Value>) -> Result<()> {
-    for attr in rt.core_schema().attributes.iter().filter(|a| a.required) {
+/// Required attributes of the core schema, and of each declared extension the resource
+/// carries (or must carry: `required` in the resource type's `schemaExtensions`).
+fn check_required(ts: TypeSchemas, data: &Map<String, Value>) -> Result<()> {
+    check_required_in(ts.core_schema(), data, "")?;
+    for ext in ts.declared() {
+        match data.get(&ext.schema.id) {
+            Some(Value::Object(m)) => check_required_in(&ext.schema, m, &ext.schema.id)?,
+            _ if ext.required => {
+                return Err(ScimError::invalid_value(format!(
+                    "extension \"{}\" is required for {} resources",
+                    ext.schema.id,
+                    ts.rt.name()
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_required_in(schema: &Schema, data: &Map<String, Value>, prefix: &str) -> Result<()> {
+    for attr in schema.attributes.iter().filter(|a| a.required) {
         let present = matches!(data.get(&attr.name), Some(Value::String(s)) if !s.trim().is_empty())
             || matches!(data.get(&attr.name), Some(v) if !v.is_string());
         if !present {
+            let sep = if prefix.is_empty() { "" } else { ":" };
             return Err(ScimError::invalid_value(format!(
-                "'{}' is required and must not be empty",
+                "'{prefix}{sep}{}' is required and must not be empty",
                 attr.name
             )));
         }
@@ -1286,6 +1396,81 @@ mod tests {
         let body = json!({"schemas": [USER_SCHEMA, CUSTOM], "userName": "a",
                           CUSTOM: {"x": "1"}, format!("{CUSTOM}:x"): "2"});
         assert!(validate(ResourceType::User, &body).is_err());
+    }
+
+    #[test]
+    fn unknown_core_attributes_are_kept_as_a_tolerance() {
+        use crate::proto::tolerance::{Tolerance, Tolerances};
+        // An IT admin mapped attributes the core schema does not have.
+        let body = user(json!({
+            "nickname2": "Babs", "shoeSize": 44, "vip": true,
+            "badge": {"id": "7", "since": "2020"}, "tags": ["a", "b"],
+            "visits": [{"at": "x", "n": 1}], "empty": null, "none": [],
+            format!("{USER_SCHEMA}:costCentre"): "42",
+        }));
+        let mut tol = Tolerances::lenient();
+        let v = validate_with(ResourceType::User, &body, &mut tol).expect("kept");
+        assert_eq!(tol.fired(), [Tolerance::UnknownAttribute]);
+        for (name, value) in [
+            ("nickname2", json!("Babs")),
+            ("shoeSize", json!(44)),
+            ("vip", json!(true)),
+            ("badge", json!({"id": "7", "since": "2020"})),
+            ("tags", json!(["a", "b"])),
+            ("visits", json!([{"at": "x", "n": 1}])),
+            ("costCentre", json!("42")),
+        ] {
+            assert_eq!(v.data.get(name), Some(&value), "{name}");
+        }
+        assert!(!v.data.contains_key("empty") && !v.data.contains_key("none"));
+        // Groups too.
+        let group = json!({"schemas": [GROUP_SCHEMA], "displayName": "G", "owner": "u1"});
+        let mut tol = Tolerances::lenient();
+        let v = validate_with(ResourceType::Group, &group, &mut tol).expect("kept");
+        assert_eq!(v.data["owner"], "u1");
+        // A strict tenant gets the 400 it always got.
+        let e = validate(ResourceType::User, &body).expect_err("strict");
+        assert_eq!(
+            (e.status, e.scim_type.map(|t| t.as_str())),
+            (400, Some("invalidSyntax"))
+        );
+        assert!(e.detail.contains("unknown attribute"), "{}", e.detail);
+
+        // Still refused when lenient: names some core schema or the common attributes
+        // define (another resource type's attribute), names that are no ATTRNAME, values
+        // outside SCIM's data model, and one attribute sent twice.
+        let group_attr = json!({"schemas": [GROUP_SCHEMA], "displayName": "G", "userName": "u"});
+        let mut tol = Tolerances::lenient();
+        let e = validate_with(ResourceType::Group, &group_attr, &mut tol).expect_err("defined");
+        assert_eq!(e.detail, "unknown attribute 'userName'");
+        for (extra, scim_type) in [
+            (json!({"members": [{"value": "g"}]}), "invalidSyntax"),
+            (json!({"Members": []}), "invalidSyntax"),
+            (json!({"has space": 1}), "invalidSyntax"),
+            (json!({"1st": 1}), "invalidSyntax"),
+            (json!({"a.b": 1}), "invalidSyntax"),
+            (json!({"$ref": "x"}), "invalidSyntax"),
+            (json!({format!("{USER_SCHEMA}:a.b"): 1}), "invalidSyntax"),
+            (json!({"deep": {"deeper": {"x": 1}}}), "invalidValue"),
+            (json!({"deep": [[1]]}), "invalidValue"),
+            (json!({"bad": {"has space": 1}}), "invalidSyntax"),
+            (json!({"nul": "\u{0}"}), "invalidValue"),
+            (json!({"foo": 1, "FOO": 2}), "invalidSyntax"),
+            (
+                json!({"foo": 1, format!("{USER_SCHEMA}:Foo"): 2}),
+                "invalidSyntax",
+            ),
+        ] {
+            let body = user(extra);
+            let mut tol = Tolerances::lenient();
+            let e =
+                validate_with(ResourceType::User, &body, &mut tol).expect_err(&body.to_string());
+            assert_eq!(
+                e.scim_type.map(|t| t.as_str()),
+                Some(scim_type),
+                "{body}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! it is served by `/Schemas` and drives validation, projection and filter typing, so what the
 //! service advertises and what it enforces cannot drift apart.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -21,7 +21,7 @@ const USER_JSON: &str = include_str!("../../schema/scim/user.json");
 const GROUP_JSON: &str = include_str!("../../schema/scim/group.json");
 const ENTERPRISE_USER_JSON: &str = include_str!("../../schema/scim/enterprise_user.json");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AttrType {
     String,
@@ -34,7 +34,7 @@ pub enum AttrType {
     Complex,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Mutability {
     ReadOnly,
@@ -43,7 +43,7 @@ pub enum Mutability {
     WriteOnly,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Returned {
     Always,
@@ -52,7 +52,31 @@ pub enum Returned {
     Request,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// RFC 7643 §2.4 `uniqueness`. The service enforces `server` (and `global`, which for a
+/// tenant's identity provider means the same: the tenant is the service provider it sees)
+/// on `userName`, group `displayName` and declared singular string attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Uniqueness {
+    #[default]
+    None,
+    Server,
+    Global,
+}
+
+impl Uniqueness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Uniqueness::None => "none",
+            Uniqueness::Server => "server",
+            Uniqueness::Global => "global",
+        }
+    }
+}
+
+/// An attribute definition (RFC 7643 §7). Serialised, it is the attribute's representation
+/// in `/Schemas`: declared schemas are served from what is enforced, never from what was sent.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attribute {
     pub name: String,
@@ -60,13 +84,21 @@ pub struct Attribute {
     pub kind: AttrType,
     #[serde(default)]
     pub multi_valued: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     #[serde(default)]
     pub required: bool,
     #[serde(default)]
     pub case_exact: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canonical_values: Vec<String>,
     pub mutability: Mutability,
     pub returned: Returned,
     #[serde(default)]
+    pub uniqueness: Uniqueness,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reference_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_attributes: Vec<Attribute>,
 }
 
@@ -93,6 +125,10 @@ impl Attribute {
             mutability,
             returned,
             sub_attributes: Vec::new(),
+            uniqueness: Uniqueness::None,
+            description: None,
+            canonical_values: Vec::new(),
+            reference_types: Vec::new(),
         }
     }
 }
@@ -101,6 +137,8 @@ impl Attribute {
 pub struct Schema {
     pub id: String,
     pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
     pub attributes: Vec<Attribute>,
 }
 
@@ -169,6 +207,169 @@ impl ResourceType {
             ResourceType::Group => "displayName",
         }
     }
+}
+
+/// The schemas one tenant's resources follow: the built-in ones plus the extension schemas
+/// the tenant declared ([`crate::proto::declared`]). Cheap to copy; every lookup that may
+/// meet an extension goes through it, so a declared extension is validated, patched,
+/// projected and filtered exactly like the enterprise extension.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Schemas {
+    declared: Option<&'static Declared>,
+    /// The tenant's `extensions: reject` setting: attributes under a URN it has not declared
+    /// are refused instead of kept verbatim.
+    pub reject_undeclared: bool,
+}
+
+impl PartialEq for Schemas {
+    /// The same declaration set (interned, so compared by identity) and the same setting.
+    fn eq(&self, other: &Schemas) -> bool {
+        let same_set = match (self.declared, other.declared) {
+            (Some(a), Some(b)) => std::ptr::eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same_set && self.reject_undeclared == other.reject_undeclared
+    }
+}
+
+impl Schemas {
+    /// The built-in schemas only: a tenant that declared nothing.
+    pub const BUILTIN: Schemas = Schemas {
+        declared: None,
+        reject_undeclared: false,
+    };
+
+    pub fn new(declared: Option<&'static Declared>, reject_undeclared: bool) -> Schemas {
+        Schemas {
+            declared,
+            reject_undeclared,
+        }
+    }
+
+    /// The schemas of one resource type.
+    pub fn of(self, rt: ResourceType) -> TypeSchemas {
+        TypeSchemas { rt, all: self }
+    }
+
+    /// The tenant's declared extensions, with their resource types.
+    pub fn declared(self) -> &'static [DeclaredExtension] {
+        self.declared.map_or(&[], |d| d.extensions.as_slice())
+    }
+
+    /// A schema (built-in or declared, for any resource type) that `urn` is, lies under, or
+    /// is a prefix of: such a URN is never an undeclared extension (its names belong to that
+    /// schema).
+    pub fn known_schema_above(self, urn: &str) -> Option<&'static str> {
+        known_schema_above(urn).or_else(|| {
+            self.declared()
+                .iter()
+                .map(|d| d.schema.id.as_str())
+                .find(|id| urn_under(id, urn) || urn_under(urn, id))
+        })
+    }
+}
+
+/// One resource type's schemas as one tenant sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct TypeSchemas {
+    pub rt: ResourceType,
+    all: Schemas,
+}
+
+impl From<ResourceType> for TypeSchemas {
+    /// The built-in schemas of `rt`.
+    fn from(rt: ResourceType) -> TypeSchemas {
+        Schemas::BUILTIN.of(rt)
+    }
+}
+
+impl PartialEq<ResourceType> for TypeSchemas {
+    fn eq(&self, other: &ResourceType) -> bool {
+        self.rt == *other
+    }
+}
+
+impl TypeSchemas {
+    pub fn name(self) -> &'static str {
+        self.rt.name()
+    }
+
+    pub fn core_schema(self) -> &'static Schema {
+        self.rt.core_schema()
+    }
+
+    /// Built-in extensions first, then the tenant's declared ones for this type.
+    pub fn extensions(self) -> impl Iterator<Item = &'static Schema> {
+        let rt = self.rt;
+        rt.extensions()
+            .iter()
+            .chain(self.declared().map(|d| &d.schema))
+    }
+
+    pub fn extension(self, urn: &str) -> Option<&'static Schema> {
+        self.extensions().find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// The tenant's view of every type.
+    pub fn schemas(self) -> Schemas {
+        self.all
+    }
+
+    /// The declared extensions of this type (with their `required` flag).
+    pub fn declared(self) -> impl Iterator<Item = &'static DeclaredExtension> {
+        let rt = self.rt;
+        self.schemas().declared().iter().filter(move |d| d.rt == rt)
+    }
+}
+
+/// The resource types a request addresses as one tenant sees them: one type (its endpoint)
+/// or, for a root search, every type.
+#[derive(Debug, Clone, Copy)]
+pub struct TypeScope {
+    pub only: Option<ResourceType>,
+    pub schemas: Schemas,
+}
+
+impl From<Option<ResourceType>> for TypeScope {
+    /// The built-in schemas.
+    fn from(only: Option<ResourceType>) -> TypeScope {
+        TypeScope {
+            only,
+            schemas: Schemas::BUILTIN,
+        }
+    }
+}
+
+impl From<ResourceType> for TypeScope {
+    fn from(rt: ResourceType) -> TypeScope {
+        TypeScope::from(Some(rt))
+    }
+}
+
+impl From<TypeSchemas> for TypeScope {
+    fn from(ts: TypeSchemas) -> TypeScope {
+        TypeScope {
+            only: Some(ts.rt),
+            schemas: ts.all,
+        }
+    }
+}
+
+/// A tenant's declared extension schemas, parsed once and shared (see
+/// [`crate::proto::declared::intern`]).
+#[derive(Debug, Default)]
+pub struct Declared {
+    pub extensions: Vec<DeclaredExtension>,
+}
+
+/// One declared extension schema and the resource type it extends.
+#[derive(Debug, Clone)]
+pub struct DeclaredExtension {
+    pub rt: ResourceType,
+    /// Whether every resource of the type must carry it (`schemaExtensions[].required`).
+    pub required: bool,
+    pub schema: Schema,
 }
 
 /// Attributes common to every resource (RFC 7643 §3.1). They are not part of any schema's
@@ -298,11 +499,17 @@ pub fn schema_documents(base: &str) -> Vec<Value> {
         .collect()
 }
 
-pub fn resource_type_document(rt: ResourceType, base: &str) -> Value {
+pub fn resource_type_document(ts: impl Into<TypeSchemas>, base: &str) -> Value {
+    let ts: TypeSchemas = ts.into();
+    let rt = ts.rt;
     let extensions: Vec<Value> = rt
         .extensions()
         .iter()
         .map(|s| json!({"schema": s.id, "required": false}))
+        .chain(
+            ts.declared()
+                .map(|d| json!({"schema": d.schema.id, "required": d.required})),
+        )
         .collect();
     json!({
         "schemas": [RESOURCE_TYPE_SCHEMA],
@@ -324,17 +531,40 @@ pub fn is_urn(key: &str) -> bool {
 /// A schema the service defines (for any resource type) that `urn` is, lies under, or is a
 /// prefix of: such a URN is never an undeclared extension (its names belong to that schema).
 pub fn known_schema_above(urn: &str) -> Option<&'static str> {
-    let under = |outer: &str, inner: &str| {
-        inner
-            .get(..outer.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(outer))
-            && matches!(inner.as_bytes().get(outer.len()), None | Some(b':'))
-    };
     ResourceType::ALL
         .iter()
         .flat_map(|rt| std::iter::once(rt.core_schema()).chain(rt.extensions()))
         .map(|schema| schema.id.as_str())
-        .find(|id| under(id, urn) || under(urn, id))
+        .find(|id| urn_under(id, urn) || urn_under(urn, id))
+}
+
+/// Whether `inner` is `outer` or a name under it (`outer:…`), case-insensitively.
+fn urn_under(outer: &str, inner: &str) -> bool {
+    inner
+        .get(..outer.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(outer))
+        && matches!(inner.as_bytes().get(outer.len()), None | Some(b':'))
+}
+
+/// RFC 7643 §2.1 ATTRNAME: `ALPHA *(nameChar)`, nameChar `-`, `_`, digit, letter (at most
+/// 128 characters here).
+pub fn is_attr_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether `name` is an attribute of any resource type's core schema or a common attribute
+/// (case-insensitively). Such a name is never an unknown attribute to keep: `members` on a
+/// User or `userName` on a Group is a client error that keeping would hide, and it would
+/// shadow the real attribute in filters and projections.
+pub fn is_core_name_anywhere(name: &str) -> bool {
+    common_attr(name).is_some()
+        || ResourceType::ALL
+            .iter()
+            .any(|rt| rt.core_schema().attr(name).is_some())
 }
 
 /// Splits `urn:...:Schema:attr` into the schema URN and the attribute name.

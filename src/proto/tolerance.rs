@@ -37,10 +37,15 @@ pub enum Tolerance {
     /// `http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group`); nothing
     /// is lost by leaving it out of the stored resource.
     SchemaWithoutAttributes,
+    /// A top-level attribute no schema defines (`nickname2`, an IT admin's mapping mistake in
+    /// Entra or Okta), kept verbatim at the core level like an undeclared extension's
+    /// attribute: refusing it would fail every user the mapping touches, and dropping it
+    /// would lose what the admin meant to send.
+    UnknownAttribute,
 }
 
 impl Tolerance {
-    pub const ALL: [Tolerance; 10] = [
+    pub const ALL: [Tolerance; 11] = [
         Tolerance::CapitalizedOp,
         Tolerance::BooleanString,
         Tolerance::ManagerString,
@@ -51,6 +56,7 @@ impl Tolerance {
         Tolerance::RemoveValueIgnored,
         Tolerance::ReadOnlyIgnored,
         Tolerance::SchemaWithoutAttributes,
+        Tolerance::UnknownAttribute,
     ];
 
     /// The name counted per tenant and shown in the console.
@@ -66,16 +72,19 @@ impl Tolerance {
             Tolerance::RemoveValueIgnored => "removeValueIgnored",
             Tolerance::ReadOnlyIgnored => "readOnlyIgnored",
             Tolerance::SchemaWithoutAttributes => "schemaWithoutAttributes",
+            Tolerance::UnknownAttribute => "unknownAttribute",
         }
     }
 
-    /// The error strict mode answers with instead.
+    /// The error strict mode answers with instead. An unknown attribute is `invalidSyntax` in
+    /// a resource body; PATCH reports it as the `invalidPath` its path is.
     fn strict_type(self) -> ScimType {
         match self {
             Tolerance::CapitalizedOp
             | Tolerance::RemoveByValue
             | Tolerance::RemoveValueIgnored
-            | Tolerance::SchemaWithoutAttributes => ScimType::InvalidSyntax,
+            | Tolerance::SchemaWithoutAttributes
+            | Tolerance::UnknownAttribute => ScimType::InvalidSyntax,
             Tolerance::BooleanString
             | Tolerance::ManagerString
             | Tolerance::EmptyManager

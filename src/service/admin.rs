@@ -6,12 +6,14 @@
 //! | Route | Methods |
 //! |---|---|
 //! | `/tenants` | GET (list), POST `{id, name?, strictPatch?, quota?}` |
-//! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, quota?}` |
+//! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, extensions?: "keep"\|"reject", quota?}` |
 //! | `/tenants/{t}/tokens` | GET (list, no secrets), POST `{type?: "bearer"\|"oauth_client", label?, expiresIn?\|expiresAt?}` |
 //! | `/tenants/{t}/tokens/{id}` | GET, DELETE (revoke; `?chain=true`: with its successors) |
 //! | `/tenants/{t}/tokens/{id}/rotate` | POST `{overlapSeconds?, label?, expiresIn?\|expiresAt?}` |
 //! | `/tenants/{t}/Users[/{id}]`, `/tenants/{t}/Groups[/{id}]` | GET: the SCIM list/get as the tenant (read-only, for the console) |
 //! | `/tenants/{t}/tolerances` | GET `{tolerances: [{name, count, lastSeen}]}` |
+//! | `/tenants/{t}/schemas` | GET: the tenant's declared extension schemas |
+//! | `/tenants/{t}/schemas/{urn}` | GET, PUT `{resourceType, required?, schema}` (declare; answers with a check of the data already stored under the URN), DELETE (stored data stays, undeclared again) |
 //!
 //! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
 //! resource data the tenant may store (`null`: unlimited; a limit not named keeps its value,
@@ -34,7 +36,7 @@ use crate::service::credentials::{self, Kind};
 use crate::service::ctx::Ctx;
 use crate::service::http::{path_segments, Method, Request, Response};
 use crate::service::tenant::{self, OAUTH_TOKEN_PATH, SCIM_PATH, TENANT_PREFIX};
-use crate::store::tenancy::{self, CredentialRecord, NewCredential, TenantRecord};
+use crate::store::tenancy::{self, CredentialRecord, NewCredential, TenantChange, TenantRecord};
 use crate::store::{Db, Store};
 use serde_json::{json, Map, Value};
 
@@ -72,7 +74,7 @@ pub fn error_response(e: &ScimError) -> Response {
     r
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
+pub(crate) fn json_response(status: u16, body: &Value) -> Response {
     let mut r = Response::json(status, body);
     r.headers
         .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
@@ -114,7 +116,7 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
             let store = tenant_store(ctx, t)?;
             match m {
                 Method::Get => get_tenant(&store, req).await,
-                Method::Patch => patch_tenant(&store, req).await,
+                Method::Patch => patch_tenant(ctx, &store, req).await,
                 _ => Err(not_allowed("GET, PATCH")),
             }
         }
@@ -150,6 +152,10 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
             }
         }
         // The provisioning log and change feed (src/store/events.rs).
+        ["tenants", t, "schemas", tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            crate::service::declarations::route(ctx, &store, req, tail).await
+        }
         ["tenants", t, "events", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
             match (m, tail) {
@@ -185,7 +191,7 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
     }
 }
 
-fn not_allowed(allowed: &str) -> ScimError {
+pub(crate) fn not_allowed(allowed: &str) -> ScimError {
     ScimError::method_not_allowed(format!("method not allowed here; allowed: {allowed}"))
 }
 
@@ -196,12 +202,12 @@ fn tenant_store<'a, D: Db>(ctx: &Ctx<'a, D>, id: &str) -> Result<Store<'a, D>> {
     Ok(Store::new(ctx.db, id))
 }
 
-fn no_tenant<D: Db>(store: &Store<'_, D>) -> ScimError {
+pub(crate) fn no_tenant<D: Db>(store: &Store<'_, D>) -> ScimError {
     ScimError::not_found(format!("no tenant '{}'", store.tenant()))
 }
 
 /// The request body as a JSON object; an empty body is an empty object.
-fn body(req: &Request) -> Result<Map<String, Value>> {
+pub(crate) fn body(req: &Request) -> Result<Map<String, Value>> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -211,7 +217,7 @@ fn body(req: &Request) -> Result<Map<String, Value>> {
     }
 }
 
-fn reject_unknown(body: &Map<String, Value>, known: &[&str]) -> Result<()> {
+pub(crate) fn reject_unknown(body: &Map<String, Value>, known: &[&str]) -> Result<()> {
     match body.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(ScimError::invalid_value(format!(
             "unknown field '{k}'; expected one of: {}",
@@ -221,7 +227,7 @@ fn reject_unknown(body: &Map<String, Value>, known: &[&str]) -> Result<()> {
     }
 }
 
-fn opt_string<'b>(body: &'b Map<String, Value>, name: &str) -> Result<Option<&'b str>> {
+pub(crate) fn opt_string<'b>(body: &'b Map<String, Value>, name: &str) -> Result<Option<&'b str>> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
@@ -231,7 +237,7 @@ fn opt_string<'b>(body: &'b Map<String, Value>, name: &str) -> Result<Option<&'b
     }
 }
 
-fn opt_bool(body: &Map<String, Value>, name: &str) -> Result<Option<bool>> {
+pub(crate) fn opt_bool(body: &Map<String, Value>, name: &str) -> Result<Option<bool>> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -302,6 +308,7 @@ fn tenant_json(t: &TenantRecord, origin: &str) -> Value {
         "name": t.name,
         "created": t.created,
         "strictPatch": t.strict_patch,
+        "extensions": if t.reject_undeclared { "reject" } else { "keep" },
         "quota": {"resources": t.quota.resources, "bytes": t.quota.bytes},
         "scimUrl": scim,
         "tokenEndpoint": token,
@@ -434,17 +441,35 @@ fn quota_change(body: &Map<String, Value>) -> Result<(tenancy::LimitChange, tena
     Ok((limit("resources")?, limit("bytes")?))
 }
 
-async fn patch_tenant<D: Db>(store: &Store<'_, D>, req: &Request) -> Result<Response> {
+async fn patch_tenant<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+) -> Result<Response> {
     let body = body(req)?;
-    reject_unknown(&body, &["name", "strictPatch", "quota"])?;
+    reject_unknown(&body, &["name", "strictPatch", "extensions", "quota"])?;
+    let reject_undeclared = match opt_string(&body, "extensions")? {
+        None => None,
+        Some("keep") => Some(false),
+        Some("reject") => Some(true),
+        Some(other) => {
+            return Err(ScimError::invalid_value(format!(
+                "'extensions' must be \"keep\" or \"reject\", not \"{other}\""
+            )))
+        }
+    };
+    let change = TenantChange {
+        name: opt_string(&body, "name")?,
+        strict_patch: opt_bool(&body, "strictPatch")?,
+        reject_undeclared,
+        quota: quota_change(&body)?,
+    };
     let t = store
-        .update_tenant(
-            opt_string(&body, "name")?,
-            opt_bool(&body, "strictPatch")?,
-            quota_change(&body)?,
-        )
+        .update_tenant(change)
         .await?
         .ok_or_else(|| no_tenant(store))?;
+    // This isolate validates with the new settings at once; others within the profile TTL.
+    ctx.profiles.invalidate(store.tenant());
     Ok(json_response(200, &tenant_json(&t, &req.origin)))
 }
 

@@ -27,6 +27,8 @@ pub struct Ctx<'a, D: Db> {
     pub tokens: &'a crate::service::credentials::TokenCache,
     /// Per-tenant rate limiting (the Workers rate-limiting binding in production).
     pub limiter: &'a dyn crate::service::ratelimit::RateLimiter,
+    /// Tenant profiles (settings and declared schemas) read recently, in isolate memory.
+    pub profiles: &'a crate::service::profile::ProfileCache,
 }
 
 impl<'a, D: Db> Ctx<'a, D> {
@@ -38,6 +40,7 @@ impl<'a, D: Db> Ctx<'a, D> {
             now_ms,
             tokens: crate::service::credentials::isolate_cache(),
             limiter: &crate::service::ratelimit::Unlimited,
+            profiles: crate::service::profile::isolate_cache(),
         }
     }
 }

@@ -5,12 +5,14 @@ use crate::proto::error::{Result, ScimError};
 use crate::proto::projection::Projection;
 use crate::proto::resource::{self, location, Validated};
 use crate::proto::schema::{
-    self, ResourceType, LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA, SP_CONFIG_SCHEMA,
+    self, ResourceType, Schemas, TypeSchemas, TypeScope, LIST_RESPONSE_SCHEMA,
+    SEARCH_REQUEST_SCHEMA, SP_CONFIG_SCHEMA,
 };
 use crate::proto::time;
 use crate::service::ctx::Ctx;
 use crate::service::http::{path_segments, Request, Response};
 use crate::service::ids;
+use crate::service::profile::TenantProfile;
 use crate::service::route::Route;
 use crate::store::cursor;
 use crate::store::{Db, ListQuery, MemberChange, NewData, Store, Stored, Update, Write};
@@ -63,9 +65,17 @@ pub(crate) async fn serve<D: Db>(
     let route = Route::parse(req.method, &segs)?;
     let base = format!("{}{base_path}", req.origin);
     let store = Store::new(ctx.db, principal.tenant);
-    let Some(write) = route.write() else {
-        return dispatch(ctx, &store, req, &route, &base).await;
+    // Everything but the static ServiceProviderConfig depends on the tenant's schemas.
+    let profile = match route {
+        Route::ServiceProviderConfig => TenantProfile::default(),
+        _ => crate::service::profile::load(ctx.profiles, &store, ctx.now_ms).await?,
     };
+    let Some(write) = route.write() else {
+        return dispatch(ctx, &store, profile, req, &route, &base).await;
+    };
+    let store = store.with_unique(crate::store::unique::unique_attrs(
+        profile.schemas.of(write.rt),
+    ));
     // Writes are recorded in the provisioning log: successes by the store in the write's own
     // batch, failures here.
     let store = store.audited(crate::store::events::AuditNote {
@@ -75,7 +85,7 @@ pub(crate) async fn serve<D: Db>(
         attributes: Vec::new(),
         time: time::format_millis(ctx.now_ms),
     });
-    let result = dispatch(ctx, &store, req, &route, &base).await;
+    let result = dispatch(ctx, &store, profile, req, &route, &base).await;
     if let (Err(e), Some(note)) = (&result, store.audit_note()) {
         crate::store::events::record_failure(ctx.db, store.tenant(), write.rt, write.id, note, e)
             .await;
@@ -87,44 +97,67 @@ pub(crate) async fn serve<D: Db>(
 async fn dispatch<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
+    profile: TenantProfile,
     req: &Request,
     route: &Route,
     base: &str,
 ) -> Result<Response> {
+    let schemas = profile.schemas;
     match route {
         Route::ServiceProviderConfig => Ok(Response::json(200, &service_provider_config(base))),
-        Route::ResourceTypes(name) => resource_types(req, name.as_deref(), base),
-        Route::Schemas(urn) => schemas(req, urn.as_deref(), base),
-        Route::Search(rt) => search(ctx, store, req, *rt, base).await,
-        Route::List(rt) => list(ctx, store, req, *rt, base).await,
-        Route::Create(rt) => create(ctx, store, req, *rt, base).await,
-        Route::Get(rt, id) => get(store, req, *rt, id, base).await,
-        Route::Replace(rt, id) => replace(ctx, store, req, *rt, id, base).await,
-        Route::Patch(rt, id) => patch(ctx, store, req, *rt, id, base).await,
+        Route::ResourceTypes(name) => resource_types(req, schemas, name.as_deref(), base),
+        Route::Schemas(urn) => schemas_endpoint(req, schemas, urn.as_deref(), base),
+        Route::Search(rt) => search(ctx, store, req, scope(schemas, *rt), base).await,
+        Route::List(rt) => list(ctx, store, req, schemas.of(*rt), base).await,
+        Route::Create(rt) => create(ctx, store, profile, req, *rt, base).await,
+        Route::Get(rt, id) => get(store, req, schemas.of(*rt), id, base).await,
+        Route::Replace(rt, id) => replace(ctx, store, profile, req, *rt, id, base).await,
+        Route::Patch(rt, id) => patch(ctx, store, req, schemas.of(*rt), id, base).await,
         Route::Delete(rt, id) => delete(store, req, *rt, id).await,
     }
 }
 
-/// `GET /ResourceTypes[/{name}]`.
-fn resource_types(req: &Request, name: Option<&str>, base: &str) -> Result<Response> {
+fn scope(schemas: Schemas, only: Option<ResourceType>) -> TypeScope {
+    TypeScope { only, schemas }
+}
+
+/// `GET /ResourceTypes[/{name}]`, listing the tenant's declared extensions (Okta discovers
+/// custom attributes this way).
+fn resource_types(
+    req: &Request,
+    schemas: Schemas,
+    name: Option<&str>,
+    base: &str,
+) -> Result<Response> {
     reject_discovery_filter(req)?;
     match name {
         None => Ok(list_response(
             ResourceType::ALL
                 .iter()
-                .map(|rt| schema::resource_type_document(*rt, base))
+                .map(|rt| schema::resource_type_document(schemas.of(*rt), base))
                 .collect(),
         )),
         Some(name) => ResourceType::from_name(name)
-            .map(|rt| Response::json(200, &schema::resource_type_document(rt, base)))
+            .map(|rt| Response::json(200, &schema::resource_type_document(schemas.of(rt), base)))
             .ok_or_else(|| ScimError::not_found(format!("no resource type '{name}'"))),
     }
 }
 
-/// `GET /Schemas[/{urn}]`.
-fn schemas(req: &Request, urn: Option<&str>, base: &str) -> Result<Response> {
+/// `GET /Schemas[/{urn}]`: the built-in schemas and the tenant's declared ones.
+fn schemas_endpoint(
+    req: &Request,
+    schemas: Schemas,
+    urn: Option<&str>,
+    base: &str,
+) -> Result<Response> {
     reject_discovery_filter(req)?;
-    let docs = schema::schema_documents(base);
+    let mut docs = schema::schema_documents(base);
+    docs.extend(
+        schemas
+            .declared()
+            .iter()
+            .map(|d| crate::proto::declared::document(d, base)),
+    );
     match urn {
         None => Ok(list_response(docs)),
         Some(urn) => docs
@@ -240,11 +273,11 @@ pub fn write_resource(
     serde_json::to_writer(out, &v).map_err(|_| ScimError::internal())
 }
 
-fn projection_of(req: &Request, rt: Option<ResourceType>) -> Result<Projection> {
+fn projection_of(req: &Request, ts: TypeSchemas) -> Result<Projection> {
     Projection::parse(
         req.query_param("attributes"),
         req.query_param("excludedAttributes"),
-        rt,
+        ts,
     )
 }
 
@@ -286,11 +319,12 @@ fn if_match(req: &Request, current: Option<i64>) -> Result<Option<i64>> {
 async fn get<D: Db>(
     store: &Store<'_, D>,
     req: &Request,
-    rt: ResourceType,
+    ts: TypeSchemas,
     id: &str,
     base: &str,
 ) -> Result<Response> {
-    let projection = projection_of(req, Some(rt))?;
+    let rt = ts.rt;
+    let projection = projection_of(req, ts)?;
     let related = projection.wants(rt, related_attr(rt));
     let stored = store
         .get(rt, id, related)
@@ -319,9 +353,11 @@ pub(crate) async fn read<D: Db>(
     id: Option<&str>,
     base: &str,
 ) -> Result<Response> {
+    let profile = crate::service::profile::load(ctx.profiles, store, ctx.now_ms).await?;
+    let ts = profile.schemas.of(rt);
     match id {
-        None => list(ctx, store, req, rt, base).await,
-        Some(id) => get(store, req, rt, id, base).await,
+        None => list(ctx, store, req, ts, base).await,
+        Some(id) => get(store, req, ts, id, base).await,
     }
 }
 
@@ -339,13 +375,14 @@ fn not_found(rt: ResourceType, id: &str) -> ScimError {
 async fn create<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
+    profile: TenantProfile,
     req: &Request,
     rt: ResourceType,
     base: &str,
 ) -> Result<Response> {
-    let projection = projection_of(req, Some(rt))?;
+    let projection = projection_of(req, profile.schemas.of(rt))?;
     let body = req.json_body()?;
-    let (Validated { data, members }, tolerances) = validate_full(store, rt, &body).await?;
+    let (Validated { data, members }, tolerances) = validate_full(profile, rt, &body)?;
     let id = ids::new_id().ok_or_else(ScimError::internal)?;
     let now = time::format_millis(ctx.now_ms);
     let members = members.unwrap_or_default();
@@ -356,19 +393,20 @@ async fn create<D: Db>(
     Ok(resource_response(201, stored, &projection, base)?.with_notes(tolerated(&tolerances)))
 }
 
-/// Validates a POST or PUT body, accepting identity-provider quirks unless the tenant is
-/// strict. The tenant's setting is read only when a quirk was seen, so a compliant request
-/// costs no extra round trip; a strict tenant gets the error the strict validation gives.
-async fn validate_full<D: Db>(
-    store: &Store<'_, D>,
+/// Validates a POST or PUT body against the tenant's schemas, accepting identity-provider
+/// quirks unless the tenant is strict (a strict tenant gets the error the strict validation
+/// gives). Both come with the tenant's profile: no round trip.
+fn validate_full(
+    profile: TenantProfile,
     rt: ResourceType,
     body: &Value,
 ) -> Result<(Validated, Vec<&'static str>)> {
-    let mut tol = crate::proto::tolerance::Tolerances::lenient();
-    let validated = resource::validate_with(rt, body, &mut tol)?;
-    if !tol.fired().is_empty() && store.is_strict().await? {
-        return resource::validate(rt, body).map(|v| (v, Vec::new()));
+    let ts = profile.schemas.of(rt);
+    if profile.strict {
+        return resource::validate(ts, body).map(|v| (v, Vec::new()));
     }
+    let mut tol = crate::proto::tolerance::Tolerances::lenient();
+    let validated = resource::validate_with(ts, body, &mut tol)?;
     Ok((validated, tol.names()))
 }
 
@@ -380,14 +418,15 @@ fn tolerated<'t>(names: &'t [&'static str]) -> impl Iterator<Item = String> + 't
 async fn replace<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
+    profile: TenantProfile,
     req: &Request,
     rt: ResourceType,
     id: &str,
     base: &str,
 ) -> Result<Response> {
-    let projection = projection_of(req, Some(rt))?;
+    let projection = projection_of(req, profile.schemas.of(rt))?;
     let body = req.json_body()?;
-    let (Validated { data, members }, tolerances) = validate_full(store, rt, &body).await?;
+    let (Validated { data, members }, tolerances) = validate_full(profile, rt, &body)?;
     let mut changes = Vec::new();
     let store = store.changing(attribute_names(&data, rt == ResourceType::Group));
     if rt == ResourceType::Group {
@@ -474,16 +513,17 @@ async fn patch<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
     req: &Request,
-    rt: ResourceType,
+    ts: TypeSchemas,
     id: &str,
     base: &str,
 ) -> Result<Response> {
-    let projection = projection_of(req, Some(rt))?;
+    let rt = ts.rt;
+    let projection = projection_of(req, ts)?;
     let body = req.json_body()?;
     // Parsed whole before the read, leniently: whether the tenant is strict comes with the
     // stored resource. A malformed PATCH then costs one round trip (the failure log).
     let mut parsed = crate::proto::tolerance::Tolerances::lenient();
-    let request = crate::proto::patch::PatchRequest::parse(rt, &body, &mut parsed)?;
+    let request = crate::proto::patch::PatchRequest::parse(ts, &body, &mut parsed)?;
     let changes = member_changes(id, request.member_ops())?;
     let now = time::format_millis(ctx.now_ms);
     let wants_body = rt == ResourceType::User
@@ -636,7 +676,7 @@ async fn list<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
     req: &Request,
-    rt: ResourceType,
+    ts: TypeSchemas,
     base: &str,
 ) -> Result<Response> {
     let params = ListParams {
@@ -649,14 +689,14 @@ async fn list<D: Db>(
         excluded: req.query_param("excludedAttributes").map(str::to_string),
         cursor: req.query_param("cursor").map(str::to_string),
     };
-    run_list(ctx, store, params, Some(rt), base).await
+    run_list(ctx, store, params, ts.into(), base).await
 }
 
 async fn search<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
     req: &Request,
-    rt: Option<ResourceType>,
+    scope: TypeScope,
     base: &str,
 ) -> Result<Response> {
     let body = req.json_body()?;
@@ -720,7 +760,7 @@ async fn search<D: Db>(
         excluded: list("excludedAttributes")?,
         cursor: string("cursor")?,
     };
-    run_list(ctx, store, params, rt, base).await
+    run_list(ctx, store, params, scope, base).await
 }
 
 /// What a cursor is bound to: the tenant, and the resource type, filter and order of the query.
@@ -759,10 +799,11 @@ async fn run_list<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
     p: ListParams,
-    rt: Option<ResourceType>,
+    scope: TypeScope,
     base: &str,
 ) -> Result<Response> {
-    let projection = Projection::parse(p.attributes.as_deref(), p.excluded.as_deref(), rt)?;
+    let rt = scope.only;
+    let projection = Projection::parse(p.attributes.as_deref(), p.excluded.as_deref(), scope)?;
     let (start_index, count) = page_bounds(p.start_index, p.count);
     let mut query = ListQuery {
         rt,
@@ -780,12 +821,12 @@ async fn run_list<D: Db>(
         let filter = crate::proto::filter::parse(f)?;
         query.where_sql = Some(crate::store::query::where_sql(
             &filter,
-            rt,
+            scope,
             &mut query.params,
         )?);
     }
     if let Some(s) = p.sort_by.as_deref().filter(|s| !s.trim().is_empty()) {
-        query.order = Some(crate::store::query::sort_sql(s.trim(), rt)?);
+        query.order = Some(crate::store::query::sort_sql(s.trim(), scope)?);
     }
     let sort_order = p
         .sort_order

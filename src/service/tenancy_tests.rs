@@ -48,6 +48,7 @@ impl H {
             now_ms: self.now_ms,
             tokens: cache.unwrap_or(&self.cache),
             limiter: self.limiter.as_ref(),
+            profiles: crate::service::profile::isolate_cache(),
         };
         block_on(handle(&ctx, &req))
     }
@@ -1127,4 +1128,415 @@ fn revoking_a_rotated_credential_revokes_its_predecessors_and_on_request_its_suc
         None,
     );
     assert_eq!(r.status, 400, "{}", text(&r));
+}
+
+const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+
+fn custom_schema() -> Value {
+    json!({
+        "resourceType": "User",
+        "schema": {
+            "id": CUSTOM,
+            "name": "CustomExtension",
+            "attributes": [
+                {"name": "CustomAttribute", "type": "string"},
+                {"name": "badge", "type": "integer"},
+                {"name": "hired", "type": "dateTime"},
+                {"name": "secret", "type": "string", "returned": "never"}
+            ]
+        }
+    })
+}
+
+fn custom_user(user_name: &str, badge: Value) -> Value {
+    json!({
+        "schemas": [USER_SCHEMA, CUSTOM],
+        "userName": user_name,
+        CUSTOM: {"CustomAttribute": "blue", "badge": badge, "secret": "s3cret"}
+    })
+}
+
+#[test]
+fn declared_extensions_are_validated_served_filtered_and_per_tenant() {
+    let mut h = H::new();
+    h.create_tenant("a");
+    h.create_tenant("b");
+    let (_, ta) = h.issue("a", json!({}));
+    let (_, tb) = h.issue("b", json!({}));
+    // Tenant b kept a user's custom extension verbatim before anything was declared.
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &tb,
+        Some(custom_user("kept", json!("seven"))),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+
+    let path = format!("/tenants/a/schemas/{CUSTOM}");
+    let r = h.admin(Method::Put, &path, Some(custom_schema()));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let decl = r.body_json();
+    assert_eq!(decl["stored"]["checked"], 0);
+    assert_eq!(decl["schema"]["attributes"][1]["mutability"], "readWrite");
+    assert_eq!(
+        h.admin(Method::Put, &path, Some(custom_schema())).status,
+        200
+    );
+
+    // Served for tenant a only.
+    let schemas = h
+        .scim(Method::Get, "/scim/v2/Schemas", &ta, None)
+        .body_json();
+    assert!(schemas.to_string().contains(CUSTOM));
+    let r = h.scim(
+        Method::Get,
+        &format!("/scim/v2/Schemas/{CUSTOM}"),
+        &ta,
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_json()["attributes"][1]["type"], "integer");
+    let rt = h
+        .scim(Method::Get, "/scim/v2/ResourceTypes/User", &ta, None)
+        .body_json();
+    assert_eq!(rt["schemaExtensions"][1]["schema"], CUSTOM);
+    assert!(!h
+        .scim(Method::Get, "/scim/v2/Schemas", &tb, None)
+        .body_json()
+        .to_string()
+        .contains(CUSTOM));
+    assert_eq!(
+        h.scim(
+            Method::Get,
+            &format!("/scim/v2/Schemas/{CUSTOM}"),
+            &tb,
+            None
+        )
+        .status,
+        404
+    );
+
+    // Validated with its types in a; b keeps whatever is sent.
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &ta,
+        Some(custom_user("bad", json!("seven"))),
+    );
+    assert_eq!(r.status, 400, "{}", text(&r));
+    assert_eq!(r.body_json()["scimType"], "invalidValue");
+    assert!(text(&r).contains("badge"));
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &ta,
+        Some(custom_user("good", json!(7))),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let created = r.body_json();
+    assert_eq!(created[CUSTOM]["badge"], 7);
+    assert!(created[CUSTOM].get("secret").is_none(), "returned: never");
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        h.scim(
+            Method::Post,
+            "/scim/v2/Users",
+            &tb,
+            Some(custom_user("kept2", json!("x")))
+        )
+        .status,
+        201
+    );
+
+    // Filtered with its type: badge is an integer, so `gt` compares numbers.
+    let q = format!("/scim/v2/Users?filter={CUSTOM}:badge%20gt%205");
+    let list = h.scim(Method::Get, &q, &ta, None).body_json();
+    assert_eq!(list["totalResults"], 1, "{list}");
+    let q = format!("/scim/v2/Users?filter={CUSTOM}:badge%20gt%20%22x%22");
+    assert_eq!(
+        h.scim(Method::Get, &q, &ta, None).body_json()["scimType"],
+        "invalidFilter"
+    );
+
+    // PATCHed by URN path, validated.
+    let patch = |path: &str, value: Value| json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": path, "value": value}]});
+    let r = h.scim(
+        Method::Patch,
+        &format!("/scim/v2/Users/{id}"),
+        &ta,
+        Some(patch(&format!("{CUSTOM}:CustomAttribute"), json!("green"))),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()[CUSTOM]["CustomAttribute"], "green");
+    let r = h.scim(
+        Method::Patch,
+        &format!("/scim/v2/Users/{id}"),
+        &ta,
+        Some(patch(&format!("{CUSTOM}:hired"), json!("yesterday"))),
+    );
+    assert_eq!(r.status, 400, "{}", text(&r));
+
+    // Declaring over b's verbatim data reports what does not fit, and changes nothing.
+    let r = h.admin(
+        Method::Put,
+        &format!("/tenants/b/schemas/{CUSTOM}"),
+        Some(custom_schema()),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let stored = &r.body_json()["stored"];
+    assert_eq!(stored["checked"], 2, "{stored}");
+    assert_eq!(stored["conflicting"], 2, "{stored}");
+    assert_eq!(stored["complete"], true);
+    let kept = h.scim(
+        Method::Get,
+        "/scim/v2/Users?filter=userName%20eq%20%22kept%22",
+        &tb,
+        None,
+    );
+    assert_eq!(
+        kept.body_json()["Resources"][0][CUSTOM]["badge"],
+        "seven",
+        "nothing lost"
+    );
+
+    // Undeclared again after DELETE; the data stays.
+    assert_eq!(
+        h.admin(
+            Method::Delete,
+            &format!("/tenants/b/schemas/{CUSTOM}"),
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        h.admin(
+            Method::Delete,
+            &format!("/tenants/b/schemas/{CUSTOM}"),
+            None
+        )
+        .status,
+        404
+    );
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &tb,
+        Some(custom_user("kept3", json!("x"))),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+}
+
+#[test]
+fn a_tenant_can_refuse_undeclared_extensions() {
+    let mut h = H::new();
+    h.create_tenant("r");
+    let (_, t) = h.issue("r", json!({}));
+    let r = h.admin(
+        Method::Patch,
+        "/tenants/r",
+        Some(json!({"extensions": "reject"})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["extensions"], "reject");
+    assert_eq!(
+        h.admin(
+            Method::Patch,
+            "/tenants/r",
+            Some(json!({"extensions": "drop"}))
+        )
+        .status,
+        400
+    );
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &t,
+        Some(custom_user("u", json!(1))),
+    );
+    assert_eq!(r.status, 400, "{}", text(&r));
+    assert_eq!(r.body_json()["scimType"], "invalidSyntax");
+    assert!(text(&r).contains(CUSTOM), "the URN is named: {}", text(&r));
+    // Declared, the same body is accepted.
+    let path = format!("/tenants/r/schemas/{CUSTOM}");
+    assert_eq!(
+        h.admin(Method::Put, &path, Some(custom_schema())).status,
+        201
+    );
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &t,
+        Some(custom_user("u", json!(1))),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let id = r.body_json()["id"].as_str().expect("id").to_string();
+    // PATCH into another undeclared extension is refused too.
+    let other = "urn:example:other:2.0:User:x";
+    let body =
+        json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": other, "value": "v"}]});
+    let r = h.scim(
+        Method::Patch,
+        &format!("/scim/v2/Users/{id}"),
+        &t,
+        Some(body),
+    );
+    assert_eq!(r.status, 400, "{}", text(&r));
+}
+
+#[test]
+fn bad_declarations_are_refused_and_store_nothing() {
+    let mut h = H::new();
+    h.create_tenant("d");
+    let path = format!("/tenants/d/schemas/{CUSTOM}");
+    let mut wrong_id = custom_schema();
+    wrong_id["schema"]["id"] = json!("urn:example:elsewhere");
+    for body in [
+        json!({"resourceType": "Device", "schema": custom_schema()["schema"]}),
+        json!({"schema": custom_schema()["schema"]}),
+        json!({"resourceType": "User"}),
+        json!({"resourceType": "User", "schema": {"id": CUSTOM, "attributes": [{"name": "x", "type": "str"}]}}),
+        json!({"resourceType": "User", "schema": custom_schema()["schema"], "extra": 1}),
+        wrong_id,
+    ] {
+        let r = h.admin(Method::Put, &path, Some(body.clone()));
+        assert_eq!(r.status, 400, "{body}: {}", text(&r));
+    }
+    let r = h.admin(
+        Method::Put,
+        "/tenants/nope/schemas/urn:x:y",
+        Some(json!({"resourceType": "User", "schema": {"id": "urn:x:y", "attributes": [{"name": "a", "type": "string"}]}})),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        h.admin(Method::Get, "/tenants/d/schemas", None).body_json()["schemas"],
+        json!([])
+    );
+    // One inside another's namespace is refused.
+    assert_eq!(
+        h.admin(Method::Put, &path, Some(custom_schema())).status,
+        201
+    );
+    let inner = format!("{CUSTOM}:Sub");
+    let r = h.admin(
+        Method::Put,
+        &format!("/tenants/d/schemas/{inner}"),
+        Some(json!({"resourceType": "User", "schema": {"id": inner, "attributes": [{"name": "a", "type": "string"}]}})),
+    );
+    assert_eq!(r.status, 409, "{}", text(&r));
+}
+
+#[test]
+fn declared_unique_attributes_are_unique_per_tenant_case_insensitively() {
+    let mut h = H::new();
+    h.create_tenant("u");
+    h.create_tenant("v");
+    let (_, t) = h.issue("u", json!({}));
+    let (_, tv) = h.issue("v", json!({}));
+    let user = |name: &str, code: &str| json!({"schemas": [USER_SCHEMA, CUSTOM], "userName": name, CUSTOM: {"employeeCode": code}});
+    // Two users kept the same code before the declaration.
+    for name in ["early1", "early2"] {
+        let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user(name, "DUP")));
+        assert_eq!(r.status, 201, "{}", text(&r));
+    }
+    let mut decl = custom_schema();
+    decl["schema"]["attributes"] =
+        json!([{"name": "employeeCode", "type": "string", "uniqueness": "server"}]);
+    let path = format!("/tenants/u/schemas/{CUSTOM}");
+    let r = h.admin(Method::Put, &path, Some(decl.clone()));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(
+        r.body_json()["stored"]["duplicateValues"],
+        1,
+        "{}",
+        text(&r)
+    );
+
+    let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("a", "E1")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let a = r.body_json()["id"].as_str().expect("id").to_string();
+    let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("b", "e1")));
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert_eq!(r.body_json()["scimType"], "uniqueness");
+    let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("b", "E2")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let b = r.body_json()["id"].as_str().expect("id").to_string();
+    // A PATCH into a taken value fails and changes nothing; freeing it lets another take it.
+    let set = |code: &str| json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": format!("{CUSTOM}:employeeCode"), "value": code}]});
+    let r = h.scim(
+        Method::Patch,
+        &format!("/scim/v2/Users/{b}"),
+        &t,
+        Some(set("E1")),
+    );
+    assert_eq!(r.status, 409, "{}", text(&r));
+    let r = h.scim(
+        Method::Patch,
+        &format!("/scim/v2/Users/{a}"),
+        &t,
+        Some(set("E3")),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let r = h.scim(
+        Method::Patch,
+        &format!("/scim/v2/Users/{b}"),
+        &t,
+        Some(set("E1")),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/scim/v2/Users/{b}"), &t, None)
+            .status,
+        204
+    );
+    let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("c", "E1")));
+    assert_eq!(r.status, 201, "deleting frees the value: {}", text(&r));
+    // Per tenant: v declares the same schema and may use the same value.
+    let r = h.admin(
+        Method::Put,
+        &format!("/tenants/v/schemas/{CUSTOM}"),
+        Some(decl),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = h.scim(Method::Post, "/scim/v2/Users", &tv, Some(user("a", "E1")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    // Without the declaration, the values are free again.
+    assert_eq!(h.admin(Method::Delete, &path, None).status, 204);
+    let r = h.scim(Method::Post, "/scim/v2/Users", &t, Some(user("d", "E3")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+}
+
+#[test]
+fn declaring_reports_kept_values_that_fit_but_are_not_in_stored_form() {
+    let mut h = H::new();
+    h.create_tenant("n");
+    let (_, t) = h.issue("n", json!({}));
+    let body = |name: &str, hired: &str| json!({"schemas": [USER_SCHEMA, CUSTOM], "userName": name, CUSTOM: {"hired": hired}});
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &t,
+        Some(body("offset", "2026-01-05T10:00:00+01:00")),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = h.scim(
+        Method::Post,
+        "/scim/v2/Users",
+        &t,
+        Some(body("utc", "2026-01-05T09:00:00.000Z")),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = h.admin(
+        Method::Put,
+        &format!("/tenants/n/schemas/{CUSTOM}"),
+        Some(custom_schema()),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let stored = &r.body_json()["stored"];
+    assert_eq!(stored["checked"], 2, "{stored}");
+    assert_eq!(stored["conflicting"], 1, "only the offset form: {stored}");
+    assert!(stored["conflicts"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("another form"));
 }

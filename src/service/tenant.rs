@@ -135,10 +135,11 @@ pub async fn authenticate<D: Db>(
             Some(v) => v,
             None => {
                 let now = crate::proto::time::format_millis(ctx.now_ms);
-                let v = tenancy::verify_token(ctx.db, &hash, &now)
+                let (v, profile) = tenancy::verify_token(ctx.db, &hash, &now)
                     .await?
                     .ok_or_else(invalid)?;
                 ctx.tokens.put(&hash, v.clone(), ctx.now_ms);
+                crate::service::profile::remember(ctx.profiles, &v.tenant, &profile, ctx.now_ms);
                 v
             }
         };

@@ -66,6 +66,8 @@ pub enum Constraint {
     ResourceId,
     /// The primary key of `tenants`.
     TenantId,
+    /// `unique_values`: a declared attribute with `uniqueness: server` (migration 0012).
+    DeclaredUnique,
     /// Any other; the columns as SQLite named them.
     Other(String),
 }
@@ -78,6 +80,9 @@ impl Constraint {
             "resources.tenant, resources.display_name" => Constraint::GroupDisplayName,
             "resources.tenant, resources.id" => Constraint::ResourceId,
             "tenants.id" => Constraint::TenantId,
+            "unique_values.tenant, unique_values.attr, unique_values.value" => {
+                Constraint::DeclaredUnique
+            }
             other => Constraint::Other(other.to_string()),
         }
     }
@@ -133,6 +138,7 @@ impl From<StoreError> for ScimError {
                 Constraint::GroupDisplayName => "a Group with this displayName already exists (displayName is unique, case-insensitively)".to_string(),
                 Constraint::ResourceId => "a resource with this id already exists".to_string(),
                 Constraint::TenantId => "a tenant with this id already exists".to_string(),
+                Constraint::DeclaredUnique => "another resource has the same value of an attribute the tenant declared unique (uniqueness: server)".to_string(),
                 Constraint::Other(_) => "it conflicts with an existing one".to_string(),
             }),
             StoreError::MissingReference => {

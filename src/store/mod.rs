@@ -27,11 +27,13 @@ mod list;
 #[cfg(test)]
 mod list_order_tests;
 pub mod query;
+pub mod schemas;
 pub mod sql;
 pub mod tenancy;
 pub mod tolerances;
 #[cfg(test)]
 mod undeclared_cost_tests;
+pub mod unique;
 use crate::proto::resource::{Meta, Related};
 use crate::proto::schema::ResourceType;
 use crate::store::sql::{SqlValue, Stmt};
@@ -89,6 +91,9 @@ pub struct Store<'a, D: Db> {
     tenant: String,
     /// When set, `create`/`update`/`delete` record a provisioning-log event in the same batch.
     audit: Option<AuditNote>,
+    /// Declared attributes whose values are unique in the tenant: `create` and `update` keep
+    /// their rows in `unique_values` in the same batch (see [`unique`]).
+    unique: Vec<unique::UniqueAttr>,
 }
 
 const COLUMNS: &str = "r.id, r.type, r.data, r.created, r.modified, r.version";
@@ -141,7 +146,14 @@ impl<'a, D: Db> Store<'a, D> {
             db,
             tenant: tenant.into(),
             audit: None,
+            unique: Vec::new(),
         }
+    }
+
+    /// The same store, enforcing the uniqueness of `attrs` in its writes.
+    pub fn with_unique(mut self, attrs: Vec<unique::UniqueAttr>) -> Store<'a, D> {
+        self.unique = attrs;
+        self
     }
 
     /// The same store, recording the next write in the provisioning log as `note` says.
@@ -150,6 +162,7 @@ impl<'a, D: Db> Store<'a, D> {
             db: self.db,
             tenant: self.tenant.clone(),
             audit: Some(note),
+            unique: self.unique.clone(),
         }
     }
 
@@ -168,6 +181,7 @@ impl<'a, D: Db> Store<'a, D> {
             db: self.db,
             tenant: self.tenant.clone(),
             audit,
+            unique: self.unique.clone(),
         }
     }
 
@@ -387,6 +401,7 @@ impl<'a, D: Db> Store<'a, D> {
         if !members.is_empty() {
             stmts.push(self.add_members_stmt(id, members, None));
         }
+        stmts.extend(self.unique_stmts(id, version, false));
         stmts.extend(self.audit_stmt(rt, id, false, None));
         if !tolerances.is_empty() {
             stmts.push(self.tolerance_stmt(tolerances, now, None));
@@ -428,6 +443,9 @@ impl<'a, D: Db> Store<'a, D> {
         // Index of the UPDATE's result in the batch.
         let update_at = stmts.len();
         stmts.push(self.update_stmt(u, version)?);
+        if u.data.is_some() {
+            stmts.extend(self.unique_stmts(u.id, version, true));
+        }
         for change in u.members {
             stmts.push(self.member_change_stmt(u.id, change, version));
         }

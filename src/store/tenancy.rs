@@ -4,6 +4,7 @@
 //! tenant) and [`list_tenants`] (the admin API's tenant list).
 
 use super::{int, Store};
+use crate::store::schemas::{profile_of, profile_stmt, Profile};
 use crate::store::sql::{SqlValue, Stmt};
 use crate::store::{Db, Result, Row, StoreError};
 use serde_json::Value;
@@ -75,8 +76,20 @@ pub struct TenantRecord {
     pub name: String,
     pub created: String,
     pub strict_patch: bool,
+    /// Attributes under undeclared extension URNs are refused (`extensions: reject`) rather
+    /// than kept verbatim.
+    pub reject_undeclared: bool,
     /// Storage limits (`None`: unlimited), enforced by triggers in every write's transaction.
     pub quota: Quota,
+}
+
+/// What an admin PATCH of a tenant changes; `None` keeps a setting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TenantChange<'a> {
+    pub name: Option<&'a str>,
+    pub strict_patch: Option<bool>,
+    pub reject_undeclared: Option<bool>,
+    pub quota: (LimitChange, LimitChange),
 }
 
 /// A tenant's storage limits; `None` is unlimited.
@@ -134,7 +147,8 @@ pub struct NewCredential<'x> {
     pub expires: Option<&'x str>,
 }
 
-const TENANT_COLUMNS: &str = "id, name, created, strict_patch, max_resources, max_bytes";
+const TENANT_COLUMNS: &str =
+    "id, name, created, strict_patch, undeclared_extensions, max_resources, max_bytes";
 const CREDENTIAL_COLUMNS: &str =
     "id, tenant, kind, label, created, expires, last_used, revoked, replaced_by, parent_id";
 
@@ -159,6 +173,7 @@ fn tenant_row(row: &Row) -> Result<TenantRecord> {
         name: text(row, "name")?,
         created: text(row, "created")?,
         strict_patch: int(row.get("strict_patch")).unwrap_or(0) == 1,
+        reject_undeclared: opt_text(row, "undeclared_extensions").as_deref() == Some("reject"),
         quota: Quota {
             resources: int(row.get("max_resources")),
             bytes: int(row.get("max_bytes")),
@@ -188,19 +203,31 @@ async fn run<D: Db>(db: &D, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
 /// Verifies a SCIM credential by the hash of the presented token and records its use, in one
 /// statement (one round trip): only a live bearer or access token matches. Cross-tenant by
 /// design: the answer names the tenant. Client secrets never match here.
-pub async fn verify_token<D: Db>(db: &D, hash: &str, now: &str) -> Result<Option<Verified>> {
+///
+/// The tenant's profile (settings and declared schemas) comes in the same batch, so a request
+/// with a token not yet cached still costs one round trip before its own work.
+pub async fn verify_token<D: Db>(
+    db: &D,
+    hash: &str,
+    now: &str,
+) -> Result<Option<(Verified, Profile)>> {
     let stmt = Stmt::new(
         "UPDATE credentials SET last_used = ? WHERE hash = ? AND kind IN ('bearer', 'access') \
          AND revoked IS NULL AND (expires IS NULL OR expires > ?) \
          RETURNING id, tenant, kind, expires",
         vec![now.into(), hash.into(), now.into()],
     );
-    let res = run(db, vec![stmt]).await?;
+    let profile = profile_stmt(
+        "(SELECT tenant FROM credentials WHERE hash = ?)",
+        hash.into(),
+    );
+    let res = run(db, vec![stmt, profile]).await?;
     let Some(row) = res.first().and_then(|rows| rows.first()) else {
         return Ok(None);
     };
+    let profile = profile_of(res.get(1).map_or(&[][..], Vec::as_slice))?;
     let expires = opt_text(row, "expires");
-    Ok(Some(Verified {
+    let verified = Verified {
         tenant: text(row, "tenant")?,
         credential_id: text(row, "id")?,
         kind: Kind::parse(&text(row, "kind")?).ok_or(StoreError::Corrupt("credential kind"))?,
@@ -211,7 +238,8 @@ pub async fn verify_token<D: Db>(db: &D, hash: &str, now: &str) -> Result<Option
             ),
             None => None,
         },
-    }))
+    };
+    Ok(Some((verified, profile)))
 }
 
 /// Every tenant, for the admin API (cross-tenant by nature).
@@ -282,19 +310,22 @@ impl<D: Db> Store<'_, D> {
             .transpose()
     }
 
-    /// Changes the tenant's name and/or PATCH strictness; `None` if it does not exist.
-    pub async fn update_tenant(
-        &self,
-        name: Option<&str>,
-        strict_patch: Option<bool>,
-        quota: (LimitChange, LimitChange),
-    ) -> Result<Option<TenantRecord>> {
-        let mut sets =
-            String::from("name = coalesce(?, name), strict_patch = coalesce(?, strict_patch)");
+    /// Changes the tenant's settings in one statement; `None` if it does not exist.
+    pub async fn update_tenant(&self, change: TenantChange<'_>) -> Result<Option<TenantRecord>> {
+        let mut sets = String::from(
+            "name = coalesce(?, name), strict_patch = coalesce(?, strict_patch), \
+             undeclared_extensions = coalesce(?, undeclared_extensions)",
+        );
         let mut params = vec![
-            opt(name),
-            strict_patch.map_or(SqlValue::Null, |s| SqlValue::Int(i64::from(s))),
+            opt(change.name),
+            change
+                .strict_patch
+                .map_or(SqlValue::Null, |s| SqlValue::Int(i64::from(s))),
+            opt(change
+                .reject_undeclared
+                .map(|r| if r { "reject" } else { "keep" })),
         ];
+        let quota = change.quota;
         for (column, change) in [("max_resources", quota.0), ("max_bytes", quota.1)] {
             if let Some(limit) = change {
                 sets.push_str(&format!(", {column} = ?"));

@@ -336,6 +336,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         // Lives as long as the isolate: verified tokens skip D1 for `credentials::CACHE_TTL_MS`.
         tokens: crate::service::credentials::isolate_cache(),
         limiter: &limiter,
+        profiles: crate::service::profile::isolate_cache(),
     };
     let mut response = service::handle(&ctx, &request).await;
     if debug_timing(&env) {

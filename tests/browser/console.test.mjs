@@ -284,6 +284,40 @@ test("revoke the token; the next SCIM request is refused with 401", async () => 
   assert.equal(refused.status, 401, JSON.stringify(refused.json));
 });
 
+test("extension schemas: declare one from a file, see the report, edit, remove; refuse undeclared ones", async () => {
+  const urn = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+  const adminApi = async (p) => (await fetch(`${w.origin}/admin/api${p}`, { headers: { Authorization: `Bearer ${ADMIN}` } })).json();
+  await openView("Extension schemas");
+  await page.getByText("No extension schemas declared").waitFor();
+  await page.getByLabel("Import a JSON file (optional)").setInputFiles({
+    name: "custom.json",
+    mimeType: "application/json",
+    buffer: Buffer.from(JSON.stringify({ id: urn, name: "Custom", attributes: [{ name: "costCode", type: "integer" }] })),
+  });
+  await page.waitForFunction(() => document.getElementById("schema-json").value.includes("costCode"));
+  await page.getByRole("button", { name: "Declare schema" }).click();
+  await status().filter({ hasText: `Schema ${urn} declared for User` }).waitFor();
+  assert.match(await page.locator("#schema-report").textContent(), /^Checked \d+ stored resources?: 0 do not fit, 0 duplicate/);
+  await page.getByRole("cell", { name: "costCode: integer" }).waitFor();
+  assert.deepEqual((await adminApi(`/tenants/${TENANT}/schemas`)).schemas.map((d) => d.schema.id), [urn]);
+  await shot("08-extension-schemas");
+  // Edit fills the form; a bad document is refused with the server's message.
+  await page.getByRole("button", { name: `Edit ${urn}` }).click();
+  await page.getByLabel("Schema representation (JSON)").fill(JSON.stringify({ id: urn, attributes: [{ name: "x", type: "text" }] }));
+  await page.getByRole("button", { name: "Declare schema" }).click();
+  await status().filter({ hasText: "unknown variant" }).waitFor();
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: `Remove ${urn}` }).click();
+  await status().filter({ hasText: `Schema ${urn} removed` }).waitFor();
+  assert.deepEqual((await adminApi(`/tenants/${TENANT}/schemas`)).schemas, []);
+  // The overview's setting for undeclared extensions.
+  await openView("Overview");
+  await page.getByLabel("Attributes under undeclared extension schemas").selectOption("reject");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await status().filter({ hasText: `Settings saved for ${TENANT}` }).waitFor();
+  assert.equal((await adminApi(`/tenants/${TENANT}`)).extensions, "reject");
+});
+
 test("tolerances view, sign out, and no CSP violations or script errors on the way", async () => {
   await openView("Tolerances");
   const rows = page.locator("#tolerance-rows tr");

@@ -208,7 +208,8 @@ test("malformed input is a SCIM error, never a 5xx, and stores nothing", async (
     [{ raw: "", headers: { "Content-Type": "application/json" } }, 400, "invalidSyntax"],
     [{ raw: "userName=x", headers: { "Content-Type": "application/x-www-form-urlencoded" } }, 415, undefined],
     [{ body: { userName: "no-schemas" } }, 400, "invalidSyntax"],
-    [{ body: { schemas: [USER_SCHEMA], userName: "bad-attr", favouriteColour: "blue" } }, 400, "invalidSyntax"],
+    [{ body: { schemas: [USER_SCHEMA], userName: "bad-attr", "favourite colour": "blue" } }, 400, "invalidSyntax"],
+    [{ body: { schemas: [USER_SCHEMA], userName: "bad-attr", members: [] } }, 400, "invalidSyntax"],
     [{ body: { schemas: [USER_SCHEMA] } }, 400, "invalidValue"],
     [{ body: { schemas: [USER_SCHEMA], userName: "t", active: "maybe" } }, 400, "invalidValue"],
     [{ body: { schemas: [USER_SCHEMA], userName: "t", emails: "a@b.c" } }, 400, "invalidValue"],
@@ -226,4 +227,14 @@ test("malformed input is a SCIM error, never a 5xx, and stores nothing", async (
   const outside = await w.mf.dispatchFetch(`${w.origin}/`, {});
   assert.equal(outside.status, 404);
   assert.equal(await w.count("SELECT count(*) FROM resources"), before);
+});
+
+test("an attribute no schema defines is kept and counted, not refused (an IdP mapping mistake)", async () => {
+  const count = () => w.count("SELECT coalesce(sum(count), 0) FROM tolerance_counts WHERE name = 'unknownAttribute'");
+  const counted = await count();
+  const r = await w.post("/Users", { schemas: [USER_SCHEMA], userName: "kept-attr", favouriteColour: "blue" });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.favouriteColour, "blue");
+  assert.equal((await w.get(`/Users/${r.json.id}`)).json.favouriteColour, "blue");
+  assert.equal(await count(), counted + 1);
 });

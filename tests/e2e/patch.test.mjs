@@ -90,7 +90,7 @@ test("PATCH errors are SCIM errors and leave the resource unchanged", async () =
   const before = await w.db.prepare("SELECT data, version FROM resources WHERE id = ?").bind(u.id).first();
   assertScimError(assert, await w.patch(`/Users/${u.id}`, { Operations: [] }), 400, "invalidSyntax");
   assertScimError(assert, await w.patch(`/Users/${u.id}`, ops({ op: "replace", path: "meta.created", value: "x" })), 400, "mutability");
-  assertScimError(assert, await w.patch(`/Users/${u.id}`, ops({ op: "replace", path: "unknownAttr", value: "x" })), 400, "invalidPath");
+  assertScimError(assert, await w.patch(`/Users/${u.id}`, ops({ op: "replace", path: 'unknownAttr[value eq "x"]', value: "x" })), 400, "invalidPath");
   assertScimError(assert, await w.patch(`/Users/${u.id}`, ops({ op: "remove" })), 400, "noTarget");
   assertScimError(assert, await w.patch(`/Users/${u.id}`, ops({ op: "replace", path: "active", value: [1] })), 400, "invalidValue");
   assertScimError(assert, await w.patch(`/Users/${u.id}`, ops({ op: "replace", path: 'emails[type eq "work"', value: "x" })), 400, "invalidPath");

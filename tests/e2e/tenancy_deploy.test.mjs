@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
@@ -97,6 +97,19 @@ test("admin CLI: create a tenant, issue, list, rotate and revoke tokens against 
     assert.equal(revoked.status, "revoked");
     assert.equal((await scim(rotated.token)).status, 401);
     assert.ok((await cli("tenants")).tenants.some((x) => x.id === "cli-co"));
+
+    // Declared extension schemas: imported from another server's /Schemas answer.
+    const urn = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    const file = path.join(mkdtempSync(path.join(tmpdir(), "scim-cli-")), "schemas.json");
+    writeFileSync(file, JSON.stringify({ Resources: [{ id: urn, name: "Custom", attributes: [{ name: "costCode", type: "integer" }] }] }));
+    const imported = await cli("schema", "import", "cli-co", file, "--resource-type", "User");
+    assert.equal(imported.schema.id, urn);
+    assert.equal(imported.stored.checked, 0);
+    assert.deepEqual((await cli("schemas", "cli-co")).schemas.map((d) => d.schema.id), [urn]);
+    assert.equal((await cli("schema", "show", "cli-co", urn)).resourceType, "User");
+    assert.equal((await cli("tenant", "set", "cli-co", "--extensions", "reject")).extensions, "reject");
+    assert.deepEqual(await cli("schema", "delete", "cli-co", urn), {});
+    await assert.rejects(cli("schema", "import", "cli-co", file), (e) => e.code === 2 && /resource-type/.test(e.stderr));
 
     // Failures exit non-zero with the API's message on stderr.
     await assert.rejects(cli("token", "revoke", "cli-co", "no-such-id"), (e) => e.code === 1 && /404 not_found/.test(e.stderr));

@@ -31,7 +31,7 @@ mod parser;
 mod resolve;
 
 use crate::proto::error::ScimError;
-use crate::proto::schema::ResourceType;
+use crate::proto::schema::{TypeSchemas, TypeScope};
 use serde_json::Value;
 use std::fmt;
 
@@ -190,11 +190,11 @@ pub(crate) fn parser_attr_path(input: &str) -> Result<AttrPath, PosError> {
 /// whether the attribute is merely not defined for `rt`.
 pub(crate) fn resolve_for_sort(
     path: &AttrPath,
-    rt: ResourceType,
+    ts: TypeSchemas,
 ) -> Result<ResolvedAttr, (bool, PosError)> {
     let split = |e: resolve::BindErr| (e.is_unknown(), e.into_pos());
-    let r = resolve::resolve_any(path, Some(rt)).map_err(split)?;
-    resolve::check_usable(&r, rt, path).map_err(split)?;
+    let r = resolve::resolve_any(path, ts.into()).map_err(split)?;
+    resolve::check_usable(&r, ts.rt, path).map_err(split)?;
     Ok(r)
 }
 
@@ -204,16 +204,16 @@ pub(crate) fn resolve_for_sort(
 pub struct Bound(pub(crate) Node);
 
 /// Resolves and type-checks `filter` for `rt` (`None`: a root search spanning every type).
-/// Unknown attributes (names a schema the service defines would own, but does not define) and
-/// operator/value combinations the attribute's type does not allow are `400 invalidFilter`;
-/// other names are undeclared attributes (`resolve::undeclared`).
-pub fn bind(filter: &Filter, rt: Option<ResourceType>) -> Result<Bound, ScimError> {
-    resolve::bind(filter, rt).map(Bound)
+/// Unknown attributes (names a schema the service or the tenant defines would own, but does
+/// not define) and operator/value combinations the attribute's type does not allow are
+/// `400 invalidFilter`; other names are undeclared attributes (`resolve::undeclared`).
+pub fn bind(filter: &Filter, scope: impl Into<TypeScope>) -> Result<Bound, ScimError> {
+    resolve::bind(filter, scope.into()).map(Bound)
 }
 
-/// Checks that `filter` is valid for `rt` without evaluating it.
-pub fn validate(filter: &Filter, rt: Option<ResourceType>) -> Result<(), ScimError> {
-    bind(filter, rt).map(|_| ())
+/// Checks that `filter` is valid for `scope` without evaluating it.
+pub fn validate(filter: &Filter, scope: impl Into<TypeScope>) -> Result<(), ScimError> {
+    bind(filter, scope).map(|_| ())
 }
 
 impl Bound {
@@ -227,8 +227,8 @@ impl Bound {
 /// Whether the rendered `resource` matches `filter`, with exactly the semantics of the SQL from
 /// `crate::store::query::where_sql`. A filter that does not bind for `rt` matches nothing; call
 /// [`validate`] first to report that to the client.
-pub fn matches(filter: &Filter, rt: Option<ResourceType>, resource: &Value) -> bool {
-    bind(filter, rt)
+pub fn matches(filter: &Filter, scope: impl Into<TypeScope>, resource: &Value) -> bool {
+    bind(filter, scope)
         .map(|b| b.matches(resource))
         .unwrap_or(false)
 }

@@ -9,7 +9,9 @@
 mod undeclared;
 use super::{AttrPath, CompareOp, Comparison, Filter, Literal, PosError};
 use crate::proto::error::ScimError;
-use crate::proto::schema::{self, AttrType, Attribute, ResourceType, Returned};
+use crate::proto::schema::{
+    self, AttrType, Attribute, ResourceType, Returned, Schemas, TypeSchemas, TypeScope,
+};
 use crate::proto::time;
 pub(crate) use undeclared::{undeclared_attr, UndeclaredAttr};
 
@@ -84,19 +86,17 @@ impl ResolvedAttr {
 /// Names are matched case-insensitively; a path without URN is looked up among the common
 /// attributes, then the core schema, then (if unambiguous) the extensions.
 /// Unknown attributes are `400 invalidFilter` naming the path.
-pub fn resolve(path: &AttrPath, rt: Option<ResourceType>) -> Result<ResolvedAttr, ScimError> {
-    resolve_any(path, rt).map_err(|e| e.into_pos().into_filter_error())
+pub fn resolve(path: &AttrPath, scope: impl Into<TypeScope>) -> Result<ResolvedAttr, ScimError> {
+    resolve_any(path, scope.into()).map_err(|e| e.into_pos().into_filter_error())
 }
 
-pub(crate) fn resolve_any(
-    path: &AttrPath,
-    rt: Option<ResourceType>,
-) -> Result<ResolvedAttr, BindErr> {
-    let Some(rt) = rt else {
+pub(crate) fn resolve_any(path: &AttrPath, scope: TypeScope) -> Result<ResolvedAttr, BindErr> {
+    let schemas = scope.schemas;
+    let Some(rt) = scope.only else {
         let mut found = Vec::new();
         let mut first_err = None;
         for rt in ResourceType::ALL {
-            match resolve_in(path, rt) {
+            match resolve_in(path, schemas.of(rt)) {
                 Ok(r) => found.push(r),
                 Err(e) => {
                     if first_err
@@ -120,7 +120,7 @@ pub(crate) fn resolve_any(
             None => Err(first_err.unwrap_or_else(|| unknown(path))),
         };
     };
-    resolve_in(path, rt)
+    resolve_in(path, schemas.of(rt))
 }
 
 fn unknown(path: &AttrPath) -> BindErr {
@@ -130,7 +130,8 @@ fn unknown(path: &AttrPath) -> BindErr {
     ))
 }
 
-fn resolve_in(path: &AttrPath, rt: ResourceType) -> Result<ResolvedAttr, BindErr> {
+fn resolve_in(path: &AttrPath, ts: TypeSchemas) -> Result<ResolvedAttr, BindErr> {
+    let rt = ts.rt;
     let core = rt.core_schema();
     let lookup_core = |name: &str| -> Option<(&'static Attribute, bool)> {
         schema::common_attr(name)
@@ -143,7 +144,7 @@ fn resolve_in(path: &AttrPath, rt: ResourceType) -> Result<ResolvedAttr, BindErr
             (a, None, common)
         }
         Some(urn) => {
-            let ext = rt.extension(urn).ok_or_else(|| unknown(path))?;
+            let ext = ts.extension(urn).ok_or_else(|| unknown(path))?;
             (
                 ext.attr(&path.name).ok_or_else(|| unknown(path))?,
                 Some(ext.id.as_str()),
@@ -153,9 +154,8 @@ fn resolve_in(path: &AttrPath, rt: ResourceType) -> Result<ResolvedAttr, BindErr
         None => match lookup_core(&path.name) {
             Some((a, common)) => (a, None, common),
             None => {
-                let mut hits = rt
+                let mut hits = ts
                     .extensions()
-                    .iter()
                     .filter_map(|e| e.attr(&path.name).map(|a| (a, e)));
                 match (hits.next(), hits.next()) {
                     (Some((a, ext)), None) => (a, Some(ext.id.as_str()), false),
@@ -355,24 +355,24 @@ pub(crate) enum Lit {
     },
 }
 
-pub(crate) fn bind(filter: &Filter, rt: Option<ResourceType>) -> Result<Node, ScimError> {
-    bind_node(filter, rt).map_err(|e| e.into_pos().into_filter_error())
+pub(crate) fn bind(filter: &Filter, scope: TypeScope) -> Result<Node, ScimError> {
+    bind_node(filter, scope).map_err(|e| e.into_pos().into_filter_error())
 }
 
-fn bind_node(f: &Filter, rt: Option<ResourceType>) -> Result<Node, BindErr> {
+fn bind_node(f: &Filter, scope: TypeScope) -> Result<Node, BindErr> {
     let all = |items: &[Filter]| {
         items
             .iter()
-            .map(|i| bind_node(i, rt))
+            .map(|i| bind_node(i, scope))
             .collect::<Result<Vec<_>, _>>()
     };
     match f {
-        Filter::Not(inner) => Ok(Node::Not(Box::new(bind_node(inner, rt)?))),
+        Filter::Not(inner) => Ok(Node::Not(Box::new(bind_node(inner, scope)?))),
         Filter::And(items) => Ok(Node::And(all(items)?)),
         Filter::Or(items) => Ok(Node::Or(all(items)?)),
-        leaf => match rt {
-            Some(rt) => bind_leaf(leaf, rt),
-            None => bind_root_leaf(leaf),
+        leaf => match scope.only {
+            Some(rt) => bind_leaf(leaf, scope.schemas.of(rt)),
+            None => bind_root_leaf(leaf, scope.schemas),
         },
     }
 }
@@ -381,11 +381,11 @@ fn bind_node(f: &Filter, rt: Option<ResourceType>) -> Result<Node, BindErr> {
 /// every type it is used as is; where it exists on one type only, it is guarded by that type
 /// (so `userName pr` never matches a Group, and `groups` never reads a group's own
 /// memberships).
-fn bind_root_leaf(f: &Filter) -> Result<Node, BindErr> {
+fn bind_root_leaf(f: &Filter, schemas: Schemas) -> Result<Node, BindErr> {
     let mut bound = Vec::new();
     let mut first_err: Option<BindErr> = None;
     for rt in ResourceType::ALL {
-        match bind_leaf(f, rt) {
+        match bind_leaf(f, schemas.of(rt)) {
             Ok(n) => bound.push((rt, n)),
             Err(BindErr::Unknown(e)) => {
                 first_err.get_or_insert(BindErr::Unknown(e));
@@ -411,12 +411,13 @@ fn bind_root_leaf(f: &Filter) -> Result<Node, BindErr> {
     })
 }
 
-fn bind_leaf(f: &Filter, rt: ResourceType) -> Result<Node, BindErr> {
+fn bind_leaf(f: &Filter, ts: TypeSchemas) -> Result<Node, BindErr> {
+    let rt = ts.rt;
     match f {
         Filter::Compare(c) => {
-            let r = match resolve_in(&c.path, rt) {
+            let r = match resolve_in(&c.path, ts) {
                 Err(BindErr::Unknown(e)) => {
-                    return undeclared::compare(undeclared::fallback(&c.path, e)?, c)
+                    return undeclared::compare(undeclared::fallback(&c.path, ts, e)?, c)
                 }
                 r => r?,
             };
@@ -436,17 +437,20 @@ fn bind_leaf(f: &Filter, rt: ResourceType) -> Result<Node, BindErr> {
             Ok(negate_if_ne(node, c.op))
         }
         Filter::Present(path) => {
-            let r = match resolve_in(path, rt) {
+            let r = match resolve_in(path, ts) {
                 Err(BindErr::Unknown(e)) => {
-                    return Ok(undeclared::present(undeclared::fallback(path, e)?, path))
+                    return Ok(undeclared::present(
+                        undeclared::fallback(path, ts, e)?,
+                        path,
+                    ))
                 }
                 r => r?,
             };
             check_usable(&r, rt, path)?;
             Ok(presence(&r, rt))
         }
-        Filter::ValuePath { path, filter } => bind_value_path(path, filter, rt),
-        other => bind_node(other, Some(rt)),
+        Filter::ValuePath { path, filter } => bind_value_path(path, filter, ts),
+        other => bind_node(other, ts.into()),
     }
 }
 
@@ -643,10 +647,11 @@ fn compare(attr: &Attribute, loc: Loc, c: &Comparison) -> Result<Node, BindErr> 
 
 /// `attr[valFilter]`. On a multi-valued attribute one element must satisfy `valFilter`; on a
 /// single-valued complex attribute (`name[givenName eq "x"]`) it reads the sub-attributes.
-fn bind_value_path(path: &AttrPath, filter: &Filter, rt: ResourceType) -> Result<Node, BindErr> {
-    let r = match resolve_in(path, rt) {
+fn bind_value_path(path: &AttrPath, filter: &Filter, ts: TypeSchemas) -> Result<Node, BindErr> {
+    let rt = ts.rt;
+    let r = match resolve_in(path, ts) {
         Err(BindErr::Unknown(e)) => {
-            return undeclared::value_path(undeclared::fallback(path, e)?, path, filter)
+            return undeclared::value_path(undeclared::fallback(path, ts, e)?, path, filter)
         }
         r => r?,
     };

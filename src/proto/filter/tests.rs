@@ -1,6 +1,6 @@
 use super::*;
 use crate::proto::error::ScimType;
-use crate::proto::schema::ENTERPRISE_USER_SCHEMA;
+use crate::proto::schema::{ResourceType, ENTERPRISE_USER_SCHEMA};
 use serde_json::json;
 
 /// Tiny deterministic PRNG (xorshift64*), so randomised tests reproduce without extra crates.
@@ -542,7 +542,7 @@ fn type_rules_are_enforced() {
             "unknown attribute",
         ),
         (
-            "urn:ietf:params:scim:schemas:core:2.0:User:nope pr",
+            "urn:ietf:params:scim:schemas:core:2.0:Group:nope pr",
             "unknown attribute",
         ),
         (
@@ -562,7 +562,7 @@ fn type_rules_are_enforced() {
     assert!(bind_err("members[display gt 1]", GROUP).contains("'display' is a string attribute"));
     assert!(bind_err("members.$ref eq \"x\"", GROUP).contains("'members.$ref' cannot be used"));
     assert!(bind_err("groups pr", GROUP).contains("unknown attribute 'groups'"));
-    assert!(bind_err("department pr", GROUP).contains("unknown attribute 'department'"));
+    assert!(bind_err("emails pr", GROUP).contains("unknown attribute 'emails'"));
     assert!(bind_err("members[nope pr]", None).contains("unknown attribute 'members.nope'"));
     assert!(bind_err("userName gt 1", None).contains("expected a string"));
     for ok in [

@@ -11,7 +11,7 @@ use super::undeclared::{self, Addressed, UndeclaredChange};
 use super::{MemberOp, PatchOutcome, SubChange};
 use crate::proto::error::{Result, ScimError};
 use crate::proto::resource;
-use crate::proto::schema::{Attribute, ResourceType, Schema};
+use crate::proto::schema::{Attribute, ResourceType, Schema, TypeSchemas};
 use crate::proto::tolerance::{Tolerance, Tolerances};
 use serde_json::{Map, Value};
 
@@ -46,6 +46,7 @@ impl PatchRequest {
             touched: Vec::new(),
             before: Vec::new(),
             undeclared_before: Vec::new(),
+            unknown_before: Vec::new(),
             unparsed,
         };
         for op in &self.ops {
@@ -55,14 +56,18 @@ impl PatchRequest {
         for attr in rt.core_schema().attributes.iter().filter(|a| a.required) {
             ctx.parse(&mut data, &attr.name)?;
         }
-        resource::revalidate_touched(rt, &mut data, ctx.touched.iter().map(|t| (t.ext, t.attr)))?;
+        resource::revalidate_touched(
+            rt.rt,
+            &mut data,
+            ctx.touched.iter().map(|t| (t.ext, t.attr)),
+        )?;
         Ok((data, ctx))
     }
 }
 
 /// The state of one application.
 pub(super) struct Ctx<'t> {
-    rt: ResourceType,
+    rt: TypeSchemas,
     pub tol: Tolerances,
     pub members: Vec<MemberOp>,
     /// The top-level attributes operations addressed, in order, resolved against the schema
@@ -72,6 +77,9 @@ pub(super) struct Ctx<'t> {
     before: Vec<Option<Value>>,
     /// Undeclared extensions operations addressed, by stored key, with their value before.
     undeclared_before: Vec<(String, Option<Value>)>,
+    /// Attributes at the core level that no schema defines that operations addressed, by
+    /// stored key, with their value before.
+    unknown_before: Vec<(String, Option<Value>)>,
     /// Stored attributes not parsed into the data yet ([`PatchRequest::apply_text`]).
     pub unparsed: Unparsed<'t>,
 }
@@ -118,6 +126,12 @@ impl Ctx<'_> {
             })
             .map(|(t, _)| t.name())
             .chain(self.undeclared_changes(after))
+            .chain(
+                self.unknown_before
+                    .iter()
+                    .filter(|(key, before)| before.as_ref() != after.get(key))
+                    .map(|(key, _)| key.clone()),
+            )
             .collect()
     }
 
@@ -195,7 +209,29 @@ fn apply_target(ctx: &mut Ctx, data: &mut Map<String, Value>, target: &Target) -
         Target::PathLess(targets) => targets.iter().try_for_each(|t| apply_target(ctx, data, t)),
         Target::Dropped => Ok(()),
         Target::Undeclared(c) => apply_undeclared(ctx, data, c),
+        Target::Unknown(c) => apply_unknown(ctx, data, c),
     }
+}
+
+/// An attribute at the core level that no schema defines, applied in the data itself under
+/// its stored spelling (keys differing only in case are one attribute; the first spelling
+/// stays), then checked whole again: an `add` to its array must stay within SCIM's data
+/// model and the value count, as a PUT of the outcome would.
+fn apply_unknown(ctx: &mut Ctx, data: &mut Map<String, Value>, c: &UndeclaredChange) -> Result<()> {
+    let name = &c.path.last;
+    let key = undeclared::stored_key(data.keys(), name)
+        .or_else(|| undeclared::stored_key(ctx.unparsed.keys(), name))
+        .unwrap_or_else(|| name.clone());
+    ctx.parse(data, &key)?;
+    if !ctx.unknown_before.iter().any(|(k, _)| *k == key) {
+        ctx.unknown_before
+            .push((key.clone(), data.get(&key).cloned()));
+    }
+    undeclared::apply_attr(data, &key, &key, c.path.sub.as_deref(), c)?;
+    if let Some(v) = data.get(&key) {
+        resource::undeclared_value(&key, v, 0)?;
+    }
+    Ok(())
 }
 
 /// An undeclared extension's attribute (or the extension): resolved against the stored keys,

@@ -4,7 +4,7 @@
 
 use crate::proto::error::{Result, ScimError};
 use crate::proto::filter::{self, AttrPath as FilterPath, Bound, CompareOp, Filter, Literal};
-use crate::proto::schema::{Attribute, ResourceType, Schema};
+use crate::proto::schema::{Attribute, Schema, TypeSchemas};
 use serde_json::{Map, Value};
 
 /// A value filter of a multi-valued attribute, evaluated by the filter module against a
@@ -16,12 +16,12 @@ pub(super) struct ElementFilter {
     attr: &'static Attribute,
     inner: Filter,
     bound: Bound,
-    rt: ResourceType,
+    rt: TypeSchemas,
 }
 
 impl ElementFilter {
     pub fn new(
-        rt: ResourceType,
+        rt: TypeSchemas,
         ext: Option<&'static Schema>,
         attr: &'static Attribute,
         inner: Filter,
@@ -38,7 +38,7 @@ impl ElementFilter {
             path,
             filter: Box::new(inner),
         };
-        let bound = filter::bind(&whole, Some(rt))?;
+        let bound = filter::bind(&whole, rt)?;
         let Filter::ValuePath { filter: inner, .. } = whole else {
             return Err(ScimError::internal());
         };

@@ -43,7 +43,7 @@ mod text;
 mod undeclared;
 
 use crate::proto::error::Result;
-use crate::proto::schema::ResourceType;
+use crate::proto::schema::TypeSchemas;
 pub use crate::proto::tolerance::Tolerance;
 use crate::proto::tolerance::Tolerances;
 pub use request::PatchRequest;
@@ -90,7 +90,7 @@ pub enum MemberOp {
 /// Parses and applies a PATCH body to a resource's parsed `data` in one go (the tests' and
 /// the fuzz target's oracle for [`apply_text`]).
 pub fn apply(
-    rt: ResourceType,
+    rt: impl Into<TypeSchemas>,
     current: &Map<String, Value>,
     body: &Value,
     strict: bool,
@@ -102,7 +102,7 @@ pub fn apply(
 /// Parses and applies a PATCH body to a resource's stored `data` text in one go
 /// ([`PatchRequest::apply_text`]; same results as [`apply`]).
 pub fn apply_text(
-    rt: ResourceType,
+    rt: impl Into<TypeSchemas>,
     stored: &str,
     body: &Value,
     strict: bool,

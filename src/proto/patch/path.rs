@@ -4,7 +4,9 @@
 
 use crate::proto::error::{Result, ScimError};
 use crate::proto::filter::{self, Filter};
-use crate::proto::schema::{common_attr, AttrType, Attribute, Mutability, ResourceType, Schema};
+use crate::proto::schema::{
+    common_attr, AttrType, Attribute, Mutability, ResourceType, Schema, TypeSchemas,
+};
 
 /// What a `path` (or a path-less value's key) addresses.
 pub(super) enum PathTarget {
@@ -48,7 +50,7 @@ impl AttrPath {
         self.has(Mutability::ReadOnly)
     }
 
-    pub fn is_members(&self, rt: ResourceType) -> bool {
+    pub fn is_members(&self, rt: TypeSchemas) -> bool {
         rt == ResourceType::Group && self.ext.is_none() && self.attr.name == "members"
     }
 }
@@ -62,17 +64,13 @@ pub(super) fn read_only(p: &AttrPath) -> ScimError {
 
 /// Resolves an operation's `path`, or a key of a path-less value (Entra's `name.givenName`
 /// and `urn:…:User:department` keys are paths too).
-pub(super) fn parse_path(rt: ResourceType, raw: &str) -> Result<PathTarget> {
+pub(super) fn parse_path(rt: TypeSchemas, raw: &str) -> Result<PathTarget> {
     let s = raw.trim();
     if s.is_empty() {
         return Err(ScimError::invalid_path("'path' must not be empty"));
     }
     // A bare schema URN reads as `urn:…:2.0` + attribute `User` to the grammar.
-    if let Some(ext) = rt
-        .extensions()
-        .iter()
-        .find(|e| e.id.eq_ignore_ascii_case(s))
-    {
+    if let Some(ext) = rt.extension(s) {
         return Ok(PathTarget::Extension(ext));
     }
     if rt.core_schema().id.eq_ignore_ascii_case(s) {
@@ -96,9 +94,9 @@ pub(super) fn parse_path(rt: ResourceType, raw: &str) -> Result<PathTarget> {
 
 /// The schema of `rt` whose URN and a `:` start `s` (case-insensitively; the longest, so a
 /// `…:User` never shadows a `…:User:Extension`): `None` for the core schema, and the rest.
-fn strip_schema(rt: ResourceType, s: &str) -> Option<(Option<&'static Schema>, &str)> {
+fn strip_schema(rt: TypeSchemas, s: &str) -> Option<(Option<&'static Schema>, &str)> {
     let core = std::iter::once((rt.core_schema(), false));
-    core.chain(rt.extensions().iter().map(|e| (e, true)))
+    core.chain(rt.extensions().map(|e| (e, true)))
         .filter_map(|(schema, is_ext)| {
             let head = s.get(..schema.id.len())?;
             let rest = s.get(schema.id.len()..)?.strip_prefix(':')?;
@@ -114,7 +112,7 @@ fn strip_schema(rt: ResourceType, s: &str) -> Option<(Option<&'static Schema>, &
 
 /// A path within one schema (`ext`, or the core one), without its URN.
 fn parse_in_schema(
-    rt: ResourceType,
+    rt: TypeSchemas,
     ext: Option<&'static Schema>,
     s: &str,
     raw: &str,
@@ -127,7 +125,7 @@ fn parse_in_schema(
 }
 
 /// Resolves a key of an extension's object value: a path within extension `ext`.
-pub(super) fn parse_in(rt: ResourceType, ext: &'static Schema, key: &str) -> Result<AttrPath> {
+pub(super) fn parse_in(rt: TypeSchemas, ext: &'static Schema, key: &str) -> Result<AttrPath> {
     parse_in_schema(rt, Some(ext), key, key)
 }
 
@@ -136,7 +134,7 @@ fn unknown(name: &str, raw: &str) -> ScimError {
 }
 
 fn resolve(
-    rt: ResourceType,
+    rt: TypeSchemas,
     ext: Option<&'static Schema>,
     parsed: filter::PatchPath,
     raw: &str,

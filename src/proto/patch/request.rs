@@ -9,9 +9,7 @@ use super::undeclared::{self, UndeclaredChange};
 use super::{MemberOp, Op, SubChange, MAX_OPERATIONS};
 use crate::proto::error::{Result, ScimError};
 use crate::proto::resource::{member_ids, validate_attr};
-use crate::proto::schema::{
-    AttrType, Attribute, Mutability, ResourceType, Schema, PATCH_OP_SCHEMA,
-};
+use crate::proto::schema::{AttrType, Attribute, Mutability, Schema, TypeSchemas, PATCH_OP_SCHEMA};
 use crate::proto::tolerance::{Tolerance, Tolerances};
 use serde_json::{Map, Value};
 
@@ -20,7 +18,7 @@ use serde_json::{Map, Value};
 /// that cannot succeed costs no read.
 #[derive(Debug, Clone)]
 pub struct PatchRequest {
-    pub(super) rt: ResourceType,
+    pub(super) rt: TypeSchemas,
     pub(super) ops: Vec<Operation>,
 }
 
@@ -52,6 +50,8 @@ pub(super) enum Target {
     Dropped,
     /// An attribute of an extension the resource type does not define (kept verbatim).
     Undeclared(UndeclaredChange),
+    /// An attribute at the core level that no schema defines (kept verbatim in the data).
+    Unknown(UndeclaredChange),
 }
 
 #[derive(Debug, Clone)]
@@ -117,7 +117,12 @@ pub(super) enum FilteredChange {
 impl PatchRequest {
     /// Parses a PATCH body for resource type `rt`. Client quirks go to `tol`: accepted and
     /// recorded when it is lenient, refused when it is strict.
-    pub fn parse(rt: ResourceType, body: &Value, tol: &mut Tolerances) -> Result<PatchRequest> {
+    pub fn parse(
+        rt: impl Into<TypeSchemas>,
+        body: &Value,
+        tol: &mut Tolerances,
+    ) -> Result<PatchRequest> {
+        let rt: TypeSchemas = rt.into();
         let raw = operations(body)?;
         let mut ops = Vec::with_capacity(raw.len());
         for (index, raw) in raw.iter().enumerate() {
@@ -259,7 +264,7 @@ fn op_kind(tol: &mut Tolerances, obj: &Map<String, Value>) -> Result<Op> {
     Ok(op)
 }
 
-fn parse_op(rt: ResourceType, tol: &mut Tolerances, raw: &Value) -> Result<Target> {
+fn parse_op(rt: TypeSchemas, tol: &mut Tolerances, raw: &Value) -> Result<Target> {
     let obj = raw
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("each operation must be a JSON object"))?;
@@ -288,8 +293,11 @@ fn parse_op(rt: ResourceType, tol: &mut Tolerances, raw: &Value) -> Result<Targe
                 )),
             }
         }
-        Some(path) if undeclared::is_undeclared(path.trim()) => Ok(Target::Undeclared(
-            undeclared::parse_change(path, op, value)?,
+        Some(path) if undeclared::is_undeclared(rt.schemas(), path.trim()) => Ok(
+            Target::Undeclared(undeclared::parse_change(rt.schemas(), path, op, value)?),
+        ),
+        Some(path) if undeclared::is_unknown_core(rt, path) => Ok(Target::Unknown(
+            undeclared::parse_unknown_change(rt, path, op, value, tol)?,
         )),
         Some(path) => match parse_path(rt, path)? {
             PathTarget::Extension(ext) => parse_extension(rt, tol, op, ext, value),
@@ -301,7 +309,7 @@ fn parse_op(rt: ResourceType, tol: &mut Tolerances, raw: &Value) -> Result<Targe
 /// Path-less add/replace: every key is read as if it were the operation's path. Keys may
 /// be dotted (`name.givenName`) or schema-qualified, as Entra sends them.
 fn parse_pathless(
-    rt: ResourceType,
+    rt: TypeSchemas,
     tol: &mut Tolerances,
     op: Op,
     obj: &Map<String, Value>,
@@ -314,12 +322,18 @@ fn parse_pathless(
             })?;
             continue;
         }
-        if undeclared::is_undeclared(key) {
+        if undeclared::is_undeclared(rt.schemas(), key) {
             targets.push(Target::Undeclared(undeclared::parse_change(
+                rt.schemas(),
                 key,
                 op,
                 Some(v),
             )?));
+            continue;
+        }
+        if undeclared::is_unknown_core(rt, key) {
+            let change = undeclared::parse_unknown_change(rt, key, op, Some(v), tol)?;
+            targets.push(Target::Unknown(change));
             continue;
         }
         match parse_path(rt, key)? {
@@ -343,7 +357,7 @@ fn parse_pathless(
 
 /// An operation whose path (or path-less key) is an extension schema URN itself.
 fn parse_extension(
-    rt: ResourceType,
+    rt: TypeSchemas,
     tol: &mut Tolerances,
     op: Op,
     ext: &'static Schema,
@@ -390,7 +404,7 @@ fn parse_extension(
 
 /// An operation on one attribute path: mutability first, then the value.
 fn attr_target(
-    rt: ResourceType,
+    rt: TypeSchemas,
     tol: &mut Tolerances,
     op: Op,
     p: AttrPath,
@@ -426,7 +440,7 @@ fn attr_target(
 }
 
 fn change_of(
-    rt: ResourceType,
+    rt: TypeSchemas,
     tol: &mut Tolerances,
     op: Op,
     p: AttrPath,

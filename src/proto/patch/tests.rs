@@ -45,7 +45,17 @@ fn revalidate(rt: ResourceType, data: Map<String, Value>) -> Result<Map<String, 
     }
     let mut body = data;
     body.insert("schemas".into(), Value::Array(schemas));
-    Ok(resource::validate(rt, &Value::Object(body))?.data)
+    // Attributes no schema defines are stored as a lenient tenant's PUT would keep them.
+    let mut tol = crate::proto::tolerance::Tolerances::lenient();
+    let v = resource::validate_with(rt, &Value::Object(body), &mut tol)?;
+    for t in tol.fired() {
+        assert_eq!(
+            *t,
+            Tolerance::UnknownAttribute,
+            "stored data needs no other quirk"
+        );
+    }
+    Ok(v.data)
 }
 
 /// Stored attributes by canonical name, extension attributes as `urn:…:attr`.
@@ -408,6 +418,90 @@ fn managed() -> Map<String, Value> {
         json!({"department": "Eng", "manager": {"value": "m-1"}}),
     );
     u
+}
+
+/// A user with attributes no schema defines, as a lenient tenant's POST stores them.
+fn unknown_kept() -> Map<String, Value> {
+    let mut u = user();
+    u.insert("Nickname2".into(), json!("Babs"));
+    u.insert("badge".into(), json!({"id": "7", "since": "2020"}));
+    u.insert("tags".into(), json!(["a"]));
+    u
+}
+
+#[test]
+fn unknown_core_attributes_are_kept() {
+    let tolerated = |o: &PatchOutcome| o.tolerances == [Tolerance::UnknownAttribute];
+    // By path: add, replace (any case; the stored spelling stays), remove.
+    let b = body(json!([{"op": "add", "path": "nickname3", "value": "B"}]));
+    let o = ok(U, &user(), &b);
+    assert_eq!(o.data["nickname3"], "B");
+    assert_eq!(o.changed, ["nickname3"]);
+    assert!(tolerated(&o), "{:?}", o.tolerances);
+    let b = body(json!([{"op": "replace", "path": "NICKNAME2", "value": "Bee"}]));
+    let o = ok(U, &unknown_kept(), &b);
+    assert_eq!(o.data["Nickname2"], "Bee");
+    assert!(!o.data.contains_key("NICKNAME2"));
+    assert_eq!(o.changed, ["Nickname2"]);
+    let b = body(json!([{"op": "remove", "path": "nickname2"}]));
+    let o = ok(U, &unknown_kept(), &b);
+    assert!(!o.data.contains_key("Nickname2"));
+    // Sub-attributes of a complex value; the value goes with its last sub-attribute.
+    let b = body(json!([{"op": "replace", "path": "badge.id", "value": "8"}]));
+    assert_eq!(
+        ok(U, &unknown_kept(), &b).data["badge"],
+        json!({"id": "8", "since": "2020"})
+    );
+    let b = body(json!([
+        {"op": "remove", "path": "badge.id"},
+        {"op": "remove", "path": "Badge.since"}
+    ]));
+    assert!(!ok(U, &unknown_kept(), &b).data.contains_key("badge"));
+    // `add` to an array appends what is not there yet; `replace` replaces it.
+    let b = body(json!([{"op": "add", "path": "tags", "value": ["a", "b"]}]));
+    assert_eq!(ok(U, &unknown_kept(), &b).data["tags"], json!(["a", "b"]));
+    let b = body(json!([{"op": "replace", "path": "tags", "value": ["c"]}]));
+    assert_eq!(ok(U, &unknown_kept(), &b).data["tags"], json!(["c"]));
+    // Path-less keys (Entra's and Okta's form), plain, dotted or qualified by the core URN.
+    let b = body(json!([{"op": "Replace", "value": {
+        "title": "T", "costCentre": "42", "badge.id": "9",
+        "urn:ietf:params:scim:schemas:core:2.0:User:shoeSize": 44
+    }}]));
+    let o = ok(U, &unknown_kept(), &b);
+    assert_eq!(
+        (
+            &o.data["costCentre"],
+            &o.data["badge"]["id"],
+            &o.data["shoeSize"]
+        ),
+        (&json!("42"), &json!("9"), &json!(44))
+    );
+    assert_eq!(
+        o.tolerances,
+        [Tolerance::CapitalizedOp, Tolerance::UnknownAttribute]
+    );
+    // Groups keep theirs the same way.
+    let b = body(json!([{"op": "add", "path": "owner", "value": {"value": "u1"}}]));
+    assert_eq!(ok(G, &group(), &b).data["owner"], json!({"value": "u1"}));
+    // Within SCIM's data model and the value count, whatever the operation.
+    let many: Vec<Value> = (0..resource::MAX_MULTI_VALUES).map(|i| json!(i)).collect();
+    let b = body(json!([{"op": "add", "path": "tags", "value": many}]));
+    assert_eq!(fails(U, &unknown_kept(), &b, false), (400, "invalidValue"));
+    for (path, value) in [
+        ("tags", json!([[1]])),
+        ("badge", json!({"a": {"b": 1}})),
+        ("badge.id", json!({"x": 1})),
+    ] {
+        let b = body(json!([{"op": "add", "path": path, "value": value}]));
+        assert_eq!(fails(U, &user(), &b, false), (400, "invalidValue"), "{b}");
+    }
+    let b = body(json!([{"op": "add", "path": "tags.x", "value": "1"}]));
+    assert_eq!(fails(U, &unknown_kept(), &b, false), (400, "invalidPath"));
+    // A name another resource type's core schema defines is not unknown: same errors as ever.
+    let b = body(json!([{"op": "add", "path": "userName", "value": "x"}]));
+    assert_eq!(fails(G, &group(), &b, false), (400, "invalidPath"));
+    let b = body(json!([{"op": "add", "value": {"members": [{"value": "x"}]}}]));
+    assert_eq!(fails(U, &user(), &b, false), (400, "invalidPath"));
 }
 
 #[test]
@@ -1071,10 +1165,22 @@ fn error_paths() {
             400,
             "invalidPath",
         ),
+        // An attribute no schema defines is kept (see `unknown_core_attributes_are_kept`),
+        // within SCIM's data model and by paths it can have.
         (
-            op(json!({"op": "add", "path": "nope", "value": "x"})),
+            op(json!({"op": "add", "path": "nope[value eq \"x\"]", "value": "x"})),
             400,
             "invalidPath",
+        ),
+        (
+            op(json!({"op": "add", "path": "nope.a.b", "value": "x"})),
+            400,
+            "invalidPath",
+        ),
+        (
+            op(json!({"op": "add", "path": "nope", "value": {"a": {"b": 1}}})),
+            400,
+            "invalidValue",
         ),
         (
             op(json!({"op": "add", "path": "name.nope", "value": "x"})),
@@ -1161,7 +1267,7 @@ fn error_paths() {
             "invalidPath",
         ),
         (
-            op(json!({"op": "add", "value": {"nope": 1}})),
+            op(json!({"op": "add", "value": {"no pe": 1}})),
             400,
             "invalidPath",
         ),
@@ -1338,6 +1444,13 @@ fn error_paths() {
     for (b, status, scim_type) in cases {
         assert_eq!(fails(U, &u, &b, false), (status, scim_type), "{b}");
     }
+    // A strict tenant refuses an attribute no schema defines, by path or path-less key.
+    for b in [
+        op(json!({"op": "add", "path": "nope", "value": "x"})),
+        op(json!({"op": "add", "value": {"nope": 1}})),
+    ] {
+        assert_eq!(fails(U, &u, &b, true), (400, "invalidPath"), "{b}");
+    }
     let b = body(json!([{"op": "remove", "path": "displayName"}]));
     assert_eq!(fails(G, &group(), &b, false), (400, "invalidValue"));
 }
@@ -1457,6 +1570,27 @@ fn strict_mode_refuses_every_tolerance() {
             json!({"op": "replace", "value": {"id": "g1", "displayName": "x"}}),
             Tolerance::ReadOnlyIgnored,
             "mutability",
+        ),
+        (
+            U,
+            user(),
+            json!({"op": "add", "path": "nickname2", "value": "x"}),
+            Tolerance::UnknownAttribute,
+            "invalidPath",
+        ),
+        (
+            U,
+            unknown_kept(),
+            json!({"op": "replace", "path": "badge.id", "value": "8"}),
+            Tolerance::UnknownAttribute,
+            "invalidPath",
+        ),
+        (
+            G,
+            group(),
+            json!({"op": "replace", "value": {"costCentre": "42"}}),
+            Tolerance::UnknownAttribute,
+            "invalidPath",
         ),
         (
             U,
@@ -1600,6 +1734,8 @@ fn garbage_path(r: &mut Rng) -> String {
         "externalId",
         "phoneNumbers",
         "nope",
+        "NOPE",
+        "x",
     ];
     let tails = [
         "",
@@ -1646,6 +1782,11 @@ fn randomized_garbage_never_panics() {
         let mut current = if rt == G { group() } else { managed() };
         if rt == U && r.chance(3) {
             current.insert("emails".into(), json!([{"value": "a@x", "type": "work", "primary": true}, {"value": "b@x", "type": "home"}]));
+        }
+        if r.chance(3) {
+            // Attributes no schema defines, as a lenient tenant stores them.
+            current.insert("Nope".into(), json!({"value": "v", "type": "t"}));
+            current.insert("x".into(), json!(["a", 1]));
         }
         let mut list = Vec::new();
         for _ in 0..1 + r.next() % 4 {
@@ -1707,7 +1848,7 @@ fn parse_refuses_everything_that_needs_no_stored_data() {
         (json!({"schemas": [PATCH_OP_SCHEMA]}), "invalidSyntax"),
         (op(json!({"op": "move", "path": "title"})), "invalidSyntax"),
         (
-            op(json!({"op": "add", "path": "nope", "value": "x"})),
+            op(json!({"op": "add", "path": "nope[value eq \"x\"]", "value": "x"})),
             "invalidPath",
         ),
         (

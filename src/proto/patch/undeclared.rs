@@ -10,12 +10,18 @@
 //! extension `urn:a:B:c`. The stored resource decides ([`Addressed::resolve`]): a stored
 //! extension of either name wins; otherwise an object value under a path ending in the
 //! resource type's name (`…:2.0:User`) is the extension, anything else an attribute.
+//!
+//! Attributes at the core level that no schema defines (`nickname2`, kept on POST and PUT as
+//! the `unknownAttribute` tolerance) are patched by the same rules, with the resource's data
+//! as their container: `nickname2`, `badge.id`, or a path-less `{"nickname2": "x"}`.
 
 use super::Op;
 use crate::proto::error::{Result, ScimError};
 use crate::proto::resource::{check_attr_name, check_undeclared_urn, undeclared_value};
-use crate::proto::schema::known_schema_above;
-use crate::proto::schema::{split_urn, ResourceType};
+use crate::proto::schema::{
+    is_attr_name, is_core_name_anywhere, is_urn, split_urn, Schemas, TypeSchemas,
+};
+use crate::proto::tolerance::{Tolerance, Tolerances};
 use serde_json::{Map, Value};
 
 /// An operation on an undeclared extension, checked as far as the request alone allows.
@@ -32,7 +38,8 @@ pub(crate) struct UndeclaredChange {
 pub(crate) struct UndeclaredPath {
     /// The whole path, as an extension URN.
     pub full: String,
-    /// Before the last `:`: the extension, when the path names an attribute.
+    /// Before the last `:`: the extension, when the path names an attribute (empty for an
+    /// attribute at the core level that no schema defines).
     pub prefix: String,
     /// After the last `:`, before any `.`.
     pub last: String,
@@ -55,8 +62,8 @@ pub(crate) enum Addressed {
 
 /// Whether `s` is a path into an undeclared extension: a URN under no schema this service
 /// defines. Paths into declared schemas keep their own grammar and errors.
-pub(crate) fn is_undeclared(s: &str) -> bool {
-    crate::proto::schema::is_urn(s) && known_schema_above(without_sub(s)).is_none()
+pub(crate) fn is_undeclared(schemas: Schemas, s: &str) -> bool {
+    crate::proto::schema::is_urn(s) && schemas.known_schema_above(without_sub(s)).is_none()
 }
 
 /// The path without a `.sub` or `[filter]` after its last segment. URNs hold dots (`2.0`),
@@ -75,11 +82,11 @@ fn without_sub(s: &str) -> &str {
 
 /// Reads an undeclared path; value filters are refused (there is no schema to type them).
 /// Every refusal is `invalidPath`: it is the path that cannot be used.
-pub(crate) fn parse_path(raw: &str) -> Result<UndeclaredPath> {
-    read_path(raw).map_err(|e| ScimError::invalid_path(e.detail))
+pub(crate) fn parse_path(schemas: Schemas, raw: &str) -> Result<UndeclaredPath> {
+    read_path(schemas, raw).map_err(|e| ScimError::invalid_path(e.detail))
 }
 
-fn read_path(raw: &str) -> Result<UndeclaredPath> {
+fn read_path(schemas: Schemas, raw: &str) -> Result<UndeclaredPath> {
     let s = raw.trim();
     if s.contains('[') {
         return Err(ScimError::invalid_path(format!(
@@ -93,10 +100,13 @@ fn read_path(raw: &str) -> Result<UndeclaredPath> {
     // Both readings must be usable: the prefix as the extension of an attribute, the whole
     // as an extension of its own (POST refuses the same keys).
     check_undeclared_urn(prefix)?;
-    if let Some(known) = known_schema_above(prefix) {
+    if let Some(known) = schemas.known_schema_above(prefix) {
         return Err(ScimError::invalid_path(format!(
             "'{raw}' lies in the namespace of schema \"{known}\", which defines no such attribute"
         )));
+    }
+    if schemas.reject_undeclared {
+        return Err(crate::proto::resource::undeclared_refused(without_sub(s)));
     }
     let (last, sub) = match tail.split_once('.') {
         Some((a, b)) => (a, Some(b)),
@@ -116,8 +126,13 @@ fn read_path(raw: &str) -> Result<UndeclaredPath> {
 
 /// Parses one operation on an undeclared path: the value is checked against SCIM's data
 /// model (as on POST), loosely enough to fit either reading of the path.
-pub(crate) fn parse_change(raw: &str, op: Op, value: Option<&Value>) -> Result<UndeclaredChange> {
-    let path = parse_path(raw)?;
+pub(crate) fn parse_change(
+    schemas: Schemas,
+    raw: &str,
+    op: Op,
+    value: Option<&Value>,
+) -> Result<UndeclaredChange> {
+    let path = parse_path(schemas, raw)?;
     let value = match (op, value) {
         (Op::Remove, _) | (_, None) | (_, Some(Value::Null)) => None,
         (_, Some(Value::Object(m))) if path.sub.is_none() => {
@@ -140,6 +155,77 @@ pub(crate) fn parse_change(raw: &str, op: Op, value: Option<&Value>) -> Result<U
     Ok(UndeclaredChange { path, op, value })
 }
 
+/// Whether a path (or a path-less key) addresses an attribute at the core level that no
+/// schema defines: `nickname2`, `badge.id`, `tags[value eq "a"]`, or the same qualified by
+/// the core schema URN of `rt`. Only the name before any `.` or `[` is looked at, so paths
+/// into defined attributes (and a name that any core schema or the common attributes
+/// define, such as `members` sent for a User) keep their own grammar and errors.
+pub(crate) fn is_unknown_core(rt: TypeSchemas, raw: &str) -> bool {
+    let s = without_core_urn(rt, raw.trim());
+    let head = s.split(['.', '[']).next().unwrap_or(s).trim_end();
+    !is_urn(s) && !head.is_empty() && !is_core_name_anywhere(head)
+}
+
+/// `s` without a leading `urn:…:core:2.0:User:` (the core schema of `rt`, any case).
+fn without_core_urn(rt: TypeSchemas, s: &str) -> &str {
+    let urn = &rt.core_schema().id;
+    let rest = s
+        .get(..urn.len())
+        .filter(|head| head.eq_ignore_ascii_case(urn))
+        .and_then(|_| s.get(urn.len()..)?.strip_prefix(':'));
+    rest.unwrap_or(s)
+}
+
+/// Parses one operation on an attribute at the core level that no schema defines (see
+/// [`is_unknown_core`]): the `unknownAttribute` tolerance, refused for a strict collector
+/// with the `invalidPath` an unknown path has always had; then the name (an ATTRNAME, with
+/// at most one sub-attribute) and the value, checked against SCIM's data model as on POST.
+/// Value filters are refused as on undeclared extensions: no schema types them.
+pub(crate) fn parse_unknown_change(
+    rt: TypeSchemas,
+    raw: &str,
+    op: Op,
+    value: Option<&Value>,
+    tol: &mut Tolerances,
+) -> Result<UndeclaredChange> {
+    let s = without_core_urn(rt, raw.trim());
+    let (head, rest) = match s.find(['.', '[']) {
+        Some(i) => (s.get(..i).unwrap_or(s), s.get(i..).unwrap_or_default()),
+        None => (s, ""),
+    };
+    tol.tolerate(Tolerance::UnknownAttribute, || {
+        format!("unknown attribute '{head}' in path '{raw}'")
+    })
+    .map_err(|e| ScimError::invalid_path(e.detail))?;
+    if rest.starts_with('[') {
+        return Err(ScimError::invalid_path(format!(
+            "'{raw}': value filters need a declared schema; '{head}' is an attribute no schema defines"
+        )));
+    }
+    let sub = rest.strip_prefix('.');
+    let names_ok = is_attr_name(head) && sub.is_none_or(is_attr_name);
+    if !names_ok {
+        return Err(ScimError::invalid_path(format!(
+            "invalid path '{raw}': expected an attribute name (RFC 7643 §2.1: a letter, then \
+             letters, digits, '-' or '_') and at most one sub-attribute"
+        )));
+    }
+    let value = match (op, value) {
+        (Op::Remove, _) | (_, None) | (_, Some(Value::Null)) => None,
+        (_, Some(v)) => {
+            let depth = if sub.is_some() { 2 } else { 0 };
+            undeclared_value(s, v, depth)?
+        }
+    };
+    let path = UndeclaredPath {
+        full: s.to_string(),
+        prefix: String::new(),
+        last: head.to_string(),
+        sub: sub.map(str::to_string),
+    };
+    Ok(UndeclaredChange { path, op, value })
+}
+
 /// The stored key matching `name` case-insensitively, if any.
 pub(crate) fn stored_key<'d>(keys: impl Iterator<Item = &'d String>, name: &str) -> Option<String> {
     let mut keys = keys;
@@ -149,7 +235,7 @@ pub(crate) fn stored_key<'d>(keys: impl Iterator<Item = &'d String>, name: &str)
 impl Addressed {
     /// What `p` addresses, given the stored top-level keys (`stored` looks one up).
     pub fn resolve(
-        rt: ResourceType,
+        rt: TypeSchemas,
         p: &UndeclaredPath,
         value: Option<&Value>,
         stored: impl Fn(&str) -> Option<String>,
@@ -201,20 +287,34 @@ pub(crate) fn apply(
             }
         },
         Addressed::Attr { urn, name, sub } => {
-            if let (None, Some(v @ Value::Object(_))) = (sub, &c.value) {
-                // A complex value: its sub-attributes must be simple.
-                undeclared_value(&format!("{urn}:{name}"), v, 0)?;
-            }
-            let key = ext
-                .keys()
-                .find(|k| k.eq_ignore_ascii_case(name))
-                .cloned()
-                .unwrap_or_else(|| name.clone());
-            match sub {
-                None => set_or_remove(ext, key, c),
-                Some(sub) => apply_sub(ext, key, sub, c)?,
-            }
+            apply_attr(ext, &format!("{urn}:{name}"), name, sub.as_deref(), c)?;
         }
+    }
+    Ok(())
+}
+
+/// Applies `c` to attribute `name` (or its sub-attribute `sub`) of `container`: an
+/// undeclared extension's object, or the resource's data for an attribute at the core level
+/// that no schema defines. The stored spelling of `name` stays; `label` names it in errors.
+pub(crate) fn apply_attr(
+    container: &mut Map<String, Value>,
+    label: &str,
+    name: &str,
+    sub: Option<&str>,
+    c: &UndeclaredChange,
+) -> Result<()> {
+    if let (None, Some(v @ Value::Object(_))) = (sub, &c.value) {
+        // A complex value: its sub-attributes must be simple.
+        undeclared_value(label, v, 0)?;
+    }
+    let key = container
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .cloned()
+        .unwrap_or_else(|| name.to_string());
+    match sub {
+        None => set_or_remove(container, key, c),
+        Some(sub) => apply_sub(container, key, sub, c)?,
     }
     Ok(())
 }
@@ -275,13 +375,14 @@ fn apply_sub(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::schema::ResourceType;
     use serde_json::json;
 
     const EXT: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
 
     fn resolve(path: &str, value: Option<Value>, stored: &[&str]) -> Addressed {
-        let p = parse_path(path).unwrap();
-        Addressed::resolve(ResourceType::User, &p, value.as_ref(), |n| {
+        let p = parse_path(Schemas::BUILTIN, path).unwrap();
+        Addressed::resolve(ResourceType::User.into(), &p, value.as_ref(), |n| {
             stored
                 .iter()
                 .find(|k| k.eq_ignore_ascii_case(n))
@@ -338,20 +439,23 @@ mod tests {
             ("urn:ietf:params:scnager".to_string(), json!("x")),
         ] {
             assert!(
-                parse_change(&path, Op::Replace, Some(&value)).is_err(),
+                parse_change(Schemas::BUILTIN, &path, Op::Replace, Some(&value)).is_err(),
                 "{path} {value}"
             );
         }
-        assert!(is_undeclared(EXT));
+        assert!(is_undeclared(Schemas::BUILTIN, EXT));
         assert!(!is_undeclared(
+            Schemas::BUILTIN,
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:cim"
         ));
-        assert!(!is_undeclared("title"));
+        assert!(!is_undeclared(Schemas::BUILTIN, "title"));
         // Above a defined schema, or under it past a dot: that schema's names, not an extension.
         assert!(!is_undeclared(
+            Schemas::BUILTIN,
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0"
         ));
         assert!(!is_undeclared(
+            Schemas::BUILTIN,
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User.x"
         ));
     }
@@ -360,9 +464,9 @@ mod tests {
     fn changes_apply_to_the_extension_object() {
         let mut ext = Map::new();
         let run = |ext: &mut Map<String, Value>, path: &str, op: Op, v: Option<Value>| {
-            let c = parse_change(path, op, v.as_ref()).unwrap();
+            let c = parse_change(Schemas::BUILTIN, path, op, v.as_ref()).unwrap();
             let stored: Vec<String> = vec![EXT.to_string()];
-            let a = Addressed::resolve(ResourceType::User, &c.path, c.value.as_ref(), |n| {
+            let a = Addressed::resolve(ResourceType::User.into(), &c.path, c.value.as_ref(), |n| {
                 stored.iter().find(|k| k.eq_ignore_ascii_case(n)).cloned()
             });
             apply(ext, &c, &a).unwrap();

@@ -108,7 +108,7 @@ function renderTenants(tenants) {
   );
 }
 
-const VIEWS = ["overview", "tokens", "users", "groups", "log", "tolerances"];
+const VIEWS = ["overview", "tokens", "users", "groups", "log", "tolerances", "schemas"];
 
 async function route() {
   if ($("app").hidden) return;
@@ -140,7 +140,7 @@ async function route() {
   }
   const panel = view === "users" || view === "groups" ? "directory" : view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${panel}`;
-  await ({ overview: showOverview, tokens: showTokens, users: showDirectory, groups: showDirectory, log: showLog, tolerances: showTolerances })[view]();
+  await ({ overview: showOverview, tokens: showTokens, users: showDirectory, groups: showDirectory, log: showLog, tolerances: showTolerances, schemas: showSchemas })[view]();
 }
 
 // ---------------------------------------------------------------- tenants and settings
@@ -150,6 +150,7 @@ function showOverview() {
   $("tenant-url").value = scimUrl(t);
   $("token-endpoint").value = t.tokenEndpoint;
   $("strict-patch").checked = t.strictPatch;
+  $("extensions-policy").value = t.extensions ?? "keep";
   const limit = (n) => (n === null || n === undefined ? "" : String(n));
   $("quota-resources").value = limit(t.quota?.resources);
   $("quota-bytes").value = limit(t.quota?.bytes);
@@ -182,7 +183,7 @@ async function createTenant(e) {
 async function saveSettings(e) {
   e.preventDefault();
   const quota = { resources: limitOf("quota-resources"), bytes: limitOf("quota-bytes") };
-  const saved = await attempt(() => api(tenantPath(), { method: "PATCH", body: { strictPatch: $("strict-patch").checked, quota } }));
+  const saved = await attempt(() => api(tenantPath(), { method: "PATCH", body: { strictPatch: $("strict-patch").checked, extensions: $("extensions-policy").value, quota } }));
   if (!saved) return;
   // The PATCH answer has no usage; read the tenant again for it.
   const t = (await attempt(() => api(tenantPath()))) ?? saved;
@@ -483,6 +484,65 @@ async function showTolerances() {
     : [h("tr", {}, h("td", { colspan: 3, text: "No tolerances have fired for this tenant." }))]));
 }
 
+// ---------------------------------------------------------------- declared extension schemas
+
+async function showSchemas() {
+  const data = await attempt(() => api(`${tenantPath()}/schemas`));
+  if (!data) return;
+  $("schema-rows").replaceChildren(...(data.schemas.length
+    ? data.schemas.map((d) => h("tr", {},
+      h("th", { scope: "row" }, h("code", { text: d.schema.id })),
+      h("td", { text: d.resourceType + (d.required ? " (required)" : "") }),
+      h("td", { text: d.schema.attributes.map((a) => `${a.name}: ${a.type}${a.multiValued ? "[]" : ""}`).join(", ") }),
+      h("td", {}, when(d.modified)),
+      h("td", {}, h("button", { type: "button", text: "Edit", "aria-label": `Edit ${d.schema.id}`, onclick: () => editSchema(d) }),
+        " ", h("button", { type: "button", text: "Remove", "aria-label": `Remove ${d.schema.id}`, onclick: () => removeSchema(d.schema.id) }))))
+    : [h("tr", {}, h("td", { colspan: 5, text: "No extension schemas declared: attributes under extension URNs are kept as sent." }))]));
+}
+
+function editSchema(d) {
+  $("schema-type").value = d.resourceType;
+  $("schema-required").checked = d.required;
+  $("schema-json").value = JSON.stringify(d.schema, null, 2);
+  $("schema-json").focus();
+}
+
+async function loadSchemaFile() {
+  const file = $("schema-file").files[0];
+  if (file) $("schema-json").value = await file.text();
+}
+
+async function declareSchema(e) {
+  e.preventDefault();
+  let schema;
+  try {
+    schema = JSON.parse($("schema-json").value);
+  } catch (err) {
+    say(`Error: the schema is not valid JSON (${err.message}).`, "error");
+    return;
+  }
+  if (typeof schema?.id !== "string") {
+    say("Error: the schema needs an \"id\": its URN.", "error");
+    return;
+  }
+  const body = { resourceType: $("schema-type").value, required: $("schema-required").checked, schema };
+  const d = await attempt(() => api(`${tenantPath()}/schemas/${enc(schema.id)}`, { method: "PUT", body }));
+  if (!d) return;
+  const s = d.stored;
+  $("schema-report").textContent = `Checked ${s.checked} stored resource${s.checked === 1 ? "" : "s"}${s.complete ? "" : " (the first ones)"}: ${s.conflicting} do not fit, ${s.duplicateValues} duplicate a unique value.`
+    + (s.conflicts.length ? ` First: ${s.conflicts.slice(0, 5).map((c) => `${c.id}: ${c.detail}`).join("; ")}` : "");
+  say(`Schema ${d.schema.id} declared for ${d.resourceType}.`);
+  await showSchemas();
+}
+
+async function removeSchema(urn) {
+  if (!confirm(`Remove ${urn}? Data stored under it is kept and served as sent.`)) return;
+  const ok = await attempt(() => api(`${tenantPath()}/schemas/${enc(urn)}`, { method: "DELETE" }));
+  if (ok === undefined) return;
+  say(`Schema ${urn} removed; its data is kept.`);
+  await showSchemas();
+}
+
 // ---------------------------------------------------------------- wiring
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -497,6 +557,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("tenant-form").addEventListener("submit", createTenant);
   $("settings-form").addEventListener("submit", saveSettings);
   $("token-form").addEventListener("submit", issueToken);
+  $("schema-form").addEventListener("submit", declareSchema);
+  $("schema-file").addEventListener("change", () => attempt(loadSchemaFile));
   $("dir-form").addEventListener("submit", (e) => { e.preventDefault(); state.dir.start = 1; loadDirectory(); });
   $("dir-prev").addEventListener("click", () => page(-1));
   $("dir-next").addEventListener("click", () => page(1));

@@ -27,7 +27,7 @@ use crate::proto::error::ScimError;
 use crate::proto::filter::{
     self, Container, Filter, Kind, Leaf, Lit, Loc, Node, Op, PosError, ResolvedAttr, Store,
 };
-use crate::proto::schema::{AttrType, ResourceType};
+use crate::proto::schema::{AttrType, ResourceType, TypeScope};
 use crate::store::sql::{SqlValue, MAX_PARAMS};
 
 /// Parameters left for the caller (tenant, paging) when a filter is planned.
@@ -42,10 +42,10 @@ pub const RESERVED_PARAMS: usize = 10;
 /// `params` would end up with more than `MAX_PARAMS - RESERVED_PARAMS` values.
 pub fn where_sql(
     filter: &Filter,
-    rt: Option<ResourceType>,
+    scope: impl Into<TypeScope>,
     params: &mut Vec<SqlValue>,
 ) -> Result<String, ScimError> {
-    let bound = filter::bind(filter, rt)?;
+    let bound = filter::bind(filter, scope)?;
     let start = params.len();
     let limit = MAX_PARAMS - RESERVED_PARAMS;
     let result = match emit(&bound.0, Scope::Row, params) {
@@ -65,7 +65,9 @@ pub fn where_sql(
 /// §3.4.2.3); members and groups by their smallest value. Resources without a value yield
 /// NULL (SQLite sorts NULL first when ascending). Unknown or unsortable paths are
 /// `400 invalidValue`.
-pub fn sort_sql(sort_by: &str, rt: Option<ResourceType>) -> Result<SortOrder, ScimError> {
+pub fn sort_sql(sort_by: &str, scope: impl Into<TypeScope>) -> Result<SortOrder, ScimError> {
+    let scope: TypeScope = scope.into();
+    let rt = scope.only;
     let invalid = |e: PosError| {
         ScimError::invalid_value(format!(
             "invalid sortBy '{sort_by}' at position {}: {}",
@@ -80,28 +82,28 @@ pub fn sort_sql(sort_by: &str, rt: Option<ResourceType>) -> Result<SortOrder, Sc
     let mut per_type = Vec::new();
     let mut first_err = None;
     for t in types {
-        match filter::resolve_for_sort(&path, t) {
+        let ts = scope.schemas.of(t);
+        match filter::resolve_for_sort(&path, ts) {
             Ok(r) => per_type.push((t, sort_expr(&r, t)?)),
             Err((unknown, e)) => {
                 if !unknown {
                     return Err(invalid(e));
                 }
-                first_err.get_or_insert(e);
+                // An attribute kept without a schema: its values sort by JSON type (numbers
+                // and booleans as 0/1, then strings case-insensitively).
+                match filter::undeclared_attr(&path, ts) {
+                    Some(attr) => {
+                        let expr = undeclared::sort_expr(&attr, path.sub.as_deref())?;
+                        per_type.push((t, (expr, true, None)));
+                    }
+                    None => {
+                        first_err.get_or_insert(e);
+                    }
+                }
             }
         }
     }
     let Some((_, (first_expr, nocase, first_column))) = per_type.first().cloned() else {
-        // Unknown to every type considered: an attribute kept without a schema, if no schema
-        // could own it. Its values sort by JSON type (numbers and booleans as 0/1, then
-        // strings case-insensitively).
-        if let Some(attr) = filter::undeclared_attr(&path) {
-            let expr = undeclared::sort_expr(&attr, path.sub.as_deref())?;
-            return Ok(SortOrder {
-                expr: format!("{expr} COLLATE NOCASE"),
-                column: None,
-                nocase: true,
-            });
-        }
         return Err(invalid(
             first_err.unwrap_or_else(|| PosError::new(1, "unknown attribute")),
         ));

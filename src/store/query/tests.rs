@@ -312,8 +312,12 @@ fn sort_expressions_follow_the_schema() {
         "(SELECT a.atom FROM json_each(r.data) a WHERE a.key = 'nope' COLLATE NOCASE"
     ));
     for (bad, rt) in [
-        ("urn:ietf:params:scim:schemas:core:2.0:User:nope", USER),
-        ("department", GROUP),
+        ("urn:ietf:params:scim:schemas:core:2.0:Group:nope", USER),
+        (
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nope",
+            USER,
+        ),
+        ("emails", GROUP),
         ("name", USER),
         ("password", USER),
         ("members", USER),

@@ -13,12 +13,14 @@
 //! The bound form is its own: [`Node::Undeclared`] holds the attribute's owned name instead of
 //! a schema path, over the attribute's elements (an array's items, else the value itself),
 //! with [`Loc::Loose`] leaves. Typed schema paths never take this route: only a path the
-//! schema lookup calls unknown falls back here, and only if no schema the service defines
-//! could own it.
+//! schema lookup (built-in and the tenant's declared schemas) calls unknown falls back here,
+//! and only where writes would have kept the attribute: under a URN no built-in or declared
+//! schema is, lies under or above, or at the core level under a name no core schema defines
+//! (`crate::proto::resource`'s `keep_undeclared` and `keep_unknown`).
 
 use super::{invalid, negate_if_ne, null_comparison, BindErr, Kind, Leaf, Lit, Loc, Node, Op};
 use crate::proto::filter::{AttrPath, CompareOp, Comparison, Filter, Literal, PosError};
-use crate::proto::schema::{self, ResourceType};
+use crate::proto::schema::{self, TypeSchemas};
 
 /// An attribute kept verbatim in `data` without a schema, as a filter names it.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,36 +31,41 @@ pub(crate) struct UndeclaredAttr {
     pub name: String,
 }
 
-/// The undeclared attribute a path names, if no schema could own it: a URN-qualified path
-/// whose URN is not (inside, or above) a schema the service defines, or a plain name that no
-/// schema of any resource type defines. `members` on /Users stays unknown, as does
-/// `urn:…:enterprise:2.0:User:nope`, as in writes.
-pub(crate) fn undeclared_attr(path: &AttrPath) -> Option<UndeclaredAttr> {
-    let declared = match &path.urn {
-        Some(urn) => schema::known_schema_above(urn).is_some(),
-        None => defined_anywhere(&path.name),
-    };
-    (!declared).then(|| UndeclaredAttr {
-        urn: path.urn.clone(),
-        name: path.name.clone(),
-    })
-}
-
-/// `schemas` is rendered from the resource type and the stored URNs, never stored as an
-/// attribute, so it cannot be read as one.
-fn defined_anywhere(name: &str) -> bool {
-    name.eq_ignore_ascii_case("schemas")
-        || schema::common_attr(name).is_some()
-        || ResourceType::ALL.iter().any(|rt| {
-            rt.core_schema().attr(name).is_some()
-                || rt.extensions().iter().any(|e| e.attr(name).is_some())
+/// The undeclared attribute a path the schema lookup did not know names for resources of
+/// `ts`, where writes keep one: under a URN that no built-in or declared schema is, lies
+/// under or above (`urn:…:enterprise:2.0:User:nope` stays unknown); or at the core level
+/// (a plain name, or one qualified by the type's core URN) under a name no core schema of
+/// any type defines (`members` on /Users stays unknown, as a write refuses it).
+pub(crate) fn undeclared_attr(path: &AttrPath, ts: TypeSchemas) -> Option<UndeclaredAttr> {
+    let core_level = |name: &str| {
+        // `schemas` is rendered from the type and the stored URNs, never stored.
+        let kept = !schema::is_core_name_anywhere(name)
+            && !name.eq_ignore_ascii_case("schemas")
+            && name != "$ref";
+        kept.then(|| UndeclaredAttr {
+            urn: None,
+            name: name.to_string(),
         })
+    };
+    match &path.urn {
+        None => core_level(&path.name),
+        Some(urn) if urn.eq_ignore_ascii_case(&ts.core_schema().id) => core_level(&path.name),
+        Some(urn) if ts.schemas().known_schema_above(urn).is_some() => None,
+        Some(urn) => Some(UndeclaredAttr {
+            urn: Some(urn.clone()),
+            name: path.name.clone(),
+        }),
+    }
 }
 
 /// The fallback for a path the schema lookup did not know: the undeclared attribute, or the
 /// lookup's own error.
-pub(super) fn fallback(path: &AttrPath, unknown: PosError) -> Result<UndeclaredAttr, BindErr> {
-    undeclared_attr(path).ok_or(BindErr::Unknown(unknown))
+pub(super) fn fallback(
+    path: &AttrPath,
+    ts: TypeSchemas,
+    unknown: PosError,
+) -> Result<UndeclaredAttr, BindErr> {
+    undeclared_attr(path, ts).ok_or(BindErr::Unknown(unknown))
 }
 
 /// `attr[.sub] pr`.
@@ -179,6 +186,7 @@ fn loose_cmp(loc: Loc, c: &Comparison) -> Result<Node, BindErr> {
 mod tests {
     use super::*;
     use crate::proto::filter::{bind, matches, parse};
+    use crate::proto::schema::{Declared, ResourceType, Schemas, TypeScope};
     use serde_json::{json, Value};
 
     const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
@@ -339,13 +347,71 @@ mod tests {
         let root = bind(&f, None).unwrap();
         assert_eq!(root, bind(&f, Some(ResourceType::Group)).unwrap());
         assert!(matches!(root.0, Node::Undeclared { .. }));
-        // Unknown to /Groups but defined for Users: no fallback.
-        for typed in [
-            "userName eq \"x\"",
-            "emails.value eq \"x\"",
-            "department pr",
+        // Core names of another type stay unknown, as writes refuse them; a name only an
+        // extension of another type defines is kept at the core level, so it is read there.
+        for (typed, rt) in [
+            ("userName eq \"x\"", ResourceType::Group),
+            ("emails.value eq \"x\"", ResourceType::Group),
+            ("members pr", ResourceType::User),
         ] {
-            assert!(bind(&parse(typed).unwrap(), Some(ResourceType::Group)).is_err());
+            assert!(bind(&parse(typed).unwrap(), Some(rt)).is_err(), "{typed}");
         }
+        let kept = bind(&parse("department pr").unwrap(), Some(ResourceType::Group)).unwrap();
+        assert!(
+            matches!(&kept.0, Node::Undeclared { attr, .. } if attr.urn.is_none()),
+            "{kept:?}"
+        );
+    }
+
+    #[test]
+    fn core_level_names_under_the_core_urn_read_the_kept_attribute() {
+        let core = "urn:ietf:params:scim:schemas:core:2.0:User";
+        // Writes keep `urn:…:core:2.0:User:nickname2` at `data["nickname2"]`.
+        assert!(t(&format!("{core}:SHOESIZE eq \"42\"")));
+        let f = parse(&format!("{core}:shoeSize pr")).unwrap();
+        assert!(
+            bind(&f, Some(ResourceType::Group)).is_err(),
+            "not a Group's core"
+        );
+        // A root search reads it on Users only.
+        let group = json!({"shoeSize": "42", "meta": {"resourceType": "Group"}});
+        assert!(!matches(&f, None, &group) && matches(&f, None, &user()));
+    }
+
+    #[test]
+    fn a_tenants_declared_extension_binds_typed_and_its_unknown_names_stay_unknown() {
+        let doc = json!({"id": CUSTOM, "name": "Custom", "attributes": [
+            {"name": "costCenter", "type": "integer"}]});
+        let declared = crate::proto::declared::parse(ResourceType::User, false, &doc).unwrap();
+        let set = crate::proto::declared::intern("undeclared-filter-test", || Declared {
+            extensions: vec![declared],
+        });
+        let scope = TypeScope {
+            only: Some(ResourceType::User),
+            schemas: Schemas::new(Some(set), false),
+        };
+        let typed = parse(&format!("{CUSTOM}:costCenter gt 4000")).unwrap();
+        let bound = bind(&typed, scope).unwrap();
+        assert!(!matches!(bound.0, Node::Undeclared { .. }), "{bound:?}");
+        assert!(bound.matches(&user()));
+        // Declared integer: a string literal is the type error it is for the enterprise schema.
+        let e = bind(
+            &parse(&format!("{CUSTOM}:costCenter eq \"x\"")).unwrap(),
+            scope,
+        );
+        assert!(e.unwrap_err().detail.contains("expected a number"));
+        for unknown in [
+            format!("{CUSTOM}:CustomAttribute eq \"blue\""),
+            format!("{CUSTOM}:costCenter:x pr"),
+        ] {
+            let e = bind(&parse(&unknown).unwrap(), scope).unwrap_err();
+            assert!(
+                e.detail.contains("unknown attribute"),
+                "{unknown}: {}",
+                e.detail
+            );
+        }
+        // Without the declaration the same names are undeclared again.
+        assert!(t(&format!("{CUSTOM}:CustomAttribute eq \"blue\"")));
     }
 }
