@@ -11,6 +11,9 @@
 //   npm run admin -- token rotate acme <token-id> --overlap 86400
 //   npm run admin -- token revoke acme <token-id> [--chain]
 //   npm run admin -- schema import acme custom-user.json --resource-type User
+//   npm run admin -- role add acme --id admin --name "Administrator"
+//   npm run admin -- entitlement add acme --id e3 --name "Office E3" --type License
+//   npm run admin -- roles acme
 //
 // Target: --url (or SCIM_ADMIN_URL), default http://127.0.0.1:8787 (scripts/dev.sh).
 // Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars.
@@ -42,6 +45,15 @@ commands:
                                             (objects {resourceType, required, schema} too); each
                                             answer reports how stored data fits it
   schema delete <tenant> <urn>              undeclare it (data stored under it is kept)
+
+  Okta Entitlement Management: the values Okta reads from /Roles and /Entitlements
+  (KIND is role or entitlement; ids are generated when --id is left out):
+  roles <tenant> | entitlements <tenant>    list them
+  KIND add <tenant> --name NAME [--id ID] [--type TYPE] [--description TEXT]
+  KIND show <tenant> <id>
+  KIND set <tenant> <id> [--name NAME] [--type TYPE] [--description TEXT]
+                                            an empty --type or --description clears it
+  KIND remove <tenant> <id>                 users keep the assignments they hold
 
 The secret of an issued or rotated token is printed once and is not stored anywhere.
 --url defaults to $SCIM_ADMIN_URL or http://127.0.0.1:8787; --token to $ADMIN_TOKEN, or for a
@@ -131,7 +143,40 @@ function declarations(file) {
 }
 
 const requests = [];
-switch (`${cmd} ${["tenant", "token", "schema"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
+/** The admin API's body for a role or entitlement: --name, --id, --type, --description. */
+function definition(opt, { create }) {
+  const body = {};
+  if (opt.name !== undefined) body.displayName = opt.name;
+  if (create && opt.id !== undefined) body.id = opt.id;
+  for (const field of ["type", "description"]) {
+    if (opt[field] !== undefined) body[field] = opt[field] === "" && !create ? null : opt[field];
+  }
+  return body;
+}
+
+const KINDS = { role: "roles", entitlement: "entitlements" };
+if (KINDS[cmd]) {
+  const list = KINDS[cmd];
+  if (!a) usage(`${cmd} ${sub ?? "add|show|set|remove"} <tenant> ...`);
+  const needId = () => b ?? usage(`${cmd} ${sub} <tenant> <id>`);
+  switch (sub) {
+    case "add":
+      if (opt.name === undefined) usage(`${cmd} add <tenant> --name NAME`);
+      [method, route, body] = ["POST", `/tenants/${enc(a)}/${list}`, definition(opt, { create: true })];
+      break;
+    case "show":
+      route = `/tenants/${enc(a)}/${list}/${enc(needId())}`;
+      break;
+    case "set":
+      [method, route, body] = ["PATCH", `/tenants/${enc(a)}/${list}/${enc(needId())}`, definition(opt, { create: false })];
+      break;
+    case "remove":
+      [method, route] = ["DELETE", `/tenants/${enc(a)}/${list}/${enc(needId())}`];
+      break;
+    default:
+      usage(`unknown command '${pos.join(" ")}'`);
+  }
+} else switch (`${cmd} ${["tenant", "token", "schema"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
   case "schemas":
     if (!sub) usage("schemas <tenant>");
     route = `/tenants/${enc(sub)}/schemas`;
@@ -157,6 +202,11 @@ switch (`${cmd} ${["tenant", "token", "schema"].includes(cmd) ? sub ?? "" : ""}`
   case "tokens":
     if (!sub) usage("tokens <tenant>");
     route = `/tenants/${enc(sub)}/tokens`;
+    break;
+  case "roles":
+  case "entitlements":
+    if (!sub) usage(`${cmd} <tenant>`);
+    route = `/tenants/${enc(sub)}/${cmd}`;
     break;
   case "tenant create":
     if (!a) usage("tenant create <id>");

@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0009_quotas.sql"),
     include_str!("../schema/migrations/0011_deployment_secrets.sql"),
     include_str!("../schema/migrations/0012_declared_schemas.sql"),
+    include_str!("../schema/migrations/0013_entitlement_values.sql"),
 ];
 
 pub struct SqliteDb {

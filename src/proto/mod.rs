@@ -2,10 +2,12 @@
 //! with their attribute paths ([`filter`]), PATCH requests parsed into typed operations and
 //! applied ([`patch`]), resource validation and rendering ([`resource`]), projection
 //! (`attributes`/`excludedAttributes`, [`projection`]), the identity-provider quirks tolerated
-//! ([`tolerance`]), dateTimes ([`time`]) and the SCIM error type ([`error`]). No I/O, no
-//! async, no SQL: everything here is tested natively and fuzzed.
+//! ([`tolerance`]), dateTimes ([`time`]), Okta's entitlement and role resources
+//! ([`entitlement`]) and the SCIM error type ([`error`]). No I/O, no async, no SQL:
+//! everything here is tested natively and fuzzed.
 
 pub mod declared;
+pub mod entitlement;
 pub mod error;
 pub mod filter;
 pub mod patch;

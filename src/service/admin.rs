@@ -14,6 +14,7 @@
 //! | `/tenants/{t}/tolerances` | GET `{tolerances: [{name, count, lastSeen}]}` |
 //! | `/tenants/{t}/schemas` | GET: the tenant's declared extension schemas |
 //! | `/tenants/{t}/schemas/{urn}` | GET, PUT `{resourceType, required?, schema}` (declare; answers with a check of the data already stored under the URN), DELETE (stored data stays, undeclared again) |
+//! | `/tenants/{t}/entitlements[/{id}]`, `/tenants/{t}/roles[/{id}]` | Okta's entitlement and role values: GET, POST `{id?, displayName, type?, description?}`; `/{id}`: GET, PATCH, DELETE (src/service/entitlements.rs) |
 //!
 //! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
 //! resource data the tenant may store (`null`: unlimited; a limit not named keeps its value,
@@ -29,6 +30,7 @@
 //! answer lists the other credentials it revoked in `alsoRevoked`. An OAuth client's access
 //! tokens end with it: at its revocation, and at the end of its overlap when it is rotated.
 
+use crate::proto::entitlement;
 use crate::proto::error::{Result, ScimError};
 use crate::proto::time;
 use crate::service::auth;
@@ -150,6 +152,19 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
                 Method::Get => crate::service::console::api(ctx, &store, req, view, tail).await,
                 _ => Err(not_allowed("GET")),
             }
+        }
+        // Okta entitlement and role values (src/service/entitlements.rs).
+        ["tenants", t, list @ ("entitlements" | "roles"), tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            let kind = match *list {
+                "roles" => entitlement::Kind::Role,
+                _ => entitlement::Kind::Entitlement,
+            };
+            let now = time::format_millis(ctx.now_ms);
+            let (status, v) =
+                crate::service::entitlements::admin(&store, req, &body(req)?, kind, tail, &now)
+                    .await?;
+            Ok(json_response(status, &v))
         }
         // The provisioning log and change feed (src/store/events.rs).
         ["tenants", t, "schemas", tail @ ..] => {

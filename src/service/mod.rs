@@ -10,6 +10,7 @@ pub mod console;
 pub mod credentials;
 pub mod ctx;
 pub mod declarations;
+pub mod entitlements;
 pub mod http;
 pub mod ids;
 pub mod oauth;
@@ -23,6 +24,8 @@ pub mod tenant;
 mod api_tests;
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod entitlements_tests;
 #[cfg(test)]
 mod reliability_tests;
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! handlers, the provisioning log (which requests are writes) and the errors for paths and
 //! methods that exist nowhere all read the same [`Route`].
 
+use crate::proto::entitlement::Kind;
 use crate::proto::error::{Result, ScimError};
 use crate::proto::schema::ResourceType;
 use crate::service::http::Method;
@@ -22,6 +23,8 @@ pub enum Route {
     Replace(ResourceType, String),
     Patch(ResourceType, String),
     Delete(ResourceType, String),
+    /// `GET /Entitlements[/{id}]`, `GET /Roles[/{id}]`: read-only (src/service/entitlements.rs).
+    Entitlements(Kind, Option<String>),
 }
 
 /// A write, as the provisioning log names it.
@@ -65,6 +68,9 @@ impl Route {
             [first, ..] if is(first, "Bulk") || is(first, "Me") => Err(ScimError::not_implemented(
                 format!("/{first} is not supported by this service provider"),
             )),
+            [endpoint, tail @ ..] if Kind::from_endpoint(endpoint).is_some() => {
+                entitlement_route(method, endpoint, tail)
+            }
             [endpoint, tail @ ..] => {
                 let rt = ResourceType::from_endpoint(endpoint)
                     .ok_or_else(|| ScimError::not_found(format!("no endpoint '/{endpoint}'")))?;
@@ -117,6 +123,33 @@ fn resource_route(method: Method, rt: ResourceType, tail: &[&str]) -> Result<Rou
             tail.join("/")
         ))),
     }
+}
+
+/// Routes below `/Entitlements` or `/Roles`. Their values are the vendor's to define (admin
+/// API), so a SCIM write is `405` (RFC 9110 §15.5.6: the resource exists, the method is not
+/// one it takes), not `501`, which RFC 7644 keeps for operations the service lacks entirely.
+fn entitlement_route(method: Method, endpoint: &str, tail: &[&str]) -> Result<Route> {
+    let kind = Kind::from_endpoint(endpoint)
+        .ok_or_else(|| ScimError::not_found(format!("no endpoint '/{endpoint}'")))?;
+    let id = match tail {
+        [] => None,
+        [id] if *id != ".search" => Some(id.to_string()),
+        _ => {
+            return Err(ScimError::not_found(format!(
+                "no resource at '/{}/{}'",
+                kind.endpoint(),
+                tail.join("/")
+            )))
+        }
+    };
+    if method != Method::Get {
+        return Err(ScimError::method_not_allowed(format!(
+            "/{} is read-only: its values are defined by the application's vendor through \
+             the admin API; allowed: GET",
+            kind.endpoint()
+        )));
+    }
+    Ok(Route::Entitlements(kind, id))
 }
 
 pub fn method_label(m: Method) -> &'static str {
@@ -180,6 +213,12 @@ mod tests {
             (Put, "/Groups/2819c223", Route::Replace(Group, id())),
             (Patch, "/Users/2819c223", Route::Patch(User, id())),
             (Delete, "/Users/2819c223", Route::Delete(User, id())),
+            (Get, "/Roles", Route::Entitlements(Kind::Role, None)),
+            (
+                Get,
+                "/entitlements/e-1",
+                Route::Entitlements(Kind::Entitlement, Some("e-1".into())),
+            ),
         ];
         for (method, path, want) in cases {
             assert_eq!(route(method, path).unwrap(), want, "{path}");
@@ -195,6 +234,12 @@ mod tests {
             (Put, "/ServiceProviderConfig", 405),
             (Post, "/Bulk", 501),
             (Get, "/Me", 501),
+            (Post, "/Roles", 405),
+            (Put, "/Roles/r1", 405),
+            (Patch, "/Entitlements/e1", 405),
+            (Delete, "/Entitlements/e1", 405),
+            (Post, "/Roles/.search", 404),
+            (Get, "/Roles/a/b", 404),
         ];
         for (method, path, status) in errors {
             assert_eq!(route(method, path).unwrap_err().status, status, "{path}");
@@ -216,5 +261,6 @@ mod tests {
         );
         assert_eq!(w(Method::Post, "/Users/.search"), None);
         assert_eq!(w(Method::Get, "/Users/u"), None);
+        assert_eq!(w(Method::Get, "/Roles/r"), None);
     }
 }

@@ -10,6 +10,7 @@ use crate::proto::schema::{
 };
 use crate::proto::time;
 use crate::service::ctx::Ctx;
+use crate::service::entitlements;
 use crate::service::http::{path_segments, Request, Response};
 use crate::service::ids;
 use crate::service::profile::TenantProfile;
@@ -65,9 +66,9 @@ pub(crate) async fn serve<D: Db>(
     let route = Route::parse(req.method, &segs)?;
     let base = format!("{}{base_path}", req.origin);
     let store = Store::new(ctx.db, principal.tenant);
-    // Everything but the static ServiceProviderConfig depends on the tenant's schemas.
+    // Users, Groups and discovery depend on the tenant's schemas; the rest does not.
     let profile = match route {
-        Route::ServiceProviderConfig => TenantProfile::default(),
+        Route::ServiceProviderConfig | Route::Entitlements(..) => TenantProfile::default(),
         _ => crate::service::profile::load(ctx.profiles, &store, ctx.now_ms).await?,
     };
     let Some(write) = route.write() else {
@@ -105,8 +106,19 @@ async fn dispatch<D: Db>(
     let schemas = profile.schemas;
     match route {
         Route::ServiceProviderConfig => Ok(Response::json(200, &service_provider_config(base))),
-        Route::ResourceTypes(name) => resource_types(req, schemas, name.as_deref(), base),
+        Route::ResourceTypes(name) => {
+            reject_discovery_filter(req)?;
+            let extra = entitlements::resource_types(store, base).await?;
+            resource_types(schemas, name.as_deref(), base, extra)
+        }
         Route::Schemas(urn) => schemas_endpoint(req, schemas, urn.as_deref(), base),
+        Route::Entitlements(kind, id) => {
+            let page = page_bounds(
+                int_param("startIndex", req.query_param("startIndex"))?,
+                int_param("count", req.query_param("count"))?,
+            );
+            entitlements::read(store, req, *kind, id.as_deref(), page, base).await
+        }
         Route::Search(rt) => search(ctx, store, req, scope(schemas, *rt), base).await,
         Route::List(rt) => list(ctx, store, req, schemas.of(*rt), base).await,
         Route::Create(rt) => create(ctx, store, profile, req, *rt, base).await,
@@ -122,23 +134,28 @@ fn scope(schemas: Schemas, only: Option<ResourceType>) -> TypeScope {
 }
 
 /// `GET /ResourceTypes[/{name}]`, listing the tenant's declared extensions (Okta discovers
-/// custom attributes this way).
+/// custom attributes this way); `extra`: the tenant's entitlement resource types.
 fn resource_types(
-    req: &Request,
     schemas: Schemas,
     name: Option<&str>,
     base: &str,
+    extra: Vec<Value>,
 ) -> Result<Response> {
-    reject_discovery_filter(req)?;
+    let mut docs: Vec<Value> = ResourceType::ALL
+        .iter()
+        .map(|rt| schema::resource_type_document(schemas.of(*rt), base))
+        .collect();
+    docs.extend(extra);
     match name {
-        None => Ok(list_response(
-            ResourceType::ALL
-                .iter()
-                .map(|rt| schema::resource_type_document(schemas.of(*rt), base))
-                .collect(),
-        )),
-        Some(name) => ResourceType::from_name(name)
-            .map(|rt| Response::json(200, &schema::resource_type_document(schemas.of(rt), base)))
+        None => Ok(list_response(docs)),
+        Some(name) => docs
+            .into_iter()
+            .find(|d| {
+                d["id"]
+                    .as_str()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(name))
+            })
+            .map(|d| Response::json(200, &d))
             .ok_or_else(|| ScimError::not_found(format!("no resource type '{name}'"))),
     }
 }

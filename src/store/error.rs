@@ -68,6 +68,8 @@ pub enum Constraint {
     TenantId,
     /// `unique_values`: a declared attribute with `uniqueness: server` (migration 0012).
     DeclaredUnique,
+    /// The primary key of `entitlement_values`: a value's id per tenant and kind.
+    DefinitionId,
     /// Any other; the columns as SQLite named them.
     Other(String),
 }
@@ -82,6 +84,9 @@ impl Constraint {
             "tenants.id" => Constraint::TenantId,
             "unique_values.tenant, unique_values.attr, unique_values.value" => {
                 Constraint::DeclaredUnique
+            }
+            "entitlement_values.tenant, entitlement_values.kind, entitlement_values.id" => {
+                Constraint::DefinitionId
             }
             other => Constraint::Other(other.to_string()),
         }
@@ -139,6 +144,7 @@ impl From<StoreError> for ScimError {
                 Constraint::ResourceId => "a resource with this id already exists".to_string(),
                 Constraint::TenantId => "a tenant with this id already exists".to_string(),
                 Constraint::DeclaredUnique => "another resource has the same value of an attribute the tenant declared unique (uniqueness: server)".to_string(),
+                Constraint::DefinitionId => "a value with this id already exists; update it, or choose another id".to_string(),
                 Constraint::Other(_) => "it conflicts with an existing one".to_string(),
             }),
             StoreError::MissingReference => {

@@ -21,6 +21,7 @@ pub use crate::store::events::AuditNote;
 pub use error::{Constraint, DbError, Quota, QuotaUsage, Result, StoreError};
 
 pub mod cursor;
+pub mod entitlements;
 pub mod error;
 pub mod events;
 mod list;
