@@ -199,6 +199,28 @@ impl Response {
 
 /// `application/x-www-form-urlencoded` decoding of a query string: `+` is a space and
 /// malformed escapes are kept literally rather than rejected, as browsers do.
+/// Splits an absolute URL as the runtime serialises it (WHATWG: scheme and host lowercased,
+/// default port dropped) into its origin and its path with the query, without a URL parser:
+/// the `url` crate and its IDNA tables cost the worker more than 40 KB of wasm for what is a
+/// split of an already normalised string. User info is not part of the origin; a fragment is
+/// never sent. `None` for anything that is not `scheme://authority[/path]`.
+pub fn split_url(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let rest = rest.split('#').next().unwrap_or_default();
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if scheme.is_empty() || host.is_empty() {
+        return None;
+    }
+    let path_and_query = if tail.starts_with('?') || tail.is_empty() {
+        format!("/{tail}")
+    } else {
+        tail.to_string()
+    };
+    Some((format!("{scheme}://{host}"), path_and_query))
+}
+
 pub fn parse_query(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|p| !p.is_empty())
@@ -301,5 +323,31 @@ mod tests {
             .with_header("content-type", "application/scim+json; charset=utf-8")
             .with_body("{\"a\":1}");
         assert_eq!(r.json_body().unwrap()["a"], 1);
+    }
+
+    #[test]
+    fn urls_split_into_origin_and_path_with_query() {
+        let split = split_url;
+        assert_eq!(
+            split("https://scim.example.com/scim/v2/Users?filter=userName%20eq%20%22a%22#x"),
+            Some((
+                "https://scim.example.com".into(),
+                "/scim/v2/Users?filter=userName%20eq%20%22a%22".into()
+            ))
+        );
+        assert_eq!(
+            split("http://127.0.0.1:8787/admin"),
+            Some(("http://127.0.0.1:8787".into(), "/admin".into()))
+        );
+        assert_eq!(
+            split("https://user:pw@h.test"),
+            Some(("https://h.test".into(), "/".into()))
+        );
+        assert_eq!(
+            split("https://h.test?x=1"),
+            Some(("https://h.test".into(), "/?x=1".into()))
+        );
+        assert_eq!(split("not a url"), None);
+        assert_eq!(split("https:///path"), None);
     }
 }

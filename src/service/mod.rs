@@ -5,6 +5,7 @@
 //! Workers runtime to [`handle`], and the native tests call it directly.
 
 pub mod admin;
+pub mod admin_json;
 pub mod auth;
 pub mod console;
 pub mod credentials;

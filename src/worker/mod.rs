@@ -188,12 +188,8 @@ enum Incoming {
 const MAX_DRAIN_BYTES: usize = 16 * scim::MAX_BODY_BYTES;
 
 async fn to_request(req: worker::Request) -> worker::Result<Incoming> {
-    let url = req.url()?;
-    let origin = url.origin().ascii_serialization();
-    let path_and_query = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
+    let (origin, path_and_query) = http::split_url(&req.inner().url())
+        .ok_or_else(|| worker::Error::RustError("the runtime gave an unusable URL".into()))?;
     // The raw method: `worker::Request::method()` maps every method it does not know
     // (PROPFIND, PURGE, ...) to GET, which would answer them as reads instead of 405.
     let mut out = http::Request::new(
