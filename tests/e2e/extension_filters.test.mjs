@@ -156,3 +156,22 @@ test("POST /Users/.search takes the same filter and sort", async () => {
   assert.equal(sorted.status, 200, sorted.text);
   assert.deepEqual(sorted.json.Resources.map((u) => u.userName), ["carol", "alice", "bjensen", "dave"]);
 });
+
+test("attributes kept at the core level (no schema defines them) are filterable by their name", async () => {
+  // An IT admin's mapping sends names the core schema does not have (the unknownAttribute
+  // tolerance keeps them at the top level of the resource).
+  const r = await w.post("/Users", { schemas: [USER_SCHEMA], userName: "frank", nickname2: "Babs", shoeSize: 44 });
+  assert.equal(r.status, 201, r.text);
+  for (const [filter, want] of [
+    ['nickname2 eq "babs"', ["frank"]],
+    ['NICKNAME2 sw "Ba"', ["frank"]],
+    [`${USER_SCHEMA}:nickname2 eq "BABS"`, ["frank"]],
+    ["shoeSize ge 44", ["frank"]],
+    ['shoeSize eq "44"', []],
+    ["shoeSize pr and nickname2 pr", ["frank"]],
+  ]) {
+    assert.deepEqual(await names(filter), want, filter);
+  }
+  const sorted = await w.get(`/Users?filter=${q("userName sw \"f\" or userName sw \"e\"")}&sortBy=nickname2&sortOrder=descending`);
+  assert.deepEqual(sorted.json.Resources.map((u) => u.userName), ["frank", "erin"]);
+});
