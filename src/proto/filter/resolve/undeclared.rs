@@ -1,7 +1,7 @@
 //! Filters over attributes no schema declares: an identity provider's custom extension
 //! (`urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:CustomAttribute`)
-//! or a core-level name kept verbatim (`crate::proto::resource`'s `keep_undeclared`), which
-//! an IT admin expects to find users by as soon as the IdP sends it (issue 12).
+//! or a name kept verbatim at the core level (an IdP mapping's `nickname2`), which an IT
+//! admin expects to find users by as soon as the IdP sends it (issue 12).
 //!
 //! Without a schema there is no type to check a literal against, so the value's own JSON type
 //! decides: a string literal compares with string values only (case-insensitively, as
