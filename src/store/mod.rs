@@ -32,6 +32,8 @@ pub mod schemas;
 pub mod sql;
 pub mod tenancy;
 pub mod tolerances;
+#[cfg(test)]
+mod undeclared_cost_tests;
 pub mod unique;
 pub mod webhooks;
 use crate::proto::resource::{Meta, Related};
