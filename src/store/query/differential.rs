@@ -41,8 +41,10 @@ enum Pool {
     Direct,
     /// Strings stored in undeclared attributes (`undeclared.rs`).
     Loose,
+    /// Strings stored in a declared extension (`declared.rs`).
+    Declared,
 }
-const POOLS: usize = 16;
+const POOLS: usize = 17;
 
 struct Resource {
     tenant: &'static str,
@@ -489,6 +491,8 @@ enum Ty {
     Complex,
     /// No schema declares it: literals of every JSON type, with every operator.
     Loose,
+    /// A declared integer or decimal attribute (`declared.rs`).
+    Num,
 }
 
 const USER_ATTRS: &[(&str, Ty)] = &[
@@ -724,6 +728,7 @@ impl Gen<'_> {
             Ty::Multi(_) => &["eq", "ne", "co", "sw", "ew", "pr"],
             Ty::Complex => &["pr"],
             Ty::Loose => &["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr"],
+            Ty::Num => &["eq", "ne", "gt", "ge", "lt", "le", "pr"],
         };
         // Now and then an operator the type refuses: both back ends must reject it.
         let op = if self.rng.chance(2) {
@@ -743,6 +748,7 @@ impl Gen<'_> {
             Ty::Date => self.date_literal(),
             Ty::Complex => "\"x\"".to_string(),
             Ty::Loose => self.loose_literal(),
+            Ty::Num => self.number_literal(),
         };
         format!("{path} {} {value}", self.kw(op))
     }
@@ -829,6 +835,8 @@ impl Gen<'_> {
 }
 
 #[cfg(test)]
+mod declared;
+#[cfg(test)]
 mod undeclared;
 
 #[derive(Default)]
@@ -843,10 +851,12 @@ fn check(
     conn: &Connection,
     world: &World,
     input: &str,
-    rt: Option<ResourceType>,
+    scope: impl Into<TypeScope>,
     tenant: &'static str,
     stats: &mut Stats,
 ) -> Option<String> {
+    let scope: TypeScope = scope.into();
+    let rt = scope.only;
     let filter = match crate::proto::filter::parse(input) {
         Ok(f) => f,
         Err(e) => return Some(format!("generated filter does not parse: {input}\n  {e}")),
@@ -857,14 +867,14 @@ fn check(
         .filter(|r| r.tenant == tenant && rt.is_none_or(|t| r.rt == t))
         .collect();
     let mut params = vec![SqlValue::Text(tenant.to_string())];
-    let where_clause = match where_sql(&filter, rt, &mut params) {
+    let where_clause = match where_sql(&filter, scope, &mut params) {
         Ok(w) => w,
         Err(e) => {
             stats.rejected += 1;
-            let rejected_in_memory = crate::proto::filter::validate(&filter, rt).is_err();
+            let rejected_in_memory = crate::proto::filter::validate(&filter, scope).is_err();
             let matched_any = candidates
                 .iter()
-                .any(|r| crate::proto::filter::matches(&filter, rt, &r.rendered));
+                .any(|r| crate::proto::filter::matches(&filter, scope, &r.rendered));
             return (e.scim_type != Some(crate::proto::error::ScimType::InvalidFilter)
                 || !rejected_in_memory
                 || matched_any)
@@ -882,7 +892,7 @@ fn check(
     };
     let from_memory: BTreeSet<String> = candidates
         .iter()
-        .filter(|r| crate::proto::filter::matches(&filter, rt, &r.rendered))
+        .filter(|r| crate::proto::filter::matches(&filter, scope, &r.rendered))
         .map(|r| r.id.clone())
         .collect();
     stats.compared += 1;
