@@ -15,6 +15,11 @@ pub struct Config {
     /// The secret list cursors are sealed with (`CURSOR_SECRET`). Without it, a random one is
     /// generated once per deployment and kept in D1 (see `cursor_key`).
     pub cursor_secret: Option<String>,
+    /// The vendor's sign-in page for approving OAuth authorization requests
+    /// (`VENDOR_SIGNIN_URL`; see `service::handoff`). Unset: only setup links approve.
+    pub vendor_signin_url: Option<String>,
+    /// The secret the vendor's sign-in signs its assertions with (`APPROVER_SECRET`).
+    pub approver_secret: Option<String>,
 }
 
 /// Everything a request needs besides its own data.

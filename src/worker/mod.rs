@@ -111,10 +111,20 @@ fn config(env: &Env) -> Config {
         .ok()
         .map(|s| s.to_string().trim().to_string())
         .filter(|s| !s.is_empty());
+    let setting = |name: &str| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
     Config {
         tokens,
         admin_token,
         cursor_secret,
+        vendor_signin_url: setting("VENDOR_SIGNIN_URL"),
+        approver_secret: setting("APPROVER_SECRET"),
     }
 }
 
