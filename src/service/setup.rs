@@ -80,11 +80,13 @@ pub fn page(status: u16, title: &str, body: &str, form_action: &str) -> Response
     r
 }
 
+/// `same-origin` referrers, not `no-referrer`: under `no-referrer` a browser sends
+/// `Origin: null` with the pages' own form posts, and [`same_origin`] must see this origin.
 fn security(resp: Response, csp: &str) -> Response {
     resp.with_header("content-security-policy", csp)
         .with_header("x-frame-options", "DENY")
         .with_header("x-content-type-options", "nosniff")
-        .with_header("referrer-policy", "no-referrer")
+        .with_header("referrer-policy", "same-origin")
         .with_header("cross-origin-opener-policy", "same-origin")
 }
 
