@@ -6,7 +6,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { startWorker, USER_SCHEMA } from "./harness.mjs";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import path from "node:path";
+import { startWorker, ROOT, USER_SCHEMA } from "./harness.mjs";
 import { admin as adminCall, cookieOf, openSetupLink, raw } from "./onboarding_helpers.mjs";
 
 const ADMIN = `admin-${randomBytes(18).toString("base64url")}`;
@@ -117,4 +120,33 @@ test("the page is static, strict-CSP, with no inline code", async () => {
   const js = await raw(w, "GET", "/setup/setup.js");
   assert.equal(js.status, 200);
   assert.doesNotMatch(js.text, /innerHTML/);
+});
+
+test("admin CLI: setup links and OAuth apps", async () => {
+  const run = promisify(execFile);
+  const cliWorker = await startWorker({ port: 0, adminToken: ADMIN });
+  const cli = async (...args) => {
+    const { stdout } = await run(process.execPath, [path.join(ROOT, "scripts/admin.mjs"), "--url", cliWorker.origin, ...args], {
+      env: { ...process.env, ADMIN_TOKEN: ADMIN },
+    });
+    return JSON.parse(stdout);
+  };
+  try {
+    await cli("tenant", "create", "cli-setup");
+    const link = await cli("setup-link", "create", "cli-setup", "--label", "Alice", "--expires-in", "3600");
+    assert.match(link.url, new RegExp(`^${cliWorker.origin}/setup/scim_sl_`));
+    assert.equal(link.label, "Alice");
+    assert.deepEqual((await cli("setup-links", "cli-setup")).setupLinks.map((l) => l.status), ["active"]);
+    assert.equal((await cli("setup-link", "revoke", "cli-setup", link.id)).status, "revoked");
+    const app = await cli("oauth-app", "add", "--name", "Contoso HR");
+    assert.match(app.clientSecret, /^scim_as_/);
+    assert.equal(app.tokenUrl, `${cliWorker.origin}/oauth/token`);
+    const set = await cli("oauth-app", "set", app.clientId, "--redirect-uris", "https://portal.azure.com/TokenAuthorize");
+    assert.deepEqual(set.redirectUris, ["https://portal.azure.com/TokenAuthorize"]);
+    assert.equal((await cli("oauth-apps")).oauthApps.length, 1);
+    assert.equal((await cli("oauth-app", "revoke", app.clientId)).status, "revoked");
+    await assert.rejects(cli("oauth-app", "add"), (e) => e.code === 2 && /--name/.test(e.stderr));
+  } finally {
+    await cliWorker.stop();
+  }
 });
