@@ -54,9 +54,6 @@ before(async () => {
   const created = await adminApi("POST", "/oauth-apps", { name: "Contoso HR" });
   assert.equal(created.status, 201);
   app = created.json;
-  const link = await adminApi("POST", `/tenants/${TENANT}/setup-links`, { label: "IT admin" });
-  assert.equal(link.status, 201);
-  linkUrl = link.json.url;
   profile = mkdtempSync(path.join(os.tmpdir(), "scim-authorize-profile-"));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -87,6 +84,20 @@ after(async () => {
 });
 
 const shot = (name) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+test("the vendor creates a setup link in the console", async () => {
+  await page.goto(`${w.origin}/admin`);
+  await page.getByLabel("Admin token").fill(ADMIN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("link", { name: TENANT, exact: true }).click();
+  await page.getByRole("button", { name: "Create setup link" }).click();
+  await page.getByRole("dialog").waitFor();
+  linkUrl = await page.getByLabel("Setup link").inputValue();
+  assert.match(linkUrl, new RegExp(`^${w.origin}/setup/scim_sl_`));
+  await page.getByRole("button", { name: "Done" }).click();
+  const links = await adminApi("GET", `/tenants/${TENANT}/setup-links`);
+  assert.deepEqual(links.json.setupLinks.map((l) => l.status), ["active"]);
+});
 
 test("the setup link opens the setup page for its tenant, once", async () => {
   await page.goto(linkUrl);

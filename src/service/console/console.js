@@ -233,6 +233,12 @@ async function issueToken(e) {
   await showTokens();
 }
 
+/** A setup link for the customer's IT admin (src/service/setup.rs), shown once. */
+async function createSetupLink() {
+  const link = await attempt(() => api(`${tenantPath()}/setup-links`, { method: "POST", body: {} }));
+  if (link) showSecret(link);
+}
+
 async function rotateToken(c) {
   if (!confirm(`Rotate "${c.label || c.id}"? A new secret is issued; the current one keeps working for 24 hours.`)) return;
   const issued = await attempt(() => api(`${tenantPath()}/tokens/${enc(c.id)}/rotate`, { method: "POST", body: { label: c.label } }));
@@ -251,10 +257,12 @@ async function revokeToken(c) {
 
 /** The one place a secret is ever shown: a modal dialog, cleared when it closes. */
 function showSecret(issued) {
-  const fields = issued.type === "oauth_client"
-    ? [["Client id", issued.clientId], ["Client secret", issued.clientSecret], ["Token endpoint", issued.tokenEndpoint]]
-    : [["Secret token", issued.token]];
-  fields.push(["Tenant URL", scimUrl({ id: issued.tenant, scimUrl: issued.scimUrl })]);
+  const fields = issued.url
+    ? [["Setup link", issued.url]]
+    : issued.type === "oauth_client"
+      ? [["Client id", issued.clientId], ["Client secret", issued.clientSecret], ["Token endpoint", issued.tokenEndpoint]]
+      : [["Secret token", issued.token]];
+  if (!issued.url) fields.push(["Tenant URL", scimUrl({ id: issued.tenant, scimUrl: issued.scimUrl })]);
   $("secret-fields").replaceChildren(...fields.map(([label, value], i) => {
     const input = h("input", { id: `secret-${i}`, readonly: true, value, spellcheck: "false" });
     return h("div", {}, h("label", { for: input.id, text: label }),
@@ -262,7 +270,7 @@ function showSecret(issued) {
   }));
   $("secret-dialog").showModal();
   $("secret-0").select();
-  say("Token generated. Copy the secret now: it is shown only once.");
+  say(issued.url ? "Setup link created. Copy it now: it is shown only once, and opens once." : "Token generated. Copy the secret now: it is shown only once.");
 }
 
 function closeSecret() {
@@ -557,6 +565,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("tenant-form").addEventListener("submit", createTenant);
   $("settings-form").addEventListener("submit", saveSettings);
   $("token-form").addEventListener("submit", issueToken);
+  $("setup-link").addEventListener("click", createSetupLink);
   $("schema-form").addEventListener("submit", declareSchema);
   $("schema-file").addEventListener("change", () => attempt(loadSchemaFile));
   $("dir-form").addEventListener("submit", (e) => { e.preventDefault(); state.dir.start = 1; loadDirectory(); });
