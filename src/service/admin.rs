@@ -17,6 +17,7 @@
 //! | `/tenants/{t}/schemas` | GET: the tenant's declared extension schemas |
 //! | `/tenants/{t}/schemas/{urn}` | GET, PUT `{resourceType, required?, schema}` (declare; answers with a check of the data already stored under the URN), DELETE (stored data stays, undeclared again) |
 //! | `/tenants/{t}/entitlements[/{id}]`, `/tenants/{t}/roles[/{id}]` | Okta's entitlement and role values: GET, POST `{id?, displayName, type?, description?}`; `/{id}`: GET, PATCH, DELETE (src/service/entitlements.rs) |
+//! | `/tenants/{t}/webhooks[/…]` | webhook endpoints and their delivery log (`service::webhooks`) |
 //!
 //! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
 //! resource data the tenant may store (`null`: unlimited; a limit not named keeps its value,
@@ -153,21 +154,19 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
         // Okta entitlement and role values (src/service/entitlements.rs).
         ["tenants", t, list @ ("entitlements" | "roles"), tail @ ..] => {
             let store = tenant_store(ctx, t)?;
-            let kind = match *list {
-                "roles" => entitlement::Kind::Role,
-                _ => entitlement::Kind::Entitlement,
-            };
-            let now = time::format_millis(ctx.now_ms);
-            let (status, v) =
-                crate::service::entitlements::admin(&store, req, &body(req)?, kind, tail, &now)
-                    .await?;
-            Ok(json_response(status, &v))
+            entitlement_values(ctx, &store, req, list, tail).await
         }
-        // The provisioning log and change feed (src/store/events.rs).
+        // Webhook endpoints and their delivery log (src/service/webhooks).
+        ["tenants", t, "webhooks", tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            crate::service::webhooks::admin(ctx, store.tenant(), req, tail).await
+        }
+        // Declared extension schemas (src/service/declarations.rs).
         ["tenants", t, "schemas", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
             crate::service::declarations::route(ctx, &store, req, tail).await
         }
+        // The provisioning log and change feed (src/store/events.rs).
         ["tenants", t, "events", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
             events(ctx, &store, req, tail).await
@@ -620,4 +619,22 @@ async fn events<D: Db>(
             "no such events view; see events and events/summary",
         )),
     }
+}
+
+/// `/tenants/{t}/roles[/…]` and `/tenants/{t}/entitlements[/…]`.
+async fn entitlement_values<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    list: &str,
+    tail: &[&str],
+) -> Result<Response> {
+    let kind = match list {
+        "roles" => entitlement::Kind::Role,
+        _ => entitlement::Kind::Entitlement,
+    };
+    let now = time::format_millis(ctx.now_ms);
+    let (status, v) =
+        crate::service::entitlements::admin(store, req, &body(req)?, kind, tail, &now).await?;
+    Ok(json_response(status, &v))
 }

@@ -23,6 +23,7 @@ pub mod route;
 pub mod scim;
 pub mod setup;
 pub mod tenant;
+pub mod webhooks;
 
 #[cfg(test)]
 mod api_tests;
@@ -36,6 +37,8 @@ mod onboarding_tests;
 mod reliability_tests;
 #[cfg(test)]
 mod tenancy_tests;
+#[cfg(test)]
+mod webhooks_tests;
 
 use crate::proto::error::{Result, ScimError};
 use crate::store::Db;
