@@ -258,7 +258,7 @@ async function revokeToken(c) {
 /** The one place a secret is ever shown: a modal dialog, cleared when it closes. */
 function showSecret(issued) {
   const webhook = typeof issued.secret === "string";
-  const link = typeof issued.url === "string";
+  const link = !webhook && typeof issued.url === "string"; // a setup link (a webhook has a url too)
   const fields = link
     ? [["Setup link", issued.url]]
     : webhook
