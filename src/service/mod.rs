@@ -1,6 +1,8 @@
 //! The service: what the worker does with a request, given a database. Routing by path to
 //! the SCIM API ([`scim`]), the admin API ([`admin`]) and its console ([`console`]), and the
-//! OAuth token endpoint ([`oauth`]); authentication and tenancy ([`auth`], [`tenant`],
+//! OAuth token endpoint ([`oauth`]); the authorization code grant behind Entra's Authorize
+//! button ([`authorize`], approved through [`setup`] links or the vendor's sign-in,
+//! [`handoff`]); authentication and tenancy ([`auth`], [`tenant`],
 //! [`credentials`]); rate limits ([`ratelimit`]). Runtime-agnostic: `crate::worker` adapts the
 //! Workers runtime to [`handle`], and the native tests call it directly.
 
