@@ -305,12 +305,23 @@ fn to_response(resp: http::Response) -> worker::Result<worker::Response> {
     for (k, v) in &resp.headers {
         headers.append(k, v)?;
     }
+    // A body the service already encoded (the gzipped console files) goes out as it is;
+    // otherwise the runtime would encode it again.
+    let encoded = resp
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
     let out = if resp.body.is_empty() {
         worker::Response::empty()?
     } else {
         worker::Response::from_bytes(resp.body)?
     };
-    Ok(out.with_status(resp.status).with_headers(headers))
+    let out = out.with_status(resp.status).with_headers(headers);
+    Ok(if encoded {
+        out.with_encode_body(worker::EncodeBody::Manual)
+    } else {
+        out
+    })
 }
 
 #[event(start)]
