@@ -359,22 +359,31 @@ pub(crate) fn bind(filter: &Filter, scope: TypeScope) -> Result<Node, ScimError>
     bind_node(filter, scope).map_err(|e| e.into_pos().into_filter_error())
 }
 
-fn bind_node(f: &Filter, scope: TypeScope) -> Result<Node, BindErr> {
+/// Binds `and`, `or` and `not` as they are and every other node with `leaf`: the binders of
+/// resources, of elements inside `[...]` and of undeclared elements differ only in leaves.
+pub(super) fn bind_tree(
+    f: &Filter,
+    leaf: &dyn Fn(&Filter) -> Result<Node, BindErr>,
+) -> Result<Node, BindErr> {
     let all = |items: &[Filter]| {
         items
             .iter()
-            .map(|i| bind_node(i, scope))
+            .map(|i| bind_tree(i, leaf))
             .collect::<Result<Vec<_>, _>>()
     };
     match f {
-        Filter::Not(inner) => Ok(Node::Not(Box::new(bind_node(inner, scope)?))),
+        Filter::Not(inner) => Ok(Node::Not(Box::new(bind_tree(inner, leaf)?))),
         Filter::And(items) => Ok(Node::And(all(items)?)),
         Filter::Or(items) => Ok(Node::Or(all(items)?)),
-        leaf => match scope.only {
-            Some(rt) => bind_leaf(leaf, scope.schemas.of(rt)),
-            None => bind_root_leaf(leaf, scope.schemas),
-        },
+        other => leaf(other),
     }
+}
+
+fn bind_node(f: &Filter, scope: TypeScope) -> Result<Node, BindErr> {
+    bind_tree(f, &|leaf| match scope.only {
+        Some(rt) => bind_leaf(leaf, scope.schemas.of(rt)),
+        None => bind_root_leaf(leaf, scope.schemas),
+    })
 }
 
 /// A root search binds each comparison once per resource type: where it means the same on
@@ -725,16 +734,12 @@ impl ElemScope<'_> {
 }
 
 fn bind_elem(f: &Filter, scope: &ElemScope<'_>) -> Result<Node, BindErr> {
-    let all = |items: &[Filter]| {
-        items
-            .iter()
-            .map(|i| bind_elem(i, scope))
-            .collect::<Result<Vec<_>, _>>()
-    };
+    bind_tree(f, &|leaf| bind_elem_leaf(leaf, scope))
+}
+
+fn bind_elem_leaf(f: &Filter, scope: &ElemScope<'_>) -> Result<Node, BindErr> {
     match f {
-        Filter::Not(inner) => Ok(Node::Not(Box::new(bind_elem(inner, scope)?))),
-        Filter::And(items) => Ok(Node::And(all(items)?)),
-        Filter::Or(items) => Ok(Node::Or(all(items)?)),
+        tree @ (Filter::Not(_) | Filter::And(_) | Filter::Or(_)) => bind_elem(tree, scope),
         Filter::Present(p) => {
             let r = scope.sub(p)?;
             Ok(Node::Present(Leaf {

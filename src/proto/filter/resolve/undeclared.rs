@@ -108,16 +108,12 @@ fn presence(sub: Option<String>) -> Node {
 }
 
 fn elem(f: &Filter, parent: &AttrPath) -> Result<Node, BindErr> {
-    let all = |items: &[Filter]| {
-        items
-            .iter()
-            .map(|i| elem(i, parent))
-            .collect::<Result<Vec<_>, _>>()
-    };
+    super::bind_tree(f, &|leaf| elem_leaf(leaf, parent))
+}
+
+fn elem_leaf(f: &Filter, parent: &AttrPath) -> Result<Node, BindErr> {
     match f {
-        Filter::Not(inner) => Ok(Node::Not(Box::new(elem(inner, parent)?))),
-        Filter::And(items) => Ok(Node::And(all(items)?)),
-        Filter::Or(items) => Ok(Node::Or(all(items)?)),
+        tree @ (Filter::Not(_) | Filter::And(_) | Filter::Or(_)) => elem(tree, parent),
         Filter::Present(p) => Ok(presence(Some(sub_name(p, parent)?))),
         Filter::Compare(c) => {
             let sub = sub_name(&c.path, parent)?;
