@@ -68,7 +68,9 @@ pub(crate) async fn serve<D: Db>(
     let store = Store::new(ctx.db, principal.tenant);
     // Users, Groups and discovery depend on the tenant's schemas; the rest does not.
     let profile = match route {
-        Route::ServiceProviderConfig | Route::Entitlements(..) => TenantProfile::default(),
+        Route::ServiceProviderConfig | Route::Entitlements(..) | Route::Events(_) => {
+            TenantProfile::default()
+        }
         _ => crate::service::profile::load(ctx.profiles, &store, ctx.now_ms).await?,
     };
     let Some(write) = route.write() else {
@@ -126,6 +128,9 @@ async fn dispatch<D: Db>(
         Route::Replace(rt, id) => replace(ctx, store, profile, req, *rt, id, base).await,
         Route::Patch(rt, id) => patch(ctx, store, req, schemas.of(*rt), id, base).await,
         Route::Delete(rt, id) => delete(store, req, *rt, id).await,
+        Route::Events(stream) => {
+            crate::service::webhooks::set::poll(ctx, store.tenant(), req, stream).await
+        }
     }
 }
 
@@ -231,6 +236,12 @@ pub fn service_provider_config(base: &str) -> Value {
             "maxPageSize": MAX_PAGE_SIZE
         },
         "etag": {"supported": true},
+        // RFC 9967 §4: the SETs this service issues (pushed, or polled at `/Events/{stream}`);
+        // no asynchronous requests.
+        "securityEvents": {
+            "asyncRequest": "none",
+            "eventUris": crate::proto::secevent::EVENT_URIS,
+        },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "OAuth Bearer Token",

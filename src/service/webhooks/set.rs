@@ -1,0 +1,283 @@
+//! SCIM security events (RFC 9967) for `format: "set"` endpoints: the signed token of one
+//! change, pushed by the queue consumer (RFC 8935, `deliver`), and the RFC 8936 poll
+//! endpoint of a stream that has no URL.
+//!
+//! Keys: HS256 with the endpoint's own secret (the shared key RFC 8417 §5.1 allows; nothing
+//! to publish, and the receiver already holds it). Each token names its key in `kid`
+//! ([`secevent::key_id`]); during a rotation's overlap the *previous* key signs, so a receiver
+//! keeps verifying until it has added the new secret, and must have it when the overlap ends.
+//!
+//! Polling: `POST {scim base}/Events/{stream}` with the tenant's SCIM bearer token (issue the
+//! SaaS app a token of its own, so it can be rotated and revoked apart from the identity
+//! provider's). The body is RFC 8936's `{maxEvents, returnImmediately, ack, setErrs}`; the
+//! answer `{sets, moreAvailable}` holds the oldest events neither acknowledged nor reported,
+//! so a SET not acknowledged is served again by the next poll. Acknowledgements and reported
+//! errors are the stream's delivery log (`delivered`, `dead`); the stream's floor
+//! (`webhooks.enqueued_seq`) moves past what needs no more serving.
+
+use crate::proto::error::{Result, ScimError};
+use crate::proto::secevent::{self, Envelope};
+use crate::proto::time;
+use crate::proto::webhook;
+use crate::service::ctx::Ctx;
+use crate::service::http::{Request, Response};
+use crate::service::webhooks::crypto;
+use crate::store::webhooks::{self as store, PollRequest};
+use crate::store::{Db, Row};
+use serde_json::{json, Map, Value};
+
+/// The delivery-log type (and queue message kind) of a SET: one per change.
+pub const KIND: &str = "set";
+/// Most SETs one poll answers (also when `maxEvents` asks for more).
+pub const MAX_POLL_EVENTS: usize = 100;
+/// Events one poll reads past the floor (the endpoint's filter may skip some).
+const POLL_SCAN: i64 = 200;
+/// Longest error text kept from a receiver's `setErrs`.
+const MAX_ERR_CHARS: usize = 300;
+
+fn text(row: &Row, col: &str) -> String {
+    row.get(col)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The queue messages (their kinds) change `c` makes for an endpoint with `filter`: one per
+/// wanted event type for `json`, one SET for `set` if the filter wants any of its types.
+pub fn kinds(c: &webhook::Change, filter: &[String], set: bool) -> Vec<String> {
+    let mut types = webhook::types_of(c)
+        .into_iter()
+        .filter(|t| webhook::wants(filter, *t));
+    if set {
+        types.next().map(|_| KIND.to_string()).into_iter().collect()
+    } else {
+        types.map(|t| t.name().to_string()).collect()
+    }
+}
+
+/// The endpoint's current key and, during a rotation's overlap, the previous one (last).
+pub fn signing_keys(deploy: &[u8], endpoint: &Row, now_ms: i64) -> Result<Vec<Vec<u8>>> {
+    let id = text(endpoint, "id");
+    let mut keys = vec![crypto::open(deploy, &id, &text(endpoint, "secret"))?];
+    let previous = endpoint.get("previous_secret").and_then(Value::as_str);
+    let until = endpoint
+        .get("previous_until")
+        .and_then(Value::as_f64)
+        .map_or(0, |v| v as i64);
+    if let Some(p) = previous.filter(|_| until > now_ms) {
+        keys.push(crypto::open(deploy, &id, p)?);
+    }
+    Ok(keys)
+}
+
+/// The SET of log row `event` for `endpoint`, signed with the previous key during a
+/// rotation's overlap and with the current one otherwise.
+pub fn token(
+    endpoint: &Row,
+    event: &Row,
+    audience: &str,
+    keys: &[Vec<u8>],
+    now_ms: i64,
+) -> Result<String> {
+    let issuer = text(endpoint, "scim_base");
+    let env = Envelope {
+        issuer: &issuer,
+        audience,
+        issued_at: now_ms.div_euclid(1000),
+        txn: event.get("request_id").and_then(Value::as_str),
+        external_id: event.get("external_id").and_then(Value::as_str),
+    };
+    let key = keys.last().ok_or_else(ScimError::internal)?;
+    secevent::sign(&secevent::claims(&store::change_of(event), &env), key)
+}
+
+/// The poll URL of stream `id` below the tenant's SCIM base.
+pub fn poll_url(scim_base: &str, id: &str) -> String {
+    format!("{scim_base}/Events/{id}")
+}
+
+/// An RFC 8936 poll request, checked before any I/O.
+#[derive(Debug, Default, PartialEq)]
+struct Poll {
+    max_events: usize,
+    acks: Vec<i64>,
+    errs: Vec<(i64, String)>,
+}
+
+fn invalid(what: &str) -> ScimError {
+    ScimError::invalid_value(format!("invalid poll request (RFC 8936 §2.4): {what}"))
+}
+
+/// Reads the poll body. `jti`s this service did not issue are ignored: acknowledging
+/// something unknown changes nothing.
+fn parse(req: &Request) -> Result<Poll> {
+    let body = if req.body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match req.json_body()? {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        }
+    };
+    let mut p = Poll {
+        max_events: MAX_POLL_EVENTS,
+        ..Poll::default()
+    };
+    for (k, v) in &body {
+        match (k.as_str(), v) {
+            ("maxEvents", v) => {
+                let n = v
+                    .as_u64()
+                    .ok_or_else(|| invalid("'maxEvents' must be a non-negative integer"))?;
+                p.max_events = usize::try_from(n)
+                    .unwrap_or(usize::MAX)
+                    .min(MAX_POLL_EVENTS);
+            }
+            ("returnImmediately", Value::Bool(_)) => {}
+            ("ack", Value::Array(items)) => {
+                for item in items {
+                    let jti = item
+                        .as_str()
+                        .ok_or_else(|| invalid("'ack' must list jti strings"))?;
+                    p.acks.extend(secevent::seq_of(jti));
+                }
+            }
+            ("setErrs", Value::Object(errs)) => {
+                for (jti, e) in errs {
+                    let field = |f: &str| e.get(f).and_then(Value::as_str).unwrap_or_default();
+                    let note = format!(
+                        "the receiver reported {}: {}",
+                        field("err"),
+                        field("description")
+                    );
+                    if let Some(seq) = secevent::seq_of(jti) {
+                        p.errs
+                            .push((seq, note.chars().take(MAX_ERR_CHARS).collect()));
+                    }
+                }
+            }
+            (k, _) => return Err(invalid(&format!("unexpected or mistyped member '{k}'"))),
+        }
+    }
+    Ok(p)
+}
+
+/// `POST {scim base}/Events/{stream}`: records the acknowledgements and errors, then answers
+/// the next SETs. Long polls are answered at once (as if they timed out with what there is).
+pub async fn poll<D: Db>(
+    ctx: &Ctx<'_, D>,
+    tenant: &str,
+    req: &Request,
+    stream: &str,
+) -> Result<Response> {
+    let p = parse(req)?;
+    let fresh = match ctx.config.cursor_secret {
+        Some(_) => None,
+        None => Some(crate::store::cursor::fresh_secret()?),
+    };
+    let from_d1 = fresh
+        .as_deref()
+        .map(|f| (crypto::DEPLOYMENT_SECRET_NAME, f));
+    let now = time::format_millis(ctx.now_ms);
+    let q = PollRequest {
+        tenant,
+        stream,
+        acks: &p.acks,
+        errs: &p.errs,
+        limit: POLL_SCAN,
+        now: &now,
+    };
+    let read = store::poll(ctx.db, &q, from_d1).await?;
+    let endpoint = read
+        .endpoint
+        .filter(|e| text(e, "url").is_empty())
+        .ok_or_else(|| ScimError::not_found(format!("no security event stream '{stream}'")))?;
+    if store::int(&endpoint, "enabled") != 1 {
+        return Err(ScimError::new(
+            403,
+            None,
+            "this security event stream is disabled",
+        ));
+    }
+    let filter: Vec<String> = serde_json::from_str(&text(&endpoint, "events")).unwrap_or_default();
+    let wanted = |row: &Row| !kinds(&store::change_of(row), &filter, true).is_empty();
+    let first_wanted = read.events.iter().position(wanted);
+    // Everything before the first wanted event is acknowledged or not wanted.
+    let floor = match first_wanted {
+        Some(i) => i.checked_sub(1).and_then(|j| read.events.get(j)),
+        None => read.events.last(),
+    };
+    if let Some(row) = floor {
+        store::advance_floor(ctx.db, stream, store::int(row, "seq")).await?;
+    }
+    let deploy = match &ctx.config.cursor_secret {
+        Some(s) => s.clone(),
+        None => read
+            .deployment_secret
+            .ok_or_else(|| ScimError::internal().with_cause("no deployment secret"))?,
+    };
+    let keys = signing_keys(deploy.as_bytes(), &endpoint, ctx.now_ms)?;
+    let audience = poll_url(&text(&endpoint, "scim_base"), stream);
+    let mut sets = Map::new();
+    let mut more = read.events.len() as i64 >= POLL_SCAN;
+    for row in read.events.iter().filter(|r| wanted(r)) {
+        if sets.len() >= p.max_events {
+            more = true;
+            break;
+        }
+        let t = token(&endpoint, row, &audience, &keys, ctx.now_ms)?;
+        sets.insert(secevent::jti(store::int(row, "seq")), Value::String(t));
+    }
+    let mut r = Response::json(200, &json!({"sets": sets, "moreAvailable": more}));
+    r.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+    Ok(r.with_header("content-type", "application/json")
+        .with_header("cache-control", "no-store"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(body: &str) -> Request {
+        let mut r = Request::new(
+            crate::service::http::Method::Post,
+            "/scim/v2/Events/x",
+            "https://e.com",
+        );
+        r.body = body.as_bytes().to_vec();
+        r.with_header("content-type", "application/json")
+    }
+
+    #[test]
+    fn poll_bodies_are_read_as_rfc_8936_says() {
+        let p = parse(&req(
+            r#"{"maxEvents": 5, "returnImmediately": true, "ack": ["set_3", "evt_9", "set_x"],
+                "setErrs": {"set_4": {"err": "invalid_issuer", "description": "who?"}}}"#,
+        ))
+        .unwrap();
+        assert_eq!(p.max_events, 5);
+        assert_eq!(p.acks, [3]);
+        assert_eq!(
+            p.errs,
+            [(4, "the receiver reported invalid_issuer: who?".to_string())]
+        );
+        assert_eq!(parse(&req("")).unwrap().max_events, MAX_POLL_EVENTS);
+        assert_eq!(
+            parse(&req(r#"{"maxEvents": 100000}"#)).unwrap().max_events,
+            MAX_POLL_EVENTS
+        );
+        assert_eq!(parse(&req(r#"{"maxEvents": 0}"#)).unwrap().max_events, 0);
+        for bad in [
+            r#"{"maxEvents": -1}"#,
+            r#"{"maxEvents": "5"}"#,
+            r#"{"ack": "set_1"}"#,
+            r#"{"ack": [1]}"#,
+            r#"{"setErrs": []}"#,
+            r#"{"returnImmediately": "yes"}"#,
+            r#"{"sets": {}}"#,
+        ] {
+            assert_eq!(parse(&req(bad)).unwrap_err().status, 400, "{bad}");
+        }
+    }
+}
