@@ -21,6 +21,7 @@ use crate::proto::webhook::Change;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -69,22 +70,25 @@ pub fn seq_of(jti: &str) -> Option<i64> {
 /// names no resource type.
 pub fn events(c: &Change) -> Map<String, Value> {
     let mut out = Map::new();
-    let uri = |s: &str| format!("{PREFIX}{s}");
-    let notice = || json!({ "attributes": c.attributes });
-    match c.op.as_str() {
-        "create" => out.insert(uri("create:notice"), notice()),
-        "delete" => out.insert(uri("delete"), json!({})),
-        "replace" => out.insert(uri("put:notice"), notice()),
-        _ if members_only(c) => out.insert(uri("patch:full"), json!({ "data": member_patch(c) })),
-        _ => out.insert(uri("patch:notice"), notice()),
-    };
-    if c.deactivated {
-        out.insert(uri("deactivate"), json!({}));
-    } else if c.reactivated {
-        out.insert(uri("activate"), json!({}));
-    }
     if c.rt.is_none() {
-        out.clear();
+        return out;
+    }
+    let notice = || json!({ "attributes": c.attributes });
+    let (name, payload) = match c.op.as_str() {
+        "create" => ("create:notice", notice()),
+        "delete" => ("delete", json!({})),
+        "replace" => ("put:notice", notice()),
+        _ if members_only(c) => ("patch:full", json!({ "data": member_patch(c) })),
+        _ => ("patch:notice", notice()),
+    };
+    out.insert(format!("{PREFIX}{name}"), payload);
+    let status = match (c.deactivated, c.reactivated) {
+        (true, _) => Some("deactivate"),
+        (false, true) => Some("activate"),
+        _ => None,
+    };
+    if let Some(s) = status {
+        out.insert(format!("{PREFIX}{s}"), json!({}));
     }
     out
 }
@@ -116,35 +120,50 @@ fn member_patch(c: &Change) -> Value {
     json!({"schemas": [PATCH_OP], "Operations": ops})
 }
 
-/// The claims of the SET for change `c` (RFC 8417 §2.2, RFC 9967 §2): `sub_id` in the SCIM
-/// format (RFC 9967 §2.1; never `sub`), `toe` the change's time, `txn` its request.
-pub fn claims(c: &Change, env: &Envelope<'_>) -> Value {
+/// The claims of a SET (RFC 8417 §2.2, RFC 9967 §2), serialised in this order.
+#[derive(Debug, Serialize)]
+pub struct Claims<'a> {
+    pub iss: &'a str,
+    pub aud: &'a str,
+    pub iat: i64,
+    pub jti: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toe: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn: Option<&'a str>,
+    pub sub_id: SubId<'a>,
+    pub events: Map<String, Value>,
+}
+
+/// RFC 9967 §2.1's subject: `format: "scim"`, the `uri` below the SCIM base, and the ids.
+#[derive(Debug, Serialize)]
+pub struct SubId<'a> {
+    pub format: &'static str,
+    pub uri: String,
+    pub id: &'a str,
+    #[serde(rename = "externalId", skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<&'a str>,
+}
+
+/// The claims of the SET for change `c`: `sub_id` in the SCIM format (never `sub`), `toe` the
+/// change's time, `txn` its request.
+pub fn claims<'a>(c: &'a Change, env: &Envelope<'a>) -> Claims<'a> {
     let endpoint = c.rt.map_or("", ResourceType::endpoint);
-    let mut sub = json!({
-        "format": "scim",
-        "uri": format!("/{endpoint}/{}", c.resource_id),
-        "id": c.resource_id,
-    });
-    if let (Some(x), Value::Object(o)) = (env.external_id, &mut sub) {
-        o.insert("externalId".into(), json!(x));
+    Claims {
+        iss: env.issuer,
+        aud: env.audience,
+        iat: env.issued_at,
+        jti: jti(c.seq),
+        toe: crate::proto::time::parse_rfc3339(&c.time).map(|ms| ms.div_euclid(1000)),
+        txn: env.txn.filter(|t| !t.is_empty()),
+        sub_id: SubId {
+            format: "scim",
+            uri: format!("/{endpoint}/{}", c.resource_id),
+            id: &c.resource_id,
+            external_id: env.external_id,
+        },
+        events: events(c),
     }
-    let mut out = json!({
-        "iss": env.issuer,
-        "aud": env.audience,
-        "iat": env.issued_at,
-        "jti": jti(c.seq),
-        "sub_id": sub,
-        "events": events(c),
-    });
-    if let Value::Object(o) = &mut out {
-        if let Some(ms) = crate::proto::time::parse_rfc3339(&c.time) {
-            o.insert("toe".into(), json!(ms.div_euclid(1000)));
-        }
-        if let Some(t) = env.txn.filter(|t| !t.is_empty()) {
-            o.insert("txn".into(), json!(t));
-        }
-    }
-    out
 }
 
 /// The key id (`kid`) of an HS256 key: base64url of the first 12 bytes of its SHA-256, so a
@@ -158,14 +177,15 @@ pub fn key_id(key: &[u8]) -> String {
 
 /// The JWS compact serialisation of `claims`, signed HS256 (RFC 7515 §7.1, RFC 7518 §3.2):
 /// `base64url(header) . base64url(claims) . base64url(HMAC-SHA256(key, the two joined))`.
-pub fn sign(claims: &Value, key: &[u8]) -> Result<String> {
-    let header = json!({"alg": "HS256", "typ": TYP, "kid": key_id(key)});
-    let part = |v: &Value| -> Result<String> {
-        serde_json::to_vec(v)
-            .map(|b| URL_SAFE_NO_PAD.encode(b))
-            .map_err(|_| ScimError::internal())
-    };
-    let input = format!("{}.{}", part(&header)?, part(claims)?);
+/// The header is written as text: its values are fixed or base64url, nothing to escape.
+pub fn sign(claims: &Claims<'_>, key: &[u8]) -> Result<String> {
+    let header = format!(r#"{{"alg":"HS256","typ":"{TYP}","kid":"{}"}}"#, key_id(key));
+    let body = serde_json::to_vec(claims).map_err(|_| ScimError::internal())?;
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(body)
+    );
     // HMAC takes keys of any length, so this never fails.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(|_| ScimError::internal())?;
     mac.update(input.as_bytes());
@@ -275,7 +295,7 @@ mod tests {
         let mut e = env();
         e.external_id = Some("ext-1");
         let c = change(ResourceType::Group, "replace");
-        let got = claims(&c, &e);
+        let got = serde_json::to_value(claims(&c, &e)).unwrap();
         assert_eq!(
             got,
             json!({
@@ -292,7 +312,8 @@ mod tests {
         assert!(got.get("sub").is_none());
         let mut e = env();
         e.txn = None;
-        let got = claims(&change(ResourceType::User, "delete"), &e);
+        let d = change(ResourceType::User, "delete");
+        let got = serde_json::to_value(claims(&d, &e)).unwrap();
         assert!(got.get("txn").is_none());
         assert_eq!(got["sub_id"]["uri"], "/Users/r1");
         assert!(got["sub_id"].get("externalId").is_none());
@@ -303,7 +324,8 @@ mod tests {
 
     #[test]
     fn tokens_are_hs256_jws_compact_with_the_key_id() {
-        let claims = json!({"jti": "set_1"});
+        let c = change(ResourceType::User, "create");
+        let claims = claims(&c, &env());
         let key = [7u8; 32];
         let token = sign(&claims, &key).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
@@ -316,7 +338,8 @@ mod tests {
         );
         let body: Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-        assert_eq!(body, claims);
+        assert_eq!(body, serde_json::to_value(&claims).unwrap());
+        assert_eq!(body["jti"], "set_42");
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
         mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
         mac.verify_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap())

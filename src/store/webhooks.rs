@@ -464,45 +464,36 @@ pub struct PollRead {
 pub struct PollRequest<'a> {
     pub tenant: &'a str,
     pub stream: &'a str,
-    /// Sequence numbers the receiver acknowledges.
-    pub acks: &'a [i64],
-    /// Sequence numbers the receiver reports errors for, with the error's text.
-    pub errs: &'a [(i64, String)],
+    /// What the receiver says of SETs it got: a JSON array of `[seq, status, error]`, status
+    /// `delivered` (acknowledged) or `dead` (reported in `setErrs`, with the error's text).
+    pub marks: &'a str,
     /// Most events read.
     pub limit: i64,
     pub now: &'a str,
 }
 
-/// One poll, one round trip: records the acknowledgements and the errors the receiver
-/// reports in the stream's delivery log (`delivered`, `dead`), then reads up to `limit` events
-/// past the stream's floor that are neither. Acks for events that are not the tenant's, or at
-/// or below the floor, are ignored.
+/// One poll, one round trip: records the receiver's acknowledgements and errors in the
+/// stream's delivery log, then reads up to `limit` events past the stream's floor that are
+/// neither. Marks for events that are not the tenant's, or at or below the floor, are ignored.
 pub async fn poll<D: Db>(
     db: &D,
     p: &PollRequest<'_>,
     deployment_secret: Option<(&str, &str)>,
 ) -> Result<PollRead> {
-    let (t, s, now): (SqlValue, SqlValue, &str) = (p.tenant.into(), p.stream.into(), p.now);
-    let acks = serde_json::to_string(p.acks).map_err(|_| StoreError::Corrupt("acks"))?;
-    let errs = serde_json::to_string(p.errs).map_err(|_| StoreError::Corrupt("errs"))?;
-    let record = |list: String, status: &str, error: &str| {
-        Stmt::new(
-            format!(
-                "INSERT INTO webhook_deliveries (endpoint, seq, type, tenant, status, attempts, \
-                 last_error, last_attempt, queued, sent) \
-                 SELECT w.id, e.seq, 'set', w.tenant, '{status}', 1, {error}, ?, ?, 1 \
-                 FROM json_each(?) j JOIN webhooks w ON w.id = ? AND w.tenant = ? AND w.url = '' \
-                 JOIN events e ON e.tenant = w.tenant AND e.seq = {seq} AND e.seq > w.enqueued_seq \
-                 WHERE true ON CONFLICT (endpoint, seq, type) DO UPDATE SET status = excluded.status, \
-                 last_error = excluded.last_error, last_attempt = excluded.last_attempt",
-                seq = if error == "NULL" { "j.value" } else { "json_extract(j.value, '$[0]')" },
-            ),
-            vec![now.into(), now.into(), list.into(), s.clone(), t.clone()],
-        )
-    };
+    let (t, s): (SqlValue, SqlValue) = (p.tenant.into(), p.stream.into());
     let mut stmts = vec![
-        record(acks, "delivered", "NULL"),
-        record(errs, "dead", "json_extract(j.value, '$[1]')"),
+        Stmt::new(
+            "INSERT INTO webhook_deliveries (endpoint, seq, type, tenant, status, attempts, \
+             last_error, last_attempt, queued, sent) \
+             SELECT w.id, e.seq, 'set', w.tenant, json_extract(j.value, '$[1]'), 1, \
+             json_extract(j.value, '$[2]'), ?, ?, 1 \
+             FROM json_each(?) j JOIN webhooks w ON w.id = ? AND w.tenant = ? AND w.url = '' \
+             JOIN events e ON e.tenant = w.tenant AND e.seq = json_extract(j.value, '$[0]') \
+             AND e.seq > w.enqueued_seq WHERE true ON CONFLICT (endpoint, seq, type) DO UPDATE \
+             SET status = excluded.status, last_error = excluded.last_error, \
+             last_attempt = excluded.last_attempt",
+            vec![p.now.into(), p.now.into(), p.marks.into(), s.clone(), t.clone()],
+        ),
         Stmt::new(
             "SELECT id, url, format, events, scim_base, secret, previous_secret, previous_until, \
              enabled, enqueued_seq FROM webhooks WHERE tenant = ? AND id = ? AND format = 'set'",
@@ -521,7 +512,7 @@ pub async fn poll<D: Db>(
     ];
     stmts.extend(deployment_secret_stmts(deployment_secret));
     let mut res = db.batch(stmts).await?.into_iter();
-    let endpoint = res.nth(2).and_then(|r| r.into_iter().next());
+    let endpoint = res.nth(1).and_then(|r| r.into_iter().next());
     let events = res.next().unwrap_or_default();
     Ok(PollRead {
         endpoint,

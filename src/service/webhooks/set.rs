@@ -88,7 +88,8 @@ pub fn token(
         external_id: event.get("external_id").and_then(Value::as_str),
     };
     let key = keys.last().ok_or_else(ScimError::internal)?;
-    secevent::sign(&secevent::claims(&store::change_of(event), &env), key)
+    let change = store::change_of(event);
+    secevent::sign(&secevent::claims(&change, &env), key)
 }
 
 /// The poll URL of stream `id` below the tenant's SCIM base.
@@ -96,52 +97,47 @@ pub fn poll_url(scim_base: &str, id: &str) -> String {
     format!("{scim_base}/Events/{id}")
 }
 
-/// An RFC 8936 poll request, checked before any I/O.
+/// An RFC 8936 poll request, checked before any I/O: how many SETs to answer, and what the
+/// receiver says of those it got (see `store::webhooks::PollRequest::marks`).
 #[derive(Debug, Default, PartialEq)]
 struct Poll {
     max_events: usize,
-    acks: Vec<i64>,
-    errs: Vec<(i64, String)>,
+    marks: Vec<Value>,
 }
 
-fn invalid(what: &str) -> ScimError {
-    ScimError::invalid_value(format!("invalid poll request (RFC 8936 §2.4): {what}"))
+fn mark(seq: i64, status: &str, error: Value) -> Value {
+    Value::Array(vec![Value::from(seq), Value::from(status), error])
 }
 
 /// Reads the poll body. `jti`s this service did not issue are ignored: acknowledging
 /// something unknown changes nothing.
 fn parse(req: &Request) -> Result<Poll> {
-    let body = if req.body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match req.json_body()? {
-            Value::Object(o) => o,
-            _ => Map::new(),
-        }
+    let body = match req.body.iter().all(u8::is_ascii_whitespace) {
+        true => Value::Null,
+        false => req.json_body()?,
     };
     let mut p = Poll {
         max_events: MAX_POLL_EVENTS,
-        ..Poll::default()
+        marks: Vec::new(),
     };
-    for (k, v) in &body {
-        match (k.as_str(), v) {
-            ("maxEvents", v) => {
-                let n = v
-                    .as_u64()
-                    .ok_or_else(|| invalid("'maxEvents' must be a non-negative integer"))?;
-                p.max_events = usize::try_from(n)
-                    .unwrap_or(usize::MAX)
-                    .min(MAX_POLL_EVENTS);
-            }
-            ("returnImmediately", Value::Bool(_)) => {}
-            ("ack", Value::Array(items)) => {
-                for item in items {
-                    let jti = item
-                        .as_str()
-                        .ok_or_else(|| invalid("'ack' must list jti strings"))?;
-                    p.acks.extend(secevent::seq_of(jti));
-                }
-            }
+    let Some(members) = body.as_object() else {
+        return Ok(p);
+    };
+    for (k, v) in members {
+        let ok = match (k.as_str(), v) {
+            ("maxEvents", v) => v.as_u64().map(|n| {
+                p.max_events =
+                    usize::try_from(n).map_or(MAX_POLL_EVENTS, |n| n.min(MAX_POLL_EVENTS));
+            }),
+            ("returnImmediately", Value::Bool(_)) => Some(()),
+            ("ack", Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(|j| secevent::seq_of(j).map(|s| mark(s, "delivered", Value::Null)))
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(|m| p.marks.extend(m.into_iter().flatten())),
             ("setErrs", Value::Object(errs)) => {
                 for (jti, e) in errs {
                     let field = |f: &str| e.get(f).and_then(Value::as_str).unwrap_or_default();
@@ -150,13 +146,18 @@ fn parse(req: &Request) -> Result<Poll> {
                         field("err"),
                         field("description")
                     );
-                    if let Some(seq) = secevent::seq_of(jti) {
-                        p.errs
-                            .push((seq, note.chars().take(MAX_ERR_CHARS).collect()));
-                    }
+                    let note: String = note.chars().take(MAX_ERR_CHARS).collect();
+                    p.marks
+                        .extend(secevent::seq_of(jti).map(|s| json!([s, "dead", note])));
                 }
+                Some(())
             }
-            (k, _) => return Err(invalid(&format!("unexpected or mistyped member '{k}'"))),
+            _ => None,
+        };
+        if ok.is_none() {
+            return Err(ScimError::invalid_value(format!(
+                "invalid poll request (RFC 8936 §2.4): '{k}' is unknown or mistyped"
+            )));
         }
     }
     Ok(p)
@@ -179,11 +180,11 @@ pub async fn poll<D: Db>(
         .as_deref()
         .map(|f| (crypto::DEPLOYMENT_SECRET_NAME, f));
     let now = time::format_millis(ctx.now_ms);
+    let marks = Value::Array(p.marks).to_string();
     let q = PollRequest {
         tenant,
         stream,
-        acks: &p.acks,
-        errs: &p.errs,
+        marks: &marks,
         limit: POLL_SCAN,
         now: &now,
     };
@@ -257,10 +258,12 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(p.max_events, 5);
-        assert_eq!(p.acks, [3]);
         assert_eq!(
-            p.errs,
-            [(4, "the receiver reported invalid_issuer: who?".to_string())]
+            p.marks,
+            [
+                json!([3, "delivered", null]),
+                json!([4, "dead", "the receiver reported invalid_issuer: who?"])
+            ]
         );
         assert_eq!(parse(&req("")).unwrap().max_events, MAX_POLL_EVENTS);
         assert_eq!(
