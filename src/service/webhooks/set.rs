@@ -2,8 +2,9 @@
 //! change, pushed by the queue consumer (RFC 8935, `deliver`), and the RFC 8936 poll
 //! endpoint of a stream that has no URL.
 //!
-//! Keys: HS256 with the endpoint's own secret (the shared key RFC 8417 §5.1 allows; nothing
-//! to publish, and the receiver already holds it). Each token names its key in `kid`
+//! Keys: HS256 (RFC 7518 §3.2) with the endpoint's own secret: a SET is a JWT signed with
+//! any JWS algorithm the parties agree on, a shared key needs nothing published, and the
+//! receiver already holds it. Each token names its key in `kid`
 //! ([`secevent::key_id`]); during a rotation's overlap the *previous* key signs, so a receiver
 //! keeps verifying until it has added the new secret, and must have it when the overlap ends.
 //!
