@@ -1208,3 +1208,35 @@ fn a_poll_needs_the_tenants_token_and_its_own_stream() {
     );
     assert_eq!(r.status, 400);
 }
+
+#[test]
+fn a_set_endpoint_failing_for_days_is_disabled_like_a_json_one() {
+    let mut h = new();
+    let (endpoint, _) = h.endpoint(json!({"url": "https://a.example.com/s", "format": "set"}));
+    h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "sd"})),
+    );
+    let q = h.sweep().pop().unwrap();
+    assert_eq!(q.kind, "set");
+    *h.rx.script.borrow_mut() = vec![503; 10];
+    let s = Settings::default();
+    assert!(matches!(h.deliver(&q, &s), Verdict::Retry { .. }));
+    h.s.now_ms += DISABLE_AFTER_MS + 60_000;
+    assert_eq!(h.deliver(&q, &s), Verdict::Ack);
+    let ep = h
+        .admin(Method::Get, &format!("{HOOKS}/{endpoint}"), None)
+        .body_json();
+    assert_eq!(ep["enabled"], json!(false));
+    assert!(ep["disabledReason"]
+        .as_str()
+        .unwrap()
+        .contains("the endpoint answered 503"));
+    h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "sd2"})),
+    );
+    assert!(h.sweep().is_empty());
+}
