@@ -900,12 +900,12 @@ fn set_endpoints_get_one_signed_set_per_change_pushed_per_rfc_8935() {
         204
     );
     let mut got = h.flush_raw();
-    // Deleted: its externalId is no longer known when the SET is made.
     assert_eq!(
         h.scim(Method::Delete, &format!("/Users/{uid}"), None)
             .status,
         204
     );
+    // The resource is gone: the externalId the delete recorded (RFC 9967 §2.1).
     got.extend(h.flush_raw());
     assert_eq!(got.len(), 5, "one SET per change");
     let seqs: Vec<i64> =
@@ -958,10 +958,9 @@ fn set_endpoints_get_one_signed_set_per_change_pushed_per_rfc_8935() {
         json!([{"op": "add", "path": "members", "value": [{"value": uid}]}])
     );
     assert_eq!(uris(&all[4]), [format!("{PROV}delete")]);
-    assert_eq!(
-        all[4]["sub_id"],
-        json!({"format": "scim", "uri": format!("/Users/{uid}"), "id": uid})
-    );
+    let sub = json!({"format": "scim", "uri": format!("/Users/{uid}"), "id": uid, "externalId": "ext-ada"});
+    assert_eq!(all[1]["sub_id"], sub);
+    assert_eq!(all[4]["sub_id"], sub);
     assert_eq!(all[4]["events"][format!("{PROV}delete")], json!({}));
     // Every URI issued is advertised (RFC 9967 §4), and only SETs are.
     let spc = h

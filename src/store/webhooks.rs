@@ -444,11 +444,11 @@ fn secret_value(row: Option<Row>) -> Option<String> {
 }
 
 /// A log row's columns a SET needs beyond the change: the request id (`txn`) and the
-/// resource's `externalId` while it exists.
+/// resource's `externalId`: its current one while it exists, else the one a delete recorded.
 const SET_COLUMNS: &str = "e.seq, e.time, e.op, e.resource_type, e.resource_id, e.attributes, \
      e.deactivated, e.reactivated, e.members_added, e.members_removed, e.request_id, \
-     (SELECT r.external_id FROM resources r WHERE r.tenant = e.tenant AND r.id = e.resource_id) \
-     AS external_id";
+     coalesce((SELECT r.external_id FROM resources r WHERE r.tenant = e.tenant \
+     AND r.id = e.resource_id), e.external_id) AS external_id";
 
 /// What one poll of an RFC 8936 stream reads: the stream (a `set` endpoint without a URL,
 /// with its sealed keys), the next unacknowledged events past its floor, and the deployment

@@ -133,6 +133,8 @@ test("each change is pushed as one SET (RFC 8935) that jose verifies, with RFC 9
     { op: "add", path: "members", value: [{ value: user.id }] },
   ]);
   assert.deepEqual(byUri("delete").events, { [PROV + "delete"]: {} });
+  // Gone by then: the externalId the delete recorded.
+  assert.deepEqual(byUri("delete").sub_id, { format: "scim", uri: `/Users/${user.id}`, id: user.id, externalId: "ext-ada" });
 
   // jti is the change feed's sequence number: the app can resume from the feed.
   const feed = await w.request("GET", "/admin/api/tenants/default/events?limit=100", { token: ADMIN });
