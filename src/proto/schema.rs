@@ -17,9 +17,10 @@ pub const SP_CONFIG_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Servic
 pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 
-const USER_JSON: &str = include_str!("../../schema/scim/user.json");
-const GROUP_JSON: &str = include_str!("../../schema/scim/group.json");
-const ENTERPRISE_USER_JSON: &str = include_str!("../../schema/scim/enterprise_user.json");
+// `schema/scim/*.json` as build.rs embeds them: the same documents without indentation.
+const USER_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/user.json"));
+const GROUP_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/group.json"));
+const ENTERPRISE_USER_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/enterprise_user.json"));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]

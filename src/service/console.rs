@@ -1,5 +1,6 @@
 //! The admin console: a small single-page app at `/admin` (HTML, JS and CSS from
-//! `src/service/console/`, embedded in the wasm), and the read-only views of a tenant it needs under
+//! `src/service/console/`, embedded in the wasm gzipped by `build.rs` and served as they are
+//! with `Content-Encoding: gzip`), and the read-only views of a tenant it needs under
 //! the admin API (`/admin/api/tenants/{t}/Users|Groups[/{id}]`, `/tolerances`).
 //!
 //! The static files need no credential: the console asks for the `ADMIN_TOKEN`, keeps it in
@@ -14,9 +15,9 @@ use crate::service::tenant::{SCIM_PATH, TENANT_PREFIX};
 use crate::store::{Db, Store};
 use serde_json::json;
 
-const INDEX_HTML: &str = include_str!("console/index.html");
-const CONSOLE_JS: &str = include_str!("console/console.js");
-const CONSOLE_CSS: &str = include_str!("console/console.css");
+const INDEX_HTML: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/index.html.gz"));
+const CONSOLE_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/console.js.gz"));
+const CONSOLE_CSS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/console.css.gz"));
 
 /// Scripts, styles and API calls from this origin only; no inline code, plugins, framing or
 /// form posts (every form is handled by the script).
@@ -39,9 +40,9 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-const INDEX_TAG: u64 = fnv1a(INDEX_HTML.as_bytes());
-const JS_TAG: u64 = fnv1a(CONSOLE_JS.as_bytes());
-const CSS_TAG: u64 = fnv1a(CONSOLE_CSS.as_bytes());
+const INDEX_TAG: u64 = fnv1a(INDEX_HTML);
+const JS_TAG: u64 = fnv1a(CONSOLE_JS);
+const CSS_TAG: u64 = fnv1a(CONSOLE_CSS);
 
 /// The console's static files: `Some` for `/admin`, `/admin/`, `/admin/console.js` and
 /// `/admin/console.css` (405 for methods other than GET and HEAD), `None` for any other path.
@@ -58,6 +59,14 @@ pub fn asset(req: &Request) -> Option<Response> {
         let e = ScimError::method_not_allowed("method not allowed here; allowed: GET, HEAD");
         return Some(security_headers(Response::error(&e)).with_header("allow", "GET, HEAD"));
     }
+    if !accepts_gzip(req.header("accept-encoding")) {
+        let e = ScimError::new(
+            406,
+            None,
+            "the console is served gzip-encoded; send Accept-Encoding: gzip (every browser does)",
+        );
+        return Some(security_headers(Response::error(&e)));
+    }
     let etag = format!("\"{tag:016x}\"");
     let fresh = req
         .header("if-none-match")
@@ -65,17 +74,38 @@ pub fn asset(req: &Request) -> Option<Response> {
     let mut resp = if fresh {
         Response::empty(304)
     } else {
-        let mut r = Response::empty(200).with_header("content-type", content_type);
+        let mut r = Response::empty(200)
+            .with_header("content-type", content_type)
+            .with_header("content-encoding", "gzip");
         if req.method == Method::Get {
-            r.body = body.as_bytes().to_vec();
+            r.body = body.to_vec();
         }
         r
     };
     // Revalidated on every load (a 304 when unchanged), so a deploy is picked up at once.
     resp = resp
         .with_header("etag", etag)
-        .with_header("cache-control", "no-cache");
+        .with_header("cache-control", "no-cache")
+        .with_header("vary", "accept-encoding");
     Some(security_headers(resp))
+}
+
+/// RFC 9110 §12.5.3: no header accepts any coding; otherwise `gzip` (or `*`) must be listed
+/// without `q=0`.
+fn accepts_gzip(header: Option<&str>) -> bool {
+    let Some(h) = header else {
+        return true;
+    };
+    h.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
 }
 
 fn security_headers(resp: Response) -> Response {
@@ -205,7 +235,19 @@ mod tests {
             assert_eq!(r.header("x-frame-options"), Some("DENY"));
             assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
             assert_eq!(r.header("cache-control"), Some("no-cache"));
-            assert!(!r.body.is_empty());
+            assert_eq!(r.header("content-encoding"), Some("gzip"));
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(r.body.as_slice()),
+                &mut text,
+            )
+            .expect("a gzip body");
+            let file = match path {
+                "/admin/console.js" => include_str!("console/console.js"),
+                "/admin/console.css" => include_str!("console/console.css"),
+                _ => include_str!("console/index.html"),
+            };
+            assert_eq!(text, file, "{path} serves the file as it is");
             // Revalidation: the same ETag answers 304 without a body.
             let tag = r.header("etag").unwrap().to_string();
             let again = h.send(get(path).with_header("if-none-match", &tag));
@@ -218,6 +260,10 @@ mod tests {
         let post = h.send(Request::new(Method::Post, "/admin", ORIGIN));
         assert_eq!(post.status, 405);
         assert_eq!(post.header("allow"), Some("GET, HEAD"));
+        let identity_only = get("/admin").with_header("accept-encoding", "identity, gzip;q=0");
+        assert_eq!(h.send(identity_only).status, 406);
+        let browser = get("/admin").with_header("accept-encoding", "gzip, deflate, br, zstd");
+        assert_eq!(h.send(browser).status, 200);
         assert_eq!(h.send(get("/admin/other.js")).status, 404);
         assert_eq!(h.send(get("/adminx")).status, 404);
     }
@@ -225,7 +271,7 @@ mod tests {
     #[test]
     fn the_page_has_no_inline_code_and_labels_every_input() {
         assert!(CSP.contains("script-src 'self'") && !CSP.contains("unsafe"));
-        let html = INDEX_HTML;
+        let html = include_str!("console/index.html");
         for tag in html.split("<script").skip(1) {
             assert!(tag.trim_start().starts_with("src="), "inline script: {tag}");
         }
@@ -256,11 +302,11 @@ mod tests {
         }
         assert!(html.contains("aria-live=\"polite\""));
         assert!(
-            !CONSOLE_JS.contains("innerHTML"),
+            !include_str!("console/console.js").contains("innerHTML"),
             "values go in as text only"
         );
         assert!(
-            !CONSOLE_JS.contains("localStorage"),
+            !include_str!("console/console.js").contains("localStorage"),
             "the token stays per tab"
         );
     }

@@ -113,6 +113,14 @@ fn config(env: &Env) -> Config {
         .ok()
         .map(|s| s.to_string().trim().to_string())
         .filter(|s| !s.is_empty());
+    let setting = |name: &str| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
     Config {
         tokens,
         admin_token,
@@ -120,6 +128,8 @@ fn config(env: &Env) -> Config {
         webhook_loopback_http: env
             .var("WEBHOOK_ALLOW_LOOPBACK_HTTP")
             .is_ok_and(|v| v.to_string().trim() == "1"),
+        vendor_signin_url: setting("VENDOR_SIGNIN_URL"),
+        approver_secret: setting("APPROVER_SECRET"),
     }
 }
 
@@ -295,12 +305,23 @@ fn to_response(resp: http::Response) -> worker::Result<worker::Response> {
     for (k, v) in &resp.headers {
         headers.append(k, v)?;
     }
+    // A body the service already encoded (the gzipped console files) goes out as it is;
+    // otherwise the runtime would encode it again.
+    let encoded = resp
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
     let out = if resp.body.is_empty() {
         worker::Response::empty()?
     } else {
         worker::Response::from_bytes(resp.body)?
     };
-    Ok(out.with_status(resp.status).with_headers(headers))
+    let out = out.with_status(resp.status).with_headers(headers);
+    Ok(if encoded {
+        out.with_encode_body(worker::EncodeBody::Manual)
+    } else {
+        out
+    })
 }
 
 #[event(start)]

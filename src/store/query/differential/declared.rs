@@ -192,22 +192,5 @@ fn sql_and_memory_agree_on_declared_extension_attributes() {
             failures.extend(check(&conn, &world, input, scope, tenant, &mut stats));
         }
     }
-    eprintln!(
-        "declared: compared {}, selective {}, rejected {}",
-        stats.compared, stats.partial, stats.rejected
-    );
-    assert!(
-        failures.is_empty(),
-        "{} disagreements, first ones:\n{}",
-        failures.len(),
-        failures[..failures.len().min(6)].join("\n\n")
-    );
-    assert!(stats.compared >= 1500, "compared {}", stats.compared);
-    assert!(
-        stats.partial * 100 >= stats.compared * 35,
-        "only {} of {} filters were selective",
-        stats.partial,
-        stats.compared
-    );
-    assert!(stats.rejected > 0, "no filter was refused");
+    stats.assert_agreement("declared", &failures, 1500);
 }

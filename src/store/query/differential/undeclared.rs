@@ -266,24 +266,7 @@ fn sql_and_memory_agree_on_undeclared_attributes() {
             failures.extend(check(&conn, &world, input, rt, "default", &mut stats));
         }
     }
-    eprintln!(
-        "undeclared: compared {}, selective {}, rejected {}",
-        stats.compared, stats.partial, stats.rejected
-    );
-    assert!(
-        failures.is_empty(),
-        "{} disagreements, first ones:\n{}",
-        failures.len(),
-        failures[..failures.len().min(6)].join("\n\n")
-    );
-    assert!(stats.compared >= 1400, "compared {}", stats.compared);
-    assert!(
-        stats.partial * 100 >= stats.compared * 35,
-        "only {} of {} filters were selective",
-        stats.partial,
-        stats.compared
-    );
-    assert!(stats.rejected > 0, "no filter was refused");
+    stats.assert_agreement("undeclared", &failures, 1400);
 }
 
 /// The sort key SQLite gives an undeclared attribute's value: numbers (booleans as 0/1)

@@ -1,0 +1,35 @@
+//! Shrinks what the worker embeds, at build time: its wasm size is budgeted (1 MiB raw).
+//! The admin console's static files are gzipped (gzip-9 keeps about a quarter of their bytes;
+//! every browser takes them as they are with `Content-Encoding: gzip`, so the worker never
+//! decompresses anything), and the SCIM schema files, kept readable in the repository, are
+//! embedded without their indentation (the worker parses them; whitespace is all that goes).
+
+// A build script that cannot read the repository's own files must stop the build: these
+// expects fail `cargo build`, never a request.
+#![allow(clippy::expect_used)]
+
+use std::io::Write;
+use std::path::Path;
+
+const CONSOLE: &[&str] = &["index.html", "console.js", "console.css"];
+const SCHEMAS: &[&str] = &["user.json", "group.json", "enterprise_user.json"];
+
+fn main() {
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    for name in SCHEMAS {
+        let src = Path::new("schema/scim").join(name);
+        println!("cargo:rerun-if-changed={}", src.display());
+        let text = std::fs::read_to_string(&src).expect("schema file is readable");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("schema file is JSON");
+        std::fs::write(Path::new(&out).join(name), doc.to_string()).expect("write OUT_DIR");
+    }
+    for name in CONSOLE {
+        let src = Path::new("src/service/console").join(name);
+        println!("cargo:rerun-if-changed={}", src.display());
+        let text = std::fs::read(&src).expect("console file is readable");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&text).expect("compress in memory");
+        let bytes = gz.finish().expect("compress in memory");
+        std::fs::write(Path::new(&out).join(format!("{name}.gz")), bytes).expect("write OUT_DIR");
+    }
+}
