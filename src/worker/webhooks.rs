@@ -41,11 +41,7 @@ struct Fetcher;
 impl Fetcher {
     /// The POST through `web_sys` directly: `worker::Fetch` with a `worker::RequestInit`
     /// links the serialiser of every `cf` request option, about 100 KB of wasm.
-    async fn send(
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<(u16, Option<String>), JsValue> {
+    async fn send(url: &str, headers: &[(String, String)], body: &[u8]) -> Result<u16, JsValue> {
         let h = web_sys::Headers::new()?;
         for (k, v) in headers {
             h.set(k, v)?;
@@ -63,45 +59,12 @@ impl Fetcher {
         let resp: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(url, &init))
             .await?
             .dyn_into()?;
-        let status = resp.status();
-        let reason = match status {
-            400 => error_reason(&resp).await,
-            _ => None,
-        };
-        // The rest of the answer is not needed: cancelled unread, whatever its size.
+        // The answer's body is not needed: cancelled unread, whatever its size.
         if let Some(b) = resp.body() {
             let _ = b.cancel();
         }
-        Ok((status, reason))
+        Ok(resp.status())
     }
-}
-
-/// Longest error answer read: an RFC 8935 error is a small JSON object.
-const MAX_ERROR_BODY: f64 = 4096.0;
-
-/// The `err` and `description` of an RFC 8935 §2.4 error answer (a SET endpoint's `400`),
-/// when it declares a small JSON body; read within the POST's time limit.
-async fn error_reason(resp: &web_sys::Response) -> Option<String> {
-    let h = resp.headers();
-    let small = h
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .is_some_and(|n| n <= MAX_ERROR_BODY);
-    let json = h
-        .get("content-type")
-        .ok()
-        .flatten()
-        .is_some_and(|t| t.contains("json"));
-    if !(small && json) {
-        return None;
-    }
-    let text = JsFuture::from(resp.text().ok()?).await.ok()?.as_string()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let field = |f: &str| v.get(f).and_then(serde_json::Value::as_str).unwrap_or("");
-    let err = field("err");
-    (!err.is_empty()).then(|| format!("the endpoint answered 400: {err}: {}", field("description")))
 }
 
 impl Transport for Fetcher {
@@ -110,17 +73,17 @@ impl Transport for Fetcher {
         let result = Fetcher::send(url, headers, body).await;
         let latency_ms = js_sys_now() - started;
         match result {
-            Ok((status, _)) if (300..400).contains(&status) => Posted {
+            Ok(status) if (300..400).contains(&status) => Posted {
                 status: Some(status),
                 latency_ms,
                 error: Some(format!(
                     "the endpoint answered {status}: redirects are not followed"
                 )),
             },
-            Ok((status, reason)) => Posted {
+            Ok(status) => Posted {
                 status: Some(status),
                 latency_ms,
-                error: reason,
+                error: None,
             },
             Err(e) => Posted {
                 status: None,
