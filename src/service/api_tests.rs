@@ -456,7 +456,7 @@ fn discovery_endpoints_describe_the_service() {
                            "defaultPageSize": 100, "maxPageSize": 1000},
             "etag": {"supported": true},
             "securityEvents": {"asyncRequest": "none", "eventUris": [
-                format!("{p}create:notice"), format!("{p}patch:notice"), format!("{p}patch:full"),
+                format!("{p}create:notice"), format!("{p}patch:notice"),
                 format!("{p}put:notice"), format!("{p}delete"), format!("{p}activate"),
                 format!("{p}deactivate")
             ]},

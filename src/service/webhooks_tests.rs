@@ -953,9 +953,10 @@ fn set_endpoints_get_one_signed_set_per_change_pushed_per_rfc_8935() {
     );
     assert_eq!(uris(&all[2]), [format!("{PROV}create:notice")]);
     assert_eq!(all[2]["sub_id"]["uri"], format!("/Groups/{gid}"));
+    assert_eq!(all[3]["sub_id"]["uri"], format!("/Groups/{gid}"));
     assert_eq!(
-        all[3]["events"][format!("{PROV}patch:full")]["data"]["Operations"],
-        json!([{"op": "add", "path": "members", "value": [{"value": uid}]}])
+        all[3]["events"],
+        json!({format!("{PROV}patch:notice"): {"attributes": ["members"]}})
     );
     assert_eq!(uris(&all[4]), [format!("{PROV}delete")]);
     let sub = json!({"format": "scim", "uri": format!("/Users/{uid}"), "id": uid, "externalId": "ext-ada"});
