@@ -1173,6 +1173,8 @@ fn a_poll_needs_the_tenants_token_and_its_own_stream() {
     );
     let stream = r.body_json()["id"].as_str().unwrap().to_string();
     let path = format!("/scim/v2/Events/{stream}");
+    let filtered = json!({"format": "set", "delivery": "poll", "events": ["user.created"]});
+    assert_eq!(h.admin(Method::Post, HOOKS, Some(filtered)).status, 400);
     assert_eq!(
         h.s.call(Method::Post, &path, "wrong", Some(json!({})))
             .status,

@@ -473,8 +473,8 @@ pub struct PollRequest<'a> {
 }
 
 /// One poll, one round trip: records the receiver's acknowledgements and errors in the
-/// stream's delivery log, then reads up to `limit` events past the stream's floor that are
-/// neither. Marks for events that are not the tenant's, or at or below the floor, are ignored.
+/// stream's delivery log, moves its floor past them, then reads up to `limit` events past the
+/// floor that are neither. Marks for events that are not the tenant's, or at or below the floor, are ignored.
 pub async fn poll<D: Db>(
     db: &D,
     p: &PollRequest<'_>,
@@ -494,6 +494,18 @@ pub async fn poll<D: Db>(
              last_attempt = excluded.last_attempt",
             vec![p.now.into(), p.now.into(), p.marks.into(), s.clone(), t.clone()],
         ),
+        // The floor moves up to the first event neither acknowledged nor reported (or the
+        // newest event): everything below it needs no more serving.
+        Stmt::new(
+            "UPDATE webhooks SET enqueued_seq = coalesce((SELECT min(e.seq) - 1 FROM events e \
+             WHERE e.tenant = webhooks.tenant AND e.seq > webhooks.enqueued_seq \
+             AND e.outcome = 'success' AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+             WHERE d.endpoint = webhooks.id AND d.seq = e.seq AND d.type = 'set' \
+             AND d.status IN ('delivered', 'dead'))), \
+             (SELECT max(e.seq) FROM events e WHERE e.tenant = webhooks.tenant), enqueued_seq) \
+             WHERE id = ? AND tenant = ? AND url = ''",
+            vec![s.clone(), t.clone()],
+        ),
         Stmt::new(
             "SELECT id, url, format, events, scim_base, secret, previous_secret, previous_until, \
              enabled, enqueued_seq FROM webhooks WHERE tenant = ? AND id = ? AND format = 'set'",
@@ -512,23 +524,13 @@ pub async fn poll<D: Db>(
     ];
     stmts.extend(deployment_secret_stmts(deployment_secret));
     let mut res = db.batch(stmts).await?.into_iter();
-    let endpoint = res.nth(1).and_then(|r| r.into_iter().next());
+    let endpoint = res.nth(2).and_then(|r| r.into_iter().next());
     let events = res.next().unwrap_or_default();
     Ok(PollRead {
         endpoint,
         events,
         deployment_secret: secret_value(res.nth(1).and_then(|r| r.into_iter().next())),
     })
-}
-
-/// Moves a poll stream's floor: every event at or below `seq` is acknowledged or not wanted.
-pub async fn advance_floor<D: Db>(db: &D, stream: &str, seq: i64) -> Result<()> {
-    db.batch(vec![Stmt::new(
-        "UPDATE webhooks SET enqueued_seq = max(enqueued_seq, ?) WHERE id = ? AND url = ''",
-        vec![SqlValue::Int(seq), stream.into()],
-    )])
-    .await?;
-    Ok(())
 }
 
 /// The outcome of one attempt, as the delivery log keeps it.

@@ -233,10 +233,7 @@ async fn try_deliver<D: Db, T: Transport>(
         }
     };
     // The seal key's secret comes from D1 only when CURSOR_SECRET is not set.
-    let fresh = match config.cursor_secret {
-        Some(_) => None,
-        None => Some(crate::store::cursor::fresh_secret()?),
-    };
+    let fresh = set::fresh_deploy(config)?;
     let from_d1 = fresh
         .as_deref()
         .map(|f| (crypto::DEPLOYMENT_SECRET_NAME, f));
@@ -271,14 +268,7 @@ async fn try_deliver<D: Db, T: Transport>(
         .as_ref()
         .map_or(0, |d| store::int(d, "attempts"))
         + 1;
-    let deploy = match &config.cursor_secret {
-        Some(s) => s.clone(),
-        None => found
-            .deployment_secret
-            .clone()
-            .ok_or_else(|| ScimError::internal().with_cause("no deployment secret"))?,
-    };
-    let keys = set::signing_keys(deploy.as_bytes(), endpoint, now_ms)?;
+    let keys = set::signing_keys(config, found.deployment_secret.as_deref(), endpoint, now_ms)?;
     let (headers, body) = match kind {
         Some(kind) => json_message(&found, endpoint, event, kind, q, &keys, now_ms)?,
         None => set_message(endpoint, event, &url, &keys, now_ms)?,

@@ -132,27 +132,46 @@ fn render(row: &Row) -> Value {
         .and_then(Value::as_str)
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_else(|| json!(["*"]));
+    // Built from tables: one json! literal of the same object was 1.7 KB more wasm.
+    let mut o = Map::new();
+    for (key, col) in [
+        ("id", "id"),
+        ("url", "url"),
+        ("format", "format"),
+        ("disabledReason", "disabled_reason"),
+        ("disabledAt", "disabled_at"),
+        ("created", "created"),
+        ("modified", "modified"),
+    ] {
+        o.insert(key.into(), text(col));
+    }
+    for (key, col) in [
+        ("failingSince", "failing_since"),
+        ("previousSecretValidUntil", "previous_until"),
+    ] {
+        o.insert(key.into(), ms(col));
+    }
+    o.insert("events".into(), events);
+    o.insert(
+        "enabled".into(),
+        Value::Bool(store::int(row, "enabled") == 1),
+    );
     let id = row.get("id").and_then(Value::as_str).unwrap_or_default();
-    let poll = row.get("url").and_then(Value::as_str) == Some("");
     let base = row
         .get("scim_base")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    json!({
-        "id": id,
-        "url": if poll { Value::Null } else { text("url") },
-        "delivery": if poll { "poll" } else { "push" },
-        "pollUrl": if poll { json!(set::poll_url(base, id)) } else { Value::Null },
-        "events": events,
-        "format": text("format"),
-        "enabled": store::int(row, "enabled") == 1,
-        "disabledReason": text("disabled_reason"),
-        "disabledAt": text("disabled_at"),
-        "failingSince": ms("failing_since"),
-        "previousSecretValidUntil": ms("previous_until"),
-        "created": text("created"),
-        "modified": text("modified"),
-    })
+    let poll = row.get("url").and_then(Value::as_str) == Some("");
+    let (delivery, poll_url) = match poll {
+        true => ("poll", Value::String(set::poll_url(base, id))),
+        false => ("push", Value::Null),
+    };
+    if poll {
+        o.insert("url".into(), Value::Null);
+    }
+    o.insert("delivery".into(), Value::from(delivery));
+    o.insert("pollUrl".into(), poll_url);
+    Value::Object(o)
 }
 
 /// The deployment secret webhook signing keys are sealed under: `CURSOR_SECRET` when set,
@@ -187,27 +206,22 @@ fn events_of(body: &Map<String, Value>) -> Result<Option<String>> {
 /// The `format` and `delivery` of a new endpoint: `json` or `set`; a `set` endpoint without a
 /// URL is an RFC 8936 poll stream (`delivery: "poll"`).
 fn format_of(b: &Map<String, Value>) -> Result<(&'static str, bool)> {
-    let format = match b.get("format") {
-        None | Some(Value::Null) => "json",
-        Some(Value::String(f)) if f == "json" => "json",
-        Some(Value::String(f)) if f == "set" => "set",
-        Some(other) => {
-            return Err(ScimError::invalid_value(format!(
-                "'format' must be \"json\" or \"set\", not {other}"
-            )))
-        }
-    };
-    let poll = match b.get("delivery") {
-        None | Some(Value::Null) => false,
-        Some(Value::String(d)) if d == "push" => false,
-        Some(Value::String(d)) if d == "poll" && format == "set" => true,
+    let format = match b.get("format").filter(|v| !v.is_null()).map(Value::as_str) {
+        None | Some(Some("json")) => "json",
+        Some(Some("set")) => "set",
         Some(_) => {
             return Err(ScimError::invalid_value(
-                "'delivery' must be \"push\", or \"poll\" with format \"set\" (RFC 8936)",
+                "'format' must be \"json\" or \"set\"",
             ))
         }
     };
-    Ok((format, poll))
+    match b.get("delivery").map(Value::as_str) {
+        None | Some(Some("push")) => Ok((format, false)),
+        Some(Some("poll")) if format == "set" => Ok((format, true)),
+        Some(_) => Err(ScimError::invalid_value(
+            "'delivery' must be \"push\", or \"poll\" with format \"set\" (RFC 8936)",
+        )),
+    }
 }
 
 async fn create<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, req: &Request) -> Result<Response> {
@@ -225,6 +239,11 @@ async fn create<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, req: &Request) -> Result<
         }
     };
     let events = events_of(&b)?.unwrap_or_else(|| "[\"*\"]".into());
+    if poll && events != "[\"*\"]" {
+        return Err(ScimError::invalid_value(
+            "a poll stream serves every change; 'events' must be [\"*\"]",
+        ));
+    }
     let id = crate::service::ids::new_id()
         .map(|u| format!("wh_{}", u.replace('-', "")))
         .ok_or_else(ScimError::internal)?;

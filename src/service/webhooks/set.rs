@@ -14,13 +14,15 @@
 //! answer `{sets, moreAvailable}` holds the oldest events neither acknowledged nor reported,
 //! so a SET not acknowledged is served again by the next poll. Acknowledgements and reported
 //! errors are the stream's delivery log (`delivered`, `dead`); the stream's floor
-//! (`webhooks.enqueued_seq`) moves past what needs no more serving.
+//! (`webhooks.enqueued_seq`) moves past what needs no more serving. A stream serves every
+//! change: filtering by event type is the push endpoints' (it would keep the floor from moving
+//! in SQL, and cost the wasm a second round trip's code).
 
 use crate::proto::error::{Result, ScimError};
 use crate::proto::secevent::{self, Envelope};
 use crate::proto::time;
 use crate::proto::webhook;
-use crate::service::ctx::Ctx;
+use crate::service::ctx::{Config, Ctx};
 use crate::service::http::{Request, Response};
 use crate::service::webhooks::crypto;
 use crate::store::webhooks::{self as store, PollRequest};
@@ -31,8 +33,6 @@ use serde_json::{json, Map, Value};
 pub const KIND: &str = "set";
 /// Most SETs one poll answers (also when `maxEvents` asks for more).
 pub const MAX_POLL_EVENTS: usize = 100;
-/// Events one poll reads past the floor (the endpoint's filter may skip some).
-const POLL_SCAN: i64 = 200;
 /// Longest error text kept from a receiver's `setErrs`.
 const MAX_ERR_CHARS: usize = 300;
 
@@ -56,8 +56,29 @@ pub fn kinds(c: &webhook::Change, filter: &[String], set: bool) -> Vec<String> {
     }
 }
 
-/// The endpoint's current key and, during a rotation's overlap, the previous one (last).
-pub fn signing_keys(deploy: &[u8], endpoint: &Row, now_ms: i64) -> Result<Vec<Vec<u8>>> {
+/// A fresh value to create the D1 deployment secret with, when the seal key comes from D1
+/// (no `CURSOR_SECRET`).
+pub fn fresh_deploy(config: &Config) -> Result<Option<String>> {
+    match config.cursor_secret {
+        Some(_) => Ok(None),
+        None => Ok(Some(crate::store::cursor::fresh_secret()?)),
+    }
+}
+
+/// The endpoint's current key and, during a rotation's overlap, the previous one (last),
+/// opened with `CURSOR_SECRET` or else the deployment secret read from D1.
+pub fn signing_keys(
+    config: &Config,
+    from_d1: Option<&str>,
+    endpoint: &Row,
+    now_ms: i64,
+) -> Result<Vec<Vec<u8>>> {
+    let deploy = config
+        .cursor_secret
+        .as_deref()
+        .or(from_d1)
+        .ok_or_else(|| ScimError::internal().with_cause("no deployment secret"))?
+        .as_bytes();
     let id = text(endpoint, "id");
     let mut keys = vec![crypto::open(deploy, &id, &text(endpoint, "secret"))?];
     let previous = endpoint.get("previous_secret").and_then(Value::as_str);
@@ -154,10 +175,7 @@ pub async fn poll<D: Db>(
     stream: &str,
 ) -> Result<Response> {
     let p = parse(req)?;
-    let fresh = match ctx.config.cursor_secret {
-        Some(_) => None,
-        None => Some(crate::store::cursor::fresh_secret()?),
-    };
+    let fresh = fresh_deploy(ctx.config)?;
     let from_d1 = fresh
         .as_deref()
         .map(|f| (crypto::DEPLOYMENT_SECRET_NAME, f));
@@ -167,7 +185,7 @@ pub async fn poll<D: Db>(
         tenant,
         stream,
         marks: &marks,
-        limit: POLL_SCAN,
+        limit: p.max_events as i64 + 1,
         now: &now,
     };
     let read = store::poll(ctx.db, &q, from_d1).await?;
@@ -182,35 +200,19 @@ pub async fn poll<D: Db>(
             "this security event stream is disabled",
         ));
     }
-    let filter: Vec<String> = serde_json::from_str(&text(&endpoint, "events")).unwrap_or_default();
-    let wanted = |row: &Row| !kinds(&store::change_of(row), &filter, true).is_empty();
-    let first_wanted = read.events.iter().position(wanted);
-    // Everything before the first wanted event is acknowledged or not wanted.
-    let floor = match first_wanted {
-        Some(i) => i.checked_sub(1).and_then(|j| read.events.get(j)),
-        None => read.events.last(),
-    };
-    if let Some(row) = floor {
-        store::advance_floor(ctx.db, stream, store::int(row, "seq")).await?;
-    }
-    let deploy = match &ctx.config.cursor_secret {
-        Some(s) => s.clone(),
-        None => read
-            .deployment_secret
-            .ok_or_else(|| ScimError::internal().with_cause("no deployment secret"))?,
-    };
-    let keys = signing_keys(deploy.as_bytes(), &endpoint, ctx.now_ms)?;
+    let keys = signing_keys(
+        ctx.config,
+        read.deployment_secret.as_deref(),
+        &endpoint,
+        ctx.now_ms,
+    )?;
     let audience = poll_url(&text(&endpoint, "scim_base"), stream);
     let mut sets = Map::new();
-    let mut more = read.events.len() as i64 >= POLL_SCAN;
-    for row in read.events.iter().filter(|r| wanted(r)) {
-        if sets.len() >= p.max_events {
-            more = true;
-            break;
-        }
+    for row in read.events.iter().take(p.max_events) {
         let t = token(&endpoint, row, &audience, &keys, ctx.now_ms)?;
         sets.insert(secevent::jti(store::int(row, "seq")), Value::String(t));
     }
+    let more = read.events.len() > p.max_events;
     let mut r = Response::json(200, &json!({"sets": sets, "moreAvailable": more}));
     r.headers
         .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
