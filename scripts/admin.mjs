@@ -59,7 +59,8 @@ commands:
                                             an empty --type or --description clears it
   KIND remove <tenant> <id>                 users keep the assignments they hold
   webhooks <tenant>                         list webhook endpoints (never secrets)
-  webhook create <tenant> <url> [--events TYPE,TYPE | --events '*']
+  webhook create <tenant> <url> [--events TYPE,TYPE | --events '*'] [--format json|set]
+  webhook create <tenant> --poll [--events ...]   an RFC 8936 poll stream of security events
   webhook show <tenant> <id>
   webhook set <tenant> <id> [--url URL] [--events TYPE,...] [--enable | --disable]
   webhook delete <tenant> <id>
@@ -94,7 +95,7 @@ function usage(message) {
 
 /** Splits argv into positionals and --options (flags with or without a value). */
 function parse(argv) {
-  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "required", "enable", "disable"]);
+  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "required", "enable", "disable", "poll"]);
   const pos = [];
   const opt = {};
   for (let i = 0; i < argv.length; i++) {
@@ -319,9 +320,11 @@ if (KINDS[cmd]) {
     route = `/tenants/${enc(sub)}/webhooks`;
     break;
   case "webhook create":
-    if (!a || !b) usage("webhook create <tenant> <url>");
+    if (!a || (!b && !opt.poll)) usage("webhook create <tenant> (<url> | --poll)");
     [method, route] = ["POST", `/tenants/${enc(a)}/webhooks`];
-    body = { url: b, ...events(opt.events) };
+    body = opt.poll
+      ? { format: "set", delivery: "poll", ...events(opt.events) }
+      : { url: b, ...events(opt.events), ...(opt.format ? { format: opt.format } : {}) };
     break;
   case "webhook show":
     if (!a || !b) usage("webhook show <tenant> <id>");

@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0013_entitlement_values.sql"),
     include_str!("../schema/migrations/0014_webhooks.sql"),
     include_str!("../schema/migrations/0019_oauth_code_setup_links.sql"),
+    include_str!("../schema/migrations/0022_event_external_id.sql"),
 ];
 
 pub struct SqliteDb {

@@ -3,7 +3,8 @@
 //! applied ([`patch`]), resource validation and rendering ([`resource`]), projection
 //! (`attributes`/`excludedAttributes`, [`projection`]), the identity-provider quirks tolerated
 //! ([`tolerance`]), dateTimes ([`time`]), extension schemas a tenant declares ([`declared`]),
-//! Okta's entitlement and role resources ([`entitlement`]), webhook events ([`webhook`]) and
+//! Okta's entitlement and role resources ([`entitlement`]), webhook events ([`webhook`]), SCIM
+//! security event tokens ([`secevent`]) and
 //! the SCIM error type ([`error`]). No I/O, no async, no SQL: everything here is tested
 //! natively and fuzzed.
 
@@ -15,6 +16,7 @@ pub mod patch;
 pub mod projection;
 pub mod resource;
 pub mod schema;
+pub mod secevent;
 pub mod time;
 pub mod tolerance;
 pub mod webhook;

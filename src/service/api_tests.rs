@@ -440,9 +440,35 @@ fn discovery_endpoints_describe_the_service() {
     let r = h.call(Method::Get, "/ServiceProviderConfig", None);
     assert_eq!(r.status, 200);
     let spc = r.body_json();
-    assert_eq!(spc["etag"]["supported"], true);
-    assert_eq!(spc["filter"]["maxResults"], 1000);
-    assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
+    // Every member, as RFC 7643 §5 and RFC 9967 §4 name them (the body is built from text).
+    let p = "urn:ietf:params:scim:event:prov:";
+    assert_eq!(
+        spc,
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
+            "patch": {"supported": true},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 1_048_576},
+            "filter": {"supported": true, "maxResults": 1000},
+            "changePassword": {"supported": false},
+            "sort": {"supported": true},
+            "pagination": {"cursor": true, "index": true, "defaultPaginationMethod": "index",
+                           "defaultPageSize": 100, "maxPageSize": 1000},
+            "etag": {"supported": true},
+            "securityEvents": {"asyncRequest": "none", "eventUris": [
+                format!("{p}create:notice"), format!("{p}patch:notice"),
+                format!("{p}put:notice"), format!("{p}delete"), format!("{p}activate"),
+                format!("{p}deactivate")
+            ]},
+            "authenticationSchemes": [{
+                "type": "oauthbearertoken", "name": "OAuth Bearer Token",
+                "description": "Authentication with a bearer token issued for this SCIM endpoint",
+                "specUri": "https://www.rfc-editor.org/info/rfc6750", "primary": true
+            }],
+            "meta": {"resourceType": "ServiceProviderConfig",
+                     "location": "https://scim.test/scim/v2/ServiceProviderConfig"}
+        })
+    );
 
     let r = h.call(Method::Get, "/ResourceTypes", None);
     assert_eq!(r.body_json()["totalResults"], 2);

@@ -25,6 +25,8 @@ pub enum Route {
     Delete(ResourceType, String),
     /// `GET /Entitlements[/{id}]`, `GET /Roles[/{id}]`: read-only (src/service/entitlements.rs).
     Entitlements(Kind, Option<String>),
+    /// `POST /Events/{stream}`: an RFC 8936 security event poll (src/service/webhooks/set.rs).
+    Events(String),
 }
 
 /// A write, as the provisioning log names it.
@@ -65,6 +67,9 @@ impl Route {
                 }
             }
             [".search"] => only(method, &[Method::Post]).map(|()| Route::Search(None)),
+            [first, stream] if is(first, "Events") => {
+                only(method, &[Method::Post]).map(|()| Route::Events(stream.to_string()))
+            }
             [first, ..] if is(first, "Bulk") || is(first, "Me") => Err(ScimError::not_implemented(
                 format!("/{first} is not supported by this service provider"),
             )),

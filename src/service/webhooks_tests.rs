@@ -256,9 +256,11 @@ fn bad_endpoint_settings_are_clear_400s() {
             "'format'",
         ),
         (
-            json!({"url": "https://a.example.com", "format": "set"}),
-            "not supported yet",
+            json!({"url": "https://a.example.com", "format": "set", "delivery": "poll"}),
+            "has no 'url'",
         ),
+        (json!({"delivery": "poll"}), "'delivery'"),
+        (json!({"format": "set"}), "'url' is required"),
         (
             json!({"url": "https://a.example.com", "secret": "x"}),
             "unknown field 'secret'",
@@ -816,4 +818,427 @@ fn a_dead_lettered_message_is_logged_dead_keeping_its_last_answer() {
         None,
     );
     assert_eq!(r.status, 400);
+}
+
+// ---- RFC 9967 security event tokens (`format: "set"`) ----
+
+/// Checks an HS256 JWS compact token with `key` as any JWT library would; its header and
+/// claims.
+fn verify_set(token: &str, key: &[u8]) -> (Value, Value) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::{Hmac, Mac};
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap();
+    mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
+    mac.verify_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap())
+        .expect("signed with this key");
+    let part = |i: usize| -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[i]).unwrap()).unwrap()
+    };
+    (part(0), part(1))
+}
+
+const PROV: &str = "urn:ietf:params:scim:event:prov:";
+
+impl H {
+    /// Sweeps and delivers everything queued once; the POSTs received.
+    fn flush_raw(&mut self) -> Vec<Got> {
+        let before = self.rx.got.borrow().len();
+        for q in self.sweep() {
+            assert_eq!(self.deliver(&q, &Settings::default()), Verdict::Ack);
+        }
+        self.rx.got.borrow()[before..].to_vec()
+    }
+    fn poll(&mut self, stream: &str, body: Value) -> Response {
+        self.s.call(
+            Method::Post,
+            &format!("/scim/v2/Events/{stream}"),
+            TOKEN,
+            Some(body),
+        )
+    }
+}
+
+fn uris(claims: &Value) -> Vec<String> {
+    claims["events"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn set_endpoints_get_one_signed_set_per_change_pushed_per_rfc_8935() {
+    let mut h = new();
+    let url = "https://app.example.com/secevents";
+    let (endpoint, key) = h.endpoint(json!({"url": url, "format": "set"}));
+    let created = h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "ada", "externalId": "ext-ada"})),
+    );
+    let uid = created.body_json()["id"].as_str().unwrap().to_string();
+    let rid = created.header("x-request-id").unwrap().to_string();
+    let off = patch(json!([{"op": "replace", "path": "active", "value": false}]));
+    assert_eq!(
+        h.scim(Method::Patch, &format!("/Users/{uid}"), Some(off))
+            .status,
+        200
+    );
+    let g = h.scim(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "Ops"})),
+    );
+    let gid = g.body_json()["id"].as_str().unwrap().to_string();
+    let add = patch(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]));
+    assert_eq!(
+        h.scim(Method::Patch, &format!("/Groups/{gid}"), Some(add))
+            .status,
+        204
+    );
+    let mut got = h.flush_raw();
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{uid}"), None)
+            .status,
+        204
+    );
+    // The resource is gone: the externalId the delete recorded (RFC 9967 §2.1).
+    got.extend(h.flush_raw());
+    assert_eq!(got.len(), 5, "one SET per change");
+    let seqs: Vec<i64> =
+        h.s.db
+            .query("SELECT seq FROM events ORDER BY seq")
+            .iter()
+            .map(|r| r["seq"].as_i64().unwrap())
+            .collect();
+    let mut all = Vec::new();
+    for (g, seq) in got.iter().zip(&seqs) {
+        assert_eq!(g.url, url);
+        assert_eq!(g.header("content-type"), "application/secevent+jwt");
+        assert_eq!(g.header("accept"), "application/json");
+        assert!(g.headers.iter().all(|(k, _)| !k.starts_with("webhook-")));
+        let (header, claims) = verify_set(std::str::from_utf8(&g.body).unwrap(), &key);
+        assert_eq!(header["alg"], "HS256");
+        assert_eq!(header["typ"], "secevent+jwt");
+        assert_eq!(header["kid"], crate::proto::secevent::key_id(&key));
+        assert_eq!(claims["iss"], "https://scim.test/t/default/scim/v2");
+        assert_eq!(claims["aud"], url);
+        assert_eq!(claims["jti"], format!("set_{seq}"));
+        assert!(claims["iat"].as_i64().unwrap() <= h.s.now_ms / 1000);
+        assert!(claims["toe"].as_i64().unwrap() <= claims["iat"].as_i64().unwrap());
+        assert!(claims.get("sub").is_none());
+        all.push(claims);
+    }
+    let c = &all[0];
+    assert_eq!(uris(c), [format!("{PROV}create:notice")]);
+    assert_eq!(c["txn"], rid);
+    assert_eq!(
+        c["sub_id"],
+        json!({"format": "scim", "uri": format!("/Users/{uid}"), "id": uid, "externalId": "ext-ada"})
+    );
+    assert!(c["events"][format!("{PROV}create:notice")]["attributes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("userName")));
+    assert_eq!(
+        uris(&all[1]),
+        [format!("{PROV}deactivate"), format!("{PROV}patch:notice")]
+    );
+    assert_eq!(
+        all[1]["events"][format!("{PROV}patch:notice")],
+        json!({"attributes": ["active"]})
+    );
+    assert_eq!(uris(&all[2]), [format!("{PROV}create:notice")]);
+    assert_eq!(all[2]["sub_id"]["uri"], format!("/Groups/{gid}"));
+    assert_eq!(all[3]["sub_id"]["uri"], format!("/Groups/{gid}"));
+    assert_eq!(
+        all[3]["events"],
+        json!({format!("{PROV}patch:notice"): {"attributes": ["members"]}})
+    );
+    assert_eq!(uris(&all[4]), [format!("{PROV}delete")]);
+    let sub = json!({"format": "scim", "uri": format!("/Users/{uid}"), "id": uid, "externalId": "ext-ada"});
+    assert_eq!(all[1]["sub_id"], sub);
+    assert_eq!(all[4]["sub_id"], sub);
+    assert_eq!(all[4]["events"][format!("{PROV}delete")], json!({}));
+    // Every URI issued is advertised (RFC 9967 §4), and only SETs are.
+    let spc = h
+        .scim(Method::Get, "/ServiceProviderConfig", None)
+        .body_json();
+    assert_eq!(spc["securityEvents"]["asyncRequest"], "none");
+    let advertised = spc["securityEvents"]["eventUris"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for u in all.iter().flat_map(uris) {
+        assert!(advertised.contains(&json!(u)), "{u}");
+    }
+    // The delivery log names the SETs by their jti.
+    let log = h
+        .admin(Method::Get, &format!("{HOOKS}/{endpoint}/deliveries"), None)
+        .body_json();
+    let ids: Vec<&str> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["eventId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.contains(&format!("set_{}", seqs[0]).as_str()));
+}
+
+#[test]
+fn a_set_endpoint_keeps_its_filter_retries_and_redelivery() {
+    let mut h = new();
+    let (endpoint, key) = h.endpoint(json!({
+        "url": "https://app.example.com/s", "format": "set", "events": ["user.deactivated"]
+    }));
+    let u = h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "bo"})),
+    );
+    let uid = u.body_json()["id"].as_str().unwrap().to_string();
+    let off = patch(json!([{"op": "replace", "path": "active", "value": false}]));
+    h.scim(Method::Patch, &format!("/Users/{uid}"), Some(off));
+    let queued = h.sweep();
+    assert_eq!(queued.len(), 1, "only the deactivation is wanted");
+    assert_eq!(queued[0].kind, "set");
+    *h.rx.script.borrow_mut() = vec![500];
+    let settings = Settings::default();
+    assert!(matches!(
+        h.deliver(&queued[0], &settings),
+        Verdict::Retry { .. }
+    ));
+    assert_eq!(h.deliver(&queued[0], &settings), Verdict::Ack);
+    // A duplicate message is not sent again.
+    assert_eq!(h.deliver(&queued[0], &settings), Verdict::Ack);
+    let got = h.rx.got.borrow().clone();
+    assert_eq!(got.len(), 2);
+    let (_, first) = verify_set(std::str::from_utf8(&got[0].body).unwrap(), &key);
+    let (_, second) = verify_set(std::str::from_utf8(&got[1].body).unwrap(), &key);
+    assert_eq!(first["jti"], second["jti"], "a retry keeps the jti");
+    let r = h.admin(
+        Method::Post,
+        &format!("{HOOKS}/{endpoint}/redeliver"),
+        Some(json!({"seq": queued[0].seq})),
+    );
+    assert_eq!(r.body_json()["queued"], json!(1));
+    let again = h.sweep();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].kind, "set");
+}
+
+#[test]
+fn during_a_rotation_the_previous_key_signs_a_set_named_by_its_kid() {
+    let mut h = new();
+    let (endpoint, old) = h.endpoint(json!({"url": "https://a.example.com/s", "format": "set"}));
+    let r = h.admin(
+        Method::Post,
+        &format!("{HOOKS}/{endpoint}/rotate"),
+        Some(json!({"overlapSeconds": 3600})),
+    );
+    let b = r.body_json();
+    let new_key = STANDARD
+        .decode(
+            b["secret"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("whsec_")
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(b["keyId"], crate::proto::secevent::key_id(&new_key));
+    h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "r1"})),
+    );
+    let g = h.flush_raw().pop().unwrap();
+    let (header, _) = verify_set(std::str::from_utf8(&g.body).unwrap(), &old);
+    assert_eq!(header["kid"], crate::proto::secevent::key_id(&old));
+    h.s.now_ms += 3_600_000;
+    h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "r2"})),
+    );
+    let g = h.flush_raw().pop().unwrap();
+    let (header, _) = verify_set(std::str::from_utf8(&g.body).unwrap(), &new_key);
+    assert_eq!(header["kid"], crate::proto::secevent::key_id(&new_key));
+}
+
+#[test]
+fn a_poll_stream_serves_unacknowledged_sets_until_acknowledged() {
+    let mut h = new();
+    let r = h.admin(
+        Method::Post,
+        HOOKS,
+        Some(json!({"format": "set", "delivery": "poll"})),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let b = r.body_json();
+    let stream = b["id"].as_str().unwrap().to_string();
+    assert_eq!(b["delivery"], "poll");
+    assert_eq!(b["url"], Value::Null);
+    let poll_url = format!("https://scim.test/t/default/scim/v2/Events/{stream}");
+    assert_eq!(b["pollUrl"], poll_url);
+    let key = STANDARD
+        .decode(
+            b["secret"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("whsec_")
+                .unwrap(),
+        )
+        .unwrap();
+    for n in 0..3 {
+        h.scim(
+            Method::Post,
+            "/Users",
+            Some(json!({"schemas": [USER_SCHEMA], "userName": format!("p{n}")})),
+        );
+    }
+    assert!(h.sweep().is_empty(), "a poll stream is never queued");
+    let r = h.poll(&stream, json!({"maxEvents": 2, "returnImmediately": true}));
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let b = r.body_json();
+    assert_eq!(b["moreAvailable"], json!(true));
+    let sets = b["sets"].as_object().unwrap().clone();
+    assert_eq!(sets.len(), 2);
+    for (jti, token) in &sets {
+        let (_, claims) = verify_set(token.as_str().unwrap(), &key);
+        assert_eq!(&claims["jti"], jti);
+        assert_eq!(claims["aud"], poll_url);
+        assert_eq!(claims["iss"], "https://scim.test/t/default/scim/v2");
+        assert_eq!(uris(&claims), [format!("{PROV}create:notice")]);
+    }
+    let jtis: Vec<String> = sets.keys().cloned().collect();
+    // Not acknowledged: served again.
+    let again = h.poll(&stream, json!({"maxEvents": 2})).body_json();
+    assert_eq!(again["sets"].as_object().unwrap().len(), 2);
+    // Acknowledge one, report an error on the other: the third comes next.
+    let b = h
+        .poll(
+            &stream,
+            json!({"ack": [jtis[0]], "setErrs": {jtis[1].clone(): {"err": "invalid_audience", "description": "not us"}}}),
+        )
+        .body_json();
+    let rest: Vec<&String> = b["sets"].as_object().unwrap().keys().collect();
+    assert_eq!(rest.len(), 1);
+    assert!(!jtis.contains(rest[0]));
+    assert_eq!(b["moreAvailable"], json!(false));
+    let b = h.poll(&stream, json!({"ack": [rest[0]]})).body_json();
+    assert_eq!(b, json!({"sets": {}, "moreAvailable": false}));
+    // The delivery log holds the acknowledgements and the reported error.
+    let log = h
+        .admin(Method::Get, &format!("{HOOKS}/{stream}/deliveries"), None)
+        .body_json();
+    let dead: Vec<&Value> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "dead")
+        .collect();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["eventId"], jtis[1].as_str());
+    assert!(dead[0]["lastError"]
+        .as_str()
+        .unwrap()
+        .contains("invalid_audience"));
+    // New events after the floor moved.
+    h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "p9"})),
+    );
+    let b = h.poll(&stream, json!({})).body_json();
+    assert_eq!(b["sets"].as_object().unwrap().len(), 1);
+}
+
+#[test]
+fn a_poll_needs_the_tenants_token_and_its_own_stream() {
+    let mut h = new();
+    let (push, _) = h.endpoint(json!({"url": "https://a.example.com/s", "format": "set"}));
+    let r = h.admin(
+        Method::Post,
+        HOOKS,
+        Some(json!({"format": "set", "delivery": "poll"})),
+    );
+    let stream = r.body_json()["id"].as_str().unwrap().to_string();
+    let path = format!("/scim/v2/Events/{stream}");
+    let filtered = json!({"format": "set", "delivery": "poll", "events": ["user.created"]});
+    assert_eq!(h.admin(Method::Post, HOOKS, Some(filtered)).status, 400);
+    assert_eq!(
+        h.s.call(Method::Post, &path, "wrong", Some(json!({})))
+            .status,
+        401
+    );
+    assert_eq!(
+        h.s.call(Method::Post, &path, ADMIN, Some(json!({}))).status,
+        401
+    );
+    assert_eq!(
+        h.poll(&push, json!({})).status,
+        404,
+        "a push endpoint is not polled"
+    );
+    assert_eq!(h.poll("wh_nope", json!({})).status, 404);
+    assert_eq!(
+        h.scim(Method::Get, &format!("/Events/{stream}"), None)
+            .status,
+        405
+    );
+    assert_eq!(h.poll(&stream, json!({"maxEvents": "1"})).status, 400);
+    let r = h.admin(
+        Method::Patch,
+        &format!("{HOOKS}/{stream}"),
+        Some(json!({"enabled": false})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(h.poll(&stream, json!({})).status, 403);
+    let r = h.admin(
+        Method::Post,
+        &format!("{HOOKS}/{stream}/redeliver"),
+        Some(json!({"seq": 1})),
+    );
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn a_set_endpoint_failing_for_days_is_disabled_like_a_json_one() {
+    let mut h = new();
+    let (endpoint, _) = h.endpoint(json!({"url": "https://a.example.com/s", "format": "set"}));
+    h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "sd"})),
+    );
+    let q = h.sweep().pop().unwrap();
+    assert_eq!(q.kind, "set");
+    *h.rx.script.borrow_mut() = vec![503; 10];
+    let s = Settings::default();
+    assert!(matches!(h.deliver(&q, &s), Verdict::Retry { .. }));
+    h.s.now_ms += DISABLE_AFTER_MS + 60_000;
+    assert_eq!(h.deliver(&q, &s), Verdict::Ack);
+    let ep = h
+        .admin(Method::Get, &format!("{HOOKS}/{endpoint}"), None)
+        .body_json();
+    assert_eq!(ep["enabled"], json!(false));
+    assert!(ep["disabledReason"]
+        .as_str()
+        .unwrap()
+        .contains("the endpoint answered 503"));
+    h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "sd2"})),
+    );
+    assert!(h.sweep().is_empty());
 }

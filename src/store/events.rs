@@ -87,7 +87,7 @@ pub fn success_stmt(
             .map_or(SqlValue::Null, SqlValue::Text),
         json!(note.attributes).to_string().into(),
     ];
-    let mut exprs = Vec::with_capacity(4);
+    let mut exprs = Vec::with_capacity(5);
     for (sql, p) in [
         derived.deactivated,
         derived.reactivated,
@@ -97,11 +97,19 @@ pub fn success_stmt(
         exprs.push(sql);
         params.extend(p);
     }
+    // A delete keeps the externalId the resource had (a security event names it; migration
+    // 0022); read before the delete, as the event is written before the change.
+    if note.op == "delete" {
+        exprs.push("(SELECT external_id FROM resources WHERE tenant = ? AND id = ?)".into());
+        params.extend([tenant.into(), id.into()]);
+    } else {
+        exprs.push("NULL".into());
+    }
     params.extend([SqlValue::Int(status), note.request_id.as_str().into()]);
     let mut sql = format!(
         "INSERT INTO events (tenant, time, op, resource_type, resource_id, credential, attributes, \
-         deactivated, reactivated, members_added, members_removed, outcome, status, request_id) \
-         SELECT ?, ?, ?, ?, ?, ?, ?, {}, 'success', ?, ?",
+         deactivated, reactivated, members_added, members_removed, external_id, outcome, status, \
+         request_id) SELECT ?, ?, ?, ?, ?, ?, ?, {}, 'success', ?, ?",
         exprs.join(", ")
     );
     if let Some((cond, p)) = guard {

@@ -32,8 +32,8 @@ pub struct NewEndpoint<'a> {
 }
 
 /// The columns the admin API shows (never the sealed secrets).
-const PUBLIC_COLUMNS: &str = "id, url, events, format, enabled, disabled_reason, disabled_at, \
-     failing_since, previous_until, enqueued_seq, created, modified";
+const PUBLIC_COLUMNS: &str = "id, url, events, format, scim_base, enabled, disabled_reason, \
+     disabled_at, failing_since, previous_until, enqueued_seq, created, modified";
 
 fn one(res: Vec<Vec<Row>>, at: usize) -> Option<Row> {
     res.into_iter()
@@ -248,15 +248,17 @@ pub struct Pending {
 pub async fn pending<D: Db>(db: &D) -> Result<Pending> {
     let events = Stmt::new(
         format!(
-            "SELECT w.id AS endpoint, w.tenant AS tenant, w.events AS filter, {CHANGE_COLUMNS} \
-             FROM webhooks w JOIN events e ON e.tenant = w.tenant AND e.seq > w.enqueued_seq \
-             WHERE w.enabled = 1 AND e.outcome = 'success' ORDER BY e.seq LIMIT ?"
+            "SELECT w.id AS endpoint, w.tenant AS tenant, w.events AS filter, w.format AS format, \
+             {CHANGE_COLUMNS} FROM webhooks w JOIN events e ON e.tenant = w.tenant \
+             AND e.seq > w.enqueued_seq WHERE w.enabled = 1 AND w.url <> '' \
+             AND e.outcome = 'success' ORDER BY e.seq LIMIT ?"
         ),
         vec![SqlValue::Int(SWEEP_PAGE)],
     );
     let unsent = Stmt::new(
         "SELECT d.endpoint, d.tenant, d.seq, d.type FROM webhook_deliveries d \
-         JOIN webhooks w ON w.id = d.endpoint WHERE d.sent = 0 AND w.enabled = 1 LIMIT ?",
+         JOIN webhooks w ON w.id = d.endpoint WHERE d.sent = 0 AND w.enabled = 1 AND w.url <> '' \
+         LIMIT ?",
         vec![SqlValue::Int(SWEEP_PAGE)],
     );
     let mut res = db.batch(vec![events, unsent]).await?.into_iter();
@@ -366,20 +368,15 @@ pub struct ForDelivery {
 }
 
 /// `deployment_secret` is the name of the D1 deployment secret and a fresh value to create it
-/// with, when the seal key comes from D1 (not when `CURSOR_SECRET` is set).
+/// with, when the seal key comes from D1 (not when `CURSOR_SECRET` is set). `rt`: the type of
+/// the resource to read, if the body carries it (a SET does not).
 pub async fn for_delivery<D: Db>(
     db: &D,
     q: &Queued,
-    rt: ResourceType,
+    rt: Option<ResourceType>,
     deployment_secret: Option<(&str, &str)>,
 ) -> Result<ForDelivery> {
     let t: SqlValue = q.tenant.as_str().into();
-    let resource_sql = format!(
-        "{} WHERE r.tenant = ? AND r.type = '{}' AND r.id = \
-         (SELECT resource_id FROM events WHERE tenant = ? AND seq = ?)",
-        crate::store::select_sql(rt, true),
-        rt.name()
-    );
     let mut stmts = vec![
         Stmt::new(
             "SELECT id, url, format, scim_base, secret, previous_secret, previous_until, enabled \
@@ -387,7 +384,7 @@ pub async fn for_delivery<D: Db>(
             vec![t.clone(), q.endpoint.as_str().into()],
         ),
         Stmt::new(
-            format!("SELECT {CHANGE_COLUMNS} FROM events e WHERE e.tenant = ? AND e.seq = ?"),
+            format!("SELECT {SET_COLUMNS} FROM events e WHERE e.tenant = ? AND e.seq = ?"),
             vec![t.clone(), SqlValue::Int(q.seq)],
         ),
         Stmt::new(
@@ -398,27 +395,141 @@ pub async fn for_delivery<D: Db>(
                 q.kind.as_str().into(),
             ],
         ),
-        Stmt::new(resource_sql, vec![t.clone(), t, SqlValue::Int(q.seq)]),
     ];
-    if let Some((name, fresh)) = deployment_secret {
+    if let Some(rt) = rt {
+        let resource_sql = format!(
+            "{} WHERE r.tenant = ? AND r.type = '{}' AND r.id = \
+             (SELECT resource_id FROM events WHERE tenant = ? AND seq = ?)",
+            crate::store::select_sql(rt, true),
+            rt.name()
+        );
         stmts.push(Stmt::new(
-            "INSERT OR IGNORE INTO deployment_secrets (name, value) VALUES (?, ?)",
-            vec![name.into(), fresh.into()],
-        ));
-        stmts.push(Stmt::new(
-            "SELECT value FROM deployment_secrets WHERE name = ?",
-            vec![name.into()],
+            resource_sql,
+            vec![t.clone(), t, SqlValue::Int(q.seq)],
         ));
     }
+    let secret_at = stmts.len() + 1;
+    stmts.extend(deployment_secret_stmts(deployment_secret));
     let res = db.batch(stmts).await?;
     let row = |i: usize| res.get(i).and_then(|r| r.first()).cloned();
     Ok(ForDelivery {
         endpoint: row(0),
         event: row(1),
         delivery: row(2),
-        resource: row(3),
-        deployment_secret: row(5)
-            .and_then(|r| r.get("value").and_then(Value::as_str).map(str::to_string)),
+        resource: rt.and_then(|_| row(3)),
+        deployment_secret: secret_value(row(secret_at)),
+    })
+}
+
+/// Creates the D1 deployment secret if missing and reads it (two statements), when the seal
+/// key comes from D1.
+fn deployment_secret_stmts(deployment_secret: Option<(&str, &str)>) -> Vec<Stmt> {
+    let Some((name, fresh)) = deployment_secret else {
+        return Vec::new();
+    };
+    vec![
+        Stmt::new(
+            "INSERT OR IGNORE INTO deployment_secrets (name, value) VALUES (?, ?)",
+            vec![name.into(), fresh.into()],
+        ),
+        Stmt::new(
+            "SELECT value FROM deployment_secrets WHERE name = ?",
+            vec![name.into()],
+        ),
+    ]
+}
+
+fn secret_value(row: Option<Row>) -> Option<String> {
+    row.and_then(|r| r.get("value").and_then(Value::as_str).map(str::to_string))
+}
+
+/// A log row's columns a SET needs beyond the change: the request id (`txn`) and the
+/// resource's `externalId`: its current one while it exists, else the one a delete recorded.
+const SET_COLUMNS: &str = "e.seq, e.time, e.op, e.resource_type, e.resource_id, e.attributes, \
+     e.deactivated, e.reactivated, e.members_added, e.members_removed, e.request_id, \
+     coalesce((SELECT r.external_id FROM resources r WHERE r.tenant = e.tenant \
+     AND r.id = e.resource_id), e.external_id) AS external_id";
+
+/// What one poll of an RFC 8936 stream reads: the stream (a `set` endpoint without a URL,
+/// with its sealed keys), the next unacknowledged events past its floor, and the deployment
+/// secret.
+pub struct PollRead {
+    pub endpoint: Option<Row>,
+    pub events: Vec<Row>,
+    pub deployment_secret: Option<String>,
+}
+
+/// One poll of stream `stream` of `tenant`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollRequest<'a> {
+    pub tenant: &'a str,
+    pub stream: &'a str,
+    /// What the receiver says of SETs it got: a JSON array of `[seq, status, error]`, status
+    /// `delivered` (acknowledged) or `dead` (reported in `setErrs`, with the error's text).
+    pub marks: &'a str,
+    /// Most events read.
+    pub limit: i64,
+    pub now: &'a str,
+}
+
+/// One poll, one round trip: records the receiver's acknowledgements and errors in the
+/// stream's delivery log, moves its floor past them, then reads up to `limit` events past the
+/// floor that are neither. Marks for events that are not the tenant's, or at or below the floor, are ignored.
+pub async fn poll<D: Db>(
+    db: &D,
+    p: &PollRequest<'_>,
+    deployment_secret: Option<(&str, &str)>,
+) -> Result<PollRead> {
+    let (t, s): (SqlValue, SqlValue) = (p.tenant.into(), p.stream.into());
+    let mut stmts = vec![
+        Stmt::new(
+            "INSERT INTO webhook_deliveries (endpoint, seq, type, tenant, status, attempts, \
+             last_error, last_attempt, queued, sent) \
+             SELECT w.id, e.seq, 'set', w.tenant, json_extract(j.value, '$[1]'), 1, \
+             json_extract(j.value, '$[2]'), ?, ?, 1 \
+             FROM json_each(?) j JOIN webhooks w ON w.id = ? AND w.tenant = ? AND w.url = '' \
+             JOIN events e ON e.tenant = w.tenant AND e.seq = json_extract(j.value, '$[0]') \
+             AND e.seq > w.enqueued_seq WHERE true ON CONFLICT (endpoint, seq, type) DO UPDATE \
+             SET status = excluded.status, last_error = excluded.last_error, \
+             last_attempt = excluded.last_attempt",
+            vec![p.now.into(), p.now.into(), p.marks.into(), s.clone(), t.clone()],
+        ),
+        // The floor moves up to the first event neither acknowledged nor reported (or the
+        // newest event): everything below it needs no more serving.
+        Stmt::new(
+            "UPDATE webhooks SET enqueued_seq = coalesce((SELECT min(e.seq) - 1 FROM events e \
+             WHERE e.tenant = webhooks.tenant AND e.seq > webhooks.enqueued_seq \
+             AND e.outcome = 'success' AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+             WHERE d.endpoint = webhooks.id AND d.seq = e.seq AND d.type = 'set' \
+             AND d.status IN ('delivered', 'dead'))), \
+             (SELECT max(e.seq) FROM events e WHERE e.tenant = webhooks.tenant), enqueued_seq) \
+             WHERE id = ? AND tenant = ? AND url = ''",
+            vec![s.clone(), t.clone()],
+        ),
+        Stmt::new(
+            "SELECT id, url, format, events, scim_base, secret, previous_secret, previous_until, \
+             enabled, enqueued_seq FROM webhooks WHERE tenant = ? AND id = ? AND format = 'set'",
+            vec![t.clone(), s.clone()],
+        ),
+        Stmt::new(
+            format!(
+                "SELECT {SET_COLUMNS} FROM events e JOIN webhooks w ON w.id = ? AND w.tenant = e.tenant \
+                 AND w.url = '' WHERE e.tenant = ? AND e.seq > w.enqueued_seq AND e.outcome = 'success' \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint = w.id \
+                 AND d.seq = e.seq AND d.type = 'set' AND d.status IN ('delivered', 'dead')) \
+                 ORDER BY e.seq LIMIT ?"
+            ),
+            vec![s, t, SqlValue::Int(p.limit)],
+        ),
+    ];
+    stmts.extend(deployment_secret_stmts(deployment_secret));
+    let mut res = db.batch(stmts).await?.into_iter();
+    let endpoint = res.nth(2).and_then(|r| r.into_iter().next());
+    let events = res.next().unwrap_or_default();
+    Ok(PollRead {
+        endpoint,
+        events,
+        deployment_secret: secret_value(res.nth(1).and_then(|r| r.into_iter().next())),
     })
 }
 

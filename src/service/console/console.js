@@ -300,11 +300,11 @@ async function showWebhooks() {
 }
 
 function webhookRow(w) {
-  const name = w.url;
+  const name = w.url ?? `poll stream ${w.id}`;
   const act = (text, label, onclick, cls) => h("button", { type: "button", class: cls, "aria-label": `${label} ${name}`, onclick, text });
   const status = w.enabled ? (w.failingSince ? "failing" : "active") : "disabled";
   return h("tr", {},
-    h("th", { scope: "row", text: w.url }),
+    h("th", { scope: "row", text: w.url ?? w.pollUrl }),
     h("td", { text: w.events.join(", ") }),
     h("td", {}, h("span", { class: `badge ${status}`, text: status }),
       w.disabledReason ? h("span", { class: "hint", text: ` ${w.disabledReason}` }) : null),
@@ -330,20 +330,20 @@ async function addWebhook(e) {
 async function setWebhook(w, body) {
   const r = await attempt(() => api(hookPath(w.id), { method: "PATCH", body }));
   if (!r) return;
-  say(`Endpoint ${w.url} ${r.enabled ? "enabled" : "disabled"}.`);
+  say(`Endpoint ${w.url ?? w.pollUrl} ${r.enabled ? "enabled" : "disabled"}.`);
   await showWebhooks();
 }
 
 async function rotateWebhook(w) {
-  if (!confirm(`Rotate the signing secret of ${w.url}? Events are signed with both secrets for 24 hours.`)) return;
+  if (!confirm(`Rotate the signing secret of ${w.url ?? w.pollUrl}? Events are signed with both secrets for 24 hours.`)) return;
   const r = await attempt(() => api(hookPath(w.id, "/rotate"), { method: "POST", body: {} }));
   if (r) showSecret(r);
 }
 
 async function deleteWebhook(w) {
-  if (!confirm(`Delete the endpoint ${w.url} and its delivery log?`)) return;
+  if (!confirm(`Delete the endpoint ${w.url ?? w.pollUrl} and its delivery log?`)) return;
   if (!(await attempt(() => api(hookPath(w.id), { method: "DELETE" })))) return;
-  say(`Endpoint ${w.url} deleted.`);
+  say(`Endpoint ${w.url ?? w.pollUrl} deleted.`);
   $("deliveries").hidden = true;
   await showWebhooks();
 }
@@ -367,7 +367,7 @@ async function showDeliveries(w) {
       h("td", {}, when(d.lastAttempt)),
       h("td", {}, h("button", { type: "button", "aria-label": `Redeliver ${d.eventId}`, onclick: () => redeliver(d), text: "Redeliver" }))))
     : [h("tr", {}, h("td", { colspan: 8, text: "Nothing delivered yet." }))]));
-  $("deliveries-h").textContent = `Deliveries to ${w.url}`;
+  $("deliveries-h").textContent = `Deliveries to ${w.url ?? w.pollUrl}`;
   $("deliveries").hidden = false;
   $("deliveries-h").focus();
 }

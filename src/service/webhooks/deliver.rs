@@ -17,10 +17,11 @@
 use crate::proto::error::{Result, ScimError};
 use crate::proto::projection::Projection;
 use crate::proto::schema::ResourceType;
+use crate::proto::secevent;
 use crate::proto::time;
 use crate::proto::webhook::{self, EventType};
 use crate::service::ctx::Config;
-use crate::service::webhooks::crypto;
+use crate::service::webhooks::{crypto, set};
 use crate::store::webhooks::{self as store, AttemptRecord, Queued};
 use crate::store::{parse_row, Db, Row};
 use serde_json::Value;
@@ -78,15 +79,13 @@ pub async fn sweep<D: Db, O: Outbox>(db: &D, outbox: &O, now_ms: i64) -> Result<
                 .and_then(|s| serde_json::from_str(s).ok())
                 .unwrap_or_default();
             let c = store::change_of(row);
-            for t in webhook::types_of(&c) {
-                if webhook::wants(&filter, t) {
-                    msgs.push(Queued {
-                        endpoint: endpoint.clone(),
-                        tenant: text(row, "tenant"),
-                        seq: c.seq,
-                        kind: t.name().to_string(),
-                    });
-                }
+            for kind in set::kinds(&c, &filter, text(row, "format") == set::KIND) {
+                msgs.push(Queued {
+                    endpoint: endpoint.clone(),
+                    tenant: text(row, "tenant"),
+                    seq: c.seq,
+                    kind,
+                });
             }
             let at = advance.entry(endpoint).or_insert(c.seq);
             *at = (*at).max(c.seq);
@@ -221,30 +220,29 @@ async fn try_deliver<D: Db, T: Transport>(
     q: &Queued,
     now_ms: i64,
 ) -> Result<Outcome> {
-    let Some(kind) = EventType::from_name(&q.kind) else {
-        return Ok(ack(Some(format!(
-            "webhook message of unknown type '{}' dropped",
-            q.kind
-        ))));
-    };
-    let rt = if q.kind.starts_with("group.") {
-        ResourceType::Group
-    } else {
-        ResourceType::User
+    let kind = EventType::from_name(&q.kind);
+    let rt = match (kind, q.kind.as_str()) {
+        (Some(_), k) if k.starts_with("group.") => Some(ResourceType::Group),
+        (Some(_), _) => Some(ResourceType::User),
+        (None, set::KIND) => None,
+        (None, _) => {
+            return Ok(ack(Some(format!(
+                "webhook message of unknown type '{}' dropped",
+                q.kind
+            ))))
+        }
     };
     // The seal key's secret comes from D1 only when CURSOR_SECRET is not set.
-    let fresh = match config.cursor_secret {
-        Some(_) => None,
-        None => Some(crate::store::cursor::fresh_secret()?),
-    };
+    let fresh = set::fresh_deploy(config)?;
     let from_d1 = fresh
         .as_deref()
         .map(|f| (crypto::DEPLOYMENT_SECRET_NAME, f));
     let found = store::for_delivery(db, q, rt, from_d1).await?;
-    let Some(endpoint) = found.endpoint else {
+    let Some(endpoint) = &found.endpoint else {
         return Ok(ack(None)); // deleted: its log went with it
     };
-    if store::int(&endpoint, "enabled") != 1 {
+    let url = text(endpoint, "url");
+    if store::int(endpoint, "enabled") != 1 || url.is_empty() {
         return give_up(db, q, now_ms, "endpoint disabled").await;
     }
     if found
@@ -256,7 +254,7 @@ async fn try_deliver<D: Db, T: Transport>(
     {
         return Ok(ack(None)); // a duplicate message: delivered already
     }
-    let Some(event) = found.event else {
+    let Some(event) = &found.event else {
         return give_up(
             db,
             q,
@@ -270,17 +268,31 @@ async fn try_deliver<D: Db, T: Transport>(
         .as_ref()
         .map_or(0, |d| store::int(d, "attempts"))
         + 1;
-    let change = store::change_of(&event);
-    let resource = render_resource(found.resource.as_ref(), &text(&endpoint, "scim_base"))?;
+    let keys = set::signing_keys(config, found.deployment_secret.as_deref(), endpoint, now_ms)?;
+    let (headers, body) = match kind {
+        Some(kind) => json_message(&found, endpoint, event, kind, q, &keys, now_ms)?,
+        None => set_message(endpoint, event, &url, &keys, now_ms)?,
+    };
+    let posted = transport.post(&url, &headers, &body).await;
+    record(db, settings, q, &posted, attempts, now_ms).await
+}
+
+type Message = (Vec<(String, String)>, Vec<u8>);
+
+/// A Standard Webhooks message: the JSON body and its signature headers.
+fn json_message(
+    found: &store::ForDelivery,
+    endpoint: &Row,
+    event: &Row,
+    kind: EventType,
+    q: &Queued,
+    keys: &[Vec<u8>],
+    now_ms: i64,
+) -> Result<Message> {
+    let change = store::change_of(event);
+    let resource = render_resource(found.resource.as_ref(), &text(endpoint, "scim_base"))?;
     let body = webhook::body(&change, kind, &q.tenant, resource);
     let body = serde_json::to_vec(&body).map_err(|_| ScimError::internal())?;
-    let deploy = match &config.cursor_secret {
-        Some(s) => s.clone(),
-        None => found
-            .deployment_secret
-            .ok_or_else(|| ScimError::internal().with_cause("no deployment secret"))?,
-    };
-    let keys = signing_keys(deploy.as_bytes(), &endpoint, now_ms)?;
     let msg_id = webhook::event_id(change.seq, kind);
     let ts = now_ms.div_euclid(1000);
     let headers = vec![
@@ -290,13 +302,30 @@ async fn try_deliver<D: Db, T: Transport>(
         ("webhook-timestamp".to_string(), ts.to_string()),
         (
             "webhook-signature".to_string(),
-            crypto::signature_header(&keys, &msg_id, ts, &body)?,
+            crypto::signature_header(keys, &msg_id, ts, &body)?,
         ),
     ];
-    let posted = transport
-        .post(&text(&endpoint, "url"), &headers, &body)
-        .await;
-    record(db, settings, q, &posted, attempts, now_ms).await
+    Ok((headers, body))
+}
+
+/// An RFC 8935 push: the SET as the body, `application/secevent+jwt`.
+fn set_message(
+    endpoint: &Row,
+    event: &Row,
+    url: &str,
+    keys: &[Vec<u8>],
+    now_ms: i64,
+) -> Result<Message> {
+    let token = set::token(endpoint, event, url, keys, now_ms)?;
+    let headers = vec![
+        (
+            "content-type".to_string(),
+            format!("application/{}", secevent::TYP),
+        ),
+        ("accept".to_string(), "application/json".to_string()),
+        ("user-agent".to_string(), "scim-edge-webhooks".to_string()),
+    ];
+    Ok((headers, token.into_bytes()))
 }
 
 /// Records the attempt and decides: acknowledged when delivered, else retried later.
@@ -347,21 +376,6 @@ async fn record<D: Db>(
         },
         note,
     })
-}
-
-/// The current key and, during a rotation's overlap, the previous one.
-fn signing_keys(deploy: &[u8], endpoint: &Row, now_ms: i64) -> Result<Vec<Vec<u8>>> {
-    let id = text(endpoint, "id");
-    let mut keys = vec![crypto::open(deploy, &id, &text(endpoint, "secret"))?];
-    let previous = endpoint.get("previous_secret").and_then(Value::as_str);
-    let until = endpoint
-        .get("previous_until")
-        .and_then(Value::as_f64)
-        .map_or(0, |v| v as i64);
-    if let Some(p) = previous.filter(|_| until > now_ms) {
-        keys.push(crypto::open(deploy, &id, p)?);
-    }
-    Ok(keys)
 }
 
 /// The resource as GET returns it now, if it still exists.
