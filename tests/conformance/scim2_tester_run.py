@@ -7,6 +7,7 @@ when any check not covered by an --allow-tag failed. Checks whose tags are all a
 reported as failures but do not fail the run (used while a capability is still being built).
 """
 
+import json
 import sys
 
 import httpx2
@@ -15,6 +16,22 @@ from scim2_tester import Status, check_server
 
 OK = {Status.SUCCESS, Status.COMPLIANT, Status.ACCEPTABLE}
 
+# RFC 9967 (SCIM security events) adds `securityEvents` to ServiceProviderConfig; the
+# installed scim2-models predates it and refuses unknown members, so the tool would stop at
+# discovery. The runner hides that one member from the tool; tests/e2e/secevents.test.mjs and
+# the native discovery test check it.
+RFC_9967_MEMBERS = ("securityEvents",)
+
+
+def hide_rfc9967(response: httpx2.Response) -> None:
+    if not response.request.url.path.endswith("/ServiceProviderConfig"):
+        return
+    response.read()
+    doc = json.loads(response.content)
+    for name in RFC_9967_MEMBERS:
+        doc.pop(name, None)
+    response._content = json.dumps(doc).encode()
+
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
@@ -22,7 +39,12 @@ def main(argv: list[str]) -> int:
         return 2
     base_url, token = argv[1], argv[2]
     allowed = {argv[i + 1] for i, a in enumerate(argv) if a == "--allow-tag" and i + 1 < len(argv)}
-    http = httpx2.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    http = httpx2.Client(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        event_hooks={"response": [hide_rfc9967]},
+    )
     client = SyncSCIMClient(http)
     client.discover()
     results = check_server(client)
