@@ -1424,6 +1424,12 @@ mod tests {
             assert_eq!(v.data.get(name), Some(&value), "{name}");
         }
         assert!(!v.data.contains_key("empty") && !v.data.contains_key("none"));
+        // `schemas` qualified by the core URN is not an attribute to keep: it would collide
+        // with the resource's own `schemas` (found by the resource fuzzer).
+        let qualified = user(json!({format!("{USER_SCHEMA}:schemas"): [USER_SCHEMA]}));
+        let e = validate_with(ResourceType::User, &qualified, &mut Tolerances::lenient())
+            .expect_err("refused");
+        assert_eq!(e.status, 400);
         // Groups too.
         let group = json!({"schemas": [GROUP_SCHEMA], "displayName": "G", "owner": "u1"});
         let mut tol = Tolerances::lenient();

@@ -557,12 +557,14 @@ pub fn is_attr_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Whether `name` is an attribute of any resource type's core schema or a common attribute
-/// (case-insensitively). Such a name is never an unknown attribute to keep: `members` on a
-/// User or `userName` on a Group is a client error that keeping would hide, and it would
-/// shadow the real attribute in filters and projections.
+/// Whether `name` is an attribute of any resource type's core schema, a common attribute or
+/// `schemas` (case-insensitively). Such a name is never an unknown attribute to keep: `members`
+/// on a User or `userName` on a Group is a client error that keeping would hide, and it would
+/// shadow the real attribute in filters and projections (a kept `schemas`, sent as
+/// `urn:…:core:2.0:User:schemas`, would collide with the resource's own).
 pub fn is_core_name_anywhere(name: &str) -> bool {
-    common_attr(name).is_some()
+    name.eq_ignore_ascii_case("schemas")
+        || common_attr(name).is_some()
         || ResourceType::ALL
             .iter()
             .any(|rt| rt.core_schema().attr(name).is_some())
