@@ -278,6 +278,22 @@ pub(crate) enum Op {
     Le,
 }
 
+impl Op {
+    /// The bound operator of a comparison: `ne` binds as `eq`, and the binder negates it.
+    pub(crate) fn of(op: CompareOp) -> Op {
+        match op {
+            CompareOp::Eq | CompareOp::Ne => Op::Eq,
+            CompareOp::Co => Op::Co,
+            CompareOp::Sw => Op::Sw,
+            CompareOp::Ew => Op::Ew,
+            CompareOp::Gt => Op::Gt,
+            CompareOp::Ge => Op::Ge,
+            CompareOp::Lt => Op::Lt,
+            CompareOp::Le => Op::Le,
+        }
+    }
+}
+
 /// How values of a leaf compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -579,16 +595,7 @@ fn comparable(
 /// Type-checks `attr op value` and builds the comparison (`ne` as `eq`; the caller negates).
 fn compare(attr: &Attribute, loc: Loc, c: &Comparison) -> Result<Node, BindErr> {
     let kind = Kind::of(attr);
-    let op = match c.op {
-        CompareOp::Eq | CompareOp::Ne => Op::Eq,
-        CompareOp::Co => Op::Co,
-        CompareOp::Sw => Op::Sw,
-        CompareOp::Ew => Op::Ew,
-        CompareOp::Gt => Op::Gt,
-        CompareOp::Ge => Op::Ge,
-        CompareOp::Lt => Op::Lt,
-        CompareOp::Le => Op::Le,
-    };
+    let op = Op::of(c.op);
     let type_name = match attr.kind {
         AttrType::String => "string",
         AttrType::Boolean => "boolean",

@@ -19,7 +19,7 @@
 //! (`crate::proto::resource`'s `keep_undeclared` and `keep_unknown`).
 
 use super::{invalid, negate_if_ne, null_comparison, BindErr, Kind, Leaf, Lit, Loc, Node, Op};
-use crate::proto::filter::{AttrPath, CompareOp, Comparison, Filter, Literal, PosError};
+use crate::proto::filter::{AttrPath, Comparison, Filter, Literal, PosError};
 use crate::proto::schema::{self, TypeSchemas};
 
 /// An attribute kept verbatim in `data` without a schema, as a filter names it.
@@ -139,16 +139,7 @@ fn sub_name(p: &AttrPath, parent: &AttrPath) -> Result<String, BindErr> {
 
 /// The comparison (`ne` as `eq`; the caller negates), typed by the literal.
 fn loose_cmp(loc: Loc, c: &Comparison) -> Result<Node, BindErr> {
-    let op = match c.op {
-        CompareOp::Eq | CompareOp::Ne => Op::Eq,
-        CompareOp::Co => Op::Co,
-        CompareOp::Sw => Op::Sw,
-        CompareOp::Ew => Op::Ew,
-        CompareOp::Gt => Op::Gt,
-        CompareOp::Ge => Op::Ge,
-        CompareOp::Lt => Op::Lt,
-        CompareOp::Le => Op::Le,
-    };
+    let op = Op::of(c.op);
     let substring = matches!(op, Op::Co | Op::Sw | Op::Ew);
     let (kind, lit) = match &c.value {
         Literal::String(s) => (Kind::Str { case_exact: false }, Lit::Str(s.clone())),
