@@ -559,7 +559,7 @@ fn bad_requests_are_scim_errors_and_store_nothing() {
             Some("invalidValue"),
         );
     }
-    assert_error(&h.call(Method::Post, "/Bulk", Some(json!({}))), 501, None);
+    assert_error(&h.call(Method::Get, "/Me", None), 501, None);
     let r = h.send(Request::new(Method::Get, "/other", ORIGIN));
     assert_error(&r, 404, None);
     assert_eq!(h.db.query("SELECT count(*) AS n FROM resources")[0]["n"], 0);

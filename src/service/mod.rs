@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bulk;
 pub mod console;
 pub mod credentials;
 pub mod ctx;
@@ -24,6 +25,8 @@ pub mod tenant;
 mod api_tests;
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod bulk_tests;
 #[cfg(test)]
 mod entitlements_tests;
 #[cfg(test)]
@@ -77,6 +80,10 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Resu
             )));
         }
     };
+    if bulk::addressed(rest) {
+        let tenant = url_tenant.as_deref();
+        return bulk::serve(ctx, req, tenant, &base_path, rest, request_id).await;
+    }
     scim::serve(
         ctx,
         req,

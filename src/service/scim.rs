@@ -45,48 +45,84 @@ pub(crate) async fn serve<D: Db>(
     rest: &str,
     request_id: &str,
 ) -> Result<Response> {
-    // The tenant comes from the credential; a tenant named in the URL must be the same one.
-    let principal = crate::service::tenant::authenticate(ctx, req, url_tenant).await?;
-    let key = crate::service::ratelimit::tenant_key(&principal.tenant);
-    if let crate::service::ratelimit::Decision::Limited { retry_after_secs } =
-        ctx.limiter.check(&key, ctx.now_ms).await
-    {
-        return Ok(crate::service::ratelimit::too_many_requests(
-            retry_after_secs,
-        ));
-    }
-    if req.body.len() > MAX_BODY_BYTES {
-        return Err(ScimError::payload_too_large(format!(
-            "the request body is {} bytes; the limit is {MAX_BODY_BYTES}",
-            req.body.len()
-        )));
-    }
+    let principal = match admit(ctx, req, url_tenant).await? {
+        Ok(principal) => principal,
+        Err(limited) => return Ok(limited),
+    };
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let route = Route::parse(req.method, &segs)?;
     let base = format!("{}{base_path}", req.origin);
-    let store = Store::new(ctx.db, principal.tenant);
+    let store = Store::new(ctx.db, principal.tenant.clone());
     // Users, Groups and discovery depend on the tenant's schemas; the rest does not.
     let profile = match route {
         Route::ServiceProviderConfig | Route::Entitlements(..) => TenantProfile::default(),
         _ => crate::service::profile::load(ctx.profiles, &store, ctx.now_ms).await?,
     };
-    let Some(write) = route.write() else {
+    if route.write().is_none() {
         return dispatch(ctx, &store, profile, req, &route, &base).await;
+    }
+    let credential = principal.credential_id.clone();
+    run_write(
+        ctx, &store, profile, credential, req, &route, &base, request_id,
+    )
+    .await
+}
+
+/// What every SCIM request passes before it is routed: the bearer token (the tenant comes
+/// from the credential; a tenant named in the URL must be the same one), the tenant's rate
+/// limit and the body size limit. `Ok(Err(response))` is the `429` to answer.
+pub(crate) async fn admit<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    url_tenant: Option<&str>,
+) -> Result<std::result::Result<crate::service::tenant::Principal, Response>> {
+    let principal = crate::service::tenant::authenticate(ctx, req, url_tenant).await?;
+    let key = crate::service::ratelimit::tenant_key(&principal.tenant);
+    if let crate::service::ratelimit::Decision::Limited { retry_after_secs } =
+        ctx.limiter.check(&key, ctx.now_ms).await
+    {
+        return Ok(Err(crate::service::ratelimit::too_many_requests(
+            retry_after_secs,
+        )));
+    }
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err(ScimError::payload_too_large(format!(
+            "the request body is {} bytes; the limit (maxPayloadSize) is {MAX_BODY_BYTES}",
+            req.body.len()
+        )));
+    }
+    Ok(Ok(principal))
+}
+
+/// Runs the write `route` as its single request does: the tenant's unique attributes kept,
+/// the success recorded by the store in the write's own batch, a failure recorded here.
+/// `POST /Bulk` runs each of its operations through this same function.
+#[allow(clippy::too_many_arguments)] // the request's parts, each needed by the write
+pub(crate) async fn run_write<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    profile: TenantProfile,
+    credential: Option<String>,
+    req: &Request,
+    route: &Route,
+    base: &str,
+    request_id: &str,
+) -> Result<Response> {
+    let Some(write) = route.write() else {
+        return dispatch(ctx, store, profile, req, route, base).await;
     };
-    let store = store.with_unique(crate::store::unique::unique_attrs(
+    let store = Store::new(ctx.db, store.tenant()).with_unique(crate::store::unique::unique_attrs(
         profile.schemas.of(write.rt),
     ));
-    // Writes are recorded in the provisioning log: successes by the store in the write's own
-    // batch, failures here.
     let store = store.audited(crate::store::events::AuditNote {
         op: write.op,
-        credential: principal.credential_id.clone(),
+        credential,
         request_id: request_id.to_string(),
         attributes: Vec::new(),
         time: time::format_millis(ctx.now_ms),
     });
-    let result = dispatch(ctx, &store, profile, req, &route, &base).await;
+    let result = dispatch(ctx, &store, profile, req, route, base).await;
     if let (Err(e), Some(note)) = (&result, store.audit_note()) {
         crate::store::events::record_failure(ctx.db, store.tenant(), write.rt, write.id, note, e)
             .await;
@@ -219,7 +255,11 @@ pub fn service_provider_config(base: &str) -> Value {
         "schemas": [SP_CONFIG_SCHEMA],
         "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
         "patch": {"supported": crate::PATCH_SUPPORTED},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": MAX_BODY_BYTES},
+        "bulk": {
+            "supported": true,
+            "maxOperations": crate::proto::bulk::MAX_OPERATIONS,
+            "maxPayloadSize": MAX_BODY_BYTES
+        },
         "filter": {"supported": true, "maxResults": MAX_PAGE_SIZE},
         "changePassword": {"supported": false},
         "sort": {"supported": true},

@@ -20,6 +20,7 @@ use crate::store::cursor::Position;
 pub use crate::store::events::AuditNote;
 pub use error::{Constraint, DbError, Quota, QuotaUsage, Result, StoreError};
 
+pub mod coalesce;
 pub mod cursor;
 pub mod entitlements;
 pub mod error;

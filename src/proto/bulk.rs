@@ -1,0 +1,459 @@
+//! RFC 7644 §3.7 bulk requests as pure data: the request parsed and checked as a whole
+//! before anything runs, the `bulkId` references each operation makes, the circular ones,
+//! and the order the operations run in (waves of operations that may share one database
+//! round trip). Executing an operation is the service's business; this module only decides
+//! what may run when, so every rule here is tested without a database.
+
+use crate::proto::error::{Result, ScimError};
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+
+pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
+/// Most operations in one request, advertised as `bulk.maxOperations`: a 1,000-operation
+/// request runs in a handful of D1 round trips (docs/PERFORMANCE.md), far inside a Worker's
+/// subrequest budget and its CPU time.
+pub const MAX_OPERATIONS: usize = 1000;
+/// How a value refers to the resource another operation of the request creates.
+pub const BULK_ID_PREFIX: &str = "bulkId:";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkMethod {
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl BulkMethod {
+    fn parse(s: &str) -> Option<BulkMethod> {
+        match s.to_ascii_uppercase().as_str() {
+            "POST" => Some(BulkMethod::Post),
+            "PUT" => Some(BulkMethod::Put),
+            "PATCH" => Some(BulkMethod::Patch),
+            "DELETE" => Some(BulkMethod::Delete),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulkMethod::Post => "POST",
+            BulkMethod::Put => "PUT",
+            BulkMethod::Patch => "PATCH",
+            BulkMethod::Delete => "DELETE",
+        }
+    }
+}
+
+/// One entry of `Operations`, as sent. An operation that cannot run carries the error it is
+/// answered with (`invalid`) and is never executed; the others run as their single request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    /// `None` only for an invalid operation whose method is missing or unknown.
+    pub method: Option<BulkMethod>,
+    pub bulk_id: Option<String>,
+    pub path: Option<String>,
+    /// The resource version the client expects (sent as `If-Match` by the single request).
+    pub version: Option<String>,
+    pub data: Option<Value>,
+    /// The `bulkId`s the path and data reference, each once, in order of appearance.
+    pub refs: Vec<String>,
+    pub invalid: Option<ScimError>,
+}
+
+impl Operation {
+    /// Needs a read before its write (PATCH; PUT naming a version): its write is planned from
+    /// what the read returned, so it never shares a wave with single-trip writes.
+    fn reads_first(&self) -> bool {
+        match self.method {
+            Some(BulkMethod::Patch) => true,
+            Some(BulkMethod::Put) => self.version.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The resource the operation addresses (`None` for POST), as written in its path.
+    fn target(&self) -> Option<String> {
+        match self.method {
+            Some(BulkMethod::Post) | None => None,
+            Some(_) => self
+                .path
+                .as_deref()
+                .map(|p| p.trim_matches('/').to_ascii_lowercase()),
+        }
+    }
+}
+
+/// A parsed `BulkRequest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkRequest {
+    /// Errors after which processing stops (RFC 7644 §3.7.3); `None`: never stop.
+    pub fail_on_errors: Option<usize>,
+    pub operations: Vec<Operation>,
+    /// `bulkId` → the index of the POST that defines it.
+    pub creators: HashMap<String, usize>,
+}
+
+/// Case-insensitive member of a JSON object (attribute names are, RFC 7643 §2.1).
+fn member<'v>(obj: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
+    obj.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+impl BulkRequest {
+    /// Parses and checks the whole request: the envelope errors answer the request (`400`,
+    /// or `413` past [`MAX_OPERATIONS`], RFC 7644 §3.7.4); an operation's own errors answer
+    /// only that operation, as do references to unknown `bulkId`s and circular ones.
+    pub fn parse(body: &Value) -> Result<BulkRequest> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax("the bulk request must be a JSON object"))?;
+        let schemas_ok = member(obj, "schemas")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(BULK_REQUEST_SCHEMA)));
+        if !schemas_ok {
+            return Err(ScimError::invalid_syntax(format!(
+                "'schemas' must be [\"{BULK_REQUEST_SCHEMA}\"]"
+            )));
+        }
+        let fail_on_errors = match member(obj, "failOnErrors") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                _ => {
+                    return Err(ScimError::invalid_value(
+                        "'failOnErrors' must be an integer of at least 1",
+                    ))
+                }
+            },
+        };
+        let ops = member(obj, "Operations")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ScimError::invalid_syntax("'Operations' must be an array"))?;
+        if ops.len() > MAX_OPERATIONS {
+            return Err(ScimError::payload_too_large(format!(
+                "the bulk request has {} operations; maxOperations is {MAX_OPERATIONS}",
+                ops.len()
+            )));
+        }
+        let mut operations: Vec<Operation> = ops.iter().map(parse_operation).collect();
+        let creators = define_bulk_ids(&mut operations);
+        check_references(&mut operations, &creators);
+        for i in circular(&operations, &creators) {
+            if let Some(op) = operations.get_mut(i) {
+                op.invalid.get_or_insert_with(|| {
+                    ScimError::new(
+                        409,
+                        None,
+                        "the operation is part of, or depends on, a circular bulkId reference, \
+                         which this service provider does not resolve",
+                    )
+                });
+            }
+        }
+        Ok(BulkRequest {
+            fail_on_errors,
+            operations,
+            creators,
+        })
+    }
+
+    /// The creating operations `op` depends on.
+    fn creators_of(&self, op: &Operation) -> Vec<usize> {
+        op.refs
+            .iter()
+            .filter_map(|r| self.creators.get(r).copied())
+            .collect()
+    }
+}
+
+fn parse_operation(v: &Value) -> Operation {
+    let mut op = Operation {
+        method: None,
+        bulk_id: None,
+        path: None,
+        version: None,
+        data: None,
+        refs: Vec::new(),
+        invalid: None,
+    };
+    let Some(obj) = v.as_object() else {
+        op.invalid = Some(ScimError::invalid_syntax(
+            "an operation must be a JSON object",
+        ));
+        return op;
+    };
+    let string = |name: &str| {
+        member(obj, name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    op.method = string("method").as_deref().and_then(BulkMethod::parse);
+    op.bulk_id = string("bulkId");
+    op.path = string("path");
+    op.version = string("version");
+    op.data = member(obj, "data").filter(|d| !d.is_null()).cloned();
+    op.invalid = check_operation(&op).err();
+    if let Some(path) = &op.path {
+        collect_path_ref(path, &mut op.refs);
+    }
+    if let Some(data) = &op.data {
+        collect_refs(data, &mut op.refs);
+    }
+    op
+}
+
+fn check_operation(op: &Operation) -> Result<()> {
+    let method = op.method.ok_or_else(|| {
+        ScimError::invalid_value("'method' must be one of POST, PUT, PATCH and DELETE")
+    })?;
+    let path = op
+        .path
+        .as_deref()
+        .ok_or_else(|| ScimError::invalid_syntax("'path' is required"))?;
+    if !path.starts_with('/') {
+        return Err(ScimError::invalid_path(
+            "'path' must be relative to the SCIM base, e.g. /Users or /Users/{id}",
+        ));
+    }
+    if method == BulkMethod::Post && op.bulk_id.as_deref().is_none_or(str::is_empty) {
+        return Err(ScimError::invalid_syntax(
+            "'bulkId' is required for POST (RFC 7644 §3.7)",
+        ));
+    }
+    let needs_data = method != BulkMethod::Delete;
+    if needs_data && !op.data.as_ref().is_some_and(Value::is_object) {
+        return Err(ScimError::invalid_syntax(format!(
+            "'data' must be a JSON object for {}",
+            method.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// `bulkId:x` as the id segment of a path (`/Groups/bulkId:x`).
+fn collect_path_ref(path: &str, refs: &mut Vec<String>) {
+    for seg in path.split('/') {
+        push_ref(seg, refs);
+    }
+}
+
+fn push_ref(s: &str, refs: &mut Vec<String>) {
+    if let Some(id) = s.strip_prefix(BULK_ID_PREFIX) {
+        if !id.is_empty() && !refs.iter().any(|r| r == id) {
+            refs.push(id.to_string());
+        }
+    }
+}
+
+/// Every `bulkId:` reference in `v`: a string value (`members[].value`, `manager.value`, a
+/// PATCH value) or a quoted value inside a PATCH filter path (`members[value eq "bulkId:x"]`).
+fn collect_refs(v: &Value, refs: &mut Vec<String>) {
+    match v {
+        Value::String(s) => {
+            push_ref(s, refs);
+            for quoted in s.split('"').skip(1).step_by(2) {
+                push_ref(quoted, refs);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_refs(i, refs)),
+        Value::Object(obj) => obj.values().for_each(|i| collect_refs(i, refs)),
+        _ => {}
+    }
+}
+
+/// Maps each POST's `bulkId` to its operation; a `bulkId` used twice makes the later POST
+/// invalid (RFC 7644 §3.7: unique within the request).
+fn define_bulk_ids(ops: &mut [Operation]) -> HashMap<String, usize> {
+    let mut creators = HashMap::new();
+    for (i, op) in ops.iter_mut().enumerate() {
+        if op.method != Some(BulkMethod::Post) || op.invalid.is_some() {
+            continue;
+        }
+        let Some(id) = op.bulk_id.clone() else {
+            continue;
+        };
+        if creators.contains_key(&id) {
+            op.invalid = Some(ScimError::invalid_value(format!(
+                "bulkId '{id}' is used by an earlier operation of this request"
+            )));
+        } else {
+            creators.insert(id, i);
+        }
+    }
+    creators
+}
+
+fn check_references(ops: &mut [Operation], creators: &HashMap<String, usize>) {
+    for op in ops.iter_mut().filter(|o| o.invalid.is_none()) {
+        if let Some(unknown) = op.refs.iter().find(|r| !creators.contains_key(*r)) {
+            op.invalid = Some(ScimError::invalid_value(format!(
+                "'bulkId:{unknown}' is not the bulkId of a POST in this request"
+            )));
+        }
+    }
+}
+
+/// Operations on a `bulkId` cycle, or waiting on one: what remains after repeatedly
+/// removing the operations whose creators are all removed already (Kahn's algorithm).
+fn circular(ops: &[Operation], creators: &HashMap<String, usize>) -> Vec<usize> {
+    let deps: Vec<Vec<usize>> = ops
+        .iter()
+        .map(|op| {
+            op.refs
+                .iter()
+                .filter_map(|r| creators.get(r).copied())
+                .collect()
+        })
+        .collect();
+    let mut resolved = vec![false; ops.len()];
+    loop {
+        let mut progress = false;
+        for (i, d) in deps.iter().enumerate() {
+            let ready = d.iter().all(|c| resolved.get(*c).copied().unwrap_or(true));
+            if let Some(r) = resolved.get_mut(i).filter(|r| !**r && ready) {
+                *r = true;
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    resolved
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !**r)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Where an operation stands while the request runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// What to do next with one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Run it as its single request.
+    Run(usize),
+    /// Answer it with its own error without running it.
+    Refuse(usize),
+    /// Answer it `409`: the POST defining `bulkId` failed.
+    MissingCreator(usize, String),
+}
+
+impl BulkRequest {
+    /// The next wave: operations that may run together, in request order. An operation runs
+    /// once every POST it references succeeded; one that waits keeps later operations on the
+    /// same resource waiting too, so the client's order is kept wherever it matters. A wave
+    /// holds either single-trip writes only or read-then-write operations only, never two
+    /// operations on one resource, so running it equals running its operations one by one.
+    /// `one_at_a_time` (`failOnErrors`) makes every wave a single step, so nothing runs
+    /// after the error that ends the request. Empty when nothing is pending.
+    pub fn next_wave(&self, state: &[State], one_at_a_time: bool) -> Vec<Step> {
+        let mut wave = Vec::new();
+        // Resources an earlier operation still waits to write, and those this wave writes.
+        let mut waiting: HashSet<String> = HashSet::new();
+        let mut in_wave: HashSet<String> = HashSet::new();
+        let mut kind = None;
+        for (i, op) in self.operations.iter().enumerate() {
+            if state.get(i) != Some(&State::Pending) {
+                continue;
+            }
+            let target = op.target();
+            if op.invalid.is_some() {
+                wave.push(Step::Refuse(i));
+            } else if let Some(failed) = self.failed_creator(op, state) {
+                wave.push(Step::MissingCreator(i, failed));
+            } else if !self.ready(op, state) || target.as_ref().is_some_and(|t| waiting.contains(t))
+            {
+                // Waits for a POST it references (the RFC lets it move behind that POST);
+                // later operations on its resource wait behind it.
+                waiting.extend(target);
+                continue;
+            } else if target.as_ref().is_some_and(|t| in_wave.contains(t))
+                || kind.is_some_and(|k| k != op.reads_first())
+            {
+                break;
+            } else {
+                kind = Some(op.reads_first());
+                in_wave.extend(target);
+                wave.push(Step::Run(i));
+            }
+            if one_at_a_time {
+                break;
+            }
+        }
+        wave
+    }
+
+    fn ready(&self, op: &Operation, state: &[State]) -> bool {
+        self.creators_of(op)
+            .iter()
+            .all(|c| state.get(*c) == Some(&State::Succeeded))
+    }
+
+    fn failed_creator(&self, op: &Operation, state: &[State]) -> Option<String> {
+        op.refs
+            .iter()
+            .find(|r| {
+                self.creators
+                    .get(*r)
+                    .is_some_and(|c| state.get(*c) == Some(&State::Failed))
+            })
+            .cloned()
+    }
+}
+
+/// `v` with every `bulkId:` reference replaced by the id `resolve` gives (the resource the
+/// referenced POST created): whole string values, and quoted values in PATCH filter paths.
+pub fn substitute(v: &mut Value, resolve: &dyn Fn(&str) -> Option<String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(id) = s.strip_prefix(BULK_ID_PREFIX).and_then(resolve) {
+                *s = id;
+            } else if s.contains(BULK_ID_PREFIX) {
+                *s = substitute_quoted(s, resolve);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| substitute(i, resolve)),
+        Value::Object(obj) => obj.values_mut().for_each(|i| substitute(i, resolve)),
+        _ => {}
+    }
+}
+
+fn substitute_quoted(s: &str, resolve: &dyn Fn(&str) -> Option<String>) -> String {
+    s.split('"')
+        .enumerate()
+        .map(|(i, part)| {
+            match part
+                .strip_prefix(BULK_ID_PREFIX)
+                .filter(|_| i % 2 == 1)
+                .and_then(resolve)
+            {
+                Some(id) => id,
+                None => part.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\"")
+}
+
+/// `path` with a `bulkId:` id segment replaced by the created resource's id.
+pub fn substitute_path(path: &str, resolve: &dyn Fn(&str) -> Option<String>) -> String {
+    path.split('/')
+        .map(|seg| {
+            seg.strip_prefix(BULK_ID_PREFIX)
+                .and_then(resolve)
+                .unwrap_or_else(|| seg.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}

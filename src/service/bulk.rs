@@ -1,0 +1,385 @@
+//! `POST /Bulk` (RFC 7644 §3.7). The request is parsed and checked whole before anything
+//! runs ([`crate::proto::bulk`]: envelope, every operation's shape, `bulkId` references,
+//! circular ones). Then it runs in waves ([`BulkRequest::next_wave`]); each operation of a
+//! wave runs as its single request would ([`scim::run_write`]: the same validation against the
+//! tenant's schemas, uniqueness, provisioning-log event in the write's own batch, failure
+//! record), all of a wave concurrently over a [`Coalescing`] database, so the wave's batches
+//! share D1 round trips. A 1,000-user request takes about five round trips, not 1,000.
+
+use crate::proto::bulk::{
+    self, BulkMethod, BulkRequest, Operation, State, Step, BULK_RESPONSE_SCHEMA,
+};
+use crate::proto::error::{Result, ScimError};
+use crate::proto::time;
+use crate::service::ctx::Ctx;
+use crate::service::http::{path_segments, Method, Request, Response};
+use crate::service::profile::TenantProfile;
+use crate::service::route::{Route, WriteOp};
+use crate::service::scim;
+use crate::store::coalesce::Coalescing;
+use crate::store::events::AuditNote;
+use crate::store::{Db, Store};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// Most statements in one round trip of a bulk request (a created user is two or three).
+const MAX_STATEMENTS_PER_TRIP: usize = 500;
+
+/// Whether `rest` (the path below the SCIM base) addresses the bulk endpoint.
+pub(crate) fn addressed(rest: &str) -> bool {
+    path_segments(rest)
+        .first()
+        .is_some_and(|s| s.eq_ignore_ascii_case("Bulk"))
+}
+
+/// Answers `POST /Bulk`, authenticated and rate-limited like every SCIM request; the whole
+/// request counts once against the tenant's rate limit.
+pub(crate) async fn serve<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    url_tenant: Option<&str>,
+    base_path: &str,
+    rest: &str,
+    request_id: &str,
+) -> Result<Response> {
+    let principal = match scim::admit(ctx, req, url_tenant).await? {
+        Ok(principal) => principal,
+        Err(limited) => return Ok(limited),
+    };
+    if path_segments(rest).len() != 1 {
+        return Err(ScimError::not_found(format!("no resource at '{rest}'")));
+    }
+    if req.method != Method::Post {
+        return Err(ScimError::method_not_allowed(
+            "method not allowed here; allowed: POST",
+        ));
+    }
+    let request = BulkRequest::parse(&req.json_body()?)?;
+    let store = Store::new(ctx.db, principal.tenant.clone());
+    let profile = crate::service::profile::load(ctx.profiles, &store, ctx.now_ms).await?;
+    let co = Coalescing::new(ctx.db, MAX_STATEMENTS_PER_TRIP);
+    let job = Job {
+        ctx: Ctx {
+            db: &co,
+            config: ctx.config,
+            now_ms: ctx.now_ms,
+            tokens: ctx.tokens,
+            limiter: ctx.limiter,
+            profiles: ctx.profiles,
+        },
+        tenant: principal.tenant,
+        credential: principal.credential_id,
+        profile,
+        base: format!("{}{base_path}", req.origin),
+        request_id,
+    };
+    let results = job.run(&co, &request).await;
+    Ok(Response::json(200, &bulk_response(&request, results)))
+}
+
+/// What every operation of one bulk request shares.
+struct Job<'a, D: Db> {
+    ctx: Ctx<'a, Coalescing<'a, D>>,
+    tenant: String,
+    credential: Option<String>,
+    profile: TenantProfile,
+    base: String,
+    request_id: &'a str,
+}
+
+/// One operation's answer.
+#[derive(Debug)]
+struct OpResult {
+    status: u16,
+    location: Option<String>,
+    version: Option<String>,
+    /// The created or addressed resource's id (a POST's is what its `bulkId` stands for).
+    id: Option<String>,
+    error: Option<ScimError>,
+}
+
+/// An operation ready to run: its single request, or the error it is refused with.
+enum Prepared {
+    Run {
+        req: Request,
+        route: Route,
+    },
+    Refuse(
+        ScimError,
+        Option<(
+            &'static str,
+            crate::proto::schema::ResourceType,
+            Option<String>,
+        )>,
+    ),
+}
+
+impl<'a, D: Db> Job<'a, D> {
+    /// Runs the waves until every operation is answered or `failOnErrors` errors stop the
+    /// request; operations never reached have no result.
+    async fn run(&self, co: &Coalescing<'a, D>, request: &BulkRequest) -> Vec<Option<OpResult>> {
+        let n = request.operations.len();
+        let mut state = vec![State::Pending; n];
+        let mut results: Vec<Option<OpResult>> = (0..n).map(|_| None).collect();
+        let mut created: HashMap<String, String> = HashMap::new();
+        let mut errors = 0usize;
+        let limit = request.fail_on_errors;
+        loop {
+            let wave = request.next_wave(&state, limit.is_some());
+            if wave.is_empty() {
+                break;
+            }
+            let prepared: Vec<(usize, Prepared)> = wave
+                .iter()
+                .filter_map(|step| self.prepare(request, step, &created))
+                .collect();
+            let tasks: Vec<_> = prepared.iter().map(|(_, p)| self.execute(p)).collect();
+            let outputs = co.drive(tasks).await;
+            for ((i, p), out) in prepared.iter().zip(outputs) {
+                let op = request.operations.get(*i);
+                let result = self.result_of(op, p, out);
+                let ok = result.error.is_none();
+                if let (true, Some(op), Some(id)) = (ok, op, &result.id) {
+                    if let (Some(BulkMethod::Post), Some(b)) = (op.method, &op.bulk_id) {
+                        created.insert(b.clone(), id.clone());
+                    }
+                }
+                errors += usize::from(!ok);
+                if let Some(s) = state.get_mut(*i) {
+                    *s = if ok { State::Succeeded } else { State::Failed };
+                }
+                if let Some(r) = results.get_mut(*i) {
+                    *r = Some(result);
+                }
+            }
+            if limit.is_some_and(|l| errors >= l) {
+                break;
+            }
+        }
+        results
+    }
+
+    /// The single request of `step`'s operation, with `bulkId` references replaced by the
+    /// ids the referenced POSTs created.
+    fn prepare(
+        &self,
+        request: &BulkRequest,
+        step: &Step,
+        created: &HashMap<String, String>,
+    ) -> Option<(usize, Prepared)> {
+        let resolve = |b: &str| created.get(b).cloned();
+        let (i, refused) = match step {
+            Step::Run(i) => (*i, None),
+            Step::Refuse(i) => (*i, request.operations.get(*i)?.invalid.clone()),
+            Step::MissingCreator(i, b) => (
+                *i,
+                Some(ScimError::new(
+                    409,
+                    None,
+                    format!("the operation references bulkId '{b}', whose POST failed"),
+                )),
+            ),
+        };
+        let op = request.operations.get(i)?;
+        let path = op
+            .path
+            .as_deref()
+            .map(|p| bulk::substitute_path(p, &resolve));
+        let route = match (op.method, path.as_deref()) {
+            (Some(m), Some(p)) => {
+                let segments = path_segments(p);
+                let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+                Route::parse(method_of(m), &segs).and_then(|r| {
+                    r.write().is_some().then_some(r).ok_or_else(|| {
+                        ScimError::invalid_path(
+                            "a bulk operation's path must be /Users, /Groups or one of their resources",
+                        )
+                    })
+                })
+            }
+            _ => Err(ScimError::invalid_syntax(
+                "'method' and 'path' are required",
+            )),
+        };
+        let prepared = match (refused, route) {
+            (None, Ok(route)) => Prepared::Run {
+                req: self.single_request(op, path.as_deref().unwrap_or("/"), &resolve),
+                route,
+            },
+            (Some(e), Ok(route)) => Prepared::Refuse(e, logged(&route)),
+            (Some(e), Err(_)) | (None, Err(e)) => Prepared::Refuse(e, None),
+        };
+        Some((i, prepared))
+    }
+
+    fn single_request(
+        &self,
+        op: &Operation,
+        path: &str,
+        resolve: &dyn Fn(&str) -> Option<String>,
+    ) -> Request {
+        let method = op.method.map_or(Method::Other, method_of);
+        let mut req = Request::new(method, path, "");
+        if let Some(version) = &op.version {
+            req = req.with_header("if-match", version);
+        }
+        if let Some(data) = &op.data {
+            let mut data = data.clone();
+            bulk::substitute(&mut data, resolve);
+            req = req
+                .with_header("content-type", "application/scim+json")
+                .with_body(data.to_string());
+        }
+        req
+    }
+
+    /// Runs one prepared operation; a refused one that is a write is recorded in the
+    /// provisioning log as its single request's failure would be.
+    async fn execute(&self, prepared: &Prepared) -> Result<Response> {
+        match prepared {
+            Prepared::Run { req, route } => {
+                let store = Store::new(self.ctx.db, self.tenant.as_str());
+                scim::run_write(
+                    &self.ctx,
+                    &store,
+                    self.profile,
+                    self.credential.clone(),
+                    req,
+                    route,
+                    &self.base,
+                    self.request_id,
+                )
+                .await
+            }
+            Prepared::Refuse(e, write) => {
+                if let Some((op, rt, id)) = write {
+                    let note = AuditNote {
+                        op,
+                        credential: self.credential.clone(),
+                        request_id: self.request_id.to_string(),
+                        attributes: Vec::new(),
+                        time: time::format_millis(self.ctx.now_ms),
+                    };
+                    crate::store::events::record_failure(
+                        self.ctx.db,
+                        &self.tenant,
+                        *rt,
+                        id.as_deref(),
+                        &note,
+                        e,
+                    )
+                    .await;
+                }
+                Err(e.clone())
+            }
+        }
+    }
+
+    fn result_of(
+        &self,
+        op: Option<&Operation>,
+        prepared: &Prepared,
+        out: Option<Result<Response>>,
+    ) -> OpResult {
+        let path_location = match prepared {
+            Prepared::Run { req, route } if !matches!(route, Route::Create(_)) => {
+                Some(format!("{}{}", self.base, req.path))
+            }
+            _ => None,
+        };
+        let out = out.unwrap_or_else(|| Err(ScimError::internal()));
+        match out {
+            Ok(resp) => {
+                let location = resp
+                    .header("location")
+                    .map(str::to_string)
+                    .or(path_location);
+                let id = match prepared {
+                    Prepared::Run { route, .. } => written_id(route, location.as_deref()),
+                    Prepared::Refuse(..) => None,
+                };
+                OpResult {
+                    status: resp.status,
+                    location,
+                    version: resp.header("etag").map(str::to_string),
+                    id,
+                    error: None,
+                }
+            }
+            Err(mut e) => {
+                e.detail = format!("{} (request id {})", e.detail, self.request_id);
+                let location =
+                    path_location.filter(|_| op.and_then(|o| o.method) != Some(BulkMethod::Post));
+                OpResult {
+                    status: e.status,
+                    location,
+                    version: None,
+                    id: None,
+                    error: Some(e),
+                }
+            }
+        }
+    }
+}
+
+/// What the provisioning log names a refused write.
+fn logged(
+    route: &Route,
+) -> Option<(
+    &'static str,
+    crate::proto::schema::ResourceType,
+    Option<String>,
+)> {
+    let WriteOp { op, rt, id } = route.write()?;
+    Some((op, rt, id.map(str::to_string)))
+}
+
+/// The id a successful write addressed: the path's, or a POST's from its location.
+fn written_id(route: &Route, location: Option<&str>) -> Option<String> {
+    match route {
+        Route::Create(_) => location
+            .and_then(|l| l.rsplit('/').next())
+            .map(str::to_string),
+        other => other.write().and_then(|w| w.id).map(str::to_string),
+    }
+}
+
+fn method_of(m: BulkMethod) -> Method {
+    match m {
+        BulkMethod::Post => Method::Post,
+        BulkMethod::Put => Method::Put,
+        BulkMethod::Patch => Method::Patch,
+        BulkMethod::Delete => Method::Delete,
+    }
+}
+
+/// The BulkResponse (RFC 7644 §3.7.3): one entry per operation that was answered, in request
+/// order; `status` as a string, as in the RFC's examples; `response` carries the error body.
+fn bulk_response(request: &BulkRequest, results: Vec<Option<OpResult>>) -> Value {
+    let ops: Vec<Value> = request
+        .operations
+        .iter()
+        .zip(results)
+        .filter_map(|(op, r)| r.map(|r| (op, r)))
+        .map(|(op, r)| {
+            let mut entry = Map::new();
+            let method = op.method.map_or("", BulkMethod::as_str);
+            entry.insert("method".into(), json!(method));
+            if let Some(b) = &op.bulk_id {
+                entry.insert("bulkId".into(), json!(b));
+            }
+            if let Some(l) = r.location {
+                entry.insert("location".into(), json!(l));
+            }
+            if let Some(v) = r.version {
+                entry.insert("version".into(), json!(v));
+            }
+            entry.insert("status".into(), json!(r.status.to_string()));
+            if let Some(e) = r.error {
+                entry.insert("response".into(), e.to_json());
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    json!({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": ops})
+}
