@@ -457,3 +457,186 @@ pub fn substitute_path(path: &str, resolve: &dyn Fn(&str) -> Option<String>) -> 
         .collect::<Vec<_>>()
         .join("/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(ops: Value) -> BulkRequest {
+        BulkRequest::parse(&json!({"schemas": [BULK_REQUEST_SCHEMA], "Operations": ops})).unwrap()
+    }
+
+    fn post(bulk_id: &str, data: Value) -> Value {
+        json!({"method": "POST", "path": "/Groups", "bulkId": bulk_id, "data": data})
+    }
+
+    fn status(op: &Operation) -> Option<u16> {
+        op.invalid.as_ref().map(|e| e.status)
+    }
+
+    #[test]
+    fn references_are_found_in_paths_values_and_filter_paths() {
+        let r = parse(json!([
+            post("a", json!({"members": [{"value": "bulkId:u"}]})),
+            {"method": "PATCH", "path": "/Groups/bulkId:a", "data": {"Operations": [
+                {"op": "remove", "path": "members[value eq \"bulkId:u\"]"},
+                {"op": "add", "value": {"manager": {"value": "bulkId:m"}}}]}},
+            post("u", json!({})),
+            post("m", json!({"displayName": "not bulkId:x"})),
+        ]));
+        let refs: Vec<Vec<String>> = r.operations.iter().map(|o| o.refs.clone()).collect();
+        assert_eq!(refs[0], ["u"]);
+        assert_eq!(refs[1], ["a", "u", "m"]);
+        assert!(refs[2].is_empty() && refs[3].is_empty());
+        assert!(r.operations.iter().all(|o| o.invalid.is_none()));
+    }
+
+    #[test]
+    fn malformed_operations_are_refused_one_by_one() {
+        let r = parse(json!([
+            {"method": "POST", "path": "/Users", "data": {}},
+            {"method": "GET", "path": "/Users"},
+            {"method": "PUT", "path": "/Users/1"},
+            {"method": "DELETE", "path": "Users/1"},
+            post("dup", json!({})),
+            post("dup", json!({})),
+            {"method": "DELETE", "path": "/Users/bulkId:nobody"},
+            {"method": "delete", "path": "/Users/1"},
+            "not an object",
+        ]));
+        let got: Vec<Option<u16>> = r.operations.iter().map(status).collect();
+        assert_eq!(
+            got,
+            [
+                Some(400),
+                Some(400),
+                Some(400),
+                Some(400),
+                None,
+                Some(400),
+                Some(400),
+                None,
+                Some(400)
+            ]
+        );
+        assert_eq!(r.creators.get("dup"), Some(&4));
+    }
+
+    #[test]
+    fn envelope_errors_answer_the_request() {
+        let body = |v: Value| BulkRequest::parse(&v).map(|_| ()).unwrap_err().status;
+        assert_eq!(body(json!([])), 400);
+        assert_eq!(body(json!({"Operations": []})), 400);
+        let s = json!([BULK_REQUEST_SCHEMA]);
+        assert_eq!(body(json!({"schemas": s, "Operations": "x"})), 400);
+        assert_eq!(
+            body(json!({"schemas": s, "Operations": [], "failOnErrors": -1})),
+            400
+        );
+        assert_eq!(
+            body(json!({"schemas": s, "Operations": [], "failOnErrors": 1.5})),
+            400
+        );
+        let many: Vec<Value> = (0..=MAX_OPERATIONS).map(|_| json!({})).collect();
+        assert_eq!(body(json!({"schemas": s, "Operations": many})), 413);
+        let ok = BulkRequest::parse(&json!({"schemas": s, "operations": [], "FAILONERRORS": 2}));
+        assert_eq!(ok.unwrap().fail_on_errors, Some(2));
+    }
+
+    #[test]
+    fn circular_references_and_their_dependents_are_409() {
+        let r = parse(json!([
+            post("a", json!({"members": [{"value": "bulkId:b"}]})),
+            post("b", json!({"members": [{"value": "bulkId:a"}]})),
+            post("c", json!({"members": [{"value": "bulkId:a"}]})),
+            post("self", json!({"members": [{"value": "bulkId:self"}]})),
+            post("d", json!({"members": [{"value": "bulkId:e"}]})),
+            post("e", json!({})),
+        ]));
+        let got: Vec<Option<u16>> = r.operations.iter().map(status).collect();
+        assert_eq!(
+            got,
+            [Some(409), Some(409), Some(409), Some(409), None, None]
+        );
+    }
+
+    fn run_all(r: &BulkRequest, one_at_a_time: bool) -> Vec<Vec<Step>> {
+        let mut state = vec![State::Pending; r.operations.len()];
+        let mut waves = Vec::new();
+        loop {
+            let wave = r.next_wave(&state, one_at_a_time);
+            if wave.is_empty() {
+                return waves;
+            }
+            for step in &wave {
+                let (Step::Run(i) | Step::Refuse(i) | Step::MissingCreator(i, _)) = step;
+                state[*i] = match step {
+                    Step::Run(_) => State::Succeeded,
+                    _ => State::Failed,
+                };
+            }
+            waves.push(wave);
+        }
+    }
+
+    #[test]
+    fn waves_keep_the_clients_order_where_it_matters() {
+        let patch =
+            |path: &str| json!({"method": "PATCH", "path": path, "data": {"Operations": []}});
+        let r = parse(json!([
+            patch("/Groups/bulkId:g"),           // 0: waits for 2
+            patch("/Groups/bulkId:g"),           // 1: behind 0 (same resource)
+            post("g", json!({})),                // 2
+            post("h", json!({})),                // 3
+            patch("/Groups/x"),                  // 4
+            patch("/Groups/x"),                  // 5: same resource as 4: a later wave
+            {"method": "DELETE", "path": "/Groups/y"}, // 6
+        ]));
+        use Step::Run;
+        assert_eq!(
+            run_all(&r, false),
+            [
+                vec![Run(2), Run(3)],
+                // A second operation on a resource of the wave ends the wave there.
+                vec![Run(0)],
+                vec![Run(1), Run(4)],
+                vec![Run(5)],
+                // A single-trip write never shares a wave with read-then-write ones.
+                vec![Run(6)],
+            ]
+        );
+        let sequential = run_all(&r, true);
+        assert!(sequential.iter().all(|w| w.len() == 1));
+        assert_eq!(sequential[0], [Run(2)]);
+        assert_eq!(sequential.len(), 7);
+    }
+
+    #[test]
+    fn a_failed_creator_fails_its_dependents() {
+        let r = parse(json!([
+            post("g", json!({})),
+            {"method": "DELETE", "path": "/Groups/bulkId:g"},
+        ]));
+        let mut state = vec![State::Pending; 2];
+        assert_eq!(r.next_wave(&state, false), [Step::Run(0)]);
+        state[0] = State::Failed;
+        assert_eq!(
+            r.next_wave(&state, false),
+            [Step::MissingCreator(1, "g".into())]
+        );
+    }
+
+    #[test]
+    fn substitution_replaces_references_only() {
+        let ids = |b: &str| (b == "u").then(|| "id-1".to_string());
+        let mut v = json!({"members": [{"value": "bulkId:u"}, {"value": "bulkId:other"}],
+                           "path": "members[value eq \"bulkId:u\"]", "note": "bulkId:u!"});
+        substitute(&mut v, &ids);
+        assert_eq!(v["members"][0]["value"], "id-1");
+        assert_eq!(v["members"][1]["value"], "bulkId:other");
+        assert_eq!(v["path"], "members[value eq \"id-1\"]");
+        assert_eq!(v["note"], "bulkId:u!");
+        assert_eq!(substitute_path("/Users/bulkId:u", &ids), "/Users/id-1");
+    }
+}

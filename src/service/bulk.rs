@@ -54,7 +54,7 @@ pub(crate) async fn serve<D: Db>(
             "method not allowed here; allowed: POST",
         ));
     }
-    let request = BulkRequest::parse(&req.json_body()?)?;
+    let mut request = BulkRequest::parse(&req.json_body()?)?;
     let store = Store::new(ctx.db, principal.tenant.clone());
     let profile = crate::service::profile::load(ctx.profiles, &store, ctx.now_ms).await?;
     let co = Coalescing::new(ctx.db, MAX_STATEMENTS_PER_TRIP);
@@ -73,6 +73,7 @@ pub(crate) async fn serve<D: Db>(
         base: format!("{}{base_path}", req.origin),
         request_id,
     };
+    job.precheck(&mut request);
     let results = job.run(&co, &request).await;
     Ok(Response::json(200, &bulk_response(&request, results)))
 }
@@ -157,6 +158,31 @@ impl<'a, D: Db> Job<'a, D> {
             }
         }
         results
+    }
+
+    /// Validates every operation as its single request would before anything is written:
+    /// one that fails is refused with that error instead of running. `bulkId` references
+    /// are still unresolved here, which changes nothing validation looks at (they stand
+    /// where ids go, and any string is an id).
+    fn precheck(&self, request: &mut BulkRequest) {
+        for op in request
+            .operations
+            .iter_mut()
+            .filter(|o| o.invalid.is_none())
+        {
+            let Some((method, path)) = op.method.zip(op.path.clone()) else {
+                continue;
+            };
+            let segments = path_segments(&path);
+            let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+            let Ok(route) = Route::parse(method_of(method), &segs) else {
+                continue; // answered when the operation's turn comes, with the route's error
+            };
+            let req = self.single_request(op, &path, &|_| None);
+            if let Err(e) = scim::precheck(self.profile, &req, &route) {
+                op.invalid = Some(e);
+            }
+        }
     }
 
     /// The single request of `step`'s operation, with `bulkId` references replaced by the

@@ -466,3 +466,26 @@ fn a_thousand_operations_take_a_few_round_trips() {
     assert!(trips <= 6, "{trips} round trips");
     eprintln!("1,000-operation bulk request: {trips} round trips");
 }
+
+/// Every operation is validated before any operation writes: an invalid group that waits
+/// for a user it references is refused (and logged) before the user is created.
+#[test]
+fn validation_precedes_the_first_write() {
+    let mut h = Harness::new();
+    let resp = h.bulk(
+        json!([
+            {"method": "POST", "path": "/Groups", "bulkId": "g",
+             "data": {"schemas": [GROUP_SCHEMA], "members": [{"value": "bulkId:u"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "u",
+             "data": {"schemas": [USER_SCHEMA], "userName": "first"}},
+        ]),
+        json!({}),
+    );
+    assert_eq!(statuses(&resp), ["400", "201"]);
+    let order: Vec<String> =
+        h.db.query("SELECT resource_type || ':' || outcome AS e FROM events ORDER BY seq")
+            .iter()
+            .map(|r| r["e"].as_str().unwrap().to_string())
+            .collect();
+    assert_eq!(order, ["Group:failure", "User:success"]);
+}

@@ -450,6 +450,28 @@ async fn create<D: Db>(
     Ok(resource_response(201, stored, &projection, base)?.with_notes(tolerated(&tolerances)))
 }
 
+/// The checks a write makes before its first round trip (the body, its validation against
+/// the tenant's schemas, a PATCH parsed whole), without running it. `POST /Bulk` runs them
+/// for every operation before any operation writes; the handler runs them again.
+pub(crate) fn precheck(profile: TenantProfile, req: &Request, route: &Route) -> Result<()> {
+    match route {
+        Route::Create(rt) | Route::Replace(rt, _) => {
+            validate_full(profile, *rt, &req.json_body()?).map(|_| ())
+        }
+        Route::Patch(rt, id) => {
+            let body = req.json_body()?;
+            let mut parsed = crate::proto::tolerance::Tolerances::lenient();
+            let request = crate::proto::patch::PatchRequest::parse(
+                profile.schemas.of(*rt),
+                &body,
+                &mut parsed,
+            )?;
+            member_changes(id, request.member_ops()).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Validates a POST or PUT body against the tenant's schemas, accepting identity-provider
 /// quirks unless the tenant is strict (a strict tenant gets the error the strict validation
 /// gives). Both come with the tenant's profile: no round trip.
