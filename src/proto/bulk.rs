@@ -275,12 +275,16 @@ fn define_bulk_ids(ops: &mut [Operation]) -> HashMap<String, usize> {
         let Some(id) = op.bulk_id.clone() else {
             continue;
         };
-        if creators.contains_key(&id) {
-            op.invalid = Some(ScimError::invalid_value(format!(
-                "bulkId '{id}' is used by an earlier operation of this request"
-            )));
-        } else {
-            creators.insert(id, i);
+        match creators.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                op.invalid = Some(ScimError::invalid_value(format!(
+                    "bulkId '{}' is used by an earlier operation of this request",
+                    e.key()
+                )));
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
         }
     }
     creators
