@@ -60,6 +60,10 @@ pub struct Operation {
     /// The `bulkId`s the path and data reference, each once, in order of appearance.
     pub refs: Vec<String>,
     pub invalid: Option<ScimError>,
+    /// Set on an operation this service added: the PATCH that adds the members a group's
+    /// POST (the operation at this index) left out to break a circular reference. Its
+    /// outcome is reported as that POST's.
+    pub completes: Option<usize>,
 }
 
 impl Operation {
@@ -141,18 +145,29 @@ impl BulkRequest {
         let mut operations: Vec<Operation> = ops.iter().map(parse_operation).collect();
         let creators = define_bulk_ids(&mut operations);
         check_references(&mut operations, &creators);
+        let follow_ups = break_cycles(&mut operations, &creators);
         for i in circular(&operations, &creators) {
             if let Some(op) = operations.get_mut(i) {
                 op.invalid.get_or_insert_with(|| {
                     ScimError::new(
                         409,
                         None,
-                        "the operation is part of, or depends on, a circular bulkId reference, \
-                         which this service provider does not resolve",
+                        "the operation is part of, or depends on, a circular bulkId reference \
+                         that cannot be resolved (only group members can be added afterwards)",
                     )
                 });
             }
         }
+        // A POST refused after all keeps its members in its own (refused) request.
+        let kept: Vec<Operation> = follow_ups
+            .into_iter()
+            .filter(|f| {
+                f.completes
+                    .and_then(|i| operations.get(i))
+                    .is_some_and(|o| o.invalid.is_none())
+            })
+            .collect();
+        operations.extend(kept);
         Ok(BulkRequest {
             fail_on_errors,
             operations,
@@ -178,6 +193,7 @@ fn parse_operation(v: &Value) -> Operation {
         data: None,
         refs: Vec::new(),
         invalid: None,
+        completes: None,
     };
     let Some(obj) = v.as_object() else {
         op.invalid = Some(ScimError::invalid_syntax(
@@ -298,6 +314,73 @@ fn check_references(ops: &mut [Operation], creators: &HashMap<String, usize>) {
             )));
         }
     }
+}
+
+/// Resolves circular references through group members (RFC 7644 §3.7.1: the service
+/// provider MUST try): a group POST on or behind a cycle is created without the members that
+/// reference other operations' `bulkId`s, and a PATCH adding them follows once those exist.
+/// Returns those PATCHes; a cycle that members alone do not make stays, and is refused.
+fn break_cycles(ops: &mut [Operation], creators: &HashMap<String, usize>) -> Vec<Operation> {
+    let mut follow_ups = Vec::new();
+    for i in circular(ops, creators) {
+        let Some(op) = ops.get_mut(i) else { continue };
+        let own = op.bulk_id.clone();
+        let is_group_post = op.method == Some(BulkMethod::Post)
+            && op
+                .path
+                .as_deref()
+                .is_some_and(|p| p.trim_matches('/').eq_ignore_ascii_case("Groups"));
+        let Some(own) = own.filter(|_| is_group_post && op.invalid.is_none()) else {
+            continue;
+        };
+        let Some(members) = op
+            .data
+            .as_mut()
+            .and_then(Value::as_object_mut)
+            .and_then(|d| {
+                d.iter_mut()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("members"))
+            })
+            .and_then(|(_, m)| m.as_array_mut())
+        else {
+            continue;
+        };
+        let refers_on = |m: &Value| {
+            let mut refs = Vec::new();
+            collect_refs(m, &mut refs);
+            !refs.is_empty() && refs.iter().all(|r| *r != own)
+        };
+        let (later, now): (Vec<Value>, Vec<Value>) =
+            std::mem::take(members).into_iter().partition(refers_on);
+        *members = now;
+        if later.is_empty() {
+            continue;
+        }
+        op.refs.clear();
+        if let Some(path) = &op.path {
+            collect_path_ref(path, &mut op.refs);
+        }
+        if let Some(data) = &op.data {
+            collect_refs(data, &mut op.refs);
+        }
+        let value = Value::Array(later);
+        let mut refs = vec![own.clone()];
+        collect_refs(&value, &mut refs);
+        follow_ups.push(Operation {
+            method: Some(BulkMethod::Patch),
+            bulk_id: None,
+            path: Some(format!("/Groups/{BULK_ID_PREFIX}{own}")),
+            version: None,
+            data: Some(serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": value}]
+            })),
+            refs,
+            invalid: None,
+            completes: Some(i),
+        });
+    }
+    follow_ups
 }
 
 /// Operations on a `bulkId` cycle, or waiting on one: what remains after repeatedly
@@ -549,20 +632,57 @@ mod tests {
     }
 
     #[test]
-    fn circular_references_and_their_dependents_are_409() {
+    fn circular_group_members_are_added_afterwards_other_cycles_are_409() {
+        let user = |b: &str, manager: &str| {
+            json!({"method": "POST", "path": "/Users", "bulkId": b, "data": {"userName": b,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":
+                    {"manager": {"value": format!("bulkId:{manager}")}}}})
+        };
         let r = parse(json!([
-            post("a", json!({"members": [{"value": "bulkId:b"}]})),
+            post(
+                "a",
+                json!({"members": [{"value": "bulkId:b"}, {"value": "existing"}]})
+            ),
             post("b", json!({"members": [{"value": "bulkId:a"}]})),
-            post("c", json!({"members": [{"value": "bulkId:a"}]})),
             post("self", json!({"members": [{"value": "bulkId:self"}]})),
+            user("x", "y"),
+            user("y", "x"),
             post("d", json!({"members": [{"value": "bulkId:e"}]})),
             post("e", json!({})),
         ]));
         let got: Vec<Option<u16>> = r.operations.iter().map(status).collect();
         assert_eq!(
             got,
-            [Some(409), Some(409), Some(409), Some(409), None, None]
+            [
+                None,
+                None,
+                Some(409),
+                Some(409),
+                Some(409),
+                None,
+                None,
+                None,
+                None
+            ]
         );
+        // Group a is created with its other member; a PATCH adds b once both exist.
+        assert_eq!(
+            r.operations[0].data.as_ref().unwrap()["members"],
+            json!([{"value": "existing"}])
+        );
+        assert!(r.operations[0].refs.is_empty());
+        let follow_up = &r.operations[7];
+        assert_eq!(follow_up.completes, Some(0));
+        assert_eq!(follow_up.method, Some(BulkMethod::Patch));
+        assert_eq!(follow_up.path.as_deref(), Some("/Groups/bulkId:a"));
+        assert_eq!(follow_up.refs, ["a", "b"]);
+        assert_eq!(
+            follow_up.data.as_ref().unwrap()["Operations"][0]["value"],
+            json!([{"value": "bulkId:b"}])
+        );
+        assert_eq!(r.operations[8].completes, Some(1));
+        // An acyclic reference is left as it is.
+        assert_eq!(r.operations[5].refs, ["e"]);
     }
 
     fn run_all(r: &BulkRequest, one_at_a_time: bool) -> Vec<Vec<Step>> {

@@ -1,6 +1,9 @@
 //! A [`Db`] that lets many writes share round trips: POST /Bulk runs the operations of a
-//! wave concurrently, each through its single-request code, and whenever all of them wait on
-//! the database their batches go to D1 as one batch, in operation order.
+//! wave concurrently ([`Db::drive`]), each through its single-request code, and whenever all
+//! of them wait on the database their batches go to D1 as one batch, in operation order.
+//! Outside `drive` every batch goes straight through. The Worker wraps D1 in it for every
+//! request, so the handlers are compiled once, for one database type (a second type would
+//! duplicate them all in the wasm).
 //!
 //! One merged batch is exactly the member batches run one after the other (same statements,
 //! same order, nothing in between), except that it is all-or-nothing: if it fails, it is split
@@ -24,8 +27,14 @@ struct Queued {
     slot: Rc<RefCell<Option<Outcome>>>,
 }
 
+/// Most statements sent in one merged round trip (a created user is two or three), so a
+/// merged batch stays a modest D1 request.
+pub const MAX_STATEMENTS_PER_TRIP: usize = 500;
+
 pub struct Coalescing<'a, D: Db> {
     inner: &'a D,
+    /// Inside [`Db::drive`]: batches wait in `queue` for the next flush.
+    driving: std::cell::Cell<bool>,
     queue: RefCell<Vec<Queued>>,
     /// Most statements sent in one round trip: a merged batch stays a modest D1 request.
     max_statements: usize,
@@ -34,6 +43,9 @@ pub struct Coalescing<'a, D: Db> {
 
 impl<D: Db> Db for Coalescing<'_, D> {
     async fn batch(&self, stmts: Vec<Stmt>) -> Outcome {
+        if !self.driving.get() {
+            return self.send(stmts).await;
+        }
         let slot = Rc::new(RefCell::new(None));
         self.queue.borrow_mut().push(Queued {
             stmts,
@@ -45,27 +57,20 @@ impl<D: Db> Db for Coalescing<'_, D> {
         })
         .await
     }
-}
-
-impl<'a, D: Db> Coalescing<'a, D> {
-    pub fn new(inner: &'a D, max_statements: usize) -> Self {
-        Coalescing {
-            inner,
-            queue: RefCell::new(Vec::new()),
-            max_statements: max_statements.max(1),
-            round_trips: std::cell::Cell::new(0),
-        }
-    }
-
-    /// Round trips made to the inner database so far.
-    pub fn round_trips(&self) -> usize {
-        self.round_trips.get()
-    }
 
     /// Runs `tasks` to completion, concurrently, flushing their batches whenever all of them
     /// wait. Outputs in task order; `None` for a task that waited on something other than
     /// this database (no write path does), which is abandoned rather than spun on.
-    pub async fn drive<F: Future>(&self, tasks: Vec<F>) -> Vec<Option<F::Output>> {
+    async fn drive<F: Future>(&self, tasks: Vec<F>) -> Vec<Option<F::Output>> {
+        self.driving.set(true);
+        let out = self.run_together(tasks).await;
+        self.driving.set(false);
+        out
+    }
+}
+
+impl<'a, D: Db> Coalescing<'a, D> {
+    async fn run_together<F: Future>(&self, tasks: Vec<F>) -> Vec<Option<F::Output>> {
         let mut tasks: Vec<Pin<Box<F>>> = tasks.into_iter().map(Box::pin).collect();
         let mut out: Vec<Option<F::Output>> = tasks.iter().map(|_| None).collect();
         loop {
@@ -89,6 +94,23 @@ impl<'a, D: Db> Coalescing<'a, D> {
             }
             self.flush(queued).await;
         }
+    }
+}
+
+impl<'a, D: Db> Coalescing<'a, D> {
+    pub fn new(inner: &'a D, max_statements: usize) -> Self {
+        Coalescing {
+            inner,
+            driving: std::cell::Cell::new(false),
+            queue: RefCell::new(Vec::new()),
+            max_statements: max_statements.max(1),
+            round_trips: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Round trips made to the inner database so far.
+    pub fn round_trips(&self) -> usize {
+        self.round_trips.get()
     }
 
     /// Sends `queued` in as few round trips as the statement limit allows, bisecting a

@@ -46,6 +46,18 @@ pub type Row = Map<String, Value>;
 pub trait Db {
     /// Executes `stmts` in order inside one transaction and returns each statement's rows.
     async fn batch(&self, stmts: Vec<Stmt>) -> std::result::Result<Vec<Vec<Row>>, DbError>;
+
+    /// Runs `tasks` (each doing its own `batch` calls) to completion, outputs in task order.
+    /// A database that merges concurrent batches into shared round trips
+    /// ([`coalesce::Coalescing`], what the Worker uses) runs them together; any other runs
+    /// them one after the other. `None`: a task that could not finish.
+    async fn drive<F: std::future::Future>(&self, tasks: Vec<F>) -> Vec<Option<F::Output>> {
+        let mut out = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            out.push(Some(task.await));
+        }
+        out
+    }
 }
 
 /// A resource as read from the store.

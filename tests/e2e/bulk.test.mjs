@@ -69,7 +69,7 @@ test("RFC 7644 §3.7.3: create, replace, patch and delete by bulkId path, versio
   assert.equal((await w.get(`/Users/${id}`)).status, 404);
 });
 
-test("bulkId in PATCH values and filter paths; circular references are 409", async () => {
+test("bulkId in PATCH values and filter paths; circular group members resolved (RFC 7644 §3.7.1)", async () => {
   const g = await w.createGroup("Patched");
   const r = await bulk([
     { method: "PATCH", path: `/Groups/${g.id}`,
@@ -81,10 +81,17 @@ test("bulkId in PATCH values and filter paths; circular references are 409", asy
     { method: "POST", path: "/Groups", bulkId: "a", data: { schemas: [GROUP_SCHEMA], displayName: "A", members: [{ value: "bulkId:b" }] } },
     { method: "POST", path: "/Groups", bulkId: "b", data: { schemas: [GROUP_SCHEMA], displayName: "B", members: [{ value: "bulkId:a" }] } },
   ]);
-  assert.deepEqual(statuses(r), ["204", "201", "201", "204", "409", "409"]);
+    { method: "POST", path: "/Groups", bulkId: "self", data: { schemas: [GROUP_SCHEMA], displayName: "Self", members: [{ value: "bulkId:self" }] } },
+  ]);
+  assert.deepEqual(statuses(r), ["204", "201", "201", "204", "201", "201", "409"]);
   const members = (await w.get(`/Groups/${g.id}`)).json.members.map((m) => m.value);
   assert.deepEqual(members, [idOf(r.json.Operations[2].location)]);
-  assert.equal(await w.count("SELECT count(*) FROM resources WHERE display_name IN ('A', 'B')"), 0);
+  const [a, b] = [r.json.Operations[4], r.json.Operations[5]].map((o) => idOf(o.location));
+  const groupA = await w.get(`/Groups/${a}`);
+  assert.deepEqual(groupA.json.members.map((m) => m.value), [b]);
+  assert.equal(groupA.headers.get("etag"), r.json.Operations[4].version, "the version after the members were added");
+  assert.deepEqual((await w.get(`/Groups/${b}`)).json.members.map((m) => m.value), [a]);
+  assert.equal(await w.count("SELECT count(*) FROM resources WHERE display_name = 'Self'"), 0);
 });
 
 test("failOnErrors stops processing; without it every operation runs and errors are per operation", async () => {
