@@ -29,20 +29,16 @@ pub(crate) fn addressed(rest: &str) -> bool {
         .is_some_and(|s| s.eq_ignore_ascii_case("Bulk"))
 }
 
-/// Answers `POST /Bulk`, authenticated and rate-limited like every SCIM request; the whole
-/// request counts once against the tenant's rate limit.
+/// Answers `POST /Bulk` for `principal`, authenticated and within its rate limit like every
+/// SCIM request ([`scim::admit`]); the whole request counts once against the rate limit.
 pub(crate) async fn serve<D: Db>(
     ctx: &Ctx<'_, D>,
     req: &Request,
-    url_tenant: Option<&str>,
+    principal: crate::service::tenant::Principal,
     base_path: &str,
     rest: &str,
     request_id: &str,
 ) -> Result<Response> {
-    let principal = match scim::admit(ctx, req, url_tenant).await? {
-        Ok(principal) => principal,
-        Err(limited) => return Ok(limited),
-    };
     if path_segments(rest).len() != 1 {
         return Err(ScimError::not_found(format!("no resource at '{rest}'")));
     }

@@ -80,17 +80,13 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Resu
             )));
         }
     };
+    // Every SCIM request, bulk or not, is authenticated and rate-limited here, once.
+    let principal = match scim::admit(ctx, req, url_tenant.as_deref()).await? {
+        Ok(principal) => principal,
+        Err(limited) => return Ok(limited),
+    };
     if bulk::addressed(rest) {
-        let tenant = url_tenant.as_deref();
-        return bulk::serve(ctx, req, tenant, &base_path, rest, request_id).await;
+        return bulk::serve(ctx, req, principal, &base_path, rest, request_id).await;
     }
-    scim::serve(
-        ctx,
-        req,
-        url_tenant.as_deref(),
-        &base_path,
-        rest,
-        request_id,
-    )
-    .await
+    scim::serve(ctx, req, principal, &base_path, rest, request_id).await
 }

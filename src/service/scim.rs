@@ -34,21 +34,18 @@ pub const MAX_START_INDEX: i64 = (1 << 53) - 1;
 /// How often a write retries after losing an optimistic-concurrency race (no If-Match sent).
 const WRITE_RETRIES: usize = 4;
 
-/// Answers a SCIM request (`rest` is the path below `base_path`, the tenant's SCIM base):
-/// authenticates it, applies the tenant's rate limit, then routes it. Writes are recorded in
-/// the provisioning log: successes by the store in the write's own batch, failures here.
+/// Answers a SCIM request of `principal` (authenticated and within its rate limit,
+/// [`admit`]; `rest` is the path below `base_path`, the tenant's SCIM base) by its route.
+/// Writes are recorded in the provisioning log: successes by the store in the write's own
+/// batch, failures by [`run_write`].
 pub(crate) async fn serve<D: Db>(
     ctx: &Ctx<'_, D>,
     req: &Request,
-    url_tenant: Option<&str>,
+    principal: crate::service::tenant::Principal,
     base_path: &str,
     rest: &str,
     request_id: &str,
 ) -> Result<Response> {
-    let principal = match admit(ctx, req, url_tenant).await? {
-        Ok(principal) => principal,
-        Err(limited) => return Ok(limited),
-    };
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let route = Route::parse(req.method, &segs)?;
