@@ -20,7 +20,6 @@ use crate::service::scim;
 use crate::store::events::AuditNote;
 use crate::store::{Db, Store};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 
 /// Whether `rest` (the path below the SCIM base) addresses the bulk endpoint.
 pub(crate) fn addressed(rest: &str) -> bool {
@@ -107,7 +106,8 @@ impl<D: Db> Job<'_, '_, D> {
         let n = request.operations.len();
         let mut state = vec![State::Pending; n];
         let mut results: Vec<Option<OpResult>> = (0..n).map(|_| None).collect();
-        let mut created: HashMap<String, String> = HashMap::new();
+        // The id each POST created, by operation index (`bulkId`s map to indexes).
+        let mut created: Vec<Option<String>> = vec![None; n];
         let mut errors = 0usize;
         let limit = request.fail_on_errors;
         loop {
@@ -125,9 +125,9 @@ impl<D: Db> Job<'_, '_, D> {
                 let op = request.operations.get(*i);
                 let result = self.result_of(op, p, out);
                 let ok = result.error.is_none();
-                if let (true, Some(op), Some(id)) = (ok, op, &result.id) {
-                    if let (Some(BulkMethod::Post), Some(b)) = (op.method, &op.bulk_id) {
-                        created.insert(b.clone(), id.clone());
+                if ok && op.is_some_and(|o| o.method == Some(BulkMethod::Post)) {
+                    if let Some(slot) = created.get_mut(*i) {
+                        slot.clone_from(&result.id);
                     }
                 }
                 errors += usize::from(!ok);
@@ -180,9 +180,12 @@ impl<D: Db> Job<'_, '_, D> {
         &self,
         request: &BulkRequest,
         step: &Step,
-        created: &HashMap<String, String>,
+        created: &[Option<String>],
     ) -> Option<(usize, Prepared)> {
-        let resolve = |b: &str| created.get(b).cloned();
+        let resolve = |b: &str| {
+            let i = request.creators.get(b)?;
+            created.get(*i).cloned().flatten()
+        };
         let (i, refused) = match step {
             Step::Run(i) => (*i, None),
             Step::Refuse(i) => (*i, request.operations.get(*i)?.invalid.clone()),

@@ -80,7 +80,6 @@ test("bulkId in PATCH values and filter paths; circular group members resolved (
       data: { schemas: [PATCH_OP], Operations: [{ op: "remove", path: 'members[value eq "bulkId:p1"]' }] } },
     { method: "POST", path: "/Groups", bulkId: "a", data: { schemas: [GROUP_SCHEMA], displayName: "A", members: [{ value: "bulkId:b" }] } },
     { method: "POST", path: "/Groups", bulkId: "b", data: { schemas: [GROUP_SCHEMA], displayName: "B", members: [{ value: "bulkId:a" }] } },
-  ]);
     { method: "POST", path: "/Groups", bulkId: "self", data: { schemas: [GROUP_SCHEMA], displayName: "Self", members: [{ value: "bulkId:self" }] } },
   ]);
   assert.deepEqual(statuses(r), ["204", "201", "201", "204", "201", "201", "409"]);
