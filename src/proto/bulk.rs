@@ -442,9 +442,11 @@ impl BulkRequest {
     /// same resource waiting too, so the client's order is kept wherever it matters. A wave
     /// holds either single-trip writes only or read-then-write operations only, never two
     /// operations on one resource, so running it equals running its operations one by one.
-    /// `one_at_a_time` (`failOnErrors`) makes every wave a single step, so nothing runs
-    /// after the error that ends the request. Empty when nothing is pending.
-    pub fn next_wave(&self, state: &[State], one_at_a_time: bool) -> Vec<Step> {
+    /// At most `max_steps` steps: with `failOnErrors` n and k errors so far, n − k, so that
+    /// even if every step fails the request ends exactly at its n-th error and nothing runs
+    /// after it (`failOnErrors: 1` runs one operation at a time). Empty when nothing is
+    /// pending.
+    pub fn next_wave(&self, state: &[State], max_steps: usize) -> Vec<Step> {
         let mut wave = Vec::new();
         // Resources an earlier operation still waits to write, and those this wave writes.
         let mut waiting: HashSet<String> = HashSet::new();
@@ -474,7 +476,7 @@ impl BulkRequest {
                 in_wave.extend(target);
                 wave.push(Step::Run(i));
             }
-            if one_at_a_time {
+            if wave.len() >= max_steps {
                 break;
             }
         }
@@ -685,11 +687,11 @@ mod tests {
         assert_eq!(r.operations[5].refs, ["e"]);
     }
 
-    fn run_all(r: &BulkRequest, one_at_a_time: bool) -> Vec<Vec<Step>> {
+    fn run_all(r: &BulkRequest, max_steps: usize) -> Vec<Vec<Step>> {
         let mut state = vec![State::Pending; r.operations.len()];
         let mut waves = Vec::new();
         loop {
-            let wave = r.next_wave(&state, one_at_a_time);
+            let wave = r.next_wave(&state, max_steps);
             if wave.is_empty() {
                 return waves;
             }
@@ -719,7 +721,7 @@ mod tests {
         ]));
         use Step::Run;
         assert_eq!(
-            run_all(&r, false),
+            run_all(&r, usize::MAX),
             [
                 vec![Run(2), Run(3)],
                 // A second operation on a resource of the wave ends the wave there.
@@ -730,7 +732,7 @@ mod tests {
                 vec![Run(6)],
             ]
         );
-        let sequential = run_all(&r, true);
+        let sequential = run_all(&r, 1);
         assert!(sequential.iter().all(|w| w.len() == 1));
         assert_eq!(sequential[0], [Run(2)]);
         assert_eq!(sequential.len(), 7);
@@ -743,10 +745,10 @@ mod tests {
             {"method": "DELETE", "path": "/Groups/bulkId:g"},
         ]));
         let mut state = vec![State::Pending; 2];
-        assert_eq!(r.next_wave(&state, false), [Step::Run(0)]);
+        assert_eq!(r.next_wave(&state, usize::MAX), [Step::Run(0)]);
         state[0] = State::Failed;
         assert_eq!(
-            r.next_wave(&state, false),
+            r.next_wave(&state, usize::MAX),
             [Step::MissingCreator(1, "g".into())]
         );
     }

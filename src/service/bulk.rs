@@ -111,7 +111,8 @@ impl<D: Db> Job<'_, '_, D> {
         let mut errors = 0usize;
         let limit = request.fail_on_errors;
         loop {
-            let wave = request.next_wave(&state, limit.is_some());
+            let max_steps = limit.map_or(usize::MAX, |l| l.saturating_sub(errors).max(1));
+            let wave = request.next_wave(&state, max_steps);
             if wave.is_empty() {
                 break;
             }

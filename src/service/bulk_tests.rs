@@ -245,6 +245,24 @@ fn fail_on_errors_stops_after_that_many_errors() {
         h.count("SELECT count(*) AS n FROM resources WHERE user_name = 'never'"),
         0
     );
+    // failOnErrors: 2 ends at the second error, whatever waves the operations ran in.
+    let user = |b: &str, name: &str| {
+        json!({"method": "POST", "path": "/Users", "bulkId": b,
+               "data": {"schemas": [USER_SCHEMA], "userName": name}})
+    };
+    let ops = json!([
+        user("d1", "taken"),
+        user("k1", "kept1"),
+        user("k2", "kept2"),
+        user("d2", "taken"),
+        user("n", "never2"),
+    ]);
+    let resp = h.bulk(ops, json!({"failOnErrors": 2}));
+    assert_eq!(statuses(&resp), ["409", "201", "201", "409"]);
+    assert_eq!(
+        h.count("SELECT count(*) AS n FROM resources WHERE user_name = 'never2'"),
+        0
+    );
     // Without failOnErrors every operation runs and partial failures are reported.
     let ops = json!([
         {"method": "POST", "path": "/Users", "bulkId": "b",
