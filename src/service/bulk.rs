@@ -99,55 +99,125 @@ enum Prepared {
     ),
 }
 
+/// Most operations of one all-or-nothing wave (`failOnErrors`): about 1,000 statements, one
+/// modest D1 batch.
+const MAX_ATOMIC_WAVE: usize = 400;
+
+/// Where a bulk request stands: each operation's state and answer, the ids POSTs created.
+struct Progress {
+    state: Vec<State>,
+    results: Vec<Option<OpResult>>,
+    /// The id each POST created, by operation index (`bulkId`s map to indexes).
+    created: Vec<Option<String>>,
+    errors: usize,
+    /// How many POSTs the next all-or-nothing wave may hold: halved after one failed (the
+    /// failing POST is then found in a few tries), doubled after one applied.
+    atomic_size: usize,
+}
+
 impl<D: Db> Job<'_, '_, D> {
     /// Runs the waves until every operation is answered or `failOnErrors` errors stop the
     /// request; operations never reached have no result.
     async fn run(&self, request: &BulkRequest) -> Vec<Option<OpResult>> {
         let n = request.operations.len();
-        let mut state = vec![State::Pending; n];
-        let mut results: Vec<Option<OpResult>> = (0..n).map(|_| None).collect();
-        // The id each POST created, by operation index (`bulkId`s map to indexes).
-        let mut created: Vec<Option<String>> = vec![None; n];
-        let mut errors = 0usize;
+        let mut p = Progress {
+            state: vec![State::Pending; n],
+            results: (0..n).map(|_| None).collect(),
+            created: vec![None; n],
+            errors: 0,
+            atomic_size: MAX_ATOMIC_WAVE,
+        };
         let limit = request.fail_on_errors;
         loop {
-            let max_steps = limit.map_or(usize::MAX, |l| l.saturating_sub(errors).max(1));
-            let wave = request.next_wave(&state, max_steps);
+            let max_steps = limit.map_or(usize::MAX, |l| l.saturating_sub(p.errors).max(1));
+            if limit.is_some() && self.run_atomic(request, &mut p, max_steps).await {
+                continue;
+            }
+            let wave = request.next_wave(&p.state, max_steps);
             if wave.is_empty() {
                 break;
             }
             let prepared: Vec<(usize, Prepared)> = wave
                 .iter()
-                .filter_map(|step| self.prepare(request, step, &created))
+                .filter_map(|step| self.prepare(request, step, &p.created))
                 .collect();
             let tasks: Vec<_> = prepared.iter().map(|(_, p)| self.execute(p)).collect();
             let outputs = self.ctx.db.drive(tasks).await;
-            for ((i, p), out) in prepared.iter().zip(outputs) {
-                let op = request.operations.get(*i);
-                let result = self.result_of(op, p, out);
-                let ok = result.error.is_none();
-                if ok && op.is_some_and(|o| o.method == Some(BulkMethod::Post)) {
-                    if let Some(slot) = created.get_mut(*i) {
-                        slot.clone_from(&result.id);
-                    }
-                }
-                errors += usize::from(!ok);
-                if let Some(s) = state.get_mut(*i) {
-                    *s = if ok { State::Succeeded } else { State::Failed };
-                }
-                let into = op.and_then(|o| o.completes).unwrap_or(*i);
-                if let Some(r) = results.get_mut(into) {
-                    *r = Some(match r.take() {
-                        Some(created) if into != *i => completed(created, result),
-                        _ => result,
-                    });
-                }
-            }
-            if limit.is_some_and(|l| errors >= l) {
+            self.record(request, &mut p, &prepared, outputs);
+            if limit.is_some_and(|l| p.errors >= l) {
                 break;
             }
         }
-        results
+        p.results
+    }
+
+    /// Under `failOnErrors`, runs the POSTs at the head of the next wave (more than
+    /// `max_steps` of them, up to [`MAX_ATOMIC_WAVE`]) as one all-or-nothing batch
+    /// ([`Db::drive_atomic`]). Validated already, a POST can then fail only in the database,
+    /// so if the batch applied none failed, and if it failed none applied and they run again
+    /// in ordinary waves. Whether it answered operations.
+    async fn run_atomic(&self, request: &BulkRequest, p: &mut Progress, max_steps: usize) -> bool {
+        let is_post = |i: usize| {
+            request
+                .operations
+                .get(i)
+                .is_some_and(|o| o.method == Some(BulkMethod::Post) && o.completes.is_none())
+        };
+        let wave: Vec<Step> = request
+            .next_wave(&p.state, p.atomic_size)
+            .into_iter()
+            .take_while(|s| matches!(s, Step::Run(i) if is_post(*i)))
+            .collect();
+        if wave.len() <= max_steps {
+            return false;
+        }
+        let prepared: Vec<(usize, Prepared)> = wave
+            .iter()
+            .filter_map(|step| self.prepare(request, step, &p.created))
+            .collect();
+        let tasks: Vec<_> = prepared.iter().map(|(_, p)| self.execute(p)).collect();
+        match self.ctx.db.drive_atomic(tasks).await {
+            Some(outputs) => {
+                p.atomic_size = p.atomic_size.saturating_mul(2).min(MAX_ATOMIC_WAVE);
+                self.record(request, p, &prepared, outputs);
+                true
+            }
+            None => {
+                p.atomic_size = wave.len() / 2;
+                false
+            }
+        }
+    }
+
+    /// Takes the answers of a wave's operations, in order.
+    fn record(
+        &self,
+        request: &BulkRequest,
+        p: &mut Progress,
+        prepared: &[(usize, Prepared)],
+        outputs: Vec<Option<Result<Response>>>,
+    ) {
+        for ((i, prep), out) in prepared.iter().zip(outputs) {
+            let op = request.operations.get(*i);
+            let result = self.result_of(op, prep, out);
+            let ok = result.error.is_none();
+            if ok && op.is_some_and(|o| o.method == Some(BulkMethod::Post)) {
+                if let Some(slot) = p.created.get_mut(*i) {
+                    slot.clone_from(&result.id);
+                }
+            }
+            p.errors += usize::from(!ok);
+            if let Some(s) = p.state.get_mut(*i) {
+                *s = if ok { State::Succeeded } else { State::Failed };
+            }
+            let into = op.and_then(|o| o.completes).unwrap_or(*i);
+            if let Some(r) = p.results.get_mut(into) {
+                *r = Some(match r.take() {
+                    Some(created) if into != *i => completed(created, result),
+                    _ => result,
+                });
+            }
+        }
     }
 
     /// Validates every operation as its single request would before anything is written:

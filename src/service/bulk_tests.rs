@@ -551,3 +551,47 @@ fn without_coalescing_operations_run_one_after_the_other() {
     assert_eq!(statuses(&r.body_json()), ["201", "201", "201"]);
     assert_eq!(server.db.round_trips.get() - before, 3);
 }
+
+/// `failOnErrors: 1` over 999 valid POSTs: all-or-nothing waves keep it to a few round trips;
+/// one clash among them costs a handful more and still ends the request exactly there.
+#[test]
+fn fail_on_errors_one_with_many_posts_takes_few_round_trips() {
+    let mut h = Harness::new();
+    h.call(Method::Get, "/Schemas", None);
+    let ops = |prefix: &str, clash_at: Option<usize>| -> Value {
+        (0..999)
+            .map(|i| {
+                let name = match clash_at {
+                    Some(c) if i == c => format!("{prefix}0"),
+                    _ => format!("{prefix}{i}"),
+                };
+                json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
+                       "data": {"schemas": [USER_SCHEMA], "userName": name}})
+            })
+            .collect()
+    };
+    let before = h.db.round_trips.get();
+    let resp = h.bulk(ops("f", None), json!({"failOnErrors": 1}));
+    let trips = h.db.round_trips.get() - before;
+    assert_eq!(statuses(&resp).len(), 999);
+    assert!(statuses(&resp).iter().all(|s| s == "201"));
+    assert!(trips <= 4, "{trips} round trips");
+    let before = h.db.round_trips.get();
+    let resp = h.bulk(ops("g", Some(700)), json!({"failOnErrors": 1}));
+    let trips = h.db.round_trips.get() - before;
+    let got = statuses(&resp);
+    assert_eq!(got.len(), 701, "answered up to and including the error");
+    assert_eq!(got[700], "409");
+    assert!(got[..700].iter().all(|s| s == "201"));
+    assert_eq!(
+        h.count("SELECT count(*) AS n FROM resources WHERE user_name LIKE 'g%'"),
+        700
+    );
+    assert_eq!(
+        h.count("SELECT count(*) AS n FROM events WHERE outcome = 'failure'"),
+        1,
+        "the all-or-nothing attempts leave no trace in the provisioning log"
+    );
+    assert!(trips <= 40, "{trips} round trips");
+    eprintln!("failOnErrors 1, 999 POSTs with a clash at 700: {trips} round trips");
+}

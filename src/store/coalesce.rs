@@ -35,6 +35,10 @@ pub struct Coalescing<'a, D: Db> {
     inner: &'a D,
     /// Inside [`Db::drive`]: batches wait in `queue` for the next flush.
     driving: std::cell::Cell<bool>,
+    /// Inside [`Db::drive_atomic`], before its first flush: that flush is one batch.
+    atomic: std::cell::Cell<bool>,
+    /// The atomic flush failed: every batch of the drive fails without reaching the database.
+    aborted: std::cell::Cell<bool>,
     queue: RefCell<Vec<Queued>>,
     /// Most statements sent in one round trip: a merged batch stays a modest D1 request.
     max_statements: usize,
@@ -45,6 +49,9 @@ impl<D: Db> Db for Coalescing<'_, D> {
     async fn batch(&self, stmts: Vec<Stmt>) -> Outcome {
         if !self.driving.get() {
             return self.send(stmts).await;
+        }
+        if self.aborted.get() {
+            return Err(not_applied());
         }
         let slot = Rc::new(RefCell::new(None));
         self.queue.borrow_mut().push(Queued {
@@ -67,6 +74,17 @@ impl<D: Db> Db for Coalescing<'_, D> {
         self.driving.set(false);
         out
     }
+
+    async fn drive_atomic<F: Future>(&self, tasks: Vec<F>) -> Option<Vec<Option<F::Output>>> {
+        self.atomic.set(true);
+        let out = self.drive(tasks).await;
+        self.atomic.set(false);
+        (!self.aborted.replace(false)).then_some(out)
+    }
+}
+
+fn not_applied() -> DbError {
+    DbError::Other("not applied: the merged batch it belonged to failed".into())
 }
 
 impl<'a, D: Db> Coalescing<'a, D> {
@@ -102,6 +120,8 @@ impl<'a, D: Db> Coalescing<'a, D> {
         Coalescing {
             inner,
             driving: std::cell::Cell::new(false),
+            atomic: std::cell::Cell::new(false),
+            aborted: std::cell::Cell::new(false),
             queue: RefCell::new(Vec::new()),
             max_statements: max_statements.max(1),
             round_trips: std::cell::Cell::new(0),
@@ -116,6 +136,19 @@ impl<'a, D: Db> Coalescing<'a, D> {
     /// Sends `queued` in as few round trips as the statement limit allows, bisecting a
     /// merged batch that fails.
     async fn flush(&self, queued: Vec<Queued>) {
+        if self.atomic.replace(false) {
+            let merged: Vec<Stmt> = queued.iter().flat_map(|q| q.stmts.clone()).collect();
+            match self.send(merged).await {
+                Ok(rows) => hand_out(queued, rows),
+                Err(_) => {
+                    self.aborted.set(true);
+                    for q in queued {
+                        *q.slot.borrow_mut() = Some(Err(not_applied()));
+                    }
+                }
+            }
+            return;
+        }
         // A stack of groups, the first group on top.
         let mut work: Vec<Vec<Queued>> = self.chunks(queued);
         work.reverse();

@@ -58,6 +58,18 @@ pub trait Db {
         }
         out
     }
+
+    /// Runs `tasks` all or nothing: `Some` (outputs in task order) when the batches they
+    /// made went to the database as one merged batch that applied; `None` when that batch
+    /// failed, so nothing of it applied (the tasks saw errors, their outputs are dropped),
+    /// or when the database cannot merge batches (then nothing ran).
+    async fn drive_atomic<F: std::future::Future>(
+        &self,
+        tasks: Vec<F>,
+    ) -> Option<Vec<Option<F::Output>>> {
+        drop(tasks);
+        None
+    }
 }
 
 /// A resource as read from the store.
