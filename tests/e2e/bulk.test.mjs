@@ -146,3 +146,20 @@ test("1,000 operations (999 users and a group of them all) in a few D1 round tri
   const rid = r.headers.get("x-request-id");
   assert.equal(await w.count("SELECT count(*) FROM events WHERE request_id = ? AND outcome = 'success'", rid), 1000);
 });
+
+test("failOnErrors: 1 over many POSTs: all-or-nothing batches, the request ends at the clash", async () => {
+  const ops = Array.from({ length: 300 }, (_, i) => ({
+    method: "POST", path: "/Users", bulkId: `f${i}`, data: { schemas: [USER_SCHEMA], userName: `fail-fast-${i}` },
+  }));
+  const ok = await bulk(ops, { failOnErrors: 1 });
+  assert.ok(statuses(ok).every((s) => s === "201"));
+  assert.match(ok.headers.get("server-timing"), /desc="1 round trip"/, "one merged batch");
+  const clash = ops.map((o, i) => ({ ...o, data: { ...o.data, userName: i === 150 ? "fail-fast-0" : `fail-fast-b${i}` } }));
+  const r = await bulk(clash, { failOnErrors: 1 });
+  const got = statuses(r);
+  assert.equal(got.length, 151);
+  assert.equal(got[150], "409");
+  assert.equal(await w.count("SELECT count(*) FROM resources WHERE user_name LIKE 'fail-fast-b%'"), 150);
+  const rid = r.headers.get("x-request-id");
+  assert.equal(await w.count("SELECT count(*) FROM events WHERE request_id = ? AND outcome = 'failure'", rid), 1);
+});
