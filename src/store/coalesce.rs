@@ -257,4 +257,38 @@ mod tests {
         block_on(small.drive(ids.iter().map(|i| small.batch(insert(i))).collect()));
         assert_eq!(small.round_trips(), 4);
     }
+
+    #[test]
+    fn atomic_drive_applies_all_or_nothing() {
+        let db = SqliteDb::new();
+        let co = Coalescing::new(&db, 2);
+        let ids = ["a1", "a2", "a3"];
+        let out = block_on(co.drive_atomic(ids.iter().map(|i| co.batch(insert(i))).collect()));
+        assert!(out.is_some_and(|o| o.iter().all(|r| matches!(r, Some(Ok(_))))));
+        assert_eq!(
+            co.round_trips(),
+            1,
+            "one batch, whatever the statement limit"
+        );
+        // A clash: nothing applies, and what the tasks do afterwards reaches no database.
+        let before = db.round_trips.get();
+        let ids = ["b1", "a1", "b2"];
+        let tasks: Vec<_> = ids
+            .iter()
+            .map(|i| async {
+                if co.batch(insert(i)).await.is_err() {
+                    co.batch(insert("after")).await.is_ok()
+                } else {
+                    true
+                }
+            })
+            .collect();
+        assert!(block_on(co.drive_atomic(tasks)).is_none());
+        assert_eq!(db.round_trips.get() - before, 1);
+        let rows = db.query("SELECT id FROM tenants WHERE id IN ('b1', 'b2', 'after')");
+        assert!(rows.is_empty());
+        // Then ordinary drives work again.
+        let out = block_on(co.drive(vec![co.batch(insert("b1"))]));
+        assert!(matches!(out.first(), Some(Some(Ok(_)))));
+    }
 }
