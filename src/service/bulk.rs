@@ -89,14 +89,15 @@ enum Prepared {
         req: Request,
         route: Route,
     },
-    Refuse(
-        ScimError,
-        Option<(
-            &'static str,
-            crate::proto::schema::ResourceType,
-            Option<String>,
-        )>,
-    ),
+    /// With the write it would have been, if it names one: recorded as that write's failure.
+    Refuse(ScimError, Option<Logged>),
+}
+
+/// A refused write as the provisioning log names it.
+struct Logged {
+    op: &'static str,
+    rt: crate::proto::schema::ResourceType,
+    id: Option<String>,
 }
 
 /// Most operations of one all-or-nothing wave (`failOnErrors`): about 1,000 statements, one
@@ -341,7 +342,7 @@ impl<D: Db> Job<'_, '_, D> {
                 .await
             }
             Prepared::Refuse(e, write) => {
-                if let Some((op, rt, id)) = write {
+                if let Some(Logged { op, rt, id }) = write {
                     let note = AuditNote {
                         op,
                         credential: self.credential.clone(),
@@ -436,15 +437,13 @@ fn completed(created: OpResult, patch: OpResult) -> OpResult {
 }
 
 /// What the provisioning log names a refused write.
-fn logged(
-    route: &Route,
-) -> Option<(
-    &'static str,
-    crate::proto::schema::ResourceType,
-    Option<String>,
-)> {
+fn logged(route: &Route) -> Option<Logged> {
     let WriteOp { op, rt, id } = route.write()?;
-    Some((op, rt, id.map(str::to_string)))
+    Some(Logged {
+        op,
+        rt,
+        id: id.map(str::to_string),
+    })
 }
 
 /// The id a successful write addressed: the path's, or a POST's from its location.
