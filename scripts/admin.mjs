@@ -14,6 +14,8 @@
 //   npm run admin -- role add acme --id admin --name "Administrator"
 //   npm run admin -- entitlement add acme --id e3 --name "Office E3" --type License
 //   npm run admin -- roles acme
+//   npm run admin -- webhook create acme https://app.example.com/scim-events --events user.deactivated,user.deleted
+//   npm run admin -- webhook deliveries acme <webhook-id> --status retrying
 //
 // Target: --url (or SCIM_ADMIN_URL), default http://127.0.0.1:8787 (scripts/dev.sh).
 // Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars.
@@ -54,8 +56,18 @@ commands:
   KIND set <tenant> <id> [--name NAME] [--type TYPE] [--description TEXT]
                                             an empty --type or --description clears it
   KIND remove <tenant> <id>                 users keep the assignments they hold
+  webhooks <tenant>                         list webhook endpoints (never secrets)
+  webhook create <tenant> <url> [--events TYPE,TYPE | --events '*']
+  webhook show <tenant> <id>
+  webhook set <tenant> <id> [--url URL] [--events TYPE,...] [--enable | --disable]
+  webhook delete <tenant> <id>
+  webhook rotate <tenant> <id> [--overlap SECONDS]
+                                            new signing secret; the old one signs too until
+                                            the overlap ends (default a day)
+  webhook deliveries <tenant> <id> [--status queued|retrying|delivered|dead] [--limit N]
+  webhook redeliver <tenant> <id> (--seq N | --from RFC3339 --to RFC3339)
 
-The secret of an issued or rotated token is printed once and is not stored anywhere.
+The secret of an issued or rotated token or webhook is printed once and is not stored anywhere.
 --url defaults to $SCIM_ADMIN_URL or http://127.0.0.1:8787; --token to $ADMIN_TOKEN, or for a
 loopback URL to ADMIN_TOKEN in .dev.vars.`;
 
@@ -67,7 +79,7 @@ function usage(message) {
 
 /** Splits argv into positionals and --options (flags with or without a value). */
 function parse(argv) {
-  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "required"]);
+  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "required", "enable", "disable"]);
   const pos = [];
   const opt = {};
   for (let i = 0; i < argv.length; i++) {
@@ -143,6 +155,8 @@ function declarations(file) {
 }
 
 const requests = [];
+const events = (v) => (v === undefined ? {} : { events: v.split(",").map((s) => s.trim()).filter(Boolean) });
+const hook = (t, id, tail = "") => `/tenants/${enc(t)}/webhooks/${enc(id)}${tail}`;
 /** The admin API's body for a role or entitlement: --name, --id, --type, --description. */
 function definition(opt, { create }) {
   const body = {};
@@ -176,7 +190,7 @@ if (KINDS[cmd]) {
     default:
       usage(`unknown command '${pos.join(" ")}'`);
   }
-} else switch (`${cmd} ${["tenant", "token", "schema"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
+} else switch (`${cmd} ${["tenant", "token", "schema", "webhook"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
   case "schemas":
     if (!sub) usage("schemas <tenant>");
     route = `/tenants/${enc(sub)}/schemas`;
@@ -249,6 +263,55 @@ if (KINDS[cmd]) {
       ...expiry(opt),
     };
     break;
+  case "webhooks":
+    if (!sub) usage("webhooks <tenant>");
+    route = `/tenants/${enc(sub)}/webhooks`;
+    break;
+  case "webhook create":
+    if (!a || !b) usage("webhook create <tenant> <url>");
+    [method, route] = ["POST", `/tenants/${enc(a)}/webhooks`];
+    body = { url: b, ...events(opt.events) };
+    break;
+  case "webhook show":
+    if (!a || !b) usage("webhook show <tenant> <id>");
+    route = hook(a, b);
+    break;
+  case "webhook set":
+    if (!a || !b) usage("webhook set <tenant> <id>");
+    [method, route] = ["PATCH", hook(a, b)];
+    body = {
+      ...(opt.url ? { url: opt.url } : {}),
+      ...events(opt.events),
+      ...(opt.enable ? { enabled: true } : {}),
+      ...(opt.disable ? { enabled: false } : {}),
+    };
+    break;
+  case "webhook delete":
+    if (!a || !b) usage("webhook delete <tenant> <id>");
+    [method, route] = ["DELETE", hook(a, b)];
+    break;
+  case "webhook rotate":
+    if (!a || !b) usage("webhook rotate <tenant> <id>");
+    [method, route] = ["POST", hook(a, b, "/rotate")];
+    body = opt.overlap !== undefined ? { overlapSeconds: seconds(opt.overlap, "overlap") } : {};
+    break;
+  case "webhook deliveries": {
+    if (!a || !b) usage("webhook deliveries <tenant> <id>");
+    const q = new URLSearchParams();
+    if (opt.status) q.set("status", opt.status);
+    if (opt.limit) q.set("limit", opt.limit);
+    route = hook(a, b, `/deliveries${q.size ? `?${q}` : ""}`);
+    break;
+  }
+  case "webhook redeliver":
+    if (!a || !b) usage("webhook redeliver <tenant> <id> (--seq N | --from T --to T)");
+    [method, route] = ["POST", hook(a, b, "/redeliver")];
+    body = {
+      ...(opt.seq !== undefined ? { seq: Number(opt.seq) } : {}),
+      ...(opt.from ? { from: opt.from } : {}),
+      ...(opt.to ? { to: opt.to } : {}),
+    };
+    break;
   default:
     usage(`unknown command '${pos.join(" ")}'`);
 }
@@ -272,7 +335,7 @@ async function send([method, route, body]) {
     process.exit(1);
   }
   const text = await res.text();
-  if (res.status === 204) return {};
+  if (res.status === 204 && !text) return { ok: true };
   let json;
   try {
     json = JSON.parse(text);
@@ -292,5 +355,8 @@ for (const request of requests) {
   console.log(JSON.stringify(json, null, 2));
   if (json.token || json.clientSecret) {
     console.error("\nThe secret above is shown only now; only its hash is stored. Paste it into the identity provider.");
+  }
+  if (typeof json.secret === "string" && json.secret.startsWith("whsec_")) {
+    console.error("\nThe webhook secret above is shown only now. Give it to the receiving app to verify signatures.");
   }
 }

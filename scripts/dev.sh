@@ -40,4 +40,5 @@ cat <<MSG
         curl 'http://127.0.0.1:${port}/cdn-cgi/handler/scheduled?cron=23+3+*+*+*'
 
 MSG
-exec npx --no-install wrangler dev --ip 127.0.0.1 --port "$port" "$@"
+# Webhook receivers on this machine may be plain http://127.0.0.1 (never in a deployment).
+exec npx --no-install wrangler dev --ip 127.0.0.1 --port "$port" --var WEBHOOK_ALLOW_LOOPBACK_HTTP:1 "$@"

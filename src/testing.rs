@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0011_deployment_secrets.sql"),
     include_str!("../schema/migrations/0012_declared_schemas.sql"),
     include_str!("../schema/migrations/0013_entitlement_values.sql"),
+    include_str!("../schema/migrations/0014_webhooks.sql"),
 ];
 
 pub struct SqliteDb {

@@ -2,9 +2,10 @@
 //! with their attribute paths ([`filter`]), PATCH requests parsed into typed operations and
 //! applied ([`patch`]), resource validation and rendering ([`resource`]), projection
 //! (`attributes`/`excludedAttributes`, [`projection`]), the identity-provider quirks tolerated
-//! ([`tolerance`]), dateTimes ([`time`]), Okta's entitlement and role resources
-//! ([`entitlement`]) and the SCIM error type ([`error`]). No I/O, no async, no SQL:
-//! everything here is tested natively and fuzzed.
+//! ([`tolerance`]), dateTimes ([`time`]), extension schemas a tenant declares ([`declared`]),
+//! Okta's entitlement and role resources ([`entitlement`]), webhook events ([`webhook`]) and
+//! the SCIM error type ([`error`]). No I/O, no async, no SQL: everything here is tested
+//! natively and fuzzed.
 
 pub mod bulk;
 pub mod declared;
@@ -17,3 +18,4 @@ pub mod resource;
 pub mod schema;
 pub mod time;
 pub mod tolerance;
+pub mod webhook;

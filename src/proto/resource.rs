@@ -56,13 +56,7 @@ pub fn validate_with(
     let core = rt.core_schema();
     // Canonical names already sent: `title` and `urn:…:User:title` name one attribute.
     let mut claimed = std::collections::HashSet::new();
-    let mut claim = |name: String| {
-        if claimed.insert(name.to_ascii_lowercase()) {
-            Ok(())
-        } else {
-            Err(duplicate(&name))
-        }
-    };
+    let mut claim = claimer(&mut claimed);
     for (key, value) in obj {
         if key.eq_ignore_ascii_case("schemas") {
             continue;
@@ -166,20 +160,13 @@ fn declared_extension(
 
 /// Checks a value stored under a declared extension's URN against the extension, as a write
 /// would (identity-provider quirks accepted): used when an extension is declared over data
-/// that was kept verbatim, to report what no longer fits without changing it.
-/// Answers the value as a write would store it (normalised: dateTimes in one form, string
+/// that was kept verbatim, to report what no longer fits without changing it. Answers the value as a write would store it (normalised: dateTimes in one form, string
 /// booleans as booleans), so the caller can also tell a value that fits but is stored
 /// differently.
 pub fn check_extension(ext: &Schema, value: &Value) -> Result<Value> {
     let mut data = Map::new();
     let mut claimed = std::collections::HashSet::new();
-    let mut claim = |name: String| {
-        if claimed.insert(name.to_ascii_lowercase()) {
-            Ok(())
-        } else {
-            Err(duplicate(&name))
-        }
-    };
+    let mut claim = claimer(&mut claimed);
     let mut tol = Tolerances::lenient();
     declared_extension(ext, value, &mut data, &mut claim, &mut tol)?;
     let stored = data
@@ -561,6 +548,20 @@ fn check_required_in(schema: &Schema, data: &Map<String, Value>, prefix: &str) -
         }
     }
     Ok(())
+}
+
+/// Claims canonical attribute names as a body sends them: a second claim of one name, in any
+/// case or qualification, is the body naming an attribute twice.
+fn claimer(
+    claimed: &mut std::collections::HashSet<String>,
+) -> impl FnMut(String) -> Result<()> + '_ {
+    |name: String| {
+        if claimed.insert(name.to_ascii_lowercase()) {
+            Ok(())
+        } else {
+            Err(duplicate(&name))
+        }
+    }
 }
 
 fn duplicate(name: &str) -> ScimError {

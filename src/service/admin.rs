@@ -15,6 +15,7 @@
 //! | `/tenants/{t}/schemas` | GET: the tenant's declared extension schemas |
 //! | `/tenants/{t}/schemas/{urn}` | GET, PUT `{resourceType, required?, schema}` (declare; answers with a check of the data already stored under the URN), DELETE (stored data stays, undeclared again) |
 //! | `/tenants/{t}/entitlements[/{id}]`, `/tenants/{t}/roles[/{id}]` | Okta's entitlement and role values: GET, POST `{id?, displayName, type?, description?}`; `/{id}`: GET, PATCH, DELETE (src/service/entitlements.rs) |
+//! | `/tenants/{t}/webhooks[/…]` | webhook endpoints and their delivery log (`service::webhooks`) |
 //!
 //! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
 //! resource data the tenant may store (`null`: unlimited; a limit not named keeps its value,
@@ -33,6 +34,9 @@
 use crate::proto::entitlement;
 use crate::proto::error::{Result, ScimError};
 use crate::proto::time;
+use crate::service::admin_json::{
+    body, json_response, no_tenant, not_allowed, opt_bool, opt_string, reject_unknown,
+};
 use crate::service::auth;
 use crate::service::credentials::{self, Kind};
 use crate::service::ctx::Ctx;
@@ -74,14 +78,6 @@ pub fn error_response(e: &ScimError) -> Response {
         r = r.with_header("www-authenticate", "Bearer realm=\"scim-admin\"");
     }
     r
-}
-
-pub(crate) fn json_response(status: u16, body: &Value) -> Response {
-    let mut r = Response::json(status, body);
-    r.headers
-        .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
-    r.with_header("content-type", "application/json; charset=utf-8")
-        .with_header("cache-control", "no-store")
 }
 
 fn authenticate(ctx: &Ctx<'_, impl Db>, req: &Request) -> Result<()> {
@@ -156,48 +152,22 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
         // Okta entitlement and role values (src/service/entitlements.rs).
         ["tenants", t, list @ ("entitlements" | "roles"), tail @ ..] => {
             let store = tenant_store(ctx, t)?;
-            let kind = match *list {
-                "roles" => entitlement::Kind::Role,
-                _ => entitlement::Kind::Entitlement,
-            };
-            let now = time::format_millis(ctx.now_ms);
-            let (status, v) =
-                crate::service::entitlements::admin(&store, req, &body(req)?, kind, tail, &now)
-                    .await?;
-            Ok(json_response(status, &v))
+            entitlement_values(ctx, &store, req, list, tail).await
         }
-        // The provisioning log and change feed (src/store/events.rs).
+        // Webhook endpoints and their delivery log (src/service/webhooks).
+        ["tenants", t, "webhooks", tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            crate::service::webhooks::admin(ctx, store.tenant(), req, tail).await
+        }
+        // Declared extension schemas (src/service/declarations.rs).
         ["tenants", t, "schemas", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
             crate::service::declarations::route(ctx, &store, req, tail).await
         }
+        // The provisioning log and change feed (src/store/events.rs).
         ["tenants", t, "events", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
-            match (m, tail) {
-                (Method::Get, []) => {
-                    let q = crate::store::events::EventQuery::parse(|name| req.query_param(name))?;
-                    let page = crate::store::events::list(ctx.db, store.tenant(), &q).await?;
-                    Ok(json_response(200, &page))
-                }
-                (Method::Get, ["summary"]) => {
-                    let days = req
-                        .query_param("days")
-                        .map(|d| {
-                            d.parse::<i64>()
-                                .map_err(|_| ScimError::invalid_value("'days' must be an integer"))
-                        })
-                        .transpose()?
-                        .unwrap_or(30);
-                    let days =
-                        crate::store::events::summary(ctx.db, store.tenant(), ctx.now_ms, days)
-                            .await?;
-                    Ok(json_response(200, &days))
-                }
-                (_, [] | ["summary"]) => Err(not_allowed("GET")),
-                _ => Err(ScimError::not_found(
-                    "no such events view; see events and events/summary",
-                )),
-            }
+            events(ctx, &store, req, tail).await
         }
         _ => Err(ScimError::not_found(format!(
             "no admin resource at '{}'; see /admin/api/tenants",
@@ -206,60 +176,11 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
     }
 }
 
-pub(crate) fn not_allowed(allowed: &str) -> ScimError {
-    ScimError::method_not_allowed(format!("method not allowed here; allowed: {allowed}"))
-}
-
 fn tenant_store<'a, D: Db>(ctx: &Ctx<'a, D>, id: &str) -> Result<Store<'a, D>> {
     if !tenant::valid_id(id) {
         return Err(ScimError::not_found(format!("no tenant '{id}'")));
     }
     Ok(Store::new(ctx.db, id))
-}
-
-pub(crate) fn no_tenant<D: Db>(store: &Store<'_, D>) -> ScimError {
-    ScimError::not_found(format!("no tenant '{}'", store.tenant()))
-}
-
-/// The request body as a JSON object; an empty body is an empty object.
-pub(crate) fn body(req: &Request) -> Result<Map<String, Value>> {
-    if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match req.json_body()? {
-        Value::Object(o) => Ok(o),
-        _ => Err(ScimError::invalid_syntax("the body must be a JSON object")),
-    }
-}
-
-pub(crate) fn reject_unknown(body: &Map<String, Value>, known: &[&str]) -> Result<()> {
-    match body.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(ScimError::invalid_value(format!(
-            "unknown field '{k}'; expected one of: {}",
-            known.join(", ")
-        ))),
-        None => Ok(()),
-    }
-}
-
-pub(crate) fn opt_string<'b>(body: &'b Map<String, Value>, name: &str) -> Result<Option<&'b str>> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(ScimError::invalid_value(format!(
-            "'{name}' must be a string"
-        ))),
-    }
-}
-
-pub(crate) fn opt_bool(body: &Map<String, Value>, name: &str) -> Result<Option<bool>> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(ScimError::invalid_value(format!(
-            "'{name}' must be true or false"
-        ))),
-    }
 }
 
 fn opt_seconds(body: &Map<String, Value>, name: &str, max: i64) -> Result<Option<i64>> {
@@ -645,4 +566,55 @@ async fn rotate_token<D: Db>(
         o.insert("previous".into(), credential_json(&old, &now));
     }
     Ok(json_response(201, &out))
+}
+
+/// `/tenants/{t}/events[/summary]`: the provisioning log and its per-day summary.
+async fn events<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    tail: &[&str],
+) -> Result<Response> {
+    match (req.method, tail) {
+        (Method::Get, []) => {
+            let q = crate::store::events::EventQuery::parse(|name| req.query_param(name))?;
+            let page = crate::store::events::list(ctx.db, store.tenant(), &q).await?;
+            Ok(json_response(200, &page))
+        }
+        (Method::Get, ["summary"]) => {
+            let days = req
+                .query_param("days")
+                .map(|d| {
+                    d.parse::<i64>()
+                        .map_err(|_| ScimError::invalid_value("'days' must be an integer"))
+                })
+                .transpose()?
+                .unwrap_or(30);
+            let days =
+                crate::store::events::summary(ctx.db, store.tenant(), ctx.now_ms, days).await?;
+            Ok(json_response(200, &days))
+        }
+        (_, [] | ["summary"]) => Err(not_allowed("GET")),
+        _ => Err(ScimError::not_found(
+            "no such events view; see events and events/summary",
+        )),
+    }
+}
+
+/// `/tenants/{t}/roles[/…]` and `/tenants/{t}/entitlements[/…]`.
+async fn entitlement_values<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    list: &str,
+    tail: &[&str],
+) -> Result<Response> {
+    let kind = match list {
+        "roles" => entitlement::Kind::Role,
+        _ => entitlement::Kind::Entitlement,
+    };
+    let now = time::format_millis(ctx.now_ms);
+    let (status, v) =
+        crate::service::entitlements::admin(store, req, &body(req)?, kind, tail, &now).await?;
+    Ok(json_response(status, &v))
 }

@@ -1915,3 +1915,64 @@ fn a_group_added_to_itself_is_refused_before_the_read() {
     assert_eq!(h.db.query("SELECT data, version FROM resources"), stored);
     assert_eq!(h.db.query("SELECT count(*) AS n FROM members")[0]["n"], 0);
 }
+
+#[test]
+fn undeclared_attribute_filters_and_sorts_cost_one_round_trip() {
+    // Entra's custom extension attribute, kept verbatim, found and sorted by it: each list is
+    // one statement (issue 12), and a comparison no JSON type allows is refused before D1.
+    let custom = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    let mut h = Harness::new();
+    for (name, value) in [("a", json!("701984")), ("b", json!("x-1")), ("c", json!(5))] {
+        let r = h.call(
+            Method::Post,
+            "/Users",
+            Some(json!({"schemas": [USER_SCHEMA, custom], "userName": name,
+                        custom: {"CustomAttribute": value}})),
+        );
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let q = |s: &str| s.replace(' ', "%20").replace('"', "%22");
+    let cases = [
+        (
+            format!(
+                "filter={}",
+                q(&format!("{custom}:CustomAttribute eq \"701984\""))
+            ),
+            vec!["a"],
+        ),
+        (
+            format!(
+                "filter={}",
+                q(&format!("{custom}:customattribute ne \"701984\""))
+            ),
+            vec!["b", "c"],
+        ),
+        (
+            format!("sortBy={custom}:CustomAttribute&sortOrder=descending"),
+            vec!["b", "a", "c"],
+        ),
+    ];
+    for (query, want) in cases {
+        let before = h.db.round_trips.get();
+        let r = h.call(Method::Get, &format!("/Users?{query}"), None);
+        assert_eq!(h.db.round_trips.get() - before, 1, "{query}");
+        assert_eq!(
+            r.status,
+            200,
+            "{query}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(page_names(&r.body_json()), want, "{query}");
+    }
+    let before = h.db.round_trips.get();
+    let r = h.call(
+        Method::Get,
+        &format!(
+            "/Users?filter={}",
+            q(&format!("{custom}:CustomAttribute gt true"))
+        ),
+        None,
+    );
+    assert_error(&r, 400, Some("invalidFilter"));
+    assert_eq!(h.db.round_trips.get() - before, 0, "refused before D1");
+}

@@ -15,6 +15,9 @@ pub struct Config {
     /// The secret list cursors are sealed with (`CURSOR_SECRET`). Without it, a random one is
     /// generated once per deployment and kept in D1 (see `cursor_key`).
     pub cursor_secret: Option<String>,
+    /// Webhook URLs may be plain `http://` to a loopback host (the `WEBHOOK_ALLOW_LOOPBACK_HTTP`
+    /// var, set by `scripts/dev.sh` for local receivers; never in a deployment).
+    pub webhook_loopback_http: bool,
 }
 
 /// Everything a request needs besides its own data.

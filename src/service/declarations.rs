@@ -11,7 +11,7 @@ use crate::proto::error::{Result, ScimError};
 use crate::proto::resource;
 use crate::proto::schema::{ResourceType, Schema};
 use crate::proto::time;
-use crate::service::admin::{
+use crate::service::admin_json::{
     body, json_response, no_tenant, not_allowed, opt_bool, reject_unknown,
 };
 use crate::service::ctx::Ctx;

@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn urls_split_into_origin_and_path_with_query() {
-        let split = |u: &str| split_url(u);
+        let split = split_url;
         assert_eq!(
             split("https://scim.example.com/scim/v2/Users?filter=userName%20eq%20%22a%22#x"),
             Some((

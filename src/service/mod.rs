@@ -5,6 +5,7 @@
 //! Workers runtime to [`handle`], and the native tests call it directly.
 
 pub mod admin;
+pub mod admin_json;
 pub mod auth;
 pub mod bulk;
 pub mod console;
@@ -20,6 +21,7 @@ pub mod ratelimit;
 pub mod route;
 pub mod scim;
 pub mod tenant;
+pub mod webhooks;
 
 #[cfg(test)]
 mod api_tests;
@@ -33,6 +35,8 @@ mod entitlements_tests;
 mod reliability_tests;
 #[cfg(test)]
 mod tenancy_tests;
+#[cfg(test)]
+mod webhooks_tests;
 
 use crate::proto::error::{Result, ScimError};
 use crate::store::Db;

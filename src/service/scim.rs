@@ -627,6 +627,7 @@ async fn patch<D: Db>(
             data: outcome.data.as_deref().map(|text| NewData::Text {
                 text,
                 deactivating: outcome.deactivating,
+                reactivating: outcome.reactivating,
             }),
             members: &changes,
             now: &now,

@@ -35,14 +35,40 @@ pub struct AuditNote {
     pub time: String,
 }
 
+/// An SQL expression with its parameters, evaluated by the event's INSERT.
+pub type Expr = (String, Vec<SqlValue>);
+
+/// What the event row derives from the state the write starts from (its INSERT runs first in
+/// the write's batch): whether it deactivated or reactivated a user, and which member ids it
+/// added to or removed from a group (JSON arrays, NULL for none). Webhooks map these to their
+/// event types (`proto::webhook`), so nothing needs reading back after the commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    pub deactivated: Expr,
+    pub reactivated: Expr,
+    pub members_added: Expr,
+    pub members_removed: Expr,
+}
+
+impl Default for Derived {
+    fn default() -> Self {
+        Derived {
+            deactivated: ("0".into(), Vec::new()),
+            reactivated: ("0".into(), Vec::new()),
+            members_added: ("NULL".into(), Vec::new()),
+            members_removed: ("NULL".into(), Vec::new()),
+        }
+    }
+}
+
 /// `INSERT INTO events …` for a successful write. `guard` is an SQL condition (with its
-/// params) that holds exactly when the write applies; `deactivated` is an SQL expression.
+/// params) that holds exactly when the write applies.
 pub fn success_stmt(
     tenant: &str,
     rt: ResourceType,
     id: &str,
     note: &AuditNote,
-    deactivated: (&str, Vec<SqlValue>),
+    derived: Derived,
     guard: Option<(&str, Vec<SqlValue>)>,
 ) -> Stmt {
     let status: i64 = match note.op {
@@ -50,7 +76,6 @@ pub fn success_stmt(
         "delete" => 204,
         _ => 200,
     };
-    let (deact_sql, deact_params) = deactivated;
     let mut params: Vec<SqlValue> = vec![
         tenant.into(),
         note.time.as_str().into(),
@@ -62,11 +87,22 @@ pub fn success_stmt(
             .map_or(SqlValue::Null, SqlValue::Text),
         json!(note.attributes).to_string().into(),
     ];
-    params.extend(deact_params);
+    let mut exprs = Vec::with_capacity(4);
+    for (sql, p) in [
+        derived.deactivated,
+        derived.reactivated,
+        derived.members_added,
+        derived.members_removed,
+    ] {
+        exprs.push(sql);
+        params.extend(p);
+    }
     params.extend([SqlValue::Int(status), note.request_id.as_str().into()]);
     let mut sql = format!(
         "INSERT INTO events (tenant, time, op, resource_type, resource_id, credential, attributes, \
-         deactivated, outcome, status, request_id) SELECT ?, ?, ?, ?, ?, ?, ?, {deact_sql}, 'success', ?, ?"
+         deactivated, reactivated, members_added, members_removed, outcome, status, request_id) \
+         SELECT ?, ?, ?, ?, ?, ?, ?, {}, 'success', ?, ?",
+        exprs.join(", ")
     );
     if let Some((cond, p)) = guard {
         sql.push_str(&format!(" WHERE {cond}"));
@@ -173,8 +209,9 @@ impl EventQuery {
 
     pub fn stmt(&self, tenant: &str) -> Stmt {
         let mut sql = String::from(
-            "SELECT seq, time, op, resource_type, resource_id, credential, attributes, deactivated, outcome, \
-             status, request_id, detail FROM events WHERE tenant = ? AND seq > ?",
+            "SELECT seq, time, op, resource_type, resource_id, credential, attributes, deactivated, \
+             reactivated, members_added, members_removed, outcome, status, request_id, detail \
+             FROM events WHERE tenant = ? AND seq > ?",
         );
         let mut params: Vec<SqlValue> = vec![tenant.into(), SqlValue::Int(self.since)];
         let mut add = |cond: &str, v: SqlValue| {
@@ -211,6 +248,14 @@ fn int(row: &Row, col: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// A JSON-array text column as a list (empty when NULL).
+pub fn json_array(row: &Row, col: &str) -> Vec<String> {
+    row.get(col)
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
 /// One stored event as the admin API shows it.
 pub fn render_event(row: &Row) -> Value {
     let attributes: Value = row
@@ -227,6 +272,9 @@ pub fn render_event(row: &Row) -> Value {
         "credential": row.get("credential"),
         "attributes": attributes,
         "deactivated": int(row, "deactivated") == 1,
+        "reactivated": int(row, "reactivated") == 1,
+        "membersAdded": json_array(row, "members_added"),
+        "membersRemoved": json_array(row, "members_removed"),
         "outcome": row.get("outcome"),
         "status": int(row, "status"),
         "requestId": row.get("request_id"),

@@ -33,7 +33,10 @@ pub mod schemas;
 pub mod sql;
 pub mod tenancy;
 pub mod tolerances;
+#[cfg(test)]
+mod undeclared_cost_tests;
 pub mod unique;
+pub mod webhooks;
 use crate::proto::resource::{Meta, Related};
 use crate::proto::schema::ResourceType;
 use crate::store::sql::{SqlValue, Stmt};
@@ -211,33 +214,77 @@ impl<'a, D: Db> Store<'a, D> {
 
     /// The provisioning-log insert for a write of `rt`/`id`, if this store is audited. `guard`
     /// must be the write's own condition, evaluated before the write in the same batch, so
-    /// the event exists exactly when the change does; `deactivating` says the write sets
-    /// `active` to false (the event says so if the resource was not inactive already).
+    /// the event exists exactly when the change does; `derived` says what else the row
+    /// records of the change ([`Store::derived`]).
     fn audit_stmt(
         &self,
         rt: ResourceType,
         id: &str,
-        deactivating: bool,
+        derived: events::Derived,
         guard: Option<(String, Vec<SqlValue>)>,
     ) -> Option<Stmt> {
         let note = self.audit.as_ref()?;
-        let deactivated = if deactivating {
-            (
-                "coalesce((SELECT json_extract(data, '$.active') FROM resources WHERE tenant = ? AND id = ?), 1) <> 0",
-                vec![self.tenant.as_str().into(), id.into()],
-            )
-        } else {
-            ("0", Vec::new())
-        };
         let guard = guard.as_ref().map(|(sql, p)| (sql.as_str(), p.clone()));
         Some(crate::store::events::success_stmt(
             &self.tenant,
             rt,
             id,
             note,
-            deactivated,
+            derived,
             guard,
         ))
+    }
+
+    /// What the event of update `u` derives from the stored state before it: a user
+    /// deactivated (the write sets `active` to false on a user that was not inactive already)
+    /// or reactivated (`true` on one that was inactive), and a group's members added and
+    /// removed (net of the changes in order, against the members it had).
+    fn derived(&self, u: &Update<'_>) -> events::Derived {
+        let mut d = events::Derived::default();
+        let active = |cmp: &str| -> events::Expr {
+            (
+                format!(
+                    "coalesce((SELECT json_extract(data, '$.active') FROM resources WHERE tenant = ? AND id = ?), 1) {cmp}"
+                ),
+                vec![self.tenant.as_str().into(), u.id.into()],
+            )
+        };
+        if u.deactivating() {
+            d.deactivated = active("<> 0");
+        } else if u.reactivating() {
+            d.reactivated = active("= 0");
+        }
+        let net = NetMembers::of(u.members);
+        let current = "FROM members m WHERE m.tenant = ? AND m.group_id = ?";
+        let here = || -> Vec<SqlValue> { vec![self.tenant.as_str().into(), u.id.into()] };
+        if !net.adds.is_empty() {
+            let mut p = vec![json_list(&net.adds).into()];
+            p.extend(here());
+            d.members_added = (
+                format!(
+                    "(SELECT nullif(json_group_array(j.value), '[]') FROM json_each(?) j \
+                     WHERE NOT EXISTS (SELECT 1 {current} AND m.member_id = j.value))"
+                ),
+                p,
+            );
+        }
+        let (cond, list) = if net.reset {
+            ("NOT IN", &net.adds)
+        } else {
+            ("IN", &net.removes)
+        };
+        if net.reset || !net.removes.is_empty() {
+            let mut p = here();
+            p.push(json_list(list).into());
+            d.members_removed = (
+                format!(
+                    "(SELECT nullif(json_group_array(m.member_id), '[]') {current} \
+                     AND m.member_id {cond} (SELECT value FROM json_each(?)))"
+                ),
+                p,
+            );
+        }
+        d
     }
 
     /// `EXISTS` condition matching the row a conditional write targets.
@@ -426,7 +473,7 @@ impl<'a, D: Db> Store<'a, D> {
             stmts.push(self.add_members_stmt(id, members, None));
         }
         stmts.extend(self.unique_stmts(id, version, false));
-        stmts.extend(self.audit_stmt(rt, id, false, None));
+        stmts.extend(self.audit_stmt(rt, id, events::Derived::default(), None));
         if !tolerances.is_empty() {
             stmts.push(self.tolerance_stmt(tolerances, now, None));
         }
@@ -459,7 +506,7 @@ impl<'a, D: Db> Store<'a, D> {
             .audit_stmt(
                 u.rt,
                 u.id,
-                u.deactivating(),
+                self.derived(u),
                 Some(self.target_exists(u.rt, u.id, u.expected)),
             )
             .into_iter()
@@ -603,7 +650,12 @@ impl<'a, D: Db> Store<'a, D> {
         }
         sql.push_str(" RETURNING id");
         let mut stmts: Vec<Stmt> = self
-            .audit_stmt(rt, id, false, Some(self.target_exists(rt, id, expected)))
+            .audit_stmt(
+                rt,
+                id,
+                events::Derived::default(),
+                Some(self.target_exists(rt, id, expected)),
+            )
             .into_iter()
             .collect();
         let delete_at = stmts.len();
@@ -750,6 +802,15 @@ impl Update<'_> {
         }
     }
 
+    /// The write sets `active` to true (the event says so if the resource was inactive).
+    fn reactivating(&self) -> bool {
+        match self.data {
+            Some(NewData::Attributes(d)) => d.get("active") == Some(&Value::Bool(true)),
+            Some(NewData::Text { reactivating, .. }) => reactivating,
+            None => false,
+        }
+    }
+
     fn adds_members(&self) -> bool {
         self.members
             .iter()
@@ -763,8 +824,12 @@ pub enum NewData<'x> {
     /// Attributes to serialise (PUT).
     Attributes(&'x Map<String, Value>),
     /// The text to store, already written (PATCH, `patch::apply_text`), and whether the
-    /// write sets `active` to false.
-    Text { text: &'x str, deactivating: bool },
+    /// write sets `active` to false or to true.
+    Text {
+        text: &'x str,
+        deactivating: bool,
+        reactivating: bool,
+    },
 }
 
 /// What a list request asks of the store, already planned.
@@ -792,6 +857,48 @@ pub struct ListPage {
     pub items: Vec<Stored>,
     /// Where the next page starts, if there is one (cursor mode only).
     pub next: Option<Position>,
+}
+
+/// The net effect of a list of membership changes applied in order: the final members are
+/// `(reset ? {} : before - removes) + adds` (`adds` and `removes` are disjoint).
+#[derive(Debug, Default, PartialEq)]
+struct NetMembers {
+    reset: bool,
+    adds: Vec<String>,
+    removes: Vec<String>,
+}
+
+impl NetMembers {
+    fn of(changes: &[MemberChange]) -> NetMembers {
+        let mut net = NetMembers::default();
+        for change in changes {
+            match change {
+                MemberChange::Add(ids) => {
+                    net.removes.retain(|r| !ids.contains(r));
+                    for id in ids {
+                        if !net.adds.contains(id) {
+                            net.adds.push(id.clone());
+                        }
+                    }
+                }
+                MemberChange::Remove(ids) => {
+                    net.adds.retain(|a| !ids.contains(a));
+                    for id in ids {
+                        if !net.removes.contains(id) {
+                            net.removes.push(id.clone());
+                        }
+                    }
+                }
+                MemberChange::RemoveAll => {
+                    net = NetMembers {
+                        reset: true,
+                        ..NetMembers::default()
+                    };
+                }
+            }
+        }
+        net
+    }
 }
 
 fn json_list(ids: &[String]) -> String {

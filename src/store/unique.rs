@@ -85,7 +85,8 @@ impl<D: Db> Store<'_, D> {
     /// Rebuilds the unique values of extension `urn` after it is declared, re-declared or
     /// removed (`attrs`: its unique attributes now), in one batch. Returns how many stored
     /// values duplicate another's: they stay stored (nothing is lost) and the report says so;
-    /// the next write of either resource must resolve it.
+    /// the first resource keeps the value, and a write of a later one that keeps it answers
+    /// 409 until one of them changes.
     pub async fn reindex_unique(
         &self,
         rt: crate::proto::schema::ResourceType,

@@ -16,6 +16,8 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{self, ReadableStreamDefaultReader};
 use worker::{console_error, console_log, event, Context, D1Database, Env, Headers};
 
+mod webhooks;
+
 /// D1 behind the `Db` trait. Counts round trips (one per `batch` call) and their wall time,
 /// reported in a `Server-Timing` header when the `SCIM_DEBUG_TIMING` var is `1`.
 struct D1(D1Database, RoundTrips);
@@ -115,6 +117,9 @@ fn config(env: &Env) -> Config {
         tokens,
         admin_token,
         cursor_secret,
+        webhook_loopback_http: env
+            .var("WEBHOOK_ALLOW_LOOPBACK_HTTP")
+            .is_ok_and(|v| v.to_string().trim() == "1"),
     }
 }
 
@@ -304,7 +309,11 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+async fn fetch(
+    req: worker::Request,
+    env: Env,
+    worker_ctx: Context,
+) -> worker::Result<worker::Response> {
     let request = match to_request(req).await? {
         Incoming::Request(r) => r,
         Incoming::TooLarge => return to_response(too_large()),
@@ -362,7 +371,23 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
             response.status
         );
     }
+    if starts_webhooks(&request, &response) {
+        // After the response: the write is committed; its events go to the queue now, and
+        // the cron's sweep catches whatever this misses.
+        worker_ctx.wait_until(async move { webhooks::sweep(&env, "after a write").await });
+    }
     to_response(response)
+}
+
+/// Whether a request may have committed something webhooks send: a successful write to the
+/// SCIM API, or a redelivery requested through the admin API.
+fn starts_webhooks(req: &http::Request, resp: &http::Response) -> bool {
+    let write = matches!(
+        req.method,
+        Method::Post | Method::Put | Method::Patch | Method::Delete
+    );
+    let scim_write = req.path.contains("/scim/v2/") && !req.path.ends_with("/.search");
+    write && (200..300).contains(&resp.status) && (scim_write || req.path.ends_with("/redeliver"))
 }
 
 /// 413 for a body over the limit, answered by the glue before routing.
@@ -380,15 +405,33 @@ fn too_large() -> http::Response {
 #[cfg(feature = "fault-injection")]
 const FAULT_PANIC_CRON: &str = "0 0 31 2 *";
 
-/// Daily (wrangler.toml `[triggers]`): drops provisioning-log events older than
-/// `LOG_RETENTION_DAYS` (default `store::events::DEFAULT_RETENTION_DAYS`).
+/// The per-minute cron: only the webhook sweep runs on it.
+const SWEEP_CRON: &str = "* * * * *";
+
+/// Every cron (wrangler.toml `[triggers]`) sends committed events the webhook queue has not
+/// had yet (a crash between a write's commit and its enqueue). The daily one also drops
+/// provisioning-log events and delivery-log rows older than `LOG_RETENTION_DAYS` (default
+/// `store::events::DEFAULT_RETENTION_DAYS`).
+#[event(queue)]
+async fn queue(
+    batch: worker::MessageBatch<crate::store::webhooks::Queued>,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<()> {
+    webhooks::consume(batch, env).await
+}
+
 #[event(scheduled)]
-async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+async fn scheduled(run: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
     #[cfg(feature = "fault-injection")]
     #[allow(clippy::panic)]
     // the test-only build panics on purpose (tests/e2e/scheduled.test.mjs)
-    if _event.cron() == FAULT_PANIC_CRON {
+    if run.cron() == FAULT_PANIC_CRON {
         panic!("fault injection: panic in a scheduled run");
+    }
+    webhooks::sweep(&env, "cron").await;
+    if run.cron() == SWEEP_CRON {
+        return;
     }
     let Ok(db) = env.d1("DB") else {
         console_error!("scheduled: D1 binding 'DB' missing");
@@ -397,8 +440,13 @@ async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::Sched
     let raw = env.var("LOG_RETENTION_DAYS").ok().map(|v| v.to_string());
     let days = crate::store::events::retention_days(raw.as_deref());
     let db = D1(db, RoundTrips::default());
+    let now = js_sys_now();
+    let cutoff = crate::proto::time::format_millis(now - days * 86_400_000);
     if let Err(e) = db
-        .batch(vec![crate::store::events::prune_stmt(js_sys_now(), days)])
+        .batch(vec![
+            crate::store::events::prune_stmt(now, days),
+            crate::store::webhooks::prune_stmt(&cutoff),
+        ])
         .await
     {
         console_error!("scheduled: pruning the provisioning log failed: {e:?}");

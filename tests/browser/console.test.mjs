@@ -6,6 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
@@ -18,14 +19,29 @@ const ADMIN = `admin-${randomBytes(18).toString("base64url")}`;
 const TENANT = "acme-browser";
 const USER = "alice.browser@acme.test";
 
-let w, context, page, profile;
+let w, context, page, profile, receiver;
+const hooks = []; // bodies the webhook receiver got
 let secret, userId, bobId;
 const problems = []; // CSP violations, page errors, failed console messages
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/setup.sh --browser (installs Debian's chromium)`);
   mkdirSync(ARTIFACTS, { recursive: true });
-  w = await startWorker({ port: 0, adminToken: ADMIN });
+  receiver = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => { hooks.push(JSON.parse(Buffer.concat(chunks).toString("utf8"))); res.writeHead(204).end(); });
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  w = await startWorker({
+    port: 0,
+    adminToken: ADMIN,
+    options: {
+      bindings: { WEBHOOK_ALLOW_LOOPBACK_HTTP: "1" },
+      queueProducers: { WEBHOOKS: { queueName: "scim-webhooks" } },
+      queueConsumers: { "scim-webhooks": { maxBatchTimeout: 0 } },
+    },
+  });
   profile = mkdtempSync(path.join(os.tmpdir(), "scim-console-profile-"));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -49,6 +65,7 @@ before(async () => {
 after(async () => {
   await context?.close();
   await w?.stop();
+  receiver?.close();
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
@@ -271,6 +288,43 @@ test("rotate a token: a new secret once, the old one marked as rotated", async (
   assert.equal(await page.getByRole("row", { name: /Okta staging/ }).count(), 2);
   // During the overlap both secrets work.
   for (const t of [first, second]) assert.equal((await scim("GET", "/Users?count=1", t)).status, 200);
+});
+
+test("webhooks: add an endpoint (secret shown once), see its delivery in the log, disable it", async () => {
+  const url = `http://127.0.0.1:${receiver.address().port}/hook`;
+  await openView("Webhooks");
+  await page.getByLabel("Endpoint URL").fill("http://example.com/hook");
+  await page.getByRole("button", { name: "Add endpoint" }).click();
+  await status().filter({ hasText: "https" }).waitFor();
+  await page.getByLabel("Endpoint URL").fill(url);
+  await page.getByLabel("Event types").fill("user.created, user.deactivated");
+  await page.getByRole("button", { name: "Add endpoint" }).click();
+  const dialog = page.getByRole("dialog", { name: "Copy the secret now" });
+  await dialog.waitFor();
+  const signing = await dialog.getByLabel("Signing secret").inputValue();
+  assert.match(signing, /^whsec_[A-Za-z0-9+/]{43}=$/);
+  assert.match(await dialog.locator("#secret-note").innerText(), /receiving app/);
+  await dialog.getByRole("button", { name: "Done" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  assert.ok(!(await page.content()).includes(signing), "the secret is gone once the dialog closes");
+  const row = page.getByRole("row", { name: new RegExp(url) });
+  assert.match(await row.innerText(), /user\.created, user\.deactivated[\s\S]*active/);
+
+  const created = await scim("POST", "/Users", secret, { schemas: [USER_SCHEMA], userName: "carol.browser@acme.test" });
+  assert.equal(created.status, 201);
+  const deadline = Date.now() + 15_000;
+  while (!hooks.some((b) => b.data?.id === created.json.id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(hooks.some((b) => b.type === "user.created" && b.data.id === created.json.id), JSON.stringify(hooks));
+  await page.getByRole("button", { name: `Deliveries of ${url}` }).click();
+  await page.getByRole("heading", { name: `Deliveries to ${url}` }).waitFor();
+  const delivered = page.locator("#delivery-rows tr").filter({ hasText: "user.created" });
+  await delivered.waitFor();
+  assert.match(await delivered.innerText(), /delivered\s+1\s+204/);
+  await shot("06-webhooks");
+
+  await page.getByRole("button", { name: `Disable ${url}` }).click();
+  await status().filter({ hasText: "disabled" }).waitFor();
+  await row.filter({ hasText: "disabled by an administrator" }).waitFor();
 });
 
 test("revoke the token; the next SCIM request is refused with 401", async () => {

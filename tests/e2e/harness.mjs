@@ -48,9 +48,10 @@ export function migrationStatements() {
  * Starts the worker with its own in-memory D1. `port` makes it listen on loopback too
  * (for clients outside this process); otherwise requests go through dispatchFetch.
  * `adminToken` sets the ADMIN_TOKEN secret; `options` are extra Miniflare options (e.g.
- * `ratelimits`, `d1Databases`, `d1Persist`; its `bindings` are added to the defaults).
+ * `ratelimits`, `d1Databases`, `d1Persist`, `queueProducers`; its `bindings` are added to the
+ * defaults). `migrate: false` skips the migrations (a restart on a persisted database).
  */
-export async function startWorker({ port, tokens, adminToken, options = {}, attempt = 1 } = {}) {
+export async function startWorker({ port, tokens, adminToken, options = {}, attempt = 1, migrate = true } = {}) {
   const token = randomBytes(24).toString("base64url");
   const bindings = { SCIM_TOKEN: token };
   if (tokens) bindings.SCIM_TOKENS = tokens.join(",");
@@ -74,8 +75,10 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
   try {
     const url = await mf.ready;
     const db = await mf.getD1Database("DB");
-    for (const sql of migrationStatements()) {
-      await db.prepare(sql).run();
+    if (migrate) {
+      for (const sql of migrationStatements()) {
+        await db.prepare(sql).run();
+      }
     }
     const origin = port !== undefined ? url.origin : "http://scim.test";
     return new Worker(mf, db, token, origin);
@@ -85,7 +88,7 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
     // 2 cores busy compiling): setting up again once is not retrying an assertion.
     await mf.dispose().catch(() => {});
     if (attempt >= 2) throw e;
-    return startWorker({ port, tokens, adminToken, options, attempt: attempt + 1 });
+    return startWorker({ port, tokens, adminToken, options, attempt: attempt + 1, migrate });
   }
 }
 

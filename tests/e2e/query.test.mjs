@@ -71,7 +71,7 @@ test("and, or, not, grouping and value paths", async () => {
 });
 
 test("invalid filters are 400 invalidFilter with the position", async () => {
-  for (const filter of ['userName eq', 'userName xx "a"', '(userName eq "a"', 'nope eq "a"', 'active gt true', 'emails[type eq "work"', 'meta.created gt "yesterday"', 'userName eq "a" and']) {
+  for (const filter of ['userName eq', 'userName xx "a"', '(userName eq "a"', 'members eq "a"', 'active gt true', 'emails[type eq "work"', 'meta.created gt "yesterday"', 'userName eq "a" and']) {
     const r = await w.get(`/Users?filter=${encodeURIComponent(filter)}`);
     assertScimError(assert, r, 400, "invalidFilter");
   }

@@ -8,7 +8,7 @@
 //! - presence: some leaf that is neither null nor `""`, like
 //!   `EXISTS (SELECT 1 FROM json_tree(..) t WHERE t.atom <> '')`.
 
-use super::{Kind, Leaf, Lit, Loc, Node, Op};
+use super::{Kind, Leaf, Lit, Loc, Node, Op, UndeclaredAttr};
 use crate::proto::time;
 use serde_json::{Number, Value};
 use std::cmp::Ordering;
@@ -20,10 +20,16 @@ pub(crate) fn eval(node: &Node, resource: &Value) -> bool {
 fn eval_in(node: &Node, res: &Value, elem: Option<&Value>) -> bool {
     match node {
         Node::Const(b) => *b,
-        Node::Cmp { leaf, op, lit } => {
-            value(leaf, res, elem).is_some_and(|v| compare(leaf.kind, *op, lit, v))
-        }
+        Node::Cmp { leaf, op, lit } => match &leaf.loc {
+            Loc::Loose(sub) => loose_values(elem, sub.as_deref())
+                .into_iter()
+                .any(|v| compare(leaf.kind, *op, lit, v)),
+            _ => value(leaf, res, elem).is_some_and(|v| compare(leaf.kind, *op, lit, v)),
+        },
         Node::Present(leaf) => match &leaf.loc {
+            Loc::Loose(sub) => loose_values(elem, sub.as_deref())
+                .into_iter()
+                .any(non_empty),
             Loc::Elem(None) => elem.is_some_and(|e| is_scalar(e) && non_empty(e)),
             _ => value(leaf, res, elem).is_some_and(non_empty),
         },
@@ -37,6 +43,52 @@ fn eval_in(node: &Node, res: &Value, elem: Option<&Value>) -> bool {
             let ty = lookup(res, &["meta", "resourceType"]).and_then(Value::as_str);
             ty == Some(rt.name()) && eval_in(inner, res, elem)
         }
+        Node::Undeclared { attr, cond } => undeclared_elements(res, attr)
+            .into_iter()
+            .any(|e| eval_in(cond, res, Some(e))),
+    }
+}
+
+/// The elements of an undeclared attribute, as `crate::store::query`'s `json_each` rows give
+/// them: under every member of the resource whose name is the URN (ASCII case folded, as
+/// `COLLATE NOCASE`) and that is an object, or at the top level; every member whose name is
+/// the attribute's; an array's items, or the value itself.
+fn undeclared_elements<'a>(res: &'a Value, attr: &UndeclaredAttr) -> Vec<&'a Value> {
+    let holders: Vec<&serde_json::Map<String, Value>> = match (&attr.urn, res.as_object()) {
+        (_, None) => Vec::new(),
+        (None, Some(top)) => vec![top],
+        (Some(urn), Some(top)) => top
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(urn))
+            .filter_map(|(_, v)| v.as_object())
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for (_, v) in holders
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(&attr.name))
+    {
+        match v {
+            Value::Array(items) => out.extend(items),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// What a `Loc::Loose` leaf reads in an element: the element, or its members named `sub`.
+fn loose_values<'a>(elem: Option<&'a Value>, sub: Option<&str>) -> Vec<&'a Value> {
+    match (elem, sub) {
+        (None, _) => Vec::new(),
+        (Some(e), None) => vec![e],
+        (Some(e), Some(sub)) => e
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(sub))
+            .map(|(_, v)| v)
+            .collect(),
     }
 }
 
@@ -50,6 +102,7 @@ fn value<'a>(leaf: &Leaf, res: &'a Value, elem: Option<&'a Value>) -> Option<&'a
         Loc::Elem(Some(sub)) => elem?.as_object()?.get(*sub),
         // `json_each(..).atom`: NULL for arrays and objects.
         Loc::Elem(None) => elem.filter(|e| is_scalar(e)),
+        Loc::Loose(_) => None,
     }
 }
 

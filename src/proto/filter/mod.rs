@@ -22,6 +22,9 @@
 //! - `dateTime` values compare as instants; literals must be RFC 3339.
 //! - `emails[type eq "work"].value eq "x"` (Microsoft Entra ID's form) is read as
 //!   `emails[type eq "work" and value eq "x"]`: one element must satisfy both.
+//! - Attributes no schema declares (an IdP's custom extension, kept verbatim) compare by their
+//!   JSON type, strings case-insensitively, names and URNs matched case-insensitively; see
+//!   `resolve::undeclared`.
 
 mod eval;
 mod parser;
@@ -33,6 +36,7 @@ use serde_json::Value;
 use std::fmt;
 
 pub use resolve::{resolve, ResolvedAttr};
+pub(crate) use resolve::{undeclared_attr, UndeclaredAttr};
 pub(crate) use resolve::{Container, Kind, Leaf, Lit, Loc, Node, Op, Store};
 
 /// Longest filter accepted, in bytes; bounds parse time and the size of the generated SQL.
@@ -200,8 +204,9 @@ pub(crate) fn resolve_for_sort(
 pub struct Bound(pub(crate) Node);
 
 /// Resolves and type-checks `filter` for `rt` (`None`: a root search spanning every type).
-/// Unknown attributes and operator/value combinations the attribute's type does not allow are
-/// `400 invalidFilter`.
+/// Unknown attributes (names a schema the service or the tenant defines would own, but does
+/// not define) and operator/value combinations the attribute's type does not allow are
+/// `400 invalidFilter`; other names are undeclared attributes (`resolve::undeclared`).
 pub fn bind(filter: &Filter, scope: impl Into<TypeScope>) -> Result<Bound, ScimError> {
     resolve::bind(filter, scope.into()).map(Bound)
 }

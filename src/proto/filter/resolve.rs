@@ -6,12 +6,14 @@
 //! shorthand for multi-valued complex attributes, and the per-type guards of root searches.
 //! The back ends only translate.
 
+mod undeclared;
 use super::{AttrPath, CompareOp, Comparison, Filter, Literal, PosError};
 use crate::proto::error::ScimError;
 use crate::proto::schema::{
     self, AttrType, Attribute, ResourceType, Returned, Schemas, TypeSchemas, TypeScope,
 };
 use crate::proto::time;
+pub(crate) use undeclared::{undeclared_attr, UndeclaredAttr};
 
 /// An attribute path resolved against the schema.
 #[derive(Debug, Clone, Copy)]
@@ -204,7 +206,7 @@ impl BindErr {
     }
 }
 
-fn invalid(pos: usize, msg: impl Into<String>) -> BindErr {
+pub(super) fn invalid(pos: usize, msg: impl Into<String>) -> BindErr {
     BindErr::Invalid(PosError::new(pos, msg))
 }
 
@@ -256,6 +258,12 @@ pub(crate) enum Node {
     Or(Vec<Node>),
     /// Only resources of this type can match (root searches over attributes of one type).
     OfType(ResourceType, Box<Node>),
+    /// Some element of an attribute no schema declares satisfies `cond`, whose leaves are
+    /// `Loc::Loose` (see `undeclared`).
+    Undeclared {
+        attr: UndeclaredAttr,
+        cond: Box<Node>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +317,10 @@ pub(crate) enum Loc {
     /// A sub-attribute of the current element (`Some`), or the element itself (`None`, for
     /// multi-valued simple attributes).
     Elem(Option<&'static str>),
+    /// In an element of an undeclared attribute: the element itself (`None`), or its members
+    /// of that name matched case-insensitively (`Some`). Values compare only with literals of
+    /// their own JSON type.
+    Loose(Option<String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -403,7 +415,12 @@ fn bind_leaf(f: &Filter, ts: TypeSchemas) -> Result<Node, BindErr> {
     let rt = ts.rt;
     match f {
         Filter::Compare(c) => {
-            let r = resolve_in(&c.path, ts)?;
+            let r = match resolve_in(&c.path, ts) {
+                Err(BindErr::Unknown(e)) => {
+                    return undeclared::compare(undeclared::fallback(&c.path, ts, e)?, c)
+                }
+                r => r?,
+            };
             check_usable(&r, rt, &c.path)?;
             if c.value == Literal::Null {
                 return null_comparison(presence(&r, rt), c);
@@ -420,7 +437,15 @@ fn bind_leaf(f: &Filter, ts: TypeSchemas) -> Result<Node, BindErr> {
             Ok(negate_if_ne(node, c.op))
         }
         Filter::Present(path) => {
-            let r = resolve_in(path, ts)?;
+            let r = match resolve_in(path, ts) {
+                Err(BindErr::Unknown(e)) => {
+                    return Ok(undeclared::present(
+                        undeclared::fallback(path, ts, e)?,
+                        path,
+                    ))
+                }
+                r => r?,
+            };
             check_usable(&r, rt, path)?;
             Ok(presence(&r, rt))
         }
@@ -429,7 +454,7 @@ fn bind_leaf(f: &Filter, ts: TypeSchemas) -> Result<Node, BindErr> {
     }
 }
 
-fn negate_if_ne(node: Node, op: CompareOp) -> Node {
+pub(super) fn negate_if_ne(node: Node, op: CompareOp) -> Node {
     if op == CompareOp::Ne {
         Node::Not(Box::new(node))
     } else {
@@ -438,7 +463,7 @@ fn negate_if_ne(node: Node, op: CompareOp) -> Node {
 }
 
 /// `attr eq null` is `not (attr pr)`, `attr ne null` is `attr pr`.
-fn null_comparison(present: Node, c: &Comparison) -> Result<Node, BindErr> {
+pub(super) fn null_comparison(present: Node, c: &Comparison) -> Result<Node, BindErr> {
     match c.op {
         CompareOp::Eq => Ok(Node::Not(Box::new(present))),
         CompareOp::Ne => Ok(present),
@@ -624,7 +649,12 @@ fn compare(attr: &Attribute, loc: Loc, c: &Comparison) -> Result<Node, BindErr> 
 /// single-valued complex attribute (`name[givenName eq "x"]`) it reads the sub-attributes.
 fn bind_value_path(path: &AttrPath, filter: &Filter, ts: TypeSchemas) -> Result<Node, BindErr> {
     let rt = ts.rt;
-    let r = resolve_in(path, ts)?;
+    let r = match resolve_in(path, ts) {
+        Err(BindErr::Unknown(e)) => {
+            return undeclared::value_path(undeclared::fallback(path, ts, e)?, path, filter)
+        }
+        r => r?,
+    };
     check_usable(&r, rt, path)?;
     if r.attr.kind != AttrType::Complex {
         return Err(invalid(

@@ -73,6 +73,8 @@ pub struct TextOutcome {
     pub data: Option<String>,
     /// The PATCH sets `active` to false.
     pub deactivating: bool,
+    /// The PATCH sets `active` to true.
+    pub reactivating: bool,
     pub members: Vec<MemberOp>,
     pub changed: Vec<String>,
     pub tolerances: Vec<Tolerance>,

@@ -34,6 +34,7 @@ impl PatchRequest {
         Ok(TextOutcome {
             data: text,
             deactivating: data.get("active") == Some(&Value::Bool(false)),
+            reactivating: data.get("active") == Some(&Value::Bool(true)),
             members: ctx.members,
             changed,
             tolerances: ctx.tol.into_vec(),

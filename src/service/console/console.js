@@ -108,7 +108,7 @@ function renderTenants(tenants) {
   );
 }
 
-const VIEWS = ["overview", "tokens", "users", "groups", "log", "tolerances", "schemas"];
+const VIEWS = ["overview", "tokens", "users", "groups", "log", "webhooks", "tolerances", "schemas"];
 
 async function route() {
   if ($("app").hidden) return;
@@ -140,7 +140,7 @@ async function route() {
   }
   const panel = view === "users" || view === "groups" ? "directory" : view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${panel}`;
-  await ({ overview: showOverview, tokens: showTokens, users: showDirectory, groups: showDirectory, log: showLog, tolerances: showTolerances, schemas: showSchemas })[view]();
+  await ({ overview: showOverview, tokens: showTokens, users: showDirectory, groups: showDirectory, log: showLog, webhooks: showWebhooks, tolerances: showTolerances, schemas: showSchemas })[view]();
 }
 
 // ---------------------------------------------------------------- tenants and settings
@@ -251,10 +251,16 @@ async function revokeToken(c) {
 
 /** The one place a secret is ever shown: a modal dialog, cleared when it closes. */
 function showSecret(issued) {
-  const fields = issued.type === "oauth_client"
-    ? [["Client id", issued.clientId], ["Client secret", issued.clientSecret], ["Token endpoint", issued.tokenEndpoint]]
-    : [["Secret token", issued.token]];
-  fields.push(["Tenant URL", scimUrl({ id: issued.tenant, scimUrl: issued.scimUrl })]);
+  const webhook = typeof issued.secret === "string";
+  const fields = webhook
+    ? [["Signing secret", issued.secret]]
+    : issued.type === "oauth_client"
+      ? [["Client id", issued.clientId], ["Client secret", issued.clientSecret], ["Token endpoint", issued.tokenEndpoint]]
+      : [["Secret token", issued.token]];
+  if (!webhook) fields.push(["Tenant URL", scimUrl({ id: issued.tenant, scimUrl: issued.scimUrl })]);
+  $("secret-note").textContent = webhook
+    ? "It is shown only this once. Give it to the receiving app, which verifies each event's signature with it (Standard Webhooks), then close this dialog."
+    : "It is shown only this once: only its hash is stored. Paste it into the identity provider, then close this dialog.";
   $("secret-fields").replaceChildren(...fields.map(([label, value], i) => {
     const input = h("input", { id: `secret-${i}`, readonly: true, value, spellcheck: "false" });
     return h("div", {}, h("label", { for: input.id, text: label }),
@@ -262,11 +268,96 @@ function showSecret(issued) {
   }));
   $("secret-dialog").showModal();
   $("secret-0").select();
-  say("Token generated. Copy the secret now: it is shown only once.");
+  say(webhook ? "Signing secret generated. Copy it now: it is shown only once." : "Token generated. Copy the secret now: it is shown only once.");
 }
 
 function closeSecret() {
   $("secret-fields").replaceChildren();
+}
+
+// ---------------------------------------------------------------- webhooks
+
+const hookPath = (id, tail = "") => `${tenantPath()}/webhooks/${enc(id)}${tail}`;
+
+async function showWebhooks() {
+  const data = await attempt(() => api(`${tenantPath()}/webhooks`));
+  if (!data) return;
+  $("webhook-rows").replaceChildren(
+    ...(data.webhooks.length ? data.webhooks.map(webhookRow) : [h("tr", {}, h("td", { colspan: 5, text: "No endpoints yet." }))]),
+  );
+}
+
+function webhookRow(w) {
+  const name = w.url;
+  const act = (text, label, onclick, cls) => h("button", { type: "button", class: cls, "aria-label": `${label} ${name}`, onclick, text });
+  const status = w.enabled ? (w.failingSince ? "failing" : "active") : "disabled";
+  return h("tr", {},
+    h("th", { scope: "row", text: w.url }),
+    h("td", { text: w.events.join(", ") }),
+    h("td", {}, h("span", { class: `badge ${status}`, text: status }),
+      w.disabledReason ? h("span", { class: "hint", text: ` ${w.disabledReason}` }) : null),
+    h("td", {}, when(w.created)),
+    h("td", {}, h("div", { class: "actions" },
+      act("Deliveries", "Deliveries of", () => showDeliveries(w)),
+      act(w.enabled ? "Disable" : "Enable", w.enabled ? "Disable" : "Enable", () => setWebhook(w, { enabled: !w.enabled })),
+      act("Rotate secret", "Rotate the secret of", () => rotateWebhook(w)),
+      act("Delete", "Delete", () => deleteWebhook(w), "danger"))));
+}
+
+async function addWebhook(e) {
+  e.preventDefault();
+  const events = $("webhook-events").value.split(",").map((s) => s.trim()).filter(Boolean);
+  const body = { url: $("webhook-url").value.trim(), events: events.length ? events : ["*"] };
+  const made = await attempt(() => api(`${tenantPath()}/webhooks`, { method: "POST", body }));
+  if (!made) return;
+  e.target.reset();
+  showSecret(made);
+  await showWebhooks();
+}
+
+async function setWebhook(w, body) {
+  const r = await attempt(() => api(hookPath(w.id), { method: "PATCH", body }));
+  if (!r) return;
+  say(`Endpoint ${w.url} ${r.enabled ? "enabled" : "disabled"}.`);
+  await showWebhooks();
+}
+
+async function rotateWebhook(w) {
+  if (!confirm(`Rotate the signing secret of ${w.url}? Events are signed with both secrets for 24 hours.`)) return;
+  const r = await attempt(() => api(hookPath(w.id, "/rotate"), { method: "POST", body: {} }));
+  if (r) showSecret(r);
+}
+
+async function deleteWebhook(w) {
+  if (!confirm(`Delete the endpoint ${w.url} and its delivery log?`)) return;
+  if (!(await attempt(() => api(hookPath(w.id), { method: "DELETE" })))) return;
+  say(`Endpoint ${w.url} deleted.`);
+  $("deliveries").hidden = true;
+  await showWebhooks();
+}
+
+async function showDeliveries(w) {
+  const data = await attempt(() => api(hookPath(w.id, "/deliveries")));
+  if (!data) return;
+  const redeliver = async (d) => {
+    if (await attempt(() => api(hookPath(w.id, "/redeliver"), { method: "POST", body: { seq: d.seq } }))) {
+      say(`Event ${d.eventId} queued for redelivery.`);
+    }
+  };
+  $("delivery-rows").replaceChildren(...(data.deliveries.length
+    ? data.deliveries.map((d) => h("tr", {},
+      h("th", { scope: "row", text: d.eventId }),
+      h("td", {}, h("span", { class: `badge ${d.status}`, text: d.status })),
+      h("td", { text: String(d.attempts) }),
+      h("td", { text: d.lastStatus ?? "—" }),
+      h("td", { text: d.latencyMs === null || d.latencyMs === undefined ? "—" : `${d.latencyMs} ms` }),
+      h("td", { text: d.lastError ?? "" }),
+      h("td", {}, when(d.lastAttempt)),
+      h("td", {}, h("button", { type: "button", "aria-label": `Redeliver ${d.eventId}`, onclick: () => redeliver(d), text: "Redeliver" }))))
+    : [h("tr", {}, h("td", { colspan: 8, text: "Nothing delivered yet." }))]));
+  $("deliveries-h").textContent = `Deliveries to ${w.url}`;
+  $("deliveries").hidden = false;
+  $("deliveries-h").focus();
 }
 
 // ---------------------------------------------------------------- users and groups
@@ -559,6 +650,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("token-form").addEventListener("submit", issueToken);
   $("schema-form").addEventListener("submit", declareSchema);
   $("schema-file").addEventListener("change", () => attempt(loadSchemaFile));
+  $("webhook-form").addEventListener("submit", addWebhook);
+  $("deliveries-close").addEventListener("click", () => { $("deliveries").hidden = true; $("webhook-url").focus(); });
   $("dir-form").addEventListener("submit", (e) => { e.preventDefault(); state.dir.start = 1; loadDirectory(); });
   $("dir-prev").addEventListener("click", () => page(-1));
   $("dir-next").addEventListener("click", () => page(1));

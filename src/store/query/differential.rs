@@ -39,8 +39,12 @@ enum Pool {
     GroupName,
     ResourceType,
     Direct,
+    /// Strings stored in undeclared attributes (`undeclared.rs`).
+    Loose,
+    /// Strings stored in a declared extension (`declared.rs`).
+    Declared,
 }
-const POOLS: usize = 15;
+const POOLS: usize = 17;
 
 struct Resource {
     tenant: &'static str,
@@ -485,6 +489,10 @@ enum Ty {
     Multi(Pool),
     /// Complex: `pr`, `eq null`, `ne null` only.
     Complex,
+    /// No schema declares it: literals of every JSON type, with every operator.
+    Loose,
+    /// A declared integer or decimal attribute (`declared.rs`).
+    Num,
 }
 
 const USER_ATTRS: &[(&str, Ty)] = &[
@@ -719,6 +727,8 @@ impl Gen<'_> {
             Ty::Date => &["eq", "ne", "gt", "ge", "lt", "le", "pr"],
             Ty::Multi(_) => &["eq", "ne", "co", "sw", "ew", "pr"],
             Ty::Complex => &["pr"],
+            Ty::Loose => &["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr"],
+            Ty::Num => &["eq", "ne", "gt", "ge", "lt", "le", "pr"],
         };
         // Now and then an operator the type refuses: both back ends must reject it.
         let op = if self.rng.chance(2) {
@@ -737,6 +747,8 @@ impl Gen<'_> {
             }
             Ty::Date => self.date_literal(),
             Ty::Complex => "\"x\"".to_string(),
+            Ty::Loose => self.loose_literal(),
+            Ty::Num => self.number_literal(),
         };
         format!("{path} {} {value}", self.kw(op))
     }
@@ -822,6 +834,11 @@ impl Gen<'_> {
     }
 }
 
+#[cfg(test)]
+mod declared;
+#[cfg(test)]
+mod undeclared;
+
 #[derive(Default)]
 struct Stats {
     compared: usize,
@@ -829,15 +846,42 @@ struct Stats {
     partial: usize,
 }
 
+impl Stats {
+    /// The back ends agreed, and the run meant something: at least `min` filters compared,
+    /// a third of them selecting a proper subset, and some refused by both.
+    fn assert_agreement(&self, name: &str, failures: &[String], min: usize) {
+        eprintln!(
+            "{name}: compared {}, selective {}, rejected {}",
+            self.compared, self.partial, self.rejected
+        );
+        assert!(
+            failures.is_empty(),
+            "{} disagreements, first ones:\n{}",
+            failures.len(),
+            failures[..failures.len().min(8)].join("\n\n")
+        );
+        assert!(self.compared >= min, "compared {}", self.compared);
+        assert!(
+            self.partial * 100 >= self.compared * 35,
+            "only {} of {} filters were selective",
+            self.partial,
+            self.compared
+        );
+        assert!(self.rejected > 0, "no filter was refused");
+    }
+}
+
 /// Runs one filter in one tenant and scope; returns a description of any disagreement.
 fn check(
     conn: &Connection,
     world: &World,
     input: &str,
-    rt: Option<ResourceType>,
+    scope: impl Into<TypeScope>,
     tenant: &'static str,
     stats: &mut Stats,
 ) -> Option<String> {
+    let scope: TypeScope = scope.into();
+    let rt = scope.only;
     let filter = match crate::proto::filter::parse(input) {
         Ok(f) => f,
         Err(e) => return Some(format!("generated filter does not parse: {input}\n  {e}")),
@@ -848,14 +892,14 @@ fn check(
         .filter(|r| r.tenant == tenant && rt.is_none_or(|t| r.rt == t))
         .collect();
     let mut params = vec![SqlValue::Text(tenant.to_string())];
-    let where_clause = match where_sql(&filter, rt, &mut params) {
+    let where_clause = match where_sql(&filter, scope, &mut params) {
         Ok(w) => w,
         Err(e) => {
             stats.rejected += 1;
-            let rejected_in_memory = crate::proto::filter::validate(&filter, rt).is_err();
+            let rejected_in_memory = crate::proto::filter::validate(&filter, scope).is_err();
             let matched_any = candidates
                 .iter()
-                .any(|r| crate::proto::filter::matches(&filter, rt, &r.rendered));
+                .any(|r| crate::proto::filter::matches(&filter, scope, &r.rendered));
             return (e.scim_type != Some(crate::proto::error::ScimType::InvalidFilter)
                 || !rejected_in_memory
                 || matched_any)
@@ -873,7 +917,7 @@ fn check(
     };
     let from_memory: BTreeSet<String> = candidates
         .iter()
-        .filter(|r| crate::proto::filter::matches(&filter, rt, &r.rendered))
+        .filter(|r| crate::proto::filter::matches(&filter, scope, &r.rendered))
         .map(|r| r.id.clone())
         .collect();
     stats.compared += 1;
@@ -948,29 +992,8 @@ fn sql_and_memory_agree_on_random_filters() {
             }
         }
     }
-    eprintln!(
-        "compared {}, selective {}, rejected {}",
-        stats.compared, stats.partial, stats.rejected
-    );
-    assert!(
-        failures.is_empty(),
-        "{} disagreements, first ones:\n{}",
-        failures.len(),
-        failures[..failures.len().min(8)].join("\n\n")
-    );
-    // The test only means something if filters select proper, non-trivial subsets.
-    assert!(stats.compared >= 2700, "compared {}", stats.compared);
-    assert!(
-        stats.partial * 100 >= stats.compared * 35,
-        "only {} of {} filters were selective",
-        stats.partial,
-        stats.compared
-    );
-    assert!(
-        stats.rejected > 0 && stats.rejected < 300,
-        "rejected {}",
-        stats.rejected
-    );
+    stats.assert_agreement("built-in schemas", &failures, 2700);
+    assert!(stats.rejected < 300, "rejected {}", stats.rejected);
 }
 
 #[test]
@@ -1153,16 +1176,9 @@ fn paged_ids(
     Err("paging did not end".into())
 }
 
-#[test]
-fn sql_and_memory_agree_on_random_sorted_pages() {
-    // Random sorted lists, with and without random filters, read page by page through
-    // `Store::list` in both paging styles, against the filter evaluator and a sort in Rust:
-    // resources with a value first (case-insensitive attributes folded as SQLite's NOCASE folds,
-    // ASCII only), then those without; rowid breaks ties; descending reverses both but keeps
-    // the missing values last.
+/// The world in the test harness's SQLite database, as `Store::list` reads it.
+fn sqlite_db(world: &World) -> crate::testing::SqliteDb {
     use crate::testing::{block_on, SqliteDb};
-    let mut rng = XorShift::new(0x50E7_2026);
-    let world = build_world(&mut rng);
     let db = SqliteDb::new();
     let mut stmts = vec![crate::store::sql::Stmt::new(
         "INSERT INTO tenants (id, name) VALUES ('t2', 'Second')",
@@ -1188,6 +1204,19 @@ fn sql_and_memory_agree_on_random_sorted_pages() {
         ));
     }
     block_on(crate::store::Db::batch(&db, stmts)).expect("load");
+    db
+}
+
+#[test]
+fn sql_and_memory_agree_on_random_sorted_pages() {
+    // Random sorted lists, with and without random filters, read page by page through
+    // `Store::list` in both paging styles, against the filter evaluator and a sort in Rust:
+    // resources with a value first (case-insensitive attributes folded as SQLite's NOCASE folds,
+    // ASCII only), then those without; rowid breaks ties; descending reverses both but keeps
+    // the missing values last.
+    let mut rng = XorShift::new(0x50E7_2026);
+    let world = build_world(&mut rng);
+    let db = sqlite_db(&world);
 
     let (root_attrs, root_paths) = root_scope();
     type SortScope<'s> = (

@@ -5,13 +5,15 @@
 //! `id` and `meta.*` from columns, `userName`/`displayName`/`externalId` from their indexed
 //! generated columns, other attributes with `json_extract(r.data, …)` at their canonical JSON
 //! path, multi-valued attributes through `json_each`, and `Group.members` / `User.groups` from
-//! the `members` table. Each construct mirrors one rule of `crate::proto::filter`'s evaluator; the
+//! the `members` table, and attributes no schema declares by name through `json_each`
+//! (`undeclared`). Each construct mirrors one rule of `crate::proto::filter`'s evaluator; the
 //! differential test in this module compares the two on random data and filters.
 //!
 //! Contract with the store, which the evaluator relies on too: values in `data` have the JSON
 //! types the schema declares (`crate::proto::resource::validate` enforces it), dateTimes are stored in
 //! `crate::proto::time::format_millis` form (true of `created`/`modified`; the current schemas keep no
-//! other dateTime), and `members`/`groups` render as `crate::store` builds them (a member's
+//! other dateTime), `data` is serde_json's serialisation (which escapes only `"`, `\` and control
+//! characters), and `members`/`groups` render as `crate::store` builds them (a member's
 //! `display` is its displayName, else its userName; a user's groups have `type` "direct").
 //! Structural deviations in `data` (non-object elements, a scalar where an array belongs) are
 //! still handled identically by both back ends and never make the SQL fail.
@@ -80,13 +82,24 @@ pub fn sort_sql(sort_by: &str, scope: impl Into<TypeScope>) -> Result<SortOrder,
     let mut per_type = Vec::new();
     let mut first_err = None;
     for t in types {
-        match filter::resolve_for_sort(&path, scope.schemas.of(t)) {
+        let ts = scope.schemas.of(t);
+        match filter::resolve_for_sort(&path, ts) {
             Ok(r) => per_type.push((t, sort_expr(&r, t)?)),
             Err((unknown, e)) => {
                 if !unknown {
                     return Err(invalid(e));
                 }
-                first_err.get_or_insert(e);
+                // An attribute kept without a schema: its values sort by JSON type (numbers
+                // and booleans as 0/1, then strings case-insensitively).
+                match filter::undeclared_attr(&path, ts) {
+                    Some(attr) => {
+                        let expr = undeclared::sort_expr(&attr, path.sub.as_deref())?;
+                        per_type.push((t, (expr, true, None)));
+                    }
+                    None => {
+                        first_err.get_or_insert(e);
+                    }
+                }
             }
         }
     }
@@ -215,8 +228,14 @@ fn emit(node: &Node, scope: Scope, params: &mut Vec<SqlValue>) -> Result<String,
         };
     match node {
         Node::Const(b) => Ok(if *b { "1" } else { "0" }.to_string()),
-        Node::Cmp { leaf, op, lit } => compare_sql(leaf, *op, lit, scope, params),
-        Node::Present(leaf) => present_sql(leaf, scope),
+        Node::Cmp { leaf, op, lit } => match &leaf.loc {
+            Loc::Loose(sub) => undeclared::compare_sql(sub.as_deref(), leaf.kind, *op, lit, params),
+            _ => compare_sql(leaf, *op, lit, scope, params),
+        },
+        Node::Present(leaf) => match &leaf.loc {
+            Loc::Loose(sub) => Ok(undeclared::present_sql(sub.as_deref(), params)),
+            _ => present_sql(leaf, scope),
+        },
         Node::Any { container, cond } => {
             // The index pre-filter's `?` comes first in the SQL text, so its value is bound
             // before the condition's.
@@ -242,6 +261,16 @@ fn emit(node: &Node, scope: Scope, params: &mut Vec<SqlValue>) -> Result<String,
             rt.name(),
             emit(inner, scope, params)?
         )),
+        Node::Undeclared { attr, cond } => {
+            // The text pre-filter's `?`s come first, then the element rows', then the
+            // condition's.
+            let text = undeclared::text_prefilter(attr, cond, params);
+            let rows = undeclared::elements_sql(attr, params);
+            let inner = emit(cond, scope, params)?;
+            Ok(format!(
+                "({text} AND EXISTS (SELECT 1 FROM {rows} AND {inner}))"
+            ))
+        }
     }
 }
 
@@ -400,6 +429,7 @@ fn needs_join(node: &Node) -> bool {
         Node::Cmp { leaf, .. } | Node::Present(leaf) => reads_x(leaf),
         Node::Any { cond, .. } => needs_join(cond),
         Node::Not(n) | Node::OfType(_, n) => needs_join(n),
+        Node::Undeclared { .. } => false,
         Node::And(items) | Node::Or(items) => items.iter().any(needs_join),
         Node::Const(_) => false,
     }
@@ -465,6 +495,17 @@ fn compare_sql(
     params: &mut Vec<SqlValue>,
 ) -> Result<String, ScimError> {
     let x = value_expr(&leaf.loc, scope)?;
+    typed_compare_sql(&x, leaf.kind, op, lit, params)
+}
+
+/// `x op lit` for a value `x` of the leaf's kind.
+fn typed_compare_sql(
+    x: &str,
+    kind: Kind,
+    op: Op,
+    lit: &Lit,
+    params: &mut Vec<SqlValue>,
+) -> Result<String, ScimError> {
     let sym = match op {
         Op::Eq => "=",
         Op::Gt => ">",
@@ -474,9 +515,9 @@ fn compare_sql(
         Op::Co | Op::Sw | Op::Ew => "",
     };
     let substring = sym.is_empty();
-    match (leaf.kind, lit) {
+    match (kind, lit) {
         (Kind::Str { case_exact }, Lit::Str(s)) => {
-            Ok(string_sql(&x, case_exact, op, sym, s, params))
+            Ok(string_sql(x, case_exact, op, sym, s, params))
         }
         (Kind::Bool, Lit::Bool(b)) if op == Op::Eq => {
             // json_extract yields JSON true/false as 1/0.
@@ -563,6 +604,8 @@ fn like_escape(s: &str) -> String {
     }
     out
 }
+
+mod undeclared;
 
 #[cfg(test)]
 mod tests;

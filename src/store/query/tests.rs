@@ -193,7 +193,7 @@ fn too_many_params_is_invalid_filter_and_leaves_params_untouched() {
     assert_eq!(err.scim_type, Some(ScimType::InvalidFilter));
     assert!(err.detail.contains("too complex"), "{}", err.detail);
     assert_eq!(params, vec![text("t")]);
-    let err = where_sql(&parse("nope eq 1").unwrap(), USER, &mut params).unwrap_err();
+    let err = where_sql(&parse("members eq 1").unwrap(), USER, &mut params).unwrap_err();
     assert_eq!(
         (err.scim_type, params.len()),
         (Some(ScimType::InvalidFilter), 1)
@@ -306,8 +306,18 @@ fn sort_expressions_follow_the_schema() {
         .unwrap()
         .expr
         .starts_with("(SELECT json_extract("));
+    // Names no schema defines are undeclared attributes, sorted by value; under a defined
+    // schema's URN they stay unknown.
+    assert!(sort_sql("nope", USER).unwrap().expr.starts_with(
+        "(SELECT a.atom FROM json_each(r.data) a WHERE a.key = 'nope' COLLATE NOCASE"
+    ));
     for (bad, rt) in [
-        ("nope", USER),
+        ("urn:ietf:params:scim:schemas:core:2.0:Group:nope", USER),
+        (
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nope",
+            USER,
+        ),
+        ("emails", GROUP),
         ("name", USER),
         ("password", USER),
         ("members", USER),
@@ -398,4 +408,37 @@ fn sort_orders_name_their_column_in_typed_terms() {
     assert_eq!(col("id", None).unwrap(), (Some(Column::Id), false));
     assert_eq!(col("title", USER).unwrap(), (None, true));
     assert_eq!(col("emails", USER).unwrap(), (None, true));
+}
+
+#[test]
+fn undeclared_names_and_literals_are_bound_and_prefilter_the_text() {
+    let (sql, params) = plan("urn:example:acme:2.0:Profile:Cost_Center eq \"a_b%\"", USER);
+    assert_eq!(
+        params,
+        vec![
+            text("%\"Cost\\_Center\"%"),
+            text("%a\\_b\\%%"),
+            text("urn:example:acme:2.0:Profile"),
+            text("Cost_Center"),
+            text("a_b%"),
+        ]
+    );
+    assert!(!sql.contains("acme") && !sql.contains("Cost"), "{sql}");
+    assert_eq!(sql.matches('?').count(), params.len());
+    // A literal serde_json escapes in the text is not looked for there; `ne` is `not eq`.
+    let (sql, params) = plan("shoeSize ne \"say \\\"hi\\\"\"", USER);
+    assert_eq!(
+        params,
+        vec![text("%\"shoeSize\"%"), text("shoeSize"), text("say \"hi\"")]
+    );
+    assert!(sql.starts_with("NOT COALESCE("), "{sql}");
+    // One element must satisfy the whole value filter: both literals are required.
+    let (_, params) = plan(
+        "urn:x:y:devices[type eq \"phone\" and serial eq \"P-7\" and not (a eq \"z\")]",
+        USER,
+    );
+    assert_eq!(
+        &params[..3],
+        &[text("%\"devices\"%"), text("%phone%"), text("%P-7%")]
+    );
 }
