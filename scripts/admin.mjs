@@ -14,6 +14,8 @@
 //   npm run admin -- role add acme --id admin --name "Administrator"
 //   npm run admin -- entitlement add acme --id e3 --name "Office E3" --type License
 //   npm run admin -- roles acme
+//   npm run admin -- setup-link create acme --label "Alice (IT)" [--expires-in 604800]
+//   npm run admin -- oauth-app add --name "Contoso HR" [--redirect-uris URI,URI]
 //   npm run admin -- webhook create acme https://app.example.com/scim-events --events user.deactivated,user.deleted
 //   npm run admin -- webhook deliveries acme <webhook-id> --status retrying
 //
@@ -66,6 +68,19 @@ commands:
                                             the overlap ends (default a day)
   webhook deliveries <tenant> <id> [--status queued|retrying|delivered|dead] [--limit N]
   webhook redeliver <tenant> <id> (--seq N | --from RFC3339 --to RFC3339)
+
+  The customer's IT admin and Entra's Authorize button (docs/ENTRA.md):
+  setup-links <tenant>                      list the tenant's setup links (never the secret)
+  setup-link create <tenant> [--label L] [--expires-in SECONDS]
+                                            a link for the IT admin (shown once; opens once)
+  setup-link revoke <tenant> <id>           revoke it and end the session it started
+  oauth-apps                                list the deployment's OAuth apps
+  oauth-app add --name NAME [--redirect-uris URI,URI]
+                                            the values to submit to Microsoft (secret once);
+                                            Entra's TokenAuthorize URIs by default
+  oauth-app show <id>
+  oauth-app set <id> --redirect-uris URI,URI  replace the exact-match allow-list
+  oauth-app revoke <id>                     revoke it with every approval and token it holds
 
 The secret of an issued or rotated token or webhook is printed once and is not stored anywhere.
 --url defaults to $SCIM_ADMIN_URL or http://127.0.0.1:8787; --token to $ADMIN_TOKEN, or for a
@@ -190,7 +205,43 @@ if (KINDS[cmd]) {
     default:
       usage(`unknown command '${pos.join(" ")}'`);
   }
-} else switch (`${cmd} ${["tenant", "token", "schema", "webhook"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
+} else switch (`${cmd} ${["tenant", "token", "schema", "webhook", "setup-link", "oauth-app"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
+  case "setup-links":
+    if (!sub) usage("setup-links <tenant>");
+    route = `/tenants/${enc(sub)}/setup-links`;
+    break;
+  case "setup-link create":
+    if (!a) usage("setup-link create <tenant>");
+    [method, route] = ["POST", `/tenants/${enc(a)}/setup-links`];
+    body = {
+      ...(opt.label ? { label: opt.label } : {}),
+      ...(opt["expires-in"] !== undefined ? { expiresIn: seconds(opt["expires-in"], "expires-in") } : {}),
+    };
+    break;
+  case "setup-link revoke":
+    if (!a || !b) usage("setup-link revoke <tenant> <id>");
+    [method, route] = ["DELETE", `/tenants/${enc(a)}/setup-links/${enc(b)}`];
+    break;
+  case "oauth-apps":
+    route = "/oauth-apps";
+    break;
+  case "oauth-app add":
+    if (!opt.name) usage("oauth-app add --name NAME");
+    [method, route] = ["POST", "/oauth-apps"];
+    body = { name: opt.name, ...(opt["redirect-uris"] ? { redirectUris: opt["redirect-uris"].split(",") } : {}) };
+    break;
+  case "oauth-app show":
+    if (!a) usage("oauth-app show <id>");
+    route = `/oauth-apps/${enc(a)}`;
+    break;
+  case "oauth-app set":
+    if (!a || !opt["redirect-uris"]) usage("oauth-app set <id> --redirect-uris URI,URI");
+    [method, route, body] = ["PATCH", `/oauth-apps/${enc(a)}`, { redirectUris: opt["redirect-uris"].split(",") }];
+    break;
+  case "oauth-app revoke":
+    if (!a) usage("oauth-app revoke <id>");
+    [method, route] = ["DELETE", `/oauth-apps/${enc(a)}`];
+    break;
   case "schemas":
     if (!sub) usage("schemas <tenant>");
     route = `/tenants/${enc(sub)}/schemas`;
@@ -353,6 +404,9 @@ async function send([method, route, body]) {
 for (const request of requests) {
   const json = await send(request);
   console.log(JSON.stringify(json, null, 2));
+  if (json.url && String(json.url).includes("/setup/")) {
+    console.error("\nThe link above is shown only now and opens once. Send it to the customer's IT admin.");
+  }
   if (json.token || json.clientSecret) {
     console.error("\nThe secret above is shown only now; only its hash is stored. Paste it into the identity provider.");
   }

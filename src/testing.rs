@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0012_declared_schemas.sql"),
     include_str!("../schema/migrations/0013_entitlement_values.sql"),
     include_str!("../schema/migrations/0014_webhooks.sql"),
+    include_str!("../schema/migrations/0019_oauth_code_setup_links.sql"),
 ];
 
 pub struct SqliteDb {

@@ -11,6 +11,8 @@
 //! | `/tenants/{t}/tokens/{id}` | GET, DELETE (revoke; `?chain=true`: with its successors) |
 //! | `/tenants/{t}/tokens/{id}/rotate` | POST `{overlapSeconds?, label?, expiresIn?\|expiresAt?}` |
 //! | `/tenants/{t}/Users[/{id}]`, `/tenants/{t}/Groups[/{id}]` | GET: the SCIM list/get as the tenant (read-only, for the console) |
+//! | `/tenants/{t}/setup-links[/{id}]` | GET, POST `{label?, expiresIn?}` (answers the link's `url` once); `/{id}`: DELETE (revoke, ending its session) — src/service/setup.rs |
+//! | `/oauth-apps[/{id}]` | the deployment's OAuth apps for the authorization code grant: GET, POST `{name, redirectUris?}` (answers `clientSecret` once); `/{id}`: GET, PATCH `{redirectUris}`, DELETE (revokes its grants and tokens) — src/service/authorize.rs |
 //! | `/tenants/{t}/tolerances` | GET `{tolerances: [{name, count, lastSeen}]}` |
 //! | `/tenants/{t}/schemas` | GET: the tenant's declared extension schemas |
 //! | `/tenants/{t}/schemas/{urn}` | GET, PUT `{resourceType, required?, schema}` (declare; answers with a check of the data already stored under the URN), DELETE (stored data stays, undeclared again) |
@@ -169,11 +171,29 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
             let store = tenant_store(ctx, t)?;
             events(ctx, &store, req, tail).await
         }
-        _ => Err(ScimError::not_found(format!(
-            "no admin resource at '{}'; see /admin/api/tenants",
-            req.path
-        ))),
+        _ => onboarding(ctx, req, segs.as_slice()).await,
     }
+}
+
+/// Setup links for a tenant's IT admin and the deployment's OAuth applications for the
+/// authorization code grant (src/service/setup.rs, src/service/authorize.rs).
+async fn onboarding<D: Db>(ctx: &Ctx<'_, D>, req: &Request, segs: &[&str]) -> Result<Response> {
+    let (status, v) = match segs {
+        ["tenants", t, "setup-links", tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            crate::service::setup::admin(ctx, &store, req, &body(req)?, tail).await?
+        }
+        ["oauth-apps", tail @ ..] => {
+            crate::service::authorize::admin(ctx, req, &body(req)?, tail).await?
+        }
+        _ => {
+            return Err(ScimError::not_found(format!(
+                "no admin resource at '{}'; see /admin/api/tenants",
+                req.path
+            )))
+        }
+    };
+    Ok(json_response(status, &v))
 }
 
 fn tenant_store<'a, D: Db>(ctx: &Ctx<'a, D>, id: &str) -> Result<Store<'a, D>> {

@@ -30,9 +30,15 @@ const MAX_TOKEN_LEN: usize = 128;
 
 /// A new secret of `kind`, or `None` if the platform's randomness source failed.
 pub fn generate(kind: Kind) -> Option<String> {
+    generate_prefixed(kind.prefix())
+}
+
+/// A new secret behind `prefix` (which starts with [`TOKEN_PREFIX`]), for secrets that are not
+/// credentials (authorization codes, refresh tokens, setup links); `None` if randomness failed.
+pub fn generate_prefixed(prefix: &str) -> Option<String> {
     let mut b = [0u8; SECRET_BYTES];
     getrandom::fill(&mut b).ok()?;
-    Some(format!("{}{}", kind.prefix(), base64url(&b)))
+    Some(format!("{prefix}{}", base64url(&b)))
 }
 
 /// Lower-case hex SHA-256 of a secret: what the database stores and is searched by.

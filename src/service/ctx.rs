@@ -18,6 +18,11 @@ pub struct Config {
     /// Webhook URLs may be plain `http://` to a loopback host (the `WEBHOOK_ALLOW_LOOPBACK_HTTP`
     /// var, set by `scripts/dev.sh` for local receivers; never in a deployment).
     pub webhook_loopback_http: bool,
+    /// The vendor's sign-in page for approving OAuth authorization requests
+    /// (`VENDOR_SIGNIN_URL`; see `service::handoff`). Unset: only setup links approve.
+    pub vendor_signin_url: Option<String>,
+    /// The secret the vendor's sign-in signs its assertions with (`APPROVER_SECRET`).
+    pub approver_secret: Option<String>,
 }
 
 /// Everything a request needs besides its own data.

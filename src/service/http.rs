@@ -271,6 +271,34 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// `application/x-www-form-urlencoded` encoding of one value (unreserved characters kept).
+pub fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `uri` with `params` appended to its query (RFC 6749 §4.1.2: the registered URI's own
+/// query is kept).
+pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = uri.to_string();
+    let mut sep = if uri.contains('?') { '&' } else { '?' };
+    for (k, v) in params {
+        out.push(sep);
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&form_encode(v));
+        sep = '&';
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,18 +1,22 @@
 //! The service: what the worker does with a request, given a database. Routing by path to
 //! the SCIM API ([`scim`]), the admin API ([`admin`]) and its console ([`console`]), and the
-//! OAuth token endpoint ([`oauth`]); authentication and tenancy ([`auth`], [`tenant`],
+//! OAuth token endpoint ([`oauth`]); the authorization code grant behind Entra's Authorize
+//! button ([`authorize`], approved through [`setup`] links or the vendor's sign-in,
+//! [`handoff`]); authentication and tenancy ([`auth`], [`tenant`],
 //! [`credentials`]); rate limits ([`ratelimit`]). Runtime-agnostic: `crate::worker` adapts the
 //! Workers runtime to [`handle`], and the native tests call it directly.
 
 pub mod admin;
 pub mod admin_json;
 pub mod auth;
+pub mod authorize;
 pub mod bulk;
 pub mod console;
 pub mod credentials;
 pub mod ctx;
 pub mod declarations;
 pub mod entitlements;
+pub mod handoff;
 pub mod http;
 pub mod ids;
 pub mod oauth;
@@ -20,6 +24,7 @@ pub mod profile;
 pub mod ratelimit;
 pub mod route;
 pub mod scim;
+pub mod setup;
 pub mod tenant;
 pub mod webhooks;
 
@@ -31,6 +36,8 @@ mod audit_tests;
 mod bulk_tests;
 #[cfg(test)]
 mod entitlements_tests;
+#[cfg(test)]
+mod onboarding_tests;
 #[cfg(test)]
 mod reliability_tests;
 #[cfg(test)]
@@ -70,8 +77,22 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Resu
         } => (tenant, base_path, rest),
         Target::Admin { rest } => return Ok(crate::service::admin::handle(ctx, req, rest).await),
         Target::OAuthToken { tenant } => {
-            return Ok(crate::service::oauth::handle(ctx, req, &tenant).await)
+            return Ok(crate::service::authorize::token(ctx, req, Some(&tenant)).await)
         }
+        Target::OAuth { path } => {
+            let resp = match path {
+                tenant::AUTHORIZE_PATH => authorize::authorize(ctx, req).await,
+                tenant::DEPLOYMENT_TOKEN_PATH => authorize::token(ctx, req, None).await,
+                handoff::RETURN_PATH => handoff::finish(ctx, req).await,
+                _ => {
+                    return Err(ScimError::not_found(format!(
+                        "no OAuth endpoint at '{path}'"
+                    )))
+                }
+            };
+            return Ok(resp);
+        }
+        Target::Setup { rest } => return Ok(setup::handle(ctx, req, rest).await),
         Target::NotFound => {
             // The admin console's static files (`/admin`, `/admin/console.js`, ...).
             if let Some(resp) = crate::service::console::asset(req) {

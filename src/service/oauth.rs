@@ -31,18 +31,22 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    fn new(status: u16, error: &'static str, description: impl Into<String>) -> OAuthError {
+    pub(crate) fn new(
+        status: u16,
+        error: &'static str,
+        description: impl Into<String>,
+    ) -> OAuthError {
         OAuthError {
             status,
             error,
             description: description.into(),
         }
     }
-    fn invalid_request(d: impl Into<String>) -> OAuthError {
+    pub(crate) fn invalid_request(d: impl Into<String>) -> OAuthError {
         OAuthError::new(400, "invalid_request", d)
     }
     /// 401 with `WWW-Authenticate` (required when the client tried HTTP Basic; allowed always).
-    fn invalid_client(d: impl Into<String>) -> OAuthError {
+    pub(crate) fn invalid_client(d: impl Into<String>) -> OAuthError {
         OAuthError::new(401, "invalid_client", d)
     }
 
@@ -58,7 +62,7 @@ impl OAuthError {
     }
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
+pub(crate) fn json_response(status: u16, body: &Value) -> Response {
     let mut r = Response::json(status, body);
     r.headers
         .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
@@ -76,6 +80,28 @@ pub struct TokenRequest {
 
 /// Validates the request's shape (RFC 6749 §3.2, §4.4.2, §2.3.1) without touching storage.
 pub fn parse_token_request(req: &Request) -> Result<TokenRequest, OAuthError> {
+    let form = parse_form(req)?;
+    match form_param(&form, "grant_type") {
+        None => return Err(OAuthError::invalid_request("'grant_type' is required")),
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(OAuthError::new(
+                400,
+                "unsupported_grant_type",
+                format!("grant type '{other}' is not supported; use client_credentials"),
+            ))
+        }
+    }
+    let (client_id, client_secret) = client_auth(req, &form)?;
+    Ok(TokenRequest {
+        client_id,
+        client_secret,
+    })
+}
+
+/// The token request's form parameters (RFC 6749 §3.2): POST, form-encoded, bounded, UTF-8,
+/// no parameter repeated.
+pub(crate) fn parse_form(req: &Request) -> Result<Vec<(String, String)>, OAuthError> {
     if req.method != Method::Post {
         return Err(OAuthError::new(
             405,
@@ -98,7 +124,6 @@ pub fn parse_token_request(req: &Request) -> Result<TokenRequest, OAuthError> {
     let body = std::str::from_utf8(&req.body)
         .map_err(|_| OAuthError::invalid_request("the request body is not UTF-8"))?;
     let form = parse_query(body);
-    // RFC 6749 §3.2: parameters must not be included more than once.
     let mut seen: Vec<&str> = Vec::new();
     for (k, _) in &form {
         if seen.contains(&k.as_str()) {
@@ -108,25 +133,27 @@ pub fn parse_token_request(req: &Request) -> Result<TokenRequest, OAuthError> {
         }
         seen.push(k);
     }
-    let param = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
-    match param("grant_type") {
-        None => return Err(OAuthError::invalid_request("'grant_type' is required")),
-        Some("client_credentials") => {}
-        Some(other) => {
-            return Err(OAuthError::new(
-                400,
-                "unsupported_grant_type",
-                format!("grant type '{other}' is not supported; use client_credentials"),
-            ))
-        }
-    }
+    Ok(form)
+}
+
+/// A form parameter; an empty value counts as absent (RFC 6749 §3.1).
+pub(crate) fn form_param<'f>(form: &'f [(String, String)], name: &str) -> Option<&'f str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// The client's id and secret (RFC 6749 §2.3.1): HTTP Basic or the body, never both.
+pub(crate) fn client_auth(
+    req: &Request,
+    form: &[(String, String)],
+) -> Result<(String, String), OAuthError> {
     let basic = basic_credentials(req.header("authorization"))?;
-    let in_body = (param("client_id"), param("client_secret"));
+    let in_body = (
+        form_param(form, "client_id"),
+        form_param(form, "client_secret"),
+    );
     match (basic, in_body) {
         (Some(_), (_, Some(_))) => Err(OAuthError::invalid_request(
             "send the client credentials either with HTTP Basic or in the body, not both",
@@ -137,15 +164,9 @@ pub fn parse_token_request(req: &Request) -> Result<TokenRequest, OAuthError> {
                     "'client_id' differs from the HTTP Basic user",
                 ));
             }
-            Ok(TokenRequest {
-                client_id: id,
-                client_secret: secret,
-            })
+            Ok((id, secret))
         }
-        (None, (Some(id), Some(secret))) => Ok(TokenRequest {
-            client_id: id.to_string(),
-            client_secret: secret.to_string(),
-        }),
+        (None, (Some(id), Some(secret))) => Ok((id.to_string(), secret.to_string())),
         (None, _) => Err(OAuthError::invalid_client(
             "client authentication required: HTTP Basic, or client_id and client_secret in the body",
         )),
@@ -232,7 +253,7 @@ pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request, tenant: &str) -> Res
 
 /// Client ids are the lower-case UUIDs [`crate::service::ids::new_id`] makes; anything else names no
 /// client and is refused without a database lookup.
-fn looks_like_client_id(id: &str) -> bool {
+pub(crate) fn looks_like_client_id(id: &str) -> bool {
     id.len() == 36
         && id.bytes().enumerate().all(|(i, b)| match i {
             8 | 13 | 18 | 23 => b == b'-',
@@ -253,13 +274,13 @@ async fn failed<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, source: &str) -> Response
         .response()
 }
 
-fn too_many(retry_after_secs: u32, description: &str) -> Response {
+pub(crate) fn too_many(retry_after_secs: u32, description: &str) -> Response {
     OAuthError::new(429, "temporarily_unavailable", description)
         .response()
         .with_header("retry-after", retry_after_secs.to_string())
 }
 
-fn server_error(description: &str) -> Response {
+pub(crate) fn server_error(description: &str) -> Response {
     OAuthError::new(500, "server_error", description).response()
 }
 

@@ -693,7 +693,13 @@ fn oauth_client_credentials_grant() {
         assert_eq!(r.body_json()["error"], "invalid_client");
         assert!(r.header("www-authenticate").is_some());
     }
-    let r = oauth(&mut h, "acme", "grant_type=authorization_code&code=x", None);
+    // The code grant is served here too (src/service/authorize.rs); other grants are not.
+    let r = oauth(
+        &mut h,
+        "acme",
+        "grant_type=password&username=a&password=b",
+        None,
+    );
     assert_eq!(
         (r.status, r.body_json()["error"].clone()),
         (400, json!("unsupported_grant_type"))

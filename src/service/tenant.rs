@@ -22,6 +22,10 @@ pub const TENANT_PREFIX: &str = "/t/";
 pub const OAUTH_TOKEN_PATH: &str = "/oauth/token";
 /// The admin API.
 pub const ADMIN_PATH: &str = "/admin/api";
+/// The deployment's OAuth authorization endpoint and its token endpoint for the
+/// authorization code and refresh grants (`service::authorize`).
+pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
+pub const DEPLOYMENT_TOKEN_PATH: &str = "/oauth/token";
 
 /// Which part of the service a path addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +45,15 @@ pub enum Target<'a> {
     Admin {
         rest: &'a str,
     },
+    /// `/oauth/authorize`, `/oauth/token`, `/oauth/vendor-return`: the authorization code
+    /// grant, for the deployment (the approver picks the tenant).
+    OAuth {
+        path: &'a str,
+    },
+    /// The IT admin's setup pages, `/setup[/...]`; `rest` starts with `/` or is empty.
+    Setup {
+        rest: &'a str,
+    },
     NotFound,
 }
 
@@ -55,6 +68,12 @@ pub fn target(path: &str) -> Target<'_> {
     }
     if let Some(rest) = under(path, ADMIN_PATH) {
         return Target::Admin { rest };
+    }
+    if let Some(rest) = under(path, "/setup") {
+        return Target::Setup { rest };
+    }
+    if path.starts_with("/oauth/") {
+        return Target::OAuth { path };
     }
     let Some(after) = path.strip_prefix(TENANT_PREFIX) else {
         return Target::NotFound;
@@ -210,6 +229,14 @@ mod tests {
             Target::Admin { rest: "/tenants" }
         );
         assert_eq!(target("/admin/apix"), Target::NotFound);
+        assert_eq!(
+            target("/oauth/authorize"),
+            Target::OAuth {
+                path: "/oauth/authorize"
+            }
+        );
+        assert_eq!(target("/setup/x"), Target::Setup { rest: "/x" });
+        assert_eq!(target("/setupx"), Target::NotFound);
     }
 
     #[test]

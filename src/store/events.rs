@@ -139,6 +139,14 @@ pub async fn record_failure<D: Db>(
     let _ = db.batch(vec![stmt]).await;
 }
 
+/// The OAuth grant an event's credential came from: `authorization_code` for an access
+/// token of an approval (migration 0019), `client_credentials` for one a client obtained,
+/// NULL for a bearer token or a Worker secret. Read, not stored, so events keep their shape.
+const GRANT_SQL: &str = "(SELECT CASE WHEN c.kind <> 'access' THEN NULL \
+    WHEN EXISTS (SELECT 1 FROM oauth_grants g WHERE g.id = c.parent_id) \
+    THEN 'authorization_code' ELSE 'client_credentials' END \
+    FROM credentials c WHERE c.id = events.credential AND c.tenant = events.tenant)";
+
 /// Filters of `GET /admin/api/tenants/{t}/events`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventQuery {
@@ -208,10 +216,10 @@ impl EventQuery {
     }
 
     pub fn stmt(&self, tenant: &str) -> Stmt {
-        let mut sql = String::from(
+        let mut sql = format!(
             "SELECT seq, time, op, resource_type, resource_id, credential, attributes, deactivated, \
-             reactivated, members_added, members_removed, outcome, status, request_id, detail \
-             FROM events WHERE tenant = ? AND seq > ?",
+             reactivated, members_added, members_removed, outcome, status, request_id, detail, \
+             {GRANT_SQL} AS via_grant FROM events WHERE tenant = ? AND seq > ?",
         );
         let mut params: Vec<SqlValue> = vec![tenant.into(), SqlValue::Int(self.since)];
         let mut add = |cond: &str, v: SqlValue| {
@@ -270,6 +278,7 @@ pub fn render_event(row: &Row) -> Value {
         "resourceType": row.get("resource_type"),
         "resourceId": row.get("resource_id"),
         "credential": row.get("credential"),
+        "grant": row.get("via_grant"),
         "attributes": attributes,
         "deactivated": int(row, "deactivated") == 1,
         "reactivated": int(row, "reactivated") == 1,

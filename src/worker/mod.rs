@@ -113,6 +113,14 @@ fn config(env: &Env) -> Config {
         .ok()
         .map(|s| s.to_string().trim().to_string())
         .filter(|s| !s.is_empty());
+    let setting = |name: &str| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
     Config {
         tokens,
         admin_token,
@@ -120,6 +128,8 @@ fn config(env: &Env) -> Config {
         webhook_loopback_http: env
             .var("WEBHOOK_ALLOW_LOOPBACK_HTTP")
             .is_ok_and(|v| v.to_string().trim() == "1"),
+        vendor_signin_url: setting("VENDOR_SIGNIN_URL"),
+        approver_secret: setting("APPROVER_SECRET"),
     }
 }
 

@@ -233,6 +233,12 @@ async function issueToken(e) {
   await showTokens();
 }
 
+/** A setup link for the customer's IT admin (src/service/setup.rs), shown once. */
+async function createSetupLink() {
+  const link = await attempt(() => api(`${tenantPath()}/setup-links`, { method: "POST", body: {} }));
+  if (link) showSecret(link);
+}
+
 async function rotateToken(c) {
   if (!confirm(`Rotate "${c.label || c.id}"? A new secret is issued; the current one keeps working for 24 hours.`)) return;
   const issued = await attempt(() => api(`${tenantPath()}/tokens/${enc(c.id)}/rotate`, { method: "POST", body: { label: c.label } }));
@@ -252,15 +258,20 @@ async function revokeToken(c) {
 /** The one place a secret is ever shown: a modal dialog, cleared when it closes. */
 function showSecret(issued) {
   const webhook = typeof issued.secret === "string";
-  const fields = webhook
-    ? [["Signing secret", issued.secret]]
-    : issued.type === "oauth_client"
-      ? [["Client id", issued.clientId], ["Client secret", issued.clientSecret], ["Token endpoint", issued.tokenEndpoint]]
-      : [["Secret token", issued.token]];
-  if (!webhook) fields.push(["Tenant URL", scimUrl({ id: issued.tenant, scimUrl: issued.scimUrl })]);
-  $("secret-note").textContent = webhook
-    ? "It is shown only this once. Give it to the receiving app, which verifies each event's signature with it (Standard Webhooks), then close this dialog."
-    : "It is shown only this once: only its hash is stored. Paste it into the identity provider, then close this dialog.";
+  const link = !webhook && typeof issued.url === "string"; // a setup link (a webhook has a url too)
+  const fields = link
+    ? [["Setup link", issued.url]]
+    : webhook
+      ? [["Signing secret", issued.secret]]
+      : issued.type === "oauth_client"
+        ? [["Client id", issued.clientId], ["Client secret", issued.clientSecret], ["Token endpoint", issued.tokenEndpoint]]
+        : [["Secret token", issued.token]];
+  if (!webhook && !link) fields.push(["Tenant URL", scimUrl({ id: issued.tenant, scimUrl: issued.scimUrl })]);
+  $("secret-note").textContent = link
+    ? "It is shown only this once and opens once. Send it to the customer's IT admin, then close this dialog."
+    : webhook
+      ? "It is shown only this once. Give it to the receiving app, which verifies each event's signature with it (Standard Webhooks), then close this dialog."
+      : "It is shown only this once: only its hash is stored. Paste it into the identity provider, then close this dialog.";
   $("secret-fields").replaceChildren(...fields.map(([label, value], i) => {
     const input = h("input", { id: `secret-${i}`, readonly: true, value, spellcheck: "false" });
     return h("div", {}, h("label", { for: input.id, text: label }),
@@ -268,7 +279,8 @@ function showSecret(issued) {
   }));
   $("secret-dialog").showModal();
   $("secret-0").select();
-  say(webhook ? "Signing secret generated. Copy it now: it is shown only once." : "Token generated. Copy the secret now: it is shown only once.");
+  say(link ? "Setup link created. Copy it now: it is shown only once, and opens once."
+    : webhook ? "Signing secret generated. Copy it now: it is shown only once." : "Token generated. Copy the secret now: it is shown only once.");
 }
 
 function closeSecret() {
@@ -648,6 +660,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("tenant-form").addEventListener("submit", createTenant);
   $("settings-form").addEventListener("submit", saveSettings);
   $("token-form").addEventListener("submit", issueToken);
+  $("setup-link").addEventListener("click", createSetupLink);
   $("schema-form").addEventListener("submit", declareSchema);
   $("schema-file").addEventListener("change", () => attempt(loadSchemaFile));
   $("webhook-form").addEventListener("submit", addWebhook);
