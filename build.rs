@@ -1,4 +1,4 @@
-//! Shrinks what the worker embeds, at build time: its wasm size is budgeted (1 MiB raw).
+//! Shrinks what the worker embeds, at build time: its wasm size is budgeted (scripts/test.sh).
 //! The admin console's static files are gzipped (gzip-9 keeps about a quarter of their bytes;
 //! every browser takes them as they are with `Content-Encoding: gzip`, so the worker never
 //! decompresses anything), and the SCIM schema files, kept readable in the repository, are

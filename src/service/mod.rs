@@ -10,6 +10,7 @@ pub mod admin;
 pub mod admin_json;
 pub mod auth;
 pub mod authorize;
+pub mod bulk;
 pub mod console;
 pub mod credentials;
 pub mod ctx;
@@ -31,6 +32,8 @@ pub mod webhooks;
 mod api_tests;
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod bulk_tests;
 #[cfg(test)]
 mod entitlements_tests;
 #[cfg(test)]
@@ -102,13 +105,13 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Resu
             )));
         }
     };
-    scim::serve(
-        ctx,
-        req,
-        url_tenant.as_deref(),
-        &base_path,
-        rest,
-        request_id,
-    )
-    .await
+    // Every SCIM request, bulk or not, is authenticated and rate-limited here, once.
+    let principal = match scim::admit(ctx, req, url_tenant.as_deref()).await? {
+        Ok(principal) => principal,
+        Err(limited) => return Ok(limited),
+    };
+    if bulk::addressed(rest) {
+        return bulk::serve(ctx, req, principal, &base_path, rest, request_id).await;
+    }
+    scim::serve(ctx, req, principal, &base_path, rest, request_id).await
 }

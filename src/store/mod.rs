@@ -20,6 +20,7 @@ use crate::store::cursor::Position;
 pub use crate::store::events::AuditNote;
 pub use error::{Constraint, DbError, Quota, QuotaUsage, Result, StoreError};
 
+pub mod coalesce;
 pub mod cursor;
 pub mod entitlements;
 pub mod error;
@@ -49,6 +50,30 @@ pub type Row = Map<String, Value>;
 pub trait Db {
     /// Executes `stmts` in order inside one transaction and returns each statement's rows.
     async fn batch(&self, stmts: Vec<Stmt>) -> std::result::Result<Vec<Vec<Row>>, DbError>;
+
+    /// Runs `tasks` (each doing its own `batch` calls) to completion, outputs in task order.
+    /// A database that merges concurrent batches into shared round trips
+    /// ([`coalesce::Coalescing`], what the Worker uses) runs them together; any other runs
+    /// them one after the other. `None`: a task that could not finish.
+    async fn drive<F: std::future::Future>(&self, tasks: Vec<F>) -> Vec<Option<F::Output>> {
+        let mut out = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            out.push(Some(task.await));
+        }
+        out
+    }
+
+    /// Runs `tasks` all or nothing: `Some` (outputs in task order) when the batches they
+    /// made went to the database as one merged batch that applied; `None` when that batch
+    /// failed, so nothing of it applied (the tasks saw errors, their outputs are dropped),
+    /// or when the database cannot merge batches (then nothing ran).
+    async fn drive_atomic<F: std::future::Future>(
+        &self,
+        tasks: Vec<F>,
+    ) -> Option<Vec<Option<F::Output>>> {
+        drop(tasks);
+        None
+    }
 }
 
 /// A resource as read from the store.

@@ -344,7 +344,7 @@ async fn fetch(
     if request.path == "/__fault/panic" {
         panic!("fault injection: panic on request");
     }
-    let db = match env.d1("DB") {
+    let d1 = match env.d1("DB") {
         Ok(db) => D1(db, RoundTrips::default()),
         Err(e) => {
             let rid = crate::service::ids::request_id();
@@ -353,6 +353,12 @@ async fn fetch(
             return to_response(resp.with_header(REQUEST_ID_HEADER, rid));
         }
     };
+    // Batches pass straight through, except in a bulk request's waves, which share round
+    // trips; one database type for every request keeps one copy of the handlers in the wasm.
+    let db = crate::store::coalesce::Coalescing::new(
+        &d1,
+        crate::store::coalesce::MAX_STATEMENTS_PER_TRIP,
+    );
     let config = config(&env);
     let limiter = BindingLimiter::from_env(&env);
     let ctx = Ctx {
@@ -366,7 +372,7 @@ async fn fetch(
     };
     let mut response = service::handle(&ctx, &request).await;
     if debug_timing(&env) {
-        response = response.with_header("server-timing", db.1.server_timing());
+        response = response.with_header("server-timing", d1.1.server_timing());
     }
     // Log lines name the request id, method and path only: never headers (tokens), query
     // strings (filters hold userNames and emails) or bodies.
