@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod ctx;
 pub mod declarations;
 pub mod entitlements;
+pub mod handoff;
 pub mod http;
 pub mod ids;
 pub mod oauth;
@@ -28,6 +29,8 @@ mod api_tests;
 mod audit_tests;
 #[cfg(test)]
 mod entitlements_tests;
+#[cfg(test)]
+mod handoff_tests;
 #[cfg(test)]
 mod reliability_tests;
 #[cfg(test)]
@@ -48,13 +51,16 @@ pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
     let request_id = ids::request_id();
     let resp = match route(ctx, req, &request_id).await {
         Ok(resp) => resp,
-        Err(mut e) => {
-            e.detail = format!("{} (request id {request_id})", e.detail);
-            let cause = e.cause.take();
-            Response::error(&e).with_notes(cause)
-        }
+        Err(e) => error_response(e, &request_id),
     };
     resp.with_header(REQUEST_ID_HEADER, request_id)
+}
+
+/// The RFC 7644 §3.12 body of `e`, quoting the request id; its cause goes to the log.
+fn error_response(mut e: ScimError, request_id: &str) -> Response {
+    e.detail = format!("{} (request id {request_id})", e.detail);
+    let cause = e.cause.take();
+    Response::error(&e).with_notes(cause)
 }
 
 async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Result<Response> {

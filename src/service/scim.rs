@@ -61,9 +61,45 @@ pub(crate) async fn serve<D: Db>(
             req.body.len()
         )));
     }
+    let route = parse_route(req, rest)?;
+    if let Some(to) = ctx
+        .forward
+        .filter(|_| crate::service::handoff::in_directory(&route))
+    {
+        return crate::service::handoff::forward(ctx, to, req, principal, request_id).await;
+    }
+    serve_route(ctx, req, principal, route, base_path, request_id).await
+}
+
+fn parse_route(req: &Request, rest: &str) -> Result<Route> {
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let route = Route::parse(req.method, &segs)?;
+    Route::parse(req.method, &segs)
+}
+
+/// Answers a SCIM request the worker authenticated and handed to the tenant's Durable
+/// Object (`service::handoff`): the same handlers, against the object's own database.
+pub(crate) async fn serve_authenticated<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    principal: crate::service::tenant::Principal,
+    base_path: &str,
+    rest: &str,
+    request_id: &str,
+) -> Result<Response> {
+    let route = parse_route(req, rest)?;
+    serve_route(ctx, req, principal, route, base_path, request_id).await
+}
+
+/// Runs `route` for `principal`, recording writes in the provisioning log.
+async fn serve_route<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    principal: crate::service::tenant::Principal,
+    route: Route,
+    base_path: &str,
+    request_id: &str,
+) -> Result<Response> {
     let base = format!("{}{base_path}", req.origin);
     let store = Store::new(ctx.db, principal.tenant);
     // Users, Groups and discovery depend on the tenant's schemas; the rest does not.

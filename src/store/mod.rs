@@ -27,6 +27,7 @@ pub mod events;
 mod list;
 #[cfg(test)]
 mod list_order_tests;
+pub mod object;
 pub mod query;
 pub mod schemas;
 pub mod sql;

@@ -1,0 +1,168 @@
+//! The hop from the worker to a tenant's own Durable Object (`SCIM_STORAGE =
+//! "durable-object"`): one hop per SCIM operation, after which every statement the operation
+//! needs runs where the tenant's SQLite lives.
+//!
+//! The worker keeps what is the control plane's: it authenticates the token (D1 and the
+//! isolate's cache), applies the rate limit and the body limit, refuses a path or method that
+//! names nothing, and reads the tenant's settings (the profile cache). Discovery and the
+//! vendor-defined `/Entitlements` and `/Roles` are answered by the worker too: nothing in them
+//! is the tenant's directory. The directory's routes are handed on ([`in_directory`]) with
+//! who was authenticated and the settings in headers that only the worker sets: it drops any
+//! a client sent ([`Handoff::request`]), and an object is reachable only through its binding.
+//! The object answers them with the same handlers over its own database ([`serve_object`]).
+
+use crate::proto::error::{Result, ScimError};
+use crate::service::ctx::{Ctx, Forward};
+use crate::service::http::{Request, Response};
+use crate::service::route::Route;
+use crate::service::tenant::Principal;
+use crate::store::schemas::Profile;
+use crate::store::{Db, Store, StoreError};
+
+/// Every header of the hop starts with this; the worker never forwards a client's.
+const PREFIX: &str = "x-scim-edge-";
+const TENANT: &str = "x-scim-edge-tenant";
+const CREDENTIAL: &str = "x-scim-edge-credential";
+const REQUEST_ID: &str = "x-scim-edge-request-id";
+/// `strict=0|1; extensions=keep|reject`: the tenant's settings as D1 holds them.
+const SETTINGS: &str = "x-scim-edge-settings";
+
+/// Whether `route` reads or writes the tenant's directory (and so goes to its object).
+pub fn in_directory(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::Search(_)
+            | Route::List(_)
+            | Route::Create(_)
+            | Route::Get(..)
+            | Route::Replace(..)
+            | Route::Patch(..)
+            | Route::Delete(..)
+    )
+}
+
+/// What the worker established about a request before handing it on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handoff {
+    pub principal: Principal,
+    pub request_id: String,
+    pub strict: bool,
+    pub reject_undeclared: bool,
+}
+
+impl Handoff {
+    /// `req` as the object receives it: the client's headers of the hop dropped, ours added.
+    pub fn request(&self, req: &Request) -> Request {
+        let mut out = req.clone();
+        out.headers.retain(|(k, _)| !k.starts_with(PREFIX));
+        let settings = format!(
+            "strict={}; extensions={}",
+            u8::from(self.strict),
+            if self.reject_undeclared {
+                "reject"
+            } else {
+                "keep"
+            }
+        );
+        out = out
+            .with_header(TENANT, &self.principal.tenant)
+            .with_header(REQUEST_ID, &self.request_id)
+            .with_header(SETTINGS, &settings);
+        if let Some(c) = &self.principal.credential_id {
+            out = out.with_header(CREDENTIAL, c);
+        }
+        out
+    }
+
+    /// What the worker established, read back in the object; `None` if it is not all there.
+    pub fn of(req: &Request) -> Option<Handoff> {
+        let settings = req.header(SETTINGS)?;
+        let setting = |name: &str| {
+            settings
+                .split(';')
+                .filter_map(|kv| kv.trim().split_once('='))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v)
+        };
+        Some(Handoff {
+            principal: Principal {
+                tenant: req.header(TENANT)?.to_string(),
+                credential_id: req.header(CREDENTIAL).map(str::to_string),
+            },
+            request_id: req.header(REQUEST_ID)?.to_string(),
+            strict: setting("strict")? == "1",
+            reject_undeclared: setting("extensions")? == "reject",
+        })
+    }
+}
+
+/// The worker's side: reads the tenant's settings (cached) and hands the request to `to`.
+pub async fn forward<D: Db>(
+    ctx: &Ctx<'_, D>,
+    to: &dyn Forward,
+    req: &Request,
+    principal: Principal,
+    request_id: &str,
+) -> Result<Response> {
+    let store = Store::new(ctx.db, principal.tenant.clone());
+    let profile = crate::service::profile::load(ctx.profiles, &store, ctx.now_ms).await?;
+    if !profile.schemas.declared().is_empty() {
+        // Refused rather than served unvalidated: the object does not hold the declarations.
+        return Err(ScimError::not_implemented(
+            "this tenant declares extension schemas, which the durable-object storage backend \
+             does not serve yet; use SCIM_STORAGE = \"d1\" for it",
+        ));
+    }
+    let handoff = Handoff {
+        principal,
+        request_id: request_id.to_string(),
+        strict: profile.strict,
+        reject_undeclared: profile.schemas.reject_undeclared,
+    };
+    to.forward(&handoff.principal.tenant, handoff.request(req))
+        .await
+}
+
+/// The object's side: answers a handed-on request against the object's database (`ctx.db`).
+/// The response carries no request id header: the worker adds it, as for every response.
+pub async fn serve_object<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
+    let Some(handoff) = Handoff::of(req) else {
+        let rid = crate::service::ids::request_id();
+        let mut e = ScimError::internal();
+        e.cause = Some("a request reached a tenant's object without the worker's handoff".into());
+        return super::error_response(e, &rid);
+    };
+    let rid = handoff.request_id.clone();
+    match serve_handed(ctx, req, handoff).await {
+        Ok(resp) => resp,
+        Err(e) => super::error_response(e, &rid),
+    }
+}
+
+async fn serve_handed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, h: Handoff) -> Result<Response> {
+    let tenant = h.principal.tenant.as_str();
+    let mirror = crate::store::object::mirror_tenant_stmt(tenant, h.strict, h.reject_undeclared);
+    ctx.db.batch(vec![mirror]).await.map_err(StoreError::from)?;
+    // The settings the worker read are the ones to validate with: no read of our own.
+    let profile = Profile {
+        strict: h.strict,
+        reject_undeclared: h.reject_undeclared,
+        declarations: Vec::new(),
+    };
+    crate::service::profile::remember(ctx.profiles, tenant, &profile, ctx.now_ms);
+    let crate::service::tenant::Target::Scim {
+        base_path, rest, ..
+    } = crate::service::tenant::target(&req.path)
+    else {
+        return Err(ScimError::not_found("not a SCIM path"));
+    };
+    crate::service::scim::serve_authenticated(
+        ctx,
+        req,
+        h.principal,
+        &base_path,
+        rest,
+        &h.request_id,
+    )
+    .await
+}
