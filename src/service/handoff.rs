@@ -9,7 +9,8 @@
 //! is the tenant's directory. The directory's routes are handed on ([`in_directory`]) with
 //! who was authenticated and the settings in headers that only the worker sets: it drops any
 //! a client sent ([`Handoff::request`]), and an object is reachable only through its binding.
-//! The object answers them with the same handlers over its own database ([`serve_object`]).
+//! The object answers them with the same handlers over its own database
+//! (`service::handle_handed`).
 
 use crate::proto::error::{Result, ScimError};
 use crate::service::ctx::{Ctx, Forward};
@@ -123,46 +124,17 @@ pub async fn forward<D: Db>(
         .await
 }
 
-/// The object's side: answers a handed-on request against the object's database (`ctx.db`).
-/// The response carries no request id header: the worker adds it, as for every response.
-pub async fn serve_object<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
-    let Some(handoff) = Handoff::of(req) else {
-        let rid = crate::service::ids::request_id();
-        let mut e = ScimError::internal();
-        e.cause = Some("a request reached a tenant's object without the worker's handoff".into());
-        return super::error_response(e, &rid);
-    };
-    let rid = handoff.request_id.clone();
-    match serve_handed(ctx, req, handoff).await {
-        Ok(resp) => resp,
-        Err(e) => super::error_response(e, &rid),
-    }
-}
-
-async fn serve_handed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, h: Handoff) -> Result<Response> {
+/// The object's side, before the handlers run: makes the object's tenant row say what the
+/// worker read from D1, and validates with those settings without reading them again.
+pub async fn adopt<D: Db>(ctx: &Ctx<'_, D>, h: &Handoff) -> Result<()> {
     let tenant = h.principal.tenant.as_str();
     let mirror = crate::store::object::mirror_tenant_stmt(tenant, h.strict, h.reject_undeclared);
     ctx.db.batch(vec![mirror]).await.map_err(StoreError::from)?;
-    // The settings the worker read are the ones to validate with: no read of our own.
     let profile = Profile {
         strict: h.strict,
         reject_undeclared: h.reject_undeclared,
         declarations: Vec::new(),
     };
     crate::service::profile::remember(ctx.profiles, tenant, &profile, ctx.now_ms);
-    let crate::service::tenant::Target::Scim {
-        base_path, rest, ..
-    } = crate::service::tenant::target(&req.path)
-    else {
-        return Err(ScimError::not_found("not a SCIM path"));
-    };
-    crate::service::scim::serve_authenticated(
-        ctx,
-        req,
-        h.principal,
-        &base_path,
-        rest,
-        &h.request_id,
-    )
-    .await
+    Ok(())
 }

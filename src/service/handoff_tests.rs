@@ -44,7 +44,7 @@ impl Forward for Objects {
             self.hops.set(self.hops.get() + 1);
             let db = self.db(tenant);
             let ctx = Ctx::new(db.as_ref(), &self.config, self.now_ms.get());
-            let resp = crate::service::handoff::serve_object(&ctx, &req).await;
+            let resp = crate::service::handle_handed(&ctx, &req).await;
             *self.last.borrow_mut() = Some(req);
             Ok(resp)
         })
@@ -281,6 +281,6 @@ fn a_request_without_the_workers_handoff_is_refused_by_the_object() {
     let config = Config::default();
     let ctx = Ctx::new(&db, &config, 1_700_000_000_000);
     let req = Request::new(Method::Get, "/scim/v2/Users", ORIGIN);
-    let r = block_on(crate::service::handoff::serve_object(&ctx, &req));
+    let r = block_on(crate::service::handle_handed(&ctx, &req));
     assert_eq!(r.status, 500, "{}", text(&r));
 }

@@ -97,3 +97,34 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Resu
     )
     .await
 }
+
+/// Answers a SCIM request the worker authenticated and handed to a tenant's Durable Object
+/// (`handoff`), against the object's database (`ctx.db`). The response carries no request id
+/// header: the worker adds it, as to every response.
+pub async fn handle_handed<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
+    let Some(handoff) = handoff::Handoff::of(req) else {
+        let mut e = ScimError::internal();
+        e.cause = Some("a request reached a tenant's object without the worker's handoff".into());
+        return error_response(e, &ids::request_id());
+    };
+    let rid = handoff.request_id.clone();
+    match serve_handed(ctx, req, handoff).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(e, &rid),
+    }
+}
+
+async fn serve_handed<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    h: handoff::Handoff,
+) -> Result<Response> {
+    handoff::adopt(ctx, &h).await?;
+    let tenant::Target::Scim {
+        base_path, rest, ..
+    } = tenant::target(&req.path)
+    else {
+        return Err(ScimError::not_found("not a SCIM path"));
+    };
+    scim::serve_authenticated(ctx, req, h.principal, &base_path, rest, &h.request_id).await
+}

@@ -207,7 +207,7 @@ impl DurableObject for TenantStore {
         let db = super::D1(super::Sql::Object(object), super::RoundTrips::default());
         let config = config(&self.env);
         let ctx = Ctx::new(&db, &config, js_sys_now());
-        let response = crate::service::handoff::serve_object(&ctx, &request).await;
+        let response = crate::service::handle_handed(&ctx, &request).await;
         let label = crate::service::route::method_label(request.method);
         for note in &response.notes {
             console_log!("{label} {} (tenant object): {note}", request.path);
