@@ -18,7 +18,9 @@ use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::js_sys::{Function, Uint8Array};
+use worker::js_sys::{Function, Promise, Uint8Array};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys;
 use worker::{console_error, console_log, durable_object, DurableObject, Env, State};
 
 /// The binding of the `TenantStore` namespace in wrangler.toml.
@@ -32,6 +34,12 @@ extern "C" {
     /// Runs `f` in a transaction: committed when it returns, rolled back when it throws.
     #[wasm_bindgen(method, catch, js_name = transactionSync)]
     fn transaction_sync(this: &SyncStorage, f: &Function) -> Result<JsValue, JsValue>;
+
+    /// A Durable Object stub, for its `fetch` with web_sys's Request.
+    type ObjectStub;
+
+    #[wasm_bindgen(method)]
+    fn fetch(this: &ObjectStub, req: &web_sys::Request) -> Promise;
 }
 
 /// Which backend holds tenants' directories, from the `SCIM_STORAGE` var: `Ok(None)` for D1
@@ -70,24 +78,25 @@ impl Forward for Objects {
 
 impl Objects {
     async fn send(&self, tenant: &str, req: http::Request) -> worker::Result<http::Response> {
-        let stub = self.ns.id_from_name(tenant)?.get_stub()?;
-        let headers = worker::Headers::new();
+        let stub: ObjectStub = self.ns.id_from_name(tenant)?.get_stub()?.into_rpc();
+        // web_sys's Request and Response, not worker's: those convert Cloudflare `cf` options
+        // and stream bodies the hop never uses, which costs wasm size for nothing.
+        let headers = web_sys::Headers::new()?;
         for (k, v) in &req.headers {
             headers.append(k, v)?;
         }
-        let mut init = worker::RequestInit::new();
-        let method = crate::service::route::method_label(req.method).to_string();
-        init.with_method(worker::Method::from(method))
-            .with_headers(headers);
+        let init = web_sys::RequestInit::new();
+        init.set_method(crate::service::route::method_label(req.method));
+        init.set_headers(&headers);
         if !req.body.is_empty() {
-            init.with_body(Some(Uint8Array::from(req.body.as_slice()).into()));
+            init.set_body(&Uint8Array::from(req.body.as_slice()));
         }
         let url = format!("{}{}", req.origin, req.path_and_query());
-        let out = worker::Request::new_with_init(&url, &init)?;
-        let mut resp = stub.fetch_with_request(out).await?;
-        let mut answer = http::Response::empty(resp.status_code());
-        answer.headers = resp.headers().entries().collect();
-        answer.body = resp.bytes().await?;
+        let out = web_sys::Request::new_with_str_and_init(&url, &init)?;
+        let resp: web_sys::Response = JsFuture::from(stub.fetch(&out)).await?.dyn_into()?;
+        let mut answer = http::Response::empty(resp.status());
+        answer.headers = worker::Headers(resp.headers()).entries().collect();
+        answer.body = Uint8Array::new(&JsFuture::from(resp.array_buffer()?).await?).to_vec();
         Ok(answer)
     }
 }
