@@ -95,9 +95,14 @@ test("groups and membership: add, list members and groups, remove, delete cascad
   const byMember = await w.get(`/Groups${q(`members.value eq "${u2.id}"`)}`);
   assert.equal(byMember.json.totalResults, 1);
 
-  // A member that does not exist: the object enforces the foreign key as D1 does.
+  // A member that does not exist: the object enforces the foreign key as D1 does, and the
+  // whole batch rolls back (its version bump and event statements ran before the failing one).
+  const before = await w.get(`/Groups/${g.id}`);
   const ghost = await w.patch(`/Groups/${g.id}`, patchOps({ op: "add", path: "members", value: [{ value: "no-such-user" }] }));
   assertScimError(assert, ghost, 400, "invalidValue");
+  const unchanged = await w.get(`/Groups/${g.id}`);
+  assert.equal(unchanged.headers.get("etag"), before.headers.get("etag"), "nothing of the failed batch stays");
+  assert.equal(unchanged.json.meta.lastModified, before.json.meta.lastModified);
 
   const remove = await w.patch(`/Groups/${g.id}`, patchOps({ op: "remove", path: `members[value eq "${u1.id}"]` }));
   assert.ok([200, 204].includes(remove.status), remove.text);
