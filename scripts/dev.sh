@@ -2,11 +2,17 @@
 # Runs the worker locally: installs tools if needed, creates a local SCIM token (kept in
 # .dev.vars, git-ignored) if there is none, applies the D1 migrations to the local database,
 # prints the Tenant URL and Secret Token to paste into an identity provider, and starts
-# `wrangler dev` on http://127.0.0.1:8787.
+# `wrangler dev` on http://127.0.0.1:8787. `SCIM_STORAGE=durable-object scripts/dev.sh` keeps
+# tenants' directories in local SQLite-backed Durable Objects instead of D1 (docs/DEPLOY.md).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 port="${PORT:-8787}"
+storage="${SCIM_STORAGE:-d1}"
+case "$storage" in
+  d1 | durable-object) ;;
+  *) echo "SCIM_STORAGE must be d1 or durable-object, not '$storage'" >&2; exit 2 ;;
+esac
 
 bash scripts/setup.sh
 
@@ -30,6 +36,7 @@ cat <<MSG
   SCIM endpoint running locally
   Tenant URL:    http://127.0.0.1:${port}/scim/v2
   Secret Token:  ${token}
+  Storage:       ${storage}  (SCIM_STORAGE=d1|durable-object scripts/dev.sh)
 
   Try:  curl -H "Authorization: Bearer ${token}" 'http://127.0.0.1:${port}/scim/v2/Users?filter=userName%20eq%20%22test%22'
 
@@ -41,4 +48,5 @@ cat <<MSG
 
 MSG
 # Webhook receivers on this machine may be plain http://127.0.0.1 (never in a deployment).
-exec npx --no-install wrangler dev --ip 127.0.0.1 --port "$port" --var WEBHOOK_ALLOW_LOOPBACK_HTTP:1 "$@"
+exec npx --no-install wrangler dev --ip 127.0.0.1 --port "$port" --var WEBHOOK_ALLOW_LOOPBACK_HTTP:1 \
+  --var "SCIM_STORAGE:${storage}" "$@"

@@ -10,7 +10,7 @@
 //! | [`proto`] | SCIM as pure functions: schemas, filters, PATCH, validation, rendering, projection | nothing else |
 //! | [`store`] | the `Db` trait, every SQL statement, tenant scoping, filter and sort push-down, the provisioning log, tenancy and credentials | `proto` |
 //! | [`service`] | routing, handlers for SCIM, admin, OAuth (client credentials; the authorization code grant and its setup links), the console, authentication, rate limits | `proto`, `store` |
-//! | `worker` | the only code that touches the `worker` crate: D1, secrets, rate-limit bindings, the event handlers | all |
+//! | `worker` | the only code that touches the `worker` crate: D1, the tenants' Durable Objects (`SCIM_STORAGE`), secrets, rate-limit bindings, the event handlers | all |
 //!
 //! Everything but `worker` compiles natively, so `cargo test` runs the whole service against
 //! the same SQLite engine D1 runs, with the same migrations.

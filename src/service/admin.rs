@@ -41,7 +41,7 @@ use crate::service::admin_json::{
 };
 use crate::service::auth;
 use crate::service::credentials::{self, Kind};
-use crate::service::ctx::Ctx;
+use crate::service::ctx::{Config, Ctx};
 use crate::service::http::{path_segments, Method, Request, Response};
 use crate::service::tenant::{self, OAUTH_TOKEN_PATH, SCIM_PATH, TENANT_PREFIX};
 use crate::store::tenancy::{self, CredentialRecord, NewCredential, TenantChange, TenantRecord};
@@ -115,7 +115,7 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
         ["tenants", t] => {
             let store = tenant_store(ctx, t)?;
             match m {
-                Method::Get => get_tenant(&store, req).await,
+                Method::Get => get_tenant(ctx, &store, req).await,
                 Method::Patch => patch_tenant(ctx, &store, req).await,
                 _ => Err(not_allowed("GET, PATCH")),
             }
@@ -257,9 +257,20 @@ fn tenant_urls(origin: &str, id: &str) -> (String, String) {
     )
 }
 
-fn tenant_json(t: &TenantRecord, origin: &str) -> Value {
+/// Where a tenant's directory lives: the deployment's `SCIM_STORAGE`, the same for every
+/// tenant of it.
+fn storage(config: &Config) -> &'static str {
+    if config.durable_objects {
+        "durable-object"
+    } else {
+        "d1"
+    }
+}
+
+fn tenant_json(t: &TenantRecord, origin: &str, config: &Config) -> Value {
     let (scim, token) = tenant_urls(origin, &t.id);
     json!({
+        "storage": storage(config),
         "id": t.id,
         "name": t.name,
         "created": t.created,
@@ -328,7 +339,7 @@ async fn list_tenants<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Response
     let tenants = tenancy::list_tenants(ctx.db).await?;
     let list: Vec<Value> = tenants
         .iter()
-        .map(|t| tenant_json(t, &req.origin))
+        .map(|t| tenant_json(t, &req.origin, ctx.config))
         .collect();
     Ok(json_response(200, &json!({ "tenants": list })))
 }
@@ -350,16 +361,23 @@ async fn create_tenant<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Respons
     let t = Store::new(ctx.db, id)
         .create_tenant(name, strict, quota, &now)
         .await?;
-    Ok(json_response(201, &tenant_json(&t, &req.origin)))
+    Ok(json_response(
+        201,
+        &tenant_json(&t, &req.origin, ctx.config),
+    ))
 }
 
-async fn get_tenant<D: Db>(store: &Store<'_, D>, req: &Request) -> Result<Response> {
+async fn get_tenant<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+) -> Result<Response> {
     let t = store
         .tenant_record()
         .await?
         .ok_or_else(|| no_tenant(store))?;
     let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
-    let mut v = tenant_json(&t, &req.origin);
+    let mut v = tenant_json(&t, &req.origin, ctx.config);
     if let Some(o) = v.as_object_mut() {
         o.insert(
             "usage".into(),
@@ -426,7 +444,10 @@ async fn patch_tenant<D: Db>(
         .ok_or_else(|| no_tenant(store))?;
     // This isolate validates with the new settings at once; others within the profile TTL.
     ctx.profiles.invalidate(store.tenant());
-    Ok(json_response(200, &tenant_json(&t, &req.origin)))
+    Ok(json_response(
+        200,
+        &tenant_json(&t, &req.origin, ctx.config),
+    ))
 }
 
 async fn list_tokens<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>) -> Result<Response> {

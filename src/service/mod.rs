@@ -2,7 +2,7 @@
 //! the SCIM API ([`scim`]), the admin API ([`admin`]) and its console ([`console`]), and the
 //! OAuth token endpoint ([`oauth`]); the authorization code grant behind Entra's Authorize
 //! button ([`authorize`], approved through [`setup`] links or the vendor's sign-in,
-//! [`handoff`]); authentication and tenancy ([`auth`], [`tenant`],
+//! [`handoff`]); a tenant's directory in its own Durable Object ([`relay`]); authentication and tenancy ([`auth`], [`tenant`],
 //! [`credentials`]); rate limits ([`ratelimit`]). Runtime-agnostic: `crate::worker` adapts the
 //! Workers runtime to [`handle`], and the native tests call it directly.
 
@@ -22,6 +22,7 @@ pub mod ids;
 pub mod oauth;
 pub mod profile;
 pub mod ratelimit;
+pub mod relay;
 pub mod route;
 pub mod scim;
 pub mod setup;
@@ -38,6 +39,8 @@ mod bulk_tests;
 mod entitlements_tests;
 #[cfg(test)]
 mod onboarding_tests;
+#[cfg(test)]
+mod relay_tests;
 #[cfg(test)]
 mod reliability_tests;
 #[cfg(test)]
@@ -58,13 +61,16 @@ pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
     let request_id = ids::request_id();
     let resp = match route(ctx, req, &request_id).await {
         Ok(resp) => resp,
-        Err(mut e) => {
-            e.detail = format!("{} (request id {request_id})", e.detail);
-            let cause = e.cause.take();
-            Response::error(&e).with_notes(cause)
-        }
+        Err(e) => error_response(e, &request_id),
     };
     resp.with_header(REQUEST_ID_HEADER, request_id)
+}
+
+/// The RFC 7644 §3.12 body of `e`, quoting the request id; its cause goes to the log.
+fn error_response(mut e: ScimError, request_id: &str) -> Response {
+    e.detail = format!("{} (request id {request_id})", e.detail);
+    let cause = e.cause.take();
+    Response::error(&e).with_notes(cause)
 }
 
 async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Result<Response> {
@@ -111,7 +117,46 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Resu
         Err(limited) => return Ok(limited),
     };
     if bulk::addressed(rest) {
+        // A bulk request is the directory's as a whole: one hop, then its operations run
+        // where the tenant's data is.
+        if let Some(to) = ctx.forward {
+            return relay::forward(ctx, to, req, principal, request_id).await;
+        }
         return bulk::serve(ctx, req, principal, &base_path, rest, request_id).await;
     }
     scim::serve(ctx, req, principal, &base_path, rest, request_id).await
+}
+
+/// Answers a SCIM request the worker authenticated and handed to a tenant's Durable Object
+/// (`relay`), against the object's database (`ctx.db`). The response carries no request id
+/// header: the worker adds it, as to every response.
+pub async fn handle_handed<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
+    let Some(relayed) = relay::Relayed::of(req) else {
+        let mut e = ScimError::internal();
+        e.cause = Some("a request reached a tenant's object without the worker's relay".into());
+        return error_response(e, &ids::request_id());
+    };
+    let rid = relayed.request_id.clone();
+    match serve_handed(ctx, req, relayed).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(e, &rid),
+    }
+}
+
+async fn serve_handed<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    h: relay::Relayed,
+) -> Result<Response> {
+    relay::adopt(ctx, &h).await?;
+    let tenant::Target::Scim {
+        base_path, rest, ..
+    } = tenant::target(&req.path)
+    else {
+        return Err(ScimError::not_found("not a SCIM path"));
+    };
+    if bulk::addressed(rest) {
+        return bulk::serve(ctx, req, h.principal, &base_path, rest, &h.request_id).await;
+    }
+    scim::serve(ctx, req, h.principal, &base_path, rest, &h.request_id).await
 }

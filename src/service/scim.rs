@@ -49,6 +49,12 @@ pub(crate) async fn serve<D: Db>(
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let route = Route::parse(req.method, &segs)?;
+    if let Some(to) = ctx
+        .forward
+        .filter(|_| crate::service::relay::in_directory(&route))
+    {
+        return crate::service::relay::forward(ctx, to, req, principal, request_id).await;
+    }
     let base = format!("{}{base_path}", req.origin);
     let store = Store::new(ctx.db, principal.tenant.clone());
     // Users, Groups and discovery depend on the tenant's schemas; the rest does not.

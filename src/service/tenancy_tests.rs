@@ -49,6 +49,7 @@ impl H {
             tokens: cache.unwrap_or(&self.cache),
             limiter: self.limiter.as_ref(),
             profiles: crate::service::profile::isolate_cache(),
+            forward: None,
         };
         block_on(handle(&ctx, &req))
     }

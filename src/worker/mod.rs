@@ -16,11 +16,25 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{self, ReadableStreamDefaultReader};
 use worker::{console_error, console_log, event, Context, D1Database, Env, Headers};
 
+mod durable;
 mod webhooks;
 
 /// D1 behind the `Db` trait. Counts round trips (one per `batch` call) and their wall time,
 /// reported in a `Server-Timing` header when the `SCIM_DEBUG_TIMING` var is `1`.
-struct D1(D1Database, RoundTrips);
+/// Inside a tenant's Durable Object it is that object's SQLite instead: one `Db` type in the
+/// wasm, because every generic handler is compiled again for each (a second type cost 107 KB).
+struct D1(Sql, RoundTrips);
+
+enum Sql {
+    D1(D1Database),
+    Object(durable::ObjectDb),
+}
+
+impl D1 {
+    fn new(db: D1Database) -> D1 {
+        D1(Sql::D1(db), RoundTrips::default())
+    }
+}
 
 #[derive(Default)]
 struct RoundTrips {
@@ -54,45 +68,54 @@ fn bind(v: &SqlValue) -> JsValue {
 
 impl Db for D1 {
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
-        let mut prepared = Vec::with_capacity(stmts.len());
-        for s in &stmts {
-            let params: Vec<JsValue> = s.params.iter().map(bind).collect();
-            let p = self
-                .0
-                .prepare(&s.sql)
-                .bind(&params)
-                .map_err(|e| DbError::from_message(&e.to_string()))?;
-            prepared.push(p);
+        match &self.0 {
+            Sql::D1(db) => d1_batch(db, &self.1, stmts).await,
+            Sql::Object(object) => object.batch(stmts),
         }
-        self.1.count.set(self.1.count.get() + 1);
-        let started = worker::Date::now().as_millis();
-        let results = if prepared.len() == 1 {
-            // A single statement needs no transaction wrapper: `all()` is one round trip too.
-            let only = prepared.remove(0);
-            vec![only
-                .all()
-                .await
-                .map_err(|e| DbError::from_message(&e.to_string()))?]
-        } else {
-            self.0
-                .batch(prepared)
-                .await
-                .map_err(|e| DbError::from_message(&e.to_string()))?
-        };
-        let took = worker::Date::now().as_millis().saturating_sub(started);
-        self.1.ms.set(self.1.ms.get() + took as f64);
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            if let Some(err) = r.error() {
-                return Err(DbError::from_message(&err));
-            }
-            out.push(
-                r.results::<Row>()
-                    .map_err(|e| DbError::Other(e.to_string()))?,
-            );
-        }
-        Ok(out)
     }
+}
+
+async fn d1_batch(
+    db: &D1Database,
+    trips: &RoundTrips,
+    stmts: Vec<Stmt>,
+) -> Result<Vec<Vec<Row>>, DbError> {
+    let mut prepared = Vec::with_capacity(stmts.len());
+    for s in &stmts {
+        let params: Vec<JsValue> = s.params.iter().map(bind).collect();
+        let p = db
+            .prepare(&s.sql)
+            .bind(&params)
+            .map_err(|e| DbError::from_message(&e.to_string()))?;
+        prepared.push(p);
+    }
+    trips.count.set(trips.count.get() + 1);
+    let started = worker::Date::now().as_millis();
+    let results = if prepared.len() == 1 {
+        // A single statement needs no transaction wrapper: `all()` is one round trip too.
+        let only = prepared.remove(0);
+        vec![only
+            .all()
+            .await
+            .map_err(|e| DbError::from_message(&e.to_string()))?]
+    } else {
+        db.batch(prepared)
+            .await
+            .map_err(|e| DbError::from_message(&e.to_string()))?
+    };
+    let took = worker::Date::now().as_millis().saturating_sub(started);
+    trips.ms.set(trips.ms.get() + took as f64);
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        if let Some(err) = r.error() {
+            return Err(DbError::from_message(&err));
+        }
+        out.push(
+            r.results::<Row>()
+                .map_err(|e| DbError::Other(e.to_string()))?,
+        );
+    }
+    Ok(out)
 }
 
 fn config(env: &Env) -> Config {
@@ -130,6 +153,9 @@ fn config(env: &Env) -> Config {
             .is_ok_and(|v| v.to_string().trim() == "1"),
         vendor_signin_url: setting("VENDOR_SIGNIN_URL"),
         approver_secret: setting("APPROVER_SECRET"),
+        durable_objects: env
+            .var("SCIM_STORAGE")
+            .is_ok_and(|v| v.to_string().trim() == "durable-object"),
     }
 }
 
@@ -345,7 +371,7 @@ async fn fetch(
         panic!("fault injection: panic on request");
     }
     let d1 = match env.d1("DB") {
-        Ok(db) => D1(db, RoundTrips::default()),
+        Ok(db) => D1::new(db),
         Err(e) => {
             let rid = crate::service::ids::request_id();
             console_error!("{rid} D1 binding 'DB' missing: {e}");
@@ -359,6 +385,16 @@ async fn fetch(
         &d1,
         crate::store::coalesce::MAX_STATEMENTS_PER_TRIP,
     );
+    // Where tenants' directories live (`SCIM_STORAGE`); D1 stays the control plane.
+    let objects = match durable::backend(&env) {
+        Ok(objects) => objects,
+        Err(e) => {
+            let rid = crate::service::ids::request_id();
+            console_error!("{rid} {e}");
+            let resp = http::Response::error(&ScimError::internal());
+            return to_response(resp.with_header(REQUEST_ID_HEADER, rid));
+        }
+    };
     let config = config(&env);
     let limiter = BindingLimiter::from_env(&env);
     let ctx = Ctx {
@@ -369,6 +405,9 @@ async fn fetch(
         tokens: crate::service::credentials::isolate_cache(),
         limiter: &limiter,
         profiles: crate::service::profile::isolate_cache(),
+        forward: objects
+            .as_ref()
+            .map(|o| o as &dyn crate::service::ctx::Forward),
     };
     let mut response = service::handle(&ctx, &request).await;
     if debug_timing(&env) {
@@ -460,7 +499,7 @@ async fn scheduled(run: worker::ScheduledEvent, env: Env, _ctx: worker::Schedule
     };
     let raw = env.var("LOG_RETENTION_DAYS").ok().map(|v| v.to_string());
     let days = crate::store::events::retention_days(raw.as_deref());
-    let db = D1(db, RoundTrips::default());
+    let db = D1::new(db);
     let now = js_sys_now();
     let cutoff = crate::proto::time::format_millis(now - days * 86_400_000);
     if let Err(e) = db

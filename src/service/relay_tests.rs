@@ -1,0 +1,286 @@
+//! The Durable Object backend's hop, natively: the worker's service over one SQLite database
+//! (D1, the control plane) hands directory requests to a second service per tenant, each over
+//! its own SQLite database (the tenant's object), through `service::relay` exactly as the
+//! worker glue does. tests/e2e/durable_object.test.mjs runs the same in workerd.
+
+use crate::proto::schema::{GROUP_SCHEMA, USER_SCHEMA};
+use crate::service::ctx::{Config, Ctx, Forward, Forwarded};
+use crate::service::handle;
+use crate::service::http::{Method, Request, Response};
+use crate::testing::{block_on, SqliteDb};
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+const TOKEN: &str = "default-token-0123456789";
+const ADMIN: &str = "admin-token-0123456789";
+const ORIGIN: &str = "https://scim.test";
+
+/// One database per tenant, created (and migrated) on first use, as objects are.
+#[derive(Default)]
+struct Objects {
+    dbs: RefCell<HashMap<String, Rc<SqliteDb>>>,
+    config: Config,
+    now_ms: Cell<i64>,
+    hops: Cell<usize>,
+    /// The last request an object received, to see what the worker sent.
+    last: RefCell<Option<Request>>,
+}
+
+impl Objects {
+    fn db(&self, tenant: &str) -> Rc<SqliteDb> {
+        self.dbs
+            .borrow_mut()
+            .entry(tenant.to_string())
+            .or_insert_with(|| Rc::new(SqliteDb::new()))
+            .clone()
+    }
+}
+
+impl Forward for Objects {
+    fn forward<'a>(&'a self, tenant: &'a str, req: Request) -> Forwarded<'a> {
+        Box::pin(async move {
+            self.hops.set(self.hops.get() + 1);
+            let db = self.db(tenant);
+            let ctx = Ctx::new(db.as_ref(), &self.config, self.now_ms.get());
+            let resp = crate::service::handle_handed(&ctx, &req).await;
+            *self.last.borrow_mut() = Some(req);
+            Ok(resp)
+        })
+    }
+}
+
+struct H {
+    d1: SqliteDb,
+    config: Config,
+    objects: Objects,
+    now_ms: i64,
+}
+
+impl H {
+    fn new() -> H {
+        H {
+            d1: SqliteDb::new(),
+            config: Config {
+                tokens: vec![TOKEN.into()],
+                admin_token: Some(ADMIN.into()),
+                durable_objects: true,
+                ..Config::default()
+            },
+            objects: Objects::default(),
+            now_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn send(&mut self, req: Request) -> Response {
+        self.now_ms += 1000;
+        self.objects.now_ms.set(self.now_ms);
+        let mut ctx = Ctx::new(&self.d1, &self.config, self.now_ms);
+        ctx.forward = Some(&self.objects);
+        block_on(handle(&ctx, &req))
+    }
+
+    fn call(&mut self, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
+        let mut r = Request::new(method, path, ORIGIN)
+            .with_header("authorization", &format!("Bearer {token}"));
+        if let Some(b) = body {
+            r = r
+                .with_header("content-type", "application/scim+json")
+                .with_body(b.to_string());
+        }
+        self.send(r)
+    }
+
+    fn scim(&mut self, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.call(method, &format!("/scim/v2{path}"), TOKEN, body)
+    }
+
+    fn rows(&self, tenant: &str, sql: &str) -> Vec<crate::store::Row> {
+        self.objects.db(tenant).query(sql)
+    }
+}
+
+fn text(r: &Response) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+#[test]
+fn the_directory_lives_in_the_tenants_object_and_works_there() {
+    let mut h = H::new();
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "ada@example.com",
+        "emails": [{"value": "ada@example.com", "type": "work"}]});
+    let r = h.scim(Method::Post, "/Users", Some(user));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let r = h.scim(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "Eng"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let gid = r.body_json()["id"].as_str().unwrap().to_string();
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]});
+    let r = h.scim(Method::Patch, &format!("/Groups/{gid}"), Some(add));
+    assert!(r.status == 200 || r.status == 204, "{}", text(&r));
+    let r = h.scim(
+        Method::Get,
+        "/Users?filter=emails%5Btype%20eq%20%22work%22%5D.value%20eq%20%22ada%40example.com%22",
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let page = r.body_json();
+    assert_eq!(page["totalResults"], 1);
+    assert_eq!(page["Resources"][0]["groups"][0]["value"], gid.as_str());
+    // Everything is in the object; D1 holds none of it.
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM resources")[0]["n"],
+        2
+    );
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM members")[0]["n"],
+        1
+    );
+    assert_eq!(h.d1.query("SELECT count(*) AS n FROM resources")[0]["n"], 0);
+    // The provisioning log too, with the request id the client got.
+    let events = h.rows("default", "SELECT op, request_id FROM events ORDER BY seq");
+    assert_eq!(events.len(), 3);
+    let r = h.scim(Method::Delete, &format!("/Users/{uid}"), None);
+    assert_eq!(r.status, 204, "{}", text(&r));
+    let rid = r.header("x-request-id").unwrap().to_string();
+    let last = h.rows(
+        "default",
+        "SELECT op, request_id FROM events ORDER BY seq DESC LIMIT 1",
+    );
+    assert_eq!(last[0]["op"], "delete");
+    assert_eq!(last[0]["request_id"], rid.as_str());
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM members")[0]["n"],
+        0
+    );
+    assert_eq!(h.objects.hops.get(), 5, "one hop per SCIM operation");
+}
+
+#[test]
+fn tenants_are_isolated_in_their_own_objects() {
+    let mut h = H::new();
+    let r = h.call(
+        Method::Post,
+        "/admin/api/tenants",
+        ADMIN,
+        Some(json!({"id": "acme"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.body_json()["storage"], "durable-object");
+    let r = h.call(
+        Method::Post,
+        "/admin/api/tenants/acme/tokens",
+        ADMIN,
+        Some(json!({})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let acme = r.body_json()["token"].as_str().unwrap().to_string();
+    let user = |name: &str| json!({"schemas": [USER_SCHEMA], "userName": name});
+    let r = h.call(
+        Method::Post,
+        "/t/acme/scim/v2/Users",
+        &acme,
+        Some(user("same")),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let acme_id = r.body_json()["id"].as_str().unwrap().to_string();
+    // The same userName in another tenant is no clash: another object.
+    let r = h.scim(Method::Post, "/Users", Some(user("same")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = h.scim(Method::Get, &format!("/Users/{acme_id}"), None);
+    assert_eq!(r.status, 404, "{}", text(&r));
+    assert_eq!(
+        h.rows("acme", "SELECT tenant, id FROM resources"),
+        vec![serde_json::from_value(json!({"tenant": "acme", "id": acme_id})).unwrap()]
+    );
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM resources")[0]["n"],
+        1
+    );
+    let r = h.call(Method::Get, "/admin/api/tenants/acme", ADMIN, None);
+    assert_eq!(r.body_json()["storage"], "durable-object");
+}
+
+#[test]
+fn a_clients_relay_headers_are_dropped_and_the_settings_come_from_d1() {
+    let mut h = H::new();
+    let r = h.call(
+        Method::Post,
+        "/admin/api/tenants",
+        ADMIN,
+        Some(json!({"id": "acme"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    // A client of `default` claims to be acme, strict, with someone else's credential.
+    let req = Request::new(Method::Post, "/scim/v2/Users", ORIGIN)
+        .with_header("authorization", &format!("Bearer {TOKEN}"))
+        .with_header("content-type", "application/scim+json")
+        .with_header("x-scim-edge-tenant", "acme")
+        .with_header("x-scim-edge-credential", "forged")
+        .with_header("x-scim-edge-settings", "strict=1; extensions=reject")
+        .with_body(json!({"schemas": [USER_SCHEMA], "userName": "u"}).to_string());
+    let r = h.send(req);
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let seen = h.objects.last.borrow().clone().unwrap();
+    let hop: Vec<_> = seen
+        .headers
+        .iter()
+        .filter(|(k, _)| k.starts_with("x-scim-edge-"))
+        .collect();
+    assert_eq!(hop.len(), 3, "{hop:?}");
+    assert_eq!(seen.header("x-scim-edge-tenant"), Some("default"));
+    assert_eq!(seen.header("x-scim-edge-credential"), None);
+    assert!(h.objects.dbs.borrow().get("acme").is_none());
+    // Strictness set through the admin API (D1) reaches the object with the next request.
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let quirk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    let r = h.scim(Method::Patch, &format!("/Users/{uid}"), Some(quirk.clone()));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    h.d1.query("UPDATE tenants SET strict_patch = 1 WHERE id = 'default'");
+    crate::service::profile::isolate_cache().invalidate("default");
+    let r = h.scim(Method::Patch, &format!("/Users/{uid}"), Some(quirk));
+    assert_eq!(r.status, 400, "{}", text(&r));
+    let strict = h.rows(
+        "default",
+        "SELECT strict_patch FROM tenants WHERE id = 'default'",
+    );
+    assert_eq!(strict[0]["strict_patch"], 1);
+}
+
+#[test]
+fn the_worker_answers_what_is_not_the_directory_without_a_hop() {
+    let mut h = H::new();
+    for path in [
+        "/ServiceProviderConfig",
+        "/Schemas",
+        "/ResourceTypes",
+        "/Roles",
+        "/Nope",
+    ] {
+        let r = h.scim(Method::Get, path, None);
+        assert!(r.status == 200 || r.status == 404, "{path}: {}", text(&r));
+    }
+    let r = h.scim(Method::Delete, "/Users", None);
+    assert_eq!(r.status, 405);
+    let r = h.call(Method::Get, "/scim/v2/Users", "wrong-token", None);
+    assert_eq!(r.status, 401);
+    assert_eq!(h.objects.hops.get(), 0);
+    assert!(h.objects.dbs.borrow().is_empty());
+}
+
+#[test]
+fn a_request_without_the_workers_relay_is_refused_by_the_object() {
+    let db = SqliteDb::new();
+    let config = Config::default();
+    let ctx = Ctx::new(&db, &config, 1_700_000_000_000);
+    let req = Request::new(Method::Get, "/scim/v2/Users", ORIGIN);
+    let r = block_on(crate::service::handle_handed(&ctx, &req));
+    assert_eq!(r.status, 500, "{}", text(&r));
+}

@@ -1,0 +1,174 @@
+//! What a tenant's own database (a SQLite-backed Durable Object, `SCIM_STORAGE =
+//! "durable-object"`) needs besides the statements every store runs: the schema, migrated
+//! inside the object from the same files D1 applies, and a mirror of the tenant's settings,
+//! whose source of truth stays in D1 (the control plane).
+//!
+//! The object holds one tenant, yet runs the D1 schema unchanged: every row still carries its
+//! tenant and every statement still names it, so the store's SQL is the same on both backends
+//! and a tenant can later move between them row for row.
+
+use crate::store::sql::{SqlValue, Stmt};
+
+/// A migration file as build.rs wrote it.
+macro_rules! migration {
+    ($file:literal) => {
+        include_str!(concat!(env!("OUT_DIR"), "/", $file))
+    };
+}
+
+/// The migration files, numbered as their names are (0010, 0015-0018, 0020 and 0021 were never used), compiled in so an
+/// object migrates itself on first use without anything from outside. They come without
+/// their comment lines (build.rs): the same statements, in fewer bytes of wasm.
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, migration!("0001_init.sql")),
+    (2, migration!("0002_patch_tolerances.sql")),
+    (3, migration!("0003_credentials.sql")),
+    (4, migration!("0004_value_index.sql")),
+    (5, migration!("0005_events.sql")),
+    (6, migration!("0006_resource_counts.sql")),
+    (7, migration!("0007_list_order_index.sql")),
+    (8, migration!("0008_sort_indexes.sql")),
+    (9, migration!("0009_quotas.sql")),
+    (11, migration!("0011_deployment_secrets.sql")),
+    (12, migration!("0012_declared_schemas.sql")),
+    (13, migration!("0013_entitlement_values.sql")),
+    (14, migration!("0014_webhooks.sql")),
+    (19, migration!("0019_oauth_code_setup_links.sql")),
+    (22, migration!("0022_event_external_id.sql")),
+];
+
+/// The object's record of applied migrations (D1 keeps its own in `d1_migrations`, which
+/// wrangler writes; an object has no wrangler, so it keeps this one).
+pub const VERSION_TABLE_SQL: &str =
+    "CREATE TABLE IF NOT EXISTS schema_versions (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)";
+
+/// The highest applied version (0 for a new object).
+pub const CURRENT_VERSION_SQL: &str =
+    "SELECT coalesce(max(version), 0) AS version FROM schema_versions";
+
+/// The migrations after `current`, in order, each with the statement recording it: the
+/// caller runs each pair in one transaction, so a migration is applied exactly when it is
+/// recorded. Every statement of every file is applied; none is D1-specific. Migration 0001's
+/// `default` tenant row is applied too: harmless in another tenant's object (nothing refers
+/// to it) and the tenant row itself in the `default` tenant's object.
+pub fn pending(current: i64, now: &str) -> Vec<(&'static str, Stmt)> {
+    MIGRATIONS
+        .iter()
+        .filter(|(v, _)| *v > current)
+        .map(|(v, sql)| {
+            let record = Stmt::new(
+                "INSERT INTO schema_versions (version, applied) VALUES (?, ?)",
+                vec![SqlValue::Int(*v), now.into()],
+            );
+            (*sql, record)
+        })
+        .collect()
+}
+
+/// Makes the object's `tenants` row say what D1 says of the tenant's SCIM settings (the
+/// rows of `resources` and the quota triggers need the row; PATCH reads `strict_patch` from
+/// it). It writes only when something differs, so the usual request changes nothing.
+/// Quotas keep the migration's defaults inside an object: the admin API's quota does not
+/// reach it yet.
+pub fn mirror_tenant_stmt(tenant: &str, strict: bool, reject_undeclared: bool) -> Stmt {
+    Stmt::new(
+        "INSERT INTO tenants (id, name, strict_patch, undeclared_extensions) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET strict_patch = excluded.strict_patch, \
+         undeclared_extensions = excluded.undeclared_extensions \
+         WHERE strict_patch <> excluded.strict_patch \
+         OR undeclared_extensions <> excluded.undeclared_extensions",
+        vec![
+            tenant.into(),
+            tenant.into(),
+            SqlValue::Int(i64::from(strict)),
+            if reject_undeclared { "reject" } else { "keep" }.into(),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+    use crate::testing::block_on;
+
+    /// A bare SQLite database migrated the way an object migrates itself.
+    fn migrated() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+        conn.execute_batch(VERSION_TABLE_SQL).unwrap();
+        let current: i64 = conn
+            .query_row(CURRENT_VERSION_SQL, [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(current, 0);
+        for (sql, record) in pending(current, "2026-01-01T00:00:00.000Z") {
+            conn.execute_batch(sql).unwrap();
+            let params: Vec<rusqlite::types::Value> = record
+                .params
+                .iter()
+                .map(|p| match p {
+                    SqlValue::Int(i) => rusqlite::types::Value::Integer(*i),
+                    SqlValue::Text(s) => rusqlite::types::Value::Text(s.clone()),
+                    _ => rusqlite::types::Value::Null,
+                })
+                .collect();
+            conn.execute(&record.sql, rusqlite::params_from_iter(params))
+                .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn every_migration_file_is_listed_once_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/migrations");
+        let mut files: Vec<i64> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".sql"))
+            .map(|n| n[..4].parse().unwrap())
+            .collect();
+        files.sort();
+        let listed: Vec<i64> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+        assert_eq!(listed, files);
+    }
+
+    #[test]
+    fn an_object_migrates_once_and_then_only_what_is_new() {
+        let conn = migrated();
+        let current: i64 = conn
+            .query_row(CURRENT_VERSION_SQL, [], |r| r.get(0))
+            .unwrap();
+        let last = MIGRATIONS.last().map(|(v, _)| *v).unwrap();
+        assert_eq!(current, last);
+        assert!(pending(current, "x").is_empty());
+        let after_12 = MIGRATIONS.iter().filter(|(v, _)| *v > 12).count();
+        assert!(after_12 >= 2);
+        assert_eq!(pending(12, "x").len(), after_12);
+        // The schema is the one D1 has: a resource needs its tenant row.
+        let err = conn
+            .execute(
+                "INSERT INTO resources (tenant, id, type, data, created, modified) \
+                 VALUES ('acme', 'u1', 'User', '{}', 'a', 'a')",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    }
+
+    #[test]
+    fn the_tenant_mirror_inserts_then_changes_only_what_differs() {
+        let db = crate::testing::SqliteDb::new();
+        let run = |s: Stmt| block_on(db.batch(vec![s])).unwrap();
+        run(mirror_tenant_stmt("acme", false, false));
+        let row = |db: &crate::testing::SqliteDb| {
+            db.query("SELECT strict_patch, undeclared_extensions FROM tenants WHERE id = 'acme'")
+        };
+        assert_eq!(row(&db)[0]["strict_patch"], 0);
+        run(mirror_tenant_stmt("acme", true, true));
+        assert_eq!(row(&db)[0]["strict_patch"], 1);
+        assert_eq!(row(&db)[0]["undeclared_extensions"], "reject");
+        let changes = db.query("SELECT total_changes() AS n")[0]["n"].clone();
+        run(mirror_tenant_stmt("acme", true, true));
+        assert_eq!(db.query("SELECT total_changes() AS n")[0]["n"], changes);
+    }
+}
