@@ -51,7 +51,12 @@ pub(super) fn backend(env: &Env) -> Result<Option<Objects>, String> {
         Err(_) | Ok("" | "d1") => Ok(None),
         Ok("durable-object") => env
             .durable_object(BINDING)
-            .map(|ns| Some(Objects { ns }))
+            .map(|ns| {
+                Some(Objects {
+                    ns,
+                    hops: Cell::new(0),
+                })
+            })
             .map_err(|e| format!("SCIM_STORAGE is durable-object but {BINDING} is missing: {e}")),
         Ok(other) => Err(format!(
             "SCIM_STORAGE is '{other}'; it must be 'd1' or 'durable-object'"
@@ -62,6 +67,9 @@ pub(super) fn backend(env: &Env) -> Result<Option<Objects>, String> {
 /// The worker's side of the hop: the namespace of tenants' objects.
 pub(super) struct Objects {
     ns: worker::ObjectNamespace,
+    /// Requests handed to objects, for `Server-Timing` with `SCIM_DEBUG_TIMING` (the
+    /// benchmark counts hops per SCIM operation, as it counts D1 round trips).
+    hops: Cell<u32>,
 }
 
 impl Forward for Objects {
@@ -77,8 +85,16 @@ impl Forward for Objects {
 }
 
 impl Objects {
+    /// `do;desc="1 hop"`: how many requests went to tenants' objects.
+    pub(super) fn server_timing(&self) -> String {
+        let n = self.hops.get();
+        let unit = if n == 1 { "hop" } else { "hops" };
+        format!("do;desc=\"{n} {unit}\"")
+    }
+
     async fn send(&self, tenant: &str, req: http::Request) -> worker::Result<http::Response> {
         let stub: ObjectStub = self.ns.id_from_name(tenant)?.get_stub()?.into_rpc();
+        self.hops.set(self.hops.get() + 1);
         // web_sys's Request and Response, not worker's: those convert Cloudflare `cf` options
         // and stream bodies the hop never uses, which costs wasm size for nothing.
         let headers = web_sys::Headers::new()?;
@@ -221,7 +237,10 @@ impl DurableObject for TenantStore {
         );
         let config = config(&self.env);
         let ctx = Ctx::new(&db, &config, js_sys_now());
-        let response = crate::service::handle_handed(&ctx, &request).await;
+        let mut response = crate::service::handle_handed(&ctx, &request).await;
+        if super::debug_timing(&self.env) {
+            response = response.with_header("server-timing", d1.1.object_timing());
+        }
         let label = crate::service::route::method_label(request.method);
         for note in &response.notes {
             console_log!("{label} {} (tenant object): {note}", request.path);
