@@ -78,7 +78,7 @@ commands:
   oauth-apps                                list the deployment's OAuth apps
   oauth-app add --name NAME [--redirect-uris URI,URI]
                                             the values to submit to Microsoft (secret once);
-                                            Entra's TokenAuthorize URIs by default
+                                            Entra's TokenAuthorize URI by default
   oauth-app show <id>
   oauth-app set <id> --redirect-uris URI,URI  replace the exact-match allow-list
   oauth-app revoke <id>                     revoke it with every approval and token it holds

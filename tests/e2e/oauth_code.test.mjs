@@ -50,12 +50,12 @@ const refresh = (refresh_token) =>
     client_secret: app.clientSecret,
   });
 
-test("the app carries what a vendor submits to Microsoft: authorization URL, token URL, client id and secret, Entra's redirect URIs", () => {
+test("the app carries what a vendor submits to Microsoft: authorization URL, token URL, client id and secret, Entra's redirect URI", () => {
   assert.equal(app.authorizationUrl, `${w.origin}/oauth/authorize`);
   assert.equal(app.tokenUrl, `${w.origin}/oauth/token`);
   assert.match(app.clientId, /^[0-9a-f-]{36}$/);
   assert.match(app.clientSecret, /^scim_as_/);
-  assert.deepEqual(app.redirectUris, [ENTRA, "https://aad.portal.azure.com/TokenAuthorize"]);
+  assert.deepEqual(app.redirectUris, [ENTRA]);
 });
 
 test("setup link → authorize → consent → code → tokens → SCIM → refresh → the old refresh token refused", async () => {
