@@ -405,8 +405,7 @@ test("a body larger than the limit is refused, streamed or not, and the limit is
   // is still writing (RFC 9112 §9.6: the reset "might erase the client's unacknowledged input
   // buffers" before the response is read). Node's fetch then fails ("fetch failed", cause
   // `write ECONNRESET`) when it sees the reset before it parsed the 413: a race, seen in 4 of 16
-  // runs of this file when this was the first big body on the connection, and in 1 of 30 in a
-  // loop of uploads. What a client can rely on is the 413 or a connection closed by the server,
+  // runs of this file before the 4 MiB body above was added, and in 1 of 30 uploads in a loop. What a client can rely on is the 413 or a connection closed by the server,
   // never another answer, and that nothing was stored and the worker stays up.
   const TOTAL = 64 * MAX_BODY;
   const big = spaces(TOTAL);
