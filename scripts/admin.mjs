@@ -20,7 +20,8 @@
 //   npm run admin -- webhook deliveries acme <webhook-id> --status retrying
 //
 // Target: --url (or SCIM_ADMIN_URL), default http://127.0.0.1:8787 (scripts/dev.sh).
-// Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars.
+// Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars (or the
+// file DEV_VARS names, as `DEV_VARS=… scripts/dev.sh` uses).
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -78,14 +79,14 @@ commands:
   oauth-apps                                list the deployment's OAuth apps
   oauth-app add --name NAME [--redirect-uris URI,URI]
                                             the values to submit to Microsoft (secret once);
-                                            Entra's TokenAuthorize URIs by default
+                                            Entra's TokenAuthorize URI by default
   oauth-app show <id>
   oauth-app set <id> --redirect-uris URI,URI  replace the exact-match allow-list
   oauth-app revoke <id>                     revoke it with every approval and token it holds
 
 The secret of an issued or rotated token or webhook is printed once and is not stored anywhere.
 --url defaults to $SCIM_ADMIN_URL or http://127.0.0.1:8787; --token to $ADMIN_TOKEN, or for a
-loopback URL to ADMIN_TOKEN in .dev.vars.`;
+loopback URL to ADMIN_TOKEN in .dev.vars (or in $DEV_VARS).`;
 
 function usage(message) {
   if (message) console.error(`error: ${message}\n`);
@@ -115,7 +116,7 @@ function parse(argv) {
 
 function devVarsToken() {
   try {
-    const line = readFileSync(path.join(ROOT, ".dev.vars"), "utf8")
+    const line = readFileSync(path.resolve(ROOT, process.env.DEV_VARS ?? ".dev.vars"), "utf8")
       .split("\n")
       .find((l) => l.startsWith("ADMIN_TOKEN="));
     return line?.slice("ADMIN_TOKEN=".length).trim().replace(/^"(.*)"$/, "$1");
