@@ -106,6 +106,13 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = req.method;
+    if let (Some(to), ["tenants", t, "Users" | "Groups" | "tolerances" | "events", ..]) =
+        (ctx.forward, segs.as_slice())
+    {
+        // The tenant's directory (and its log) is in its object.
+        let store = tenant_store(ctx, t)?;
+        return crate::service::relay::read(ctx, to, store.tenant(), req).await;
+    }
     match segs.as_slice() {
         ["tenants"] => match m {
             Method::Get => list_tenants(ctx, req).await,
@@ -172,6 +179,54 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
             events(ctx, &store, req, tail).await
         }
         _ => onboarding(ctx, req, segs.as_slice()).await,
+    }
+}
+
+/// Whether an admin path handed to a tenant's object brings it the declarations
+/// (`relay::declare`).
+pub fn declares(rest: &str) -> bool {
+    let segments = path_segments(rest);
+    matches!(segments.as_slice(), [a, _, b] if a.as_str() == "tenants" && b.as_str() == "schemas")
+}
+
+/// The admin API's reads of a tenant's directory, answered by the tenant's Durable Object
+/// for the worker, which checked the admin token and handed it the path (`relay::read`):
+/// the same handlers over the object's database. Also the object's internal calls: `usage`
+/// (for the tenant view) and `schemas` (D1's declarations, `relay::declare`).
+pub async fn handed<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    rest: &str,
+    tenant: &str,
+) -> Result<Response> {
+    let segments = path_segments(rest);
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let store = Store::new(ctx.db, tenant);
+    let m = req.method;
+    match segs.as_slice() {
+        ["tenants", t, ..] if *t != tenant => Err(ScimError::new(
+            403,
+            None,
+            "this object holds another tenant",
+        )),
+        ["tenants", _, view @ ("Users" | "Groups" | "tolerances"), tail @ ..] => match m {
+            Method::Get => crate::service::console::api(ctx, &store, req, view, tail).await,
+            _ => Err(not_allowed("GET")),
+        },
+        ["tenants", _, "events", tail @ ..] => events(ctx, &store, req, tail).await,
+        ["tenants", _, "usage"] if m == Method::Get => {
+            let usage = store
+                .quota_usage()
+                .await?
+                .ok_or_else(|| no_tenant(&store))?;
+            let v = json!({"resources": usage.resources, "bytes": usage.bytes});
+            Ok(json_response(200, &v))
+        }
+        ["tenants", _, "schemas"] if m == Method::Post => {
+            let v = crate::service::declarations::mirror(ctx, &store, &body(req)?).await?;
+            Ok(json_response(200, &v))
+        }
+        _ => Err(ScimError::not_found("not an object's admin path")),
     }
 }
 
@@ -376,13 +431,18 @@ async fn get_tenant<D: Db>(
         .tenant_record()
         .await?
         .ok_or_else(|| no_tenant(store))?;
-    let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
+    let usage = match ctx.forward {
+        Some(to) => {
+            crate::service::relay::read_json(ctx, to, store.tenant(), &req.origin, "usage").await?
+        }
+        None => {
+            let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
+            json!({"resources": usage.resources, "bytes": usage.bytes})
+        }
+    };
     let mut v = tenant_json(&t, &req.origin, ctx.config);
     if let Some(o) = v.as_object_mut() {
-        o.insert(
-            "usage".into(),
-            json!({"resources": usage.resources, "bytes": usage.bytes}),
-        );
+        o.insert("usage".into(), usage);
     }
     Ok(json_response(200, &v))
 }
