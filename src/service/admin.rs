@@ -103,6 +103,12 @@ fn authenticate(ctx: &Ctx<'_, impl Db>, req: &Request) -> Result<()> {
 
 async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Response> {
     authenticate(ctx, req)?;
+    routed(ctx, req, rest).await
+}
+
+/// The admin API for a caller known to be the admin: by its token, or the worker handing a
+/// read of a tenant's directory to its object ([`handed`]).
+async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Response> {
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = req.method;
@@ -209,11 +215,10 @@ pub async fn handed<D: Db>(
             None,
             "this object holds another tenant",
         )),
-        ["tenants", _, view @ ("Users" | "Groups" | "tolerances"), tail @ ..] => match m {
-            Method::Get => crate::service::console::api(ctx, &store, req, view, tail).await,
-            _ => Err(not_allowed("GET")),
-        },
-        ["tenants", _, "events", tail @ ..] => events(ctx, &store, req, tail).await,
+        // The same handlers as the worker's admin API, over the object's database.
+        ["tenants", _, "Users" | "Groups" | "tolerances" | "events", ..] => {
+            routed(ctx, req, rest).await
+        }
         ["tenants", _, "usage"] if m == Method::Get => {
             let usage = store
                 .quota_usage()

@@ -502,6 +502,13 @@ fn verified_claims(token: &str, key: &[u8]) -> Value {
 fn a_poll_stream_serves_the_objects_change_feed() {
     use base64::Engine as _;
     let mut h = H::new();
+    // Before the stream: not served by it.
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "before"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
     let r = h.admin(
         Method::Post,
         "/tenants/default/webhooks",

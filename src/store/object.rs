@@ -156,14 +156,19 @@ pub fn mirror_stream_stmts(row: &Row, deployment_secret: Option<(&str, &str)>) -
         .skip(2)
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
+    // A stream serves the changes from its creation on: a new copy's floor is the last
+    // event before then (D1 sets it so when the stream is created, from D1's events).
+    let mut params: Vec<SqlValue> = STREAM_COLUMNS.iter().map(|c| value(c)).collect();
+    params.extend([value("tenant"), value("created")]);
     let mut stmts = vec![Stmt::new(
         format!(
-            "INSERT INTO webhooks ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+            "INSERT INTO webhooks ({}, enqueued_seq) VALUES ({}, coalesce((SELECT max(seq) \
+             FROM events WHERE tenant = ? AND time < ?), 0)) ON CONFLICT (id) DO UPDATE SET {}",
             STREAM_COLUMNS.join(", "),
             vec!["?"; STREAM_COLUMNS.len()].join(", "),
             update.join(", ")
         ),
-        STREAM_COLUMNS.iter().map(|c| value(c)).collect(),
+        params,
     )];
     if let Some((name, secret)) = deployment_secret {
         stmts.push(Stmt::new(
