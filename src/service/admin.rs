@@ -103,9 +103,22 @@ fn authenticate(ctx: &Ctx<'_, impl Db>, req: &Request) -> Result<()> {
 
 async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Response> {
     authenticate(ctx, req)?;
+    routed(ctx, req, rest).await
+}
+
+/// The admin API for a caller known to be the admin: by its token, or the worker handing a
+/// read of a tenant's directory to its object ([`handed`]).
+async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Response> {
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = req.method;
+    if let (Some(to), ["tenants", t, "Users" | "Groups" | "tolerances" | "events", ..]) =
+        (ctx.forward, segs.as_slice())
+    {
+        // The tenant's directory (and its log) is in its object.
+        let store = tenant_store(ctx, t)?;
+        return crate::service::relay::read(ctx, to, store.tenant(), req).await;
+    }
     match segs.as_slice() {
         ["tenants"] => match m {
             Method::Get => list_tenants(ctx, req).await,
@@ -172,6 +185,53 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
             events(ctx, &store, req, tail).await
         }
         _ => onboarding(ctx, req, segs.as_slice()).await,
+    }
+}
+
+/// Whether an admin path handed to a tenant's object brings it the declarations
+/// (`relay::declare`).
+pub fn declares(rest: &str) -> bool {
+    let segments = path_segments(rest);
+    matches!(segments.as_slice(), [a, _, b] if a.as_str() == "tenants" && b.as_str() == "schemas")
+}
+
+/// The admin API's reads of a tenant's directory, answered by the tenant's Durable Object
+/// for the worker, which checked the admin token and handed it the path (`relay::read`):
+/// the same handlers over the object's database. Also the object's internal calls: `usage`
+/// (for the tenant view) and `schemas` (D1's declarations, `relay::declare`).
+pub async fn handed<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    rest: &str,
+    tenant: &str,
+) -> Result<Response> {
+    let segments = path_segments(rest);
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let store = Store::new(ctx.db, tenant);
+    let m = req.method;
+    match segs.as_slice() {
+        ["tenants", t, ..] if *t != tenant => Err(ScimError::new(
+            403,
+            None,
+            "this object holds another tenant",
+        )),
+        // The same handlers as the worker's admin API, over the object's database.
+        ["tenants", _, "Users" | "Groups" | "tolerances" | "events", ..] => {
+            routed(ctx, req, rest).await
+        }
+        ["tenants", _, "usage"] if m == Method::Get => {
+            let usage = store
+                .quota_usage()
+                .await?
+                .ok_or_else(|| no_tenant(&store))?;
+            let v = json!({"resources": usage.resources, "bytes": usage.bytes});
+            Ok(json_response(200, &v))
+        }
+        ["tenants", _, "schemas"] if m == Method::Post => {
+            let v = crate::service::declarations::mirror(ctx, &store, &body(req)?).await?;
+            Ok(json_response(200, &v))
+        }
+        _ => Err(ScimError::not_found("not an object's admin path")),
     }
 }
 
@@ -376,13 +436,18 @@ async fn get_tenant<D: Db>(
         .tenant_record()
         .await?
         .ok_or_else(|| no_tenant(store))?;
-    let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
+    let usage = match ctx.forward {
+        Some(to) => {
+            crate::service::relay::read_json(ctx, to, store.tenant(), &req.origin, "usage").await?
+        }
+        None => {
+            let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
+            json!({"resources": usage.resources, "bytes": usage.bytes})
+        }
+    };
     let mut v = tenant_json(&t, &req.origin, ctx.config);
     if let Some(o) = v.as_object_mut() {
-        o.insert(
-            "usage".into(),
-            json!({"resources": usage.resources, "bytes": usage.bytes}),
-        );
+        o.insert("usage".into(), usage);
     }
     Ok(json_response(200, &v))
 }

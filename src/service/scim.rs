@@ -53,7 +53,11 @@ pub(crate) async fn serve<D: Db>(
         .forward
         .filter(|_| crate::service::relay::in_directory(&route))
     {
-        return crate::service::relay::forward(ctx, to, req, principal, request_id).await;
+        let stream = match &route {
+            Route::Events(stream) => Some(stream.as_str()),
+            _ => None,
+        };
+        return crate::service::relay::forward(ctx, to, req, principal, request_id, stream).await;
     }
     let base = format!("{}{base_path}", req.origin);
     let store = Store::new(ctx.db, principal.tenant.clone());

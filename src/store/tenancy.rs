@@ -92,12 +92,8 @@ pub struct TenantChange<'a> {
     pub quota: (LimitChange, LimitChange),
 }
 
-/// A tenant's storage limits; `None` is unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Quota {
-    pub resources: Option<i64>,
-    pub bytes: Option<i64>,
-}
+/// A tenant's storage limits (defined with the profile, which carries them).
+pub use crate::store::schemas::Quota;
 
 /// A change to one limit: `None` keeps it, `Some(None)` lifts it, `Some(Some(n))` sets it.
 pub type LimitChange = Option<Option<i64>>;

@@ -423,7 +423,7 @@ pub async fn for_delivery<D: Db>(
 
 /// Creates the D1 deployment secret if missing and reads it (two statements), when the seal
 /// key comes from D1.
-fn deployment_secret_stmts(deployment_secret: Option<(&str, &str)>) -> Vec<Stmt> {
+pub(crate) fn deployment_secret_stmts(deployment_secret: Option<(&str, &str)>) -> Vec<Stmt> {
     let Some((name, fresh)) = deployment_secret else {
         return Vec::new();
     };
@@ -439,7 +439,7 @@ fn deployment_secret_stmts(deployment_secret: Option<(&str, &str)>) -> Vec<Stmt>
     ]
 }
 
-fn secret_value(row: Option<Row>) -> Option<String> {
+pub(crate) fn secret_value(row: Option<Row>) -> Option<String> {
     row.and_then(|r| r.get("value").and_then(Value::as_str).map(str::to_string))
 }
 
