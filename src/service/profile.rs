@@ -24,6 +24,8 @@ pub struct TenantProfile {
     /// PATCH and full representations follow RFC 7644 literally (no tolerances).
     pub strict: bool,
     pub schemas: Schemas,
+    /// What a DELETE does and whether a POST may restore a tombstone by `externalId`.
+    pub deletion: crate::store::tombstones::Policy,
 }
 
 #[derive(Default)]
@@ -117,5 +119,6 @@ pub fn of(tenant: &str, stored: &Profile) -> TenantProfile {
     TenantProfile {
         strict: stored.strict,
         schemas,
+        deletion: stored.deletion,
     }
 }

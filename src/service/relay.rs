@@ -18,6 +18,7 @@ use crate::service::http::{Request, Response};
 use crate::service::route::Route;
 use crate::service::tenant::Principal;
 use crate::store::schemas::Profile;
+use crate::store::tombstones::Policy;
 use crate::store::{Db, Store, StoreError};
 
 /// Every header of the hop starts with this; the worker never forwards a client's.
@@ -25,7 +26,8 @@ const PREFIX: &str = "x-scim-edge-";
 const TENANT: &str = "x-scim-edge-tenant";
 const CREDENTIAL: &str = "x-scim-edge-credential";
 const REQUEST_ID: &str = "x-scim-edge-request-id";
-/// `strict=0|1; extensions=keep|reject`: the tenant's settings as D1 holds them.
+/// `strict=0|1; extensions=keep|reject; deletion=hard|<days>; restore=0|1`: the tenant's
+/// settings as D1 holds them.
 const SETTINGS: &str = "x-scim-edge-settings";
 
 /// Whether `route` reads or writes the tenant's directory (and so goes to its object).
@@ -49,6 +51,7 @@ pub struct Relayed {
     pub request_id: String,
     pub strict: bool,
     pub reject_undeclared: bool,
+    pub deletion: Policy,
 }
 
 impl Relayed {
@@ -57,13 +60,17 @@ impl Relayed {
         let mut out = req.clone();
         out.headers.retain(|(k, _)| !k.starts_with(PREFIX));
         let settings = format!(
-            "strict={}; extensions={}",
+            "strict={}; extensions={}; deletion={}; restore={}",
             u8::from(self.strict),
             if self.reject_undeclared {
                 "reject"
             } else {
                 "keep"
-            }
+            },
+            self.deletion
+                .days
+                .map_or_else(|| "hard".to_string(), |d| d.to_string()),
+            u8::from(self.deletion.restore_on_create),
         );
         out = out
             .with_header(TENANT, &self.principal.tenant)
@@ -93,6 +100,13 @@ impl Relayed {
             request_id: req.header(REQUEST_ID)?.to_string(),
             strict: setting("strict")? == "1",
             reject_undeclared: setting("extensions")? == "reject",
+            deletion: Policy {
+                days: match setting("deletion")? {
+                    "hard" => None,
+                    days => Some(days.parse().ok()?),
+                },
+                restore_on_create: setting("restore")? == "1",
+            },
         })
     }
 }
@@ -119,6 +133,7 @@ pub async fn forward<D: Db>(
         request_id: request_id.to_string(),
         strict: profile.strict,
         reject_undeclared: profile.schemas.reject_undeclared,
+        deletion: profile.deletion,
     };
     to.forward(&relayed.principal.tenant, relayed.request(req))
         .await
@@ -128,11 +143,13 @@ pub async fn forward<D: Db>(
 /// worker read from D1, and validates with those settings without reading them again.
 pub async fn adopt<D: Db>(ctx: &Ctx<'_, D>, h: &Relayed) -> Result<()> {
     let tenant = h.principal.tenant.as_str();
-    let mirror = crate::store::object::mirror_tenant_stmt(tenant, h.strict, h.reject_undeclared);
+    let mirror =
+        crate::store::object::mirror_tenant_stmt(tenant, h.strict, h.reject_undeclared, h.deletion);
     ctx.db.batch(vec![mirror]).await.map_err(StoreError::from)?;
     let profile = Profile {
         strict: h.strict,
         reject_undeclared: h.reject_undeclared,
+        deletion: h.deletion,
         declarations: Vec::new(),
     };
     crate::service::profile::remember(ctx.profiles, tenant, &profile, ctx.now_ms);

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (14, migration!("0014_webhooks.sql")),
     (19, migration!("0019_oauth_code_setup_links.sql")),
     (22, migration!("0022_event_external_id.sql")),
+    (25, migration!("0025_deletion_policies.sql")),
 ];
 
 /// The object's record of applied migrations (D1 keeps its own in `d1_migrations`, which
@@ -67,21 +68,32 @@ pub fn pending(current: i64, now: &str) -> Vec<(&'static str, Stmt)> {
 
 /// Makes the object's `tenants` row say what D1 says of the tenant's SCIM settings (the
 /// rows of `resources` and the quota triggers need the row; PATCH reads `strict_patch` from
-/// it). It writes only when something differs, so the usual request changes nothing.
-/// Quotas keep the migration's defaults inside an object: the admin API's quota does not
-/// reach it yet.
-pub fn mirror_tenant_stmt(tenant: &str, strict: bool, reject_undeclared: bool) -> Stmt {
+/// it, a DELETE `deletion_days`). It writes only when something differs, so the usual request
+/// changes nothing. Quotas keep the migration's defaults inside an object: the admin API's
+/// quota does not reach it yet.
+pub fn mirror_tenant_stmt(
+    tenant: &str,
+    strict: bool,
+    reject_undeclared: bool,
+    deletion: crate::store::tombstones::Policy,
+) -> Stmt {
     Stmt::new(
-        "INSERT INTO tenants (id, name, strict_patch, undeclared_extensions) VALUES (?, ?, ?, ?) \
+        "INSERT INTO tenants (id, name, strict_patch, undeclared_extensions, deletion_days, \
+         restore_on_create) VALUES (?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET strict_patch = excluded.strict_patch, \
-         undeclared_extensions = excluded.undeclared_extensions \
+         undeclared_extensions = excluded.undeclared_extensions, \
+         deletion_days = excluded.deletion_days, restore_on_create = excluded.restore_on_create \
          WHERE strict_patch <> excluded.strict_patch \
-         OR undeclared_extensions <> excluded.undeclared_extensions",
+         OR undeclared_extensions <> excluded.undeclared_extensions \
+         OR deletion_days IS NOT excluded.deletion_days \
+         OR restore_on_create <> excluded.restore_on_create",
         vec![
             tenant.into(),
             tenant.into(),
             SqlValue::Int(i64::from(strict)),
             if reject_undeclared { "reject" } else { "keep" }.into(),
+            deletion.days.map_or(SqlValue::Null, SqlValue::Int),
+            SqlValue::Int(i64::from(deletion.restore_on_create)),
         ],
     )
 }
@@ -159,16 +171,16 @@ mod tests {
     fn the_tenant_mirror_inserts_then_changes_only_what_differs() {
         let db = crate::testing::SqliteDb::new();
         let run = |s: Stmt| block_on(db.batch(vec![s])).unwrap();
-        run(mirror_tenant_stmt("acme", false, false));
+        run(mirror_tenant_stmt("acme", false, false, Default::default()));
         let row = |db: &crate::testing::SqliteDb| {
             db.query("SELECT strict_patch, undeclared_extensions FROM tenants WHERE id = 'acme'")
         };
         assert_eq!(row(&db)[0]["strict_patch"], 0);
-        run(mirror_tenant_stmt("acme", true, true));
+        run(mirror_tenant_stmt("acme", true, true, Default::default()));
         assert_eq!(row(&db)[0]["strict_patch"], 1);
         assert_eq!(row(&db)[0]["undeclared_extensions"], "reject");
         let changes = db.query("SELECT total_changes() AS n")[0]["n"].clone();
-        run(mirror_tenant_stmt("acme", true, true));
+        run(mirror_tenant_stmt("acme", true, true, Default::default()));
         assert_eq!(db.query("SELECT total_changes() AS n")[0]["n"], changes);
     }
 }

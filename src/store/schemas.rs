@@ -26,6 +26,7 @@ pub struct Declaration {
 pub struct Profile {
     pub strict: bool,
     pub reject_undeclared: bool,
+    pub deletion: crate::store::tombstones::Policy,
     pub declarations: Vec<Declaration>,
 }
 
@@ -57,7 +58,8 @@ fn declaration(row: &Row) -> Result<Declaration> {
 pub(crate) fn profile_stmt(tenant_expr: &str, param: SqlValue) -> Stmt {
     Stmt::new(
         format!(
-            "SELECT t.strict_patch, t.undeclared_extensions, {DECL_COLUMNS} FROM tenants t \
+            "SELECT t.strict_patch, t.undeclared_extensions, t.deletion_days, t.restore_on_create, \
+             {DECL_COLUMNS} FROM tenants t \
              LEFT JOIN tenant_schemas s ON s.tenant = t.id WHERE t.id = {tenant_expr} ORDER BY s.id"
         ),
         vec![param],
@@ -73,6 +75,10 @@ pub(crate) fn profile_of(rows: &[Row]) -> Result<Profile> {
         strict: int(first.get("strict_patch")) == Some(1),
         reject_undeclared: first.get("undeclared_extensions").and_then(Value::as_str)
             == Some("reject"),
+        deletion: crate::store::tombstones::Policy {
+            days: int(first.get("deletion_days")),
+            restore_on_create: int(first.get("restore_on_create")) == Some(1),
+        },
         declarations: Vec::new(),
     };
     for row in rows

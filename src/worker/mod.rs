@@ -440,14 +440,15 @@ async fn fetch(
 }
 
 /// Whether a request may have committed something webhooks send: a successful write to the
-/// SCIM API, or a redelivery requested through the admin API.
+/// SCIM API, or a redelivery or a restore requested through the admin API.
 fn starts_webhooks(req: &http::Request, resp: &http::Response) -> bool {
     let write = matches!(
         req.method,
         Method::Post | Method::Put | Method::Patch | Method::Delete
     );
     let scim_write = req.path.contains("/scim/v2/") && !req.path.ends_with("/.search");
-    write && (200..300).contains(&resp.status) && (scim_write || req.path.ends_with("/redeliver"))
+    let admin_event = req.path.ends_with("/redeliver") || req.path.ends_with("/restore");
+    write && (200..300).contains(&resp.status) && (scim_write || admin_event)
 }
 
 /// 413 for a body over the limit, answered by the glue before routing.
@@ -510,6 +511,12 @@ async fn scheduled(run: worker::ScheduledEvent, env: Env, _ctx: worker::Schedule
         .await
     {
         console_error!("scheduled: pruning the provisioning log failed: {e:?}");
+    }
+    // Tombstones past their tenant's `deletion.days`, with a `purge` event each; its own
+    // batch, so a failure here leaves the log pruned and the purge for tomorrow.
+    let purge = crate::store::tombstones::purge_stmts(&crate::proto::time::format_millis(now));
+    if let Err(e) = db.batch(purge).await {
+        console_error!("scheduled: purging tombstones failed: {e:?}");
     }
 }
 
