@@ -183,4 +183,34 @@ mod tests {
         run(mirror_tenant_stmt("acme", true, true, Default::default()));
         assert_eq!(db.query("SELECT total_changes() AS n")[0]["n"], changes);
     }
+
+    /// The policy reaches the object's tenant row, where the DELETE's own statements read it:
+    /// a store over the object's database keeps a tombstone exactly when the row says `soft`.
+    #[test]
+    fn the_mirrored_deletion_policy_decides_what_a_delete_keeps() {
+        use crate::proto::schema::ResourceType::User;
+        use crate::store::tombstones::Policy;
+        use crate::store::{Store, Write};
+        let db = crate::testing::SqliteDb::new();
+        let soft = Policy {
+            days: Some(7),
+            restore_on_create: true,
+        };
+        block_on(db.batch(vec![mirror_tenant_stmt("acme", false, false, soft)])).unwrap();
+        let row = db.query("SELECT deletion_days, restore_on_create FROM tenants WHERE id = 'acme'");
+        assert_eq!(row[0]["deletion_days"], 7);
+        assert_eq!(row[0]["restore_on_create"], 1);
+        let store = Store::new(&db, "acme");
+        let data = serde_json::json!({"userName": "ada"});
+        let now = "2026-01-01T00:00:00.000Z";
+        for (id, policy, kept) in [("u1", soft, 1), ("u2", Policy::default(), 0)] {
+            block_on(db.batch(vec![mirror_tenant_stmt("acme", false, false, policy)])).unwrap();
+            let data = data.as_object().unwrap();
+            block_on(store.create(User, id, data, &[], now, &[])).unwrap();
+            let deleted = block_on(store.delete(User, id, None)).unwrap();
+            assert!(matches!(deleted, Write::Done(_)));
+            let n = db.query(&format!("SELECT count(*) AS n FROM tombstones WHERE id = '{id}'"));
+            assert_eq!(n[0]["n"], kept, "{id}");
+        }
+    }
 }
