@@ -490,10 +490,15 @@ async fn scheduled(run: worker::ScheduledEvent, env: Env, _ctx: worker::Schedule
     if run.cron() == FAULT_PANIC_CRON {
         panic!("fault injection: panic in a scheduled run");
     }
-    webhooks::sweep(&env, "cron").await;
-    if run.cron() == SWEEP_CRON {
-        return;
+    if run.cron() != SWEEP_CRON {
+        daily(&env).await;
     }
+    // After the daily work, so the purge's events go out in this run.
+    webhooks::sweep(&env, "cron").await;
+}
+
+/// The daily run: the provisioning log pruned, then tombstones purged.
+async fn daily(env: &Env) {
     let Ok(db) = env.d1("DB") else {
         console_error!("scheduled: D1 binding 'DB' missing");
         return;
