@@ -18,8 +18,8 @@ use crate::service::ctx::Ctx;
 use crate::service::http::{Method, Request, Response};
 use crate::service::tenant::{SCIM_PATH, TENANT_PREFIX};
 use crate::store::events::AuditNote;
-use crate::store::tombstones::{Policy, Restored, Tombstone};
 use crate::store::tenancy::LimitChange;
+use crate::store::tombstones::{Policy, Restored, Tombstone};
 use crate::store::{Db, Store};
 use serde_json::{json, Map, Value};
 

@@ -41,8 +41,10 @@ impl H {
         let r = self.scim(
             Method::Post,
             "/Users",
-            Some(json!({"schemas": [USER], "userName": name, "externalId": external_id,
-                "active": true, "displayName": name})),
+            Some(
+                json!({"schemas": [USER], "userName": name, "externalId": external_id,
+                "active": true, "displayName": name}),
+            ),
         );
         assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
         r.body_json()["id"].as_str().unwrap().to_string()
@@ -110,9 +112,15 @@ fn soft() -> Option<Value> {
 fn hard_is_the_default_and_keeps_nothing() {
     let mut h = new(None);
     let t = h.admin(Method::Get, TENANT, None).body_json();
-    assert_eq!(t["deletion"], json!({"policy": "hard", "restoreOnCreate": false}));
+    assert_eq!(
+        t["deletion"],
+        json!({"policy": "hard", "restoreOnCreate": false})
+    );
     let u = h.user("ada@contoso.com", "ext-ada");
-    assert_eq!(h.scim(Method::Delete, &format!("/Users/{u}"), None).status, 204);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{u}"), None).status,
+        204
+    );
     assert!(h.tombstones().is_empty());
     assert_eq!(h.restore(&u).status, 404);
     assert_eq!(h.log().last().unwrap(), &("delete".into(), u, None));
@@ -124,7 +132,10 @@ fn a_soft_deleted_user_is_gone_for_scim_and_its_names_are_free() {
     let u = h.user("ada@contoso.com", "ext-ada");
     let other = h.user("bob@contoso.com", "ext-bob");
     let g = h.group("Engineering", &[&u, &other]);
-    assert_eq!(h.scim(Method::Delete, &format!("/Users/{u}"), None).status, 204);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{u}"), None).status,
+        204
+    );
 
     let path = format!("/Users/{u}");
     assert_eq!(h.get(&path).status, 404);
@@ -135,9 +146,13 @@ fn a_soft_deleted_user_is_gone_for_scim_and_its_names_are_free() {
     assert_eq!(h.scim(Method::Delete, &path, None).status, 404);
     let list = h.get("/Users").body_json();
     assert_eq!(list["totalResults"], json!(1));
-    let found = h.get("/Users?filter=userName%20eq%20%22ada%40contoso.com%22").body_json();
+    let found = h
+        .get("/Users?filter=userName%20eq%20%22ada%40contoso.com%22")
+        .body_json();
     assert_eq!(found["totalResults"], json!(0));
-    let by_ext = h.get("/Users?filter=externalId%20eq%20%22ext-ada%22").body_json();
+    let by_ext = h
+        .get("/Users?filter=externalId%20eq%20%22ext-ada%22")
+        .body_json();
     assert_eq!(by_ext["totalResults"], json!(0));
     assert_eq!(h.member_ids(&g), vec![other.clone()]);
 
@@ -147,17 +162,22 @@ fn a_soft_deleted_user_is_gone_for_scim_and_its_names_are_free() {
     assert_eq!(t[0]["id"], json!(u));
     assert_eq!(t[0]["userName"], json!("ada@contoso.com"));
     assert_eq!(t[0]["externalId"], json!("ext-ada"));
-    let kept = h
-        .s
-        .db
-        .query("SELECT group_id, member_id FROM tombstone_members");
+    let kept =
+        h.s.db
+            .query("SELECT group_id, member_id FROM tombstone_members");
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0]["group_id"], json!(g));
 
     // userName (case-insensitively unique) is free at once: a new user under a new id.
     let again = h.user("ADA@contoso.com", "ext-ada-2");
     assert_ne!(again, u);
-    assert_eq!(h.log().iter().filter(|l| l.2.as_deref() == Some("soft")).count(), 1);
+    assert_eq!(
+        h.log()
+            .iter()
+            .filter(|l| l.2.as_deref() == Some("soft"))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -167,7 +187,10 @@ fn a_restore_brings_back_the_id_the_attributes_and_the_memberships() {
     let g = h.group("Engineering", &[&u]);
     let before = h.get(&format!("/Users/{u}")).body_json();
     let g_version = h.get(&format!("/Groups/{g}")).body_json()["meta"]["version"].clone();
-    assert_eq!(h.scim(Method::Delete, &format!("/Users/{u}"), None).status, 204);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{u}"), None).status,
+        204
+    );
     assert!(h.member_ids(&g).is_empty());
 
     // The userName taken meanwhile: 409, and nothing changes.
@@ -177,7 +200,11 @@ fn a_restore_brings_back_the_id_the_attributes_and_the_memberships() {
     assert_eq!(h.tombstones().len(), 1);
     assert_eq!(h.get(&format!("/Users/{u}")).status, 404);
 
-    assert_eq!(h.scim(Method::Delete, &format!("/Users/{taker}"), None).status, 204);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{taker}"), None)
+            .status,
+        204
+    );
     let r = h.restore(&u);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.body_json()["id"], json!(u));
@@ -189,12 +216,18 @@ fn a_restore_brings_back_the_id_the_attributes_and_the_memberships() {
     assert_eq!(after["groups"][0]["value"], json!(g));
     assert_eq!(h.member_ids(&g), vec![u.clone()]);
     let g_after = h.get(&format!("/Groups/{g}")).body_json();
-    assert_ne!(g_after["meta"]["version"], g_version, "the group's members changed");
+    assert_ne!(
+        g_after["meta"]["version"], g_version,
+        "the group's members changed"
+    );
     // Only the taker's tombstone is left; the restored one's kept rows are gone.
     let left: Vec<Value> = h.tombstones().iter().map(|t| t["id"].clone()).collect();
     assert_eq!(left, vec![json!(taker)]);
     assert!(h.s.db.query("SELECT 1 FROM tombstone_members").is_empty());
-    assert_eq!(h.log().last().unwrap(), &("create".into(), u, Some("restore".into())));
+    assert_eq!(
+        h.log().last().unwrap(),
+        &("create".into(), u, Some("restore".into()))
+    );
     assert_eq!(h.restore("no-such-id").status, 404);
 }
 
@@ -205,12 +238,22 @@ fn memberships_between_two_tombstones_come_back_in_either_order() {
         let u = h.user("ada@contoso.com", "ext-ada");
         let g = h.group("Engineering", &[&u]);
         // The group goes first: the user's DELETE then has no member row left to keep.
-        assert_eq!(h.scim(Method::Delete, &format!("/Groups/{g}"), None).status, 204);
-        assert_eq!(h.scim(Method::Delete, &format!("/Users/{u}"), None).status, 204);
+        assert_eq!(
+            h.scim(Method::Delete, &format!("/Groups/{g}"), None).status,
+            204
+        );
+        assert_eq!(
+            h.scim(Method::Delete, &format!("/Users/{u}"), None).status,
+            204
+        );
         let (first, second) = if group_first { (&g, &u) } else { (&u, &g) };
         assert_eq!(h.restore(first).status, 200);
         assert_eq!(h.restore(second).status, 200);
-        assert_eq!(h.member_ids(&g), vec![u.clone()], "group first: {group_first}");
+        assert_eq!(
+            h.member_ids(&g),
+            vec![u.clone()],
+            "group first: {group_first}"
+        );
         let user = h.get(&format!("/Users/{u}")).body_json();
         assert_eq!(user["groups"][0]["value"], json!(g));
     }
@@ -221,13 +264,20 @@ fn a_soft_deleted_group_frees_its_display_name_and_leaves_users_groups() {
     let mut h = new(soft());
     let u = h.user("ada@contoso.com", "ext-ada");
     let g = h.group("Engineering", &[&u]);
-    assert_eq!(h.scim(Method::Delete, &format!("/Groups/{g}"), None).status, 204);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Groups/{g}"), None).status,
+        204
+    );
     let user = h.get(&format!("/Users/{u}")).body_json();
     assert!(user.get("groups").is_none_or(|g| g == &json!([])), "{user}");
     assert_eq!(h.get("/Groups").body_json()["totalResults"], json!(0));
     let g2 = h.group("engineering", &[]);
     assert_eq!(h.restore(&g).status, 409);
-    assert_eq!(h.scim(Method::Delete, &format!("/Groups/{g2}"), None).status, 204);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Groups/{g2}"), None)
+            .status,
+        204
+    );
     assert_eq!(h.restore(&g).status, 200);
     assert_eq!(h.member_ids(&g), vec![u]);
 }
@@ -242,22 +292,33 @@ fn restore_on_create_brings_entras_recreated_user_back_under_its_id() {
     );
     let u = h.user("ada@contoso.com", "ext-ada");
     let g = h.group("Engineering", &[&u]);
-    assert_eq!(h.scim(Method::Delete, &format!("/Users/{u}"), None).status, 204);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{u}"), None).status,
+        204
+    );
     // Entra recreates with the same userName and externalId (objectId) and new attributes.
     let r = h.scim(
         Method::Post,
         "/Users",
-        Some(json!({"schemas": [USER], "userName": "ada@contoso.com", "externalId": "ext-ada",
-            "active": true, "displayName": "Ada L."})),
+        Some(
+            json!({"schemas": [USER], "userName": "ada@contoso.com", "externalId": "ext-ada",
+            "active": true, "displayName": "Ada L."}),
+        ),
     );
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let b = r.body_json();
     assert_eq!(b["id"], json!(u));
     assert_eq!(b["displayName"], json!("Ada L."));
-    assert!(r.header("location").unwrap().ends_with(&format!("/Users/{u}")));
+    assert!(r
+        .header("location")
+        .unwrap()
+        .ends_with(&format!("/Users/{u}")));
     assert_eq!(h.member_ids(&g), vec![u.clone()]);
     assert!(h.tombstones().is_empty());
-    assert_eq!(h.log().last().unwrap(), &("create".into(), u.clone(), Some("restore".into())));
+    assert_eq!(
+        h.log().last().unwrap(),
+        &("create".into(), u.clone(), Some("restore".into()))
+    );
     // Another externalId is a new user.
     let other = h.user("grace@contoso.com", "ext-grace");
     assert_ne!(other, u);
@@ -273,11 +334,18 @@ fn entras_delete_then_recreate_works_under_every_policy() {
     for policy in policies {
         let mut h = new(policy.clone());
         let u = h.user("ada@contoso.com", "ext-ada");
-        assert_eq!(h.scim(Method::Delete, &format!("/Users/{u}"), None).status, 204);
+        assert_eq!(
+            h.scim(Method::Delete, &format!("/Users/{u}"), None).status,
+            204
+        );
         let again = h.user("ada@contoso.com", "ext-ada");
-        let restoring = policy.as_ref().is_some_and(|p| p["restoreOnCreate"] == json!(true));
+        let restoring = policy
+            .as_ref()
+            .is_some_and(|p| p["restoreOnCreate"] == json!(true));
         assert_eq!(again == u, restoring, "{policy:?}");
-        let found = h.get("/Users?filter=externalId%20eq%20%22ext-ada%22").body_json();
+        let found = h
+            .get("/Users?filter=externalId%20eq%20%22ext-ada%22")
+            .body_json();
         assert_eq!(found["totalResults"], json!(1), "{policy:?}");
         assert_eq!(found["Resources"][0]["id"], json!(again));
     }
@@ -290,8 +358,10 @@ fn a_bulk_delete_follows_the_policy() {
     let r = h.scim(
         Method::Post,
         "/Bulk",
-        Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-            "Operations": [{"method": "DELETE", "path": format!("/Users/{u}")}]})),
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": [{"method": "DELETE", "path": format!("/Users/{u}")}]}),
+        ),
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.body_json()["Operations"][0]["status"], json!("204"));
@@ -305,7 +375,10 @@ fn the_purge_ends_tombstones_after_their_tenants_days_with_an_event() {
     let mut h = new(Some(json!({"policy": "soft", "days": 2})));
     let u = h.user("ada@contoso.com", "ext-ada");
     let g = h.group("Engineering", &[&u]);
-    assert_eq!(h.scim(Method::Delete, &format!("/Users/{u}"), None).status, 204);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{u}"), None).status,
+        204
+    );
     let purge = |h: &mut H, days_later: i64| {
         let now = crate::proto::time::format_millis(h.s.now_ms + days_later * 86_400_000);
         block_on(crate::store::Db::batch(
@@ -320,10 +393,20 @@ fn the_purge_ends_tombstones_after_their_tenants_days_with_an_event() {
     assert!(h.tombstones().is_empty());
     assert!(h.s.db.query("SELECT 1 FROM tombstone_members").is_empty());
     assert_eq!(h.restore(&u).status, 404);
-    assert_eq!(h.log().last().unwrap(), &("delete".into(), u, Some("purge".into())));
+    assert_eq!(
+        h.log().last().unwrap(),
+        &("delete".into(), u, Some("purge".into()))
+    );
     // A tenant back on `hard` has its tombstones purged by the next run.
-    assert_eq!(h.scim(Method::Delete, &format!("/Groups/{g}"), None).status, 204);
-    let r = h.admin(Method::Patch, TENANT, Some(json!({"deletion": {"policy": "hard"}})));
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Groups/{g}"), None).status,
+        204
+    );
+    let r = h.admin(
+        Method::Patch,
+        TENANT,
+        Some(json!({"deletion": {"policy": "hard"}})),
+    );
     assert_eq!(r.status, 200);
     purge(&mut h, 0);
     assert!(h.tombstones().is_empty());
@@ -347,7 +430,8 @@ fn bad_policies_are_400s() {
     let t = h.admin(Method::Get, TENANT, None).body_json();
     assert_eq!(t["deletion"]["policy"], json!("hard"));
     assert_eq!(
-        h.admin(Method::Delete, &format!("{TENANT}/tombstones"), None).status,
+        h.admin(Method::Delete, &format!("{TENANT}/tombstones"), None)
+            .status,
         405
     );
 }

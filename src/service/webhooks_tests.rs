@@ -1263,13 +1263,25 @@ fn soft_delete_restore_and_purge_are_told_apart_in_json_and_set_events() {
     );
     let uid = r.body_json()["id"].as_str().unwrap().to_string();
     let off = patch(json!([{"op": "replace", "path": "active", "value": false}]));
-    assert_eq!(h.scim(Method::Patch, &format!("/Users/{uid}"), Some(off)).status, 200);
-    assert_eq!(h.scim(Method::Delete, &format!("/Users/{uid}"), None).status, 204);
+    assert_eq!(
+        h.scim(Method::Patch, &format!("/Users/{uid}"), Some(off))
+            .status,
+        200
+    );
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{uid}"), None)
+            .status,
+        204
+    );
     let restore = format!("/admin/api/tenants/default/tombstones/{uid}/restore");
     assert_eq!(h.admin(Method::Post, &restore, None).status, 200);
     // Delivered while the user exists: `data` is the resource as it is at delivery.
     let mut got = h.flush_raw();
-    assert_eq!(h.scim(Method::Delete, &format!("/Users/{uid}"), None).status, 204);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{uid}"), None)
+            .status,
+        204
+    );
     let later = crate::proto::time::format_millis(h.s.now_ms + 2 * 86_400_000);
     block_on(crate::store::Db::batch(
         &h.s.db,

@@ -197,7 +197,8 @@ mod tests {
             restore_on_create: true,
         };
         block_on(db.batch(vec![mirror_tenant_stmt("acme", false, false, soft)])).unwrap();
-        let row = db.query("SELECT deletion_days, restore_on_create FROM tenants WHERE id = 'acme'");
+        let row =
+            db.query("SELECT deletion_days, restore_on_create FROM tenants WHERE id = 'acme'");
         assert_eq!(row[0]["deletion_days"], 7);
         assert_eq!(row[0]["restore_on_create"], 1);
         let store = Store::new(&db, "acme");
@@ -209,7 +210,9 @@ mod tests {
             block_on(store.create(User, id, data, &[], now, &[])).unwrap();
             let deleted = block_on(store.delete(User, id, None)).unwrap();
             assert!(matches!(deleted, Write::Done(_)));
-            let n = db.query(&format!("SELECT count(*) AS n FROM tombstones WHERE id = '{id}'"));
+            let n = db.query(&format!(
+                "SELECT count(*) AS n FROM tombstones WHERE id = '{id}'"
+            ));
             assert_eq!(n[0]["n"], kept, "{id}");
         }
     }

@@ -205,7 +205,10 @@ impl<D: Db> Store<'_, D> {
             lifecycle: ("'restore'".into(), Vec::new()),
             ..events::Derived::default()
         };
-        let mut stmts: Vec<Stmt> = self.audit_stmt(rt, id, derived, Some(guard)).into_iter().collect();
+        let mut stmts: Vec<Stmt> = self
+            .audit_stmt(rt, id, derived, Some(guard))
+            .into_iter()
+            .collect();
         let insert_at = stmts.len();
         stmts.push(Stmt::new(
             format!(
@@ -259,7 +262,8 @@ impl<D: Db> Store<'_, D> {
         let t: SqlValue = self.tenant().into();
         let live = "EXISTS (SELECT 1 FROM resources g WHERE g.tenant = tm.tenant AND g.id = tm.group_id) \
                     AND EXISTS (SELECT 1 FROM resources x WHERE x.tenant = tm.tenant AND x.id = tm.member_id)";
-        let restored = "EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)";
+        let restored =
+            "EXISTS (SELECT 1 FROM resources WHERE tenant = ? AND id = ? AND version = ?)";
         let own = if replaced { "" } else { " OR tm.group_id = ?" };
         let mut p = vec![t.clone(), id.into()];
         if !replaced {
