@@ -167,7 +167,7 @@ async fn restore<D: Db>(
             attributes: Vec::new(),
             time: now.clone(),
         });
-    let stored = match store.restore(rt, id, None, &[], &now).await? {
+    let stored = match store.restore(rt, id, None, &[], &now, &[]).await? {
         Restored::Done(s) => s,
         Restored::NotFound => return Err(missing()),
     };

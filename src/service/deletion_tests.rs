@@ -302,13 +302,19 @@ fn restore_on_create_brings_entras_recreated_user_back_under_its_id() {
         "/Users",
         Some(
             json!({"schemas": [USER], "userName": "ada@contoso.com", "externalId": "ext-ada",
-            "active": true, "displayName": "Ada L."}),
+            "active": "True", "displayName": "Ada L."}),
         ),
     );
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let b = r.body_json();
     assert_eq!(b["id"], json!(u));
     assert_eq!(b["displayName"], json!("Ada L."));
+    assert_eq!(b["active"], json!(true));
+    // The quirk is counted as on any create.
+    let counted =
+        h.s.db
+            .query("SELECT count FROM tolerance_counts WHERE name = 'booleanString'");
+    assert_eq!(counted[0]["count"], json!(1));
     assert!(r
         .header("location")
         .unwrap()
@@ -434,4 +440,49 @@ fn bad_policies_are_400s() {
             .status,
         405
     );
+}
+
+#[test]
+fn declared_unique_values_are_freed_by_a_soft_delete_and_checked_by_a_restore() {
+    const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    let mut h = new(soft());
+    let decl = json!({"resourceType": "User", "schema": {"id": CUSTOM, "name": "Custom",
+        "attributes": [{"name": "employeeCode", "type": "string", "uniqueness": "server"}]}});
+    let r = h.admin(
+        Method::Put,
+        &format!("{TENANT}/schemas/{CUSTOM}"),
+        Some(decl),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let user = |name: &str| json!({"schemas": [USER, CUSTOM], "userName": name, CUSTOM: {"employeeCode": "E1"}});
+    let r = h.scim(Method::Post, "/Users", Some(user("a")));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let a = r.body_json()["id"].as_str().unwrap().to_string();
+    assert_eq!(h.scim(Method::Post, "/Users", Some(user("b"))).status, 409);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{a}"), None).status,
+        204
+    );
+    let r = h.scim(Method::Post, "/Users", Some(user("b")));
+    assert_eq!(
+        r.status,
+        201,
+        "the soft delete freed E1: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let b = r.body_json()["id"].as_str().unwrap().to_string();
+    let r = h.restore(&a);
+    assert_eq!(
+        r.status,
+        409,
+        "E1 is b's now: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{b}"), None).status,
+        204
+    );
+    assert_eq!(h.restore(&a).status, 200);
+    // Restored, a holds E1 again.
+    assert_eq!(h.scim(Method::Post, "/Users", Some(user("c"))).status, 409);
 }

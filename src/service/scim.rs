@@ -459,7 +459,7 @@ async fn create<D: Db>(
     let members = members.unwrap_or_default();
     let store = store.changing(attribute_names(&data, !members.is_empty()));
     let restored = match profile.deletion.restore_on_create {
-        true => restore_on_create(&store, rt, &data, &members, &now).await?,
+        true => restore_on_create(&store, rt, &data, &members, &now, &tolerances).await?,
         false => None,
     };
     let stored = match restored {
@@ -484,6 +484,7 @@ async fn restore_on_create<D: Db>(
     data: &Map<String, Value>,
     members: &[String],
     now: &str,
+    tolerances: &[&str],
 ) -> Result<Option<Stored>> {
     let Some(external_id) = data.get("externalId").and_then(Value::as_str) else {
         return Ok(None);
@@ -491,7 +492,10 @@ async fn restore_on_create<D: Db>(
     let Some(old) = store.tombstone_by_external_id(rt, external_id).await? else {
         return Ok(None);
     };
-    match store.restore(rt, &old, Some(data), members, now).await? {
+    match store
+        .restore(rt, &old, Some(data), members, now, tolerances)
+        .await?
+    {
         Restored::Done(stored) => Ok(Some(stored)),
         Restored::NotFound => Ok(None),
     }

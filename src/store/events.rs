@@ -328,7 +328,7 @@ pub async fn summary<D: Db>(db: &D, tenant: &str, now_ms: i64, days: i64) -> Res
          sum(outcome = 'success' AND op = 'create') AS creates, \
          sum(outcome = 'success' AND op IN ('replace', 'patch') AND deactivated = 0) AS updates, \
          sum(outcome = 'success' AND deactivated = 1) AS deactivations, \
-         sum(outcome = 'success' AND op = 'delete') AS deletes, \
+         sum(outcome = 'success' AND op = 'delete' AND lifecycle IS NOT 'purge') AS deletes, \
          sum(outcome = 'failure') AS failures \
          FROM events WHERE tenant = ? AND time >= ? GROUP BY day ORDER BY day",
         vec![

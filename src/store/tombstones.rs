@@ -177,7 +177,7 @@ impl<D: Db> Store<'_, D> {
 
     /// Brings tombstone `rt`/`id` back under its id, with its old attributes or with `data`
     /// (a POST under `restoreOnCreate`; then a group's members are `members`, not its old
-    /// ones), in one atomic batch: a `userName` or `displayName` taken meanwhile fails the
+    /// ones, and the POST's `tolerances` are counted), in one atomic batch: a `userName` or `displayName` taken meanwhile fails the
     /// batch with the unique error, and nothing changes. The event (op `create`, lifecycle
     /// `restore`) is written when this store is audited.
     pub async fn restore(
@@ -187,6 +187,7 @@ impl<D: Db> Store<'_, D> {
         data: Option<&Map<String, Value>>,
         members: &[String],
         now: &str,
+        tolerances: &[&str],
     ) -> Result<Restored> {
         let version = new_version()?;
         let text = data
@@ -230,6 +231,11 @@ impl<D: Db> Store<'_, D> {
             stmts.push(self.add_members_stmt(id, members, Some(version)));
         }
         stmts.extend(self.unique_stmts(id, version, false));
+        if !tolerances.is_empty() {
+            let mut params = Vec::new();
+            let g = self.version_guard(id, version, &mut params);
+            stmts.push(self.tolerance_stmt(tolerances, now, Some((g, params))));
+        }
         stmts.push(self.get_stmt(rt, id, true));
         let res = match self.run(stmts).await {
             Err(StoreError::MissingReference) if !members.is_empty() => {

@@ -525,7 +525,8 @@ function renderEvents() {
       : ev.resourceType ?? "—";
     return h("tr", { class: ev.outcome === "failure" ? "failed" : null },
       h("td", {}, when(ev.time)),
-      h("td", {}, ev.op, ev.deactivated ? h("span", { class: "badge revoked", text: "deactivated" }) : null),
+      h("td", {}, ev.op, ev.deactivated ? h("span", { class: "badge revoked", text: "deactivated" }) : null,
+        ev.lifecycle ? h("span", { class: "badge", text: { soft: "tombstone kept", restore: "restored", purge: "purged" }[ev.lifecycle] ?? ev.lifecycle }) : null),
       h("td", {}, resource),
       h("td", { text: (ev.attributes ?? []).join(", ") }),
       h("td", {}, h("span", { class: `badge ${ev.outcome === "failure" ? "revoked" : "active"}`, text: `${ev.outcome} ${ev.status ?? ""}` }),
