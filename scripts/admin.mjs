@@ -35,6 +35,12 @@ commands:
   tenant create <id> [--name NAME] [--strict-patch]
   tenant show <id>
   tenant set <id> [--name NAME] [--strict-patch | --lenient-patch] [--extensions keep|reject]
+             [--deletion hard|soft] [--deletion-days N] [--restore-on-create | --no-restore-on-create]
+                                            soft: a DELETE keeps a tombstone N days (default
+                                            30); restore-on-create: a POST whose externalId
+                                            matches one brings it back under its id
+  tombstones <tenant> [--type User|Group]   the soft policy's deleted resources, newest first
+  tombstone restore <tenant> <id>           back under its id (409 if its name is taken now)
   tokens <tenant>                           list tokens and OAuth clients (never secrets)
   token issue <tenant> [--label L] [--oauth] [--expires-in SECONDS | --expires-at RFC3339]
   token show <tenant> <id>
@@ -96,7 +102,7 @@ function usage(message) {
 
 /** Splits argv into positionals and --options (flags with or without a value). */
 function parse(argv) {
-  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "required", "enable", "disable", "poll"]);
+  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "required", "enable", "disable", "poll", "restore-on-create", "no-restore-on-create"]);
   const pos = [];
   const opt = {};
   for (let i = 0; i < argv.length; i++) {
@@ -185,6 +191,19 @@ function definition(opt, { create }) {
   return body;
 }
 
+/** The `deletion` member of a tenant PATCH from --deletion, --deletion-days, --[no-]restore-on-create. */
+function deletion(opt) {
+  const d = {};
+  if (opt.deletion !== undefined) d.policy = opt.deletion;
+  if (opt["deletion-days"] !== undefined) {
+    if (!/^\d+$/.test(opt["deletion-days"])) usage("--deletion-days must be a whole number of days");
+    d.days = Number(opt["deletion-days"]);
+  }
+  if (opt["restore-on-create"]) d.restoreOnCreate = true;
+  if (opt["no-restore-on-create"]) d.restoreOnCreate = false;
+  return Object.keys(d).length ? { deletion: d } : {};
+}
+
 const KINDS = { role: "roles", entitlement: "entitlements" };
 if (KINDS[cmd]) {
   const list = KINDS[cmd];
@@ -207,7 +226,7 @@ if (KINDS[cmd]) {
     default:
       usage(`unknown command '${pos.join(" ")}'`);
   }
-} else switch (`${cmd} ${["tenant", "token", "schema", "webhook", "setup-link", "oauth-app"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
+} else switch (`${cmd} ${["tenant", "token", "schema", "webhook", "setup-link", "oauth-app", "tombstone"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
   case "setup-links":
     if (!sub) usage("setup-links <tenant>");
     route = `/tenants/${enc(sub)}/setup-links`;
@@ -292,7 +311,16 @@ if (KINDS[cmd]) {
       ...(opt["strict-patch"] ? { strictPatch: true } : {}),
       ...(opt["lenient-patch"] ? { strictPatch: false } : {}),
       ...(opt.extensions ? { extensions: opt.extensions } : {}),
+      ...deletion(opt),
     };
+    break;
+  case "tombstones":
+    if (!sub) usage("tombstones <tenant>");
+    route = `/tenants/${enc(sub)}/tombstones${opt.type ? `?type=${enc(opt.type)}` : ""}`;
+    break;
+  case "tombstone restore":
+    if (!a || !b) usage("tombstone restore <tenant> <id>");
+    [method, route] = ["POST", `/tenants/${enc(a)}/tombstones/${enc(b)}/restore`];
     break;
   case "token issue":
     if (!a) usage("token issue <tenant>");

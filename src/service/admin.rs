@@ -6,7 +6,7 @@
 //! | Route | Methods |
 //! |---|---|
 //! | `/tenants` | GET (list), POST `{id, name?, strictPatch?, quota?}` |
-//! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, extensions?: "keep"\|"reject", quota?}` |
+//! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, extensions?: "keep"\|"reject", quota?, deletion?}` |
 //! | `/tenants/{t}/tokens` | GET (list, no secrets), POST `{type?: "bearer"\|"oauth_client", label?, expiresIn?\|expiresAt?}` |
 //! | `/tenants/{t}/tokens/{id}` | GET, DELETE (revoke; `?chain=true`: with its successors) |
 //! | `/tenants/{t}/tokens/{id}/rotate` | POST `{overlapSeconds?, label?, expiresIn?\|expiresAt?}` |
@@ -17,6 +17,7 @@
 //! | `/tenants/{t}/schemas` | GET: the tenant's declared extension schemas |
 //! | `/tenants/{t}/schemas/{urn}` | GET, PUT `{resourceType, required?, schema}` (declare; answers with a check of the data already stored under the URN), DELETE (stored data stays, undeclared again) |
 //! | `/tenants/{t}/entitlements[/{id}]`, `/tenants/{t}/roles[/{id}]` | Okta's entitlement and role values: GET, POST `{id?, displayName, type?, description?}`; `/{id}`: GET, PATCH, DELETE (src/service/entitlements.rs) |
+//! | `/tenants/{t}/tombstones[/{id}/restore]` | the soft deletion policy's tombstones: GET (list), POST `…/restore` (src/service/deletion.rs) |
 //! | `/tenants/{t}/webhooks[/…]` | webhook endpoints and their delivery log (`service::webhooks`) |
 //!
 //! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
@@ -179,6 +180,11 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
             let store = tenant_store(ctx, t)?;
             crate::service::declarations::route(ctx, &store, req, tail).await
         }
+        // Tombstones of the soft deletion policy (src/service/deletion.rs).
+        ["tenants", t, "tombstones", tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            crate::service::deletion::route(ctx, &store, req, tail).await
+        }
         // The provisioning log and change feed (src/store/events.rs).
         ["tenants", t, "events", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
@@ -337,6 +343,7 @@ fn tenant_json(t: &TenantRecord, origin: &str, config: &Config) -> Value {
         "strictPatch": t.strict_patch,
         "extensions": if t.reject_undeclared { "reject" } else { "keep" },
         "quota": {"resources": t.quota.resources, "bytes": t.quota.bytes},
+        "deletion": crate::service::deletion::policy_json(t.deletion),
         "scimUrl": scim,
         "tokenEndpoint": token,
     })
@@ -486,7 +493,11 @@ async fn patch_tenant<D: Db>(
     req: &Request,
 ) -> Result<Response> {
     let body = body(req)?;
-    reject_unknown(&body, &["name", "strictPatch", "extensions", "quota"])?;
+    reject_unknown(
+        &body,
+        &["name", "strictPatch", "extensions", "quota", "deletion"],
+    )?;
+    let (deletion_days, restore_on_create) = crate::service::deletion::policy_change(&body)?;
     let reject_undeclared = match opt_string(&body, "extensions")? {
         None => None,
         Some("keep") => Some(false),
@@ -502,6 +513,8 @@ async fn patch_tenant<D: Db>(
         strict_patch: opt_bool(&body, "strictPatch")?,
         reject_undeclared,
         quota: quota_change(&body)?,
+        deletion_days,
+        restore_on_create,
     };
     let t = store
         .update_tenant(change)

@@ -15,6 +15,7 @@ pub mod console;
 pub mod credentials;
 pub mod ctx;
 pub mod declarations;
+pub mod deletion;
 pub mod entitlements;
 pub mod handoff;
 pub mod http;
@@ -35,6 +36,8 @@ mod api_tests;
 mod audit_tests;
 #[cfg(test)]
 mod bulk_tests;
+#[cfg(test)]
+mod deletion_tests;
 #[cfg(test)]
 mod entitlements_tests;
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub struct TenantProfile {
     /// validates with its own copy of them and compares this to know the copy is current
     /// without receiving the declarations with every request (`service::relay`).
     pub declared: u128,
+    /// What a DELETE does and whether a POST may restore a tombstone by `externalId`.
+    pub deletion: crate::store::tombstones::Policy,
 }
 
 #[derive(Default)]
@@ -136,6 +138,7 @@ pub fn of(tenant: &str, stored: &Profile) -> TenantProfile {
         schemas,
         quota: stored.quota,
         declared: hash,
+        deletion: stored.deletion,
     }
 }
 

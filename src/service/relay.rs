@@ -33,6 +33,7 @@ use crate::service::route::Route;
 use crate::service::tenant::Principal;
 use crate::store::schemas::Declaration;
 use crate::store::tenancy::Quota;
+use crate::store::tombstones::Policy;
 use crate::store::{Db, Store, StoreError};
 use serde_json::{json, Value};
 
@@ -42,7 +43,7 @@ const TENANT: &str = "x-scim-edge-tenant";
 const CREDENTIAL: &str = "x-scim-edge-credential";
 const REQUEST_ID: &str = "x-scim-edge-request-id";
 /// `strict=0|1; extensions=keep|reject; resources=<n>|none; bytes=<n>|none;
-/// schemas=<digest>`: the tenant's settings as D1 holds them.
+/// schemas=<digest>; deletion=hard|<days>; restore=0|1`: the tenant's settings as D1 holds them.
 const SETTINGS: &str = "x-scim-edge-settings";
 /// A poll of an RFC 8936 stream: the stream's row in D1, as JSON (`store::object::stream`).
 const STREAM: &str = "x-scim-edge-stream";
@@ -79,6 +80,7 @@ pub struct Relayed {
     pub declared: u128,
     /// For a poll of an RFC 8936 stream: its row in D1 and the deployment secret.
     pub stream: Option<(crate::store::Row, Option<String>)>,
+    pub deletion: Policy,
 }
 
 fn limit(v: Option<i64>) -> String {
@@ -95,6 +97,7 @@ impl Relayed {
             quota: profile.quota,
             declared: profile.declared,
             stream: None,
+            deletion: profile.deletion,
         }
     }
 
@@ -103,7 +106,7 @@ impl Relayed {
         let mut out = req.clone();
         out.headers.retain(|(k, _)| !k.starts_with(PREFIX));
         let settings = format!(
-            "strict={}; extensions={}; resources={}; bytes={}; schemas={:x}",
+            "strict={}; extensions={}; resources={}; bytes={}; schemas={:x}; deletion={}; restore={}",
             u8::from(self.strict),
             if self.reject_undeclared {
                 "reject"
@@ -113,6 +116,10 @@ impl Relayed {
             limit(self.quota.resources),
             limit(self.quota.bytes),
             self.declared,
+            self.deletion
+                .days
+                .map_or_else(|| "hard".to_string(), |d| d.to_string()),
+            u8::from(self.deletion.restore_on_create),
         );
         out = out
             .with_header(TENANT, &self.principal.tenant)
@@ -163,6 +170,13 @@ impl Relayed {
                     req.header(DEPLOYMENT_SECRET).map(str::to_string),
                 )),
                 None => None,
+            },
+            deletion: Policy {
+                days: match setting("deletion")? {
+                    "hard" => None,
+                    days => Some(days.parse().ok()?),
+                },
+                restore_on_create: setting("restore")? == "1",
             },
         })
     }
@@ -339,8 +353,13 @@ pub fn declaration_of(v: &Value) -> Option<Declaration> {
 /// nothing may run until the worker sends the current one.
 pub async fn adopt<D: Db>(ctx: &Ctx<'_, D>, h: &Relayed, check: bool) -> Result<bool> {
     let tenant = h.principal.tenant.as_str();
-    let mirror =
-        crate::store::object::mirror_tenant_stmt(tenant, h.strict, h.reject_undeclared, h.quota);
+    let mirror = crate::store::object::mirror_tenant_stmt(
+        tenant,
+        h.strict,
+        h.reject_undeclared,
+        h.quota,
+        h.deletion,
+    );
     let read = crate::store::schemas::profile_stmt("?", tenant.into());
     let mut stmts = vec![mirror, read];
     if let Some((row, secret)) = &h.stream {

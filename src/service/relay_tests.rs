@@ -566,3 +566,31 @@ fn a_poll_stream_serves_the_objects_change_feed() {
     let r = h.scim(Method::Post, &path, Some(json!({})));
     assert_eq!(r.status, 403, "{}", text(&r));
 }
+
+/// The deletion policy set through the admin API (D1) reaches the tenant's object with the
+/// next request: the object's DELETE keeps a tombstone there, and `restoreOnCreate` brings
+/// Entra's recreated user back under its id.
+#[test]
+fn the_deletion_policy_reaches_the_object() {
+    let mut h = H::new();
+    let r = h.call(
+        Method::Patch,
+        "/admin/api/tenants/default",
+        ADMIN,
+        Some(json!({"deletion": {"policy": "soft", "days": 3, "restoreOnCreate": true}})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "ada", "externalId": "ext-ada"});
+    let r = h.scim(Method::Post, "/Users", Some(user.clone()));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let r = h.scim(Method::Delete, &format!("/Users/{uid}"), None);
+    assert_eq!(r.status, 204, "{}", text(&r));
+    let kept = h.rows("default", "SELECT id FROM tombstones");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["id"], json!(uid));
+    let r = h.scim(Method::Post, "/Users", Some(user));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.body_json()["id"], json!(uid));
+    assert!(h.rows("default", "SELECT id FROM tombstones").is_empty());
+}

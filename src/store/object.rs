@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (14, migration!("0014_webhooks.sql")),
     (19, migration!("0019_oauth_code_setup_links.sql")),
     (22, migration!("0022_event_external_id.sql")),
+    (25, migration!("0025_deletion_policies.sql")),
 ];
 
 /// The object's record of applied migrations (D1 keeps its own in `d1_migrations`, which
@@ -69,26 +70,30 @@ pub fn pending(current: i64, now: &str) -> Vec<(&'static str, Stmt)> {
         .collect()
 }
 
-/// Makes the object's `tenants` row say what D1 says of the tenant's SCIM settings and
-/// quota (the rows of `resources` need the row; PATCH reads `strict_patch` from it; the quota
-/// triggers of migration 0009 read the limits). It writes only when something differs, so
-/// the usual request changes nothing.
+/// Makes the object's `tenants` row say what D1 says of the tenant's SCIM settings, quota
+/// and deletion policy (the rows of `resources` need the row; PATCH reads `strict_patch` from
+/// it, a DELETE `deletion_days`; the quota triggers of migration 0009 read the limits). It
+/// writes only when something differs, so the usual request changes nothing.
 pub fn mirror_tenant_stmt(
     tenant: &str,
     strict: bool,
     reject_undeclared: bool,
     quota: Quota,
+    deletion: crate::store::tombstones::Policy,
 ) -> Stmt {
     let limit = |v: Option<i64>| v.map_or(SqlValue::Null, SqlValue::Int);
     Stmt::new(
         "INSERT INTO tenants (id, name, strict_patch, undeclared_extensions, max_resources, \
-         max_bytes) VALUES (?, ?, ?, ?, ?, ?) \
+         max_bytes, deletion_days, restore_on_create) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET strict_patch = excluded.strict_patch, \
          undeclared_extensions = excluded.undeclared_extensions, \
-         max_resources = excluded.max_resources, max_bytes = excluded.max_bytes \
+         max_resources = excluded.max_resources, max_bytes = excluded.max_bytes, \
+         deletion_days = excluded.deletion_days, restore_on_create = excluded.restore_on_create \
          WHERE strict_patch <> excluded.strict_patch \
          OR undeclared_extensions <> excluded.undeclared_extensions \
-         OR max_resources IS NOT excluded.max_resources OR max_bytes IS NOT excluded.max_bytes",
+         OR max_resources IS NOT excluded.max_resources OR max_bytes IS NOT excluded.max_bytes \
+         OR deletion_days IS NOT excluded.deletion_days \
+         OR restore_on_create <> excluded.restore_on_create",
         vec![
             tenant.into(),
             tenant.into(),
@@ -96,6 +101,8 @@ pub fn mirror_tenant_stmt(
             if reject_undeclared { "reject" } else { "keep" }.into(),
             limit(quota.resources),
             limit(quota.bytes),
+            deletion.days.map_or(SqlValue::Null, SqlValue::Int),
+            SqlValue::Int(i64::from(deletion.restore_on_create)),
         ],
     )
 }
@@ -257,7 +264,13 @@ mod tests {
             resources: Some(5),
             bytes: None,
         };
-        run(mirror_tenant_stmt("acme", false, false, Quota::default()));
+        run(mirror_tenant_stmt(
+            "acme",
+            false,
+            false,
+            Quota::default(),
+            Default::default(),
+        ));
         let row = |db: &crate::testing::SqliteDb| {
             db.query(
                 "SELECT strict_patch, undeclared_extensions, max_resources, max_bytes \
@@ -266,13 +279,72 @@ mod tests {
         };
         assert_eq!(row(&db)[0]["strict_patch"], 0);
         assert_eq!(row(&db)[0]["max_resources"], serde_json::Value::Null);
-        run(mirror_tenant_stmt("acme", true, true, quota));
+        run(mirror_tenant_stmt(
+            "acme",
+            true,
+            true,
+            quota,
+            Default::default(),
+        ));
         assert_eq!(row(&db)[0]["strict_patch"], 1);
         assert_eq!(row(&db)[0]["undeclared_extensions"], "reject");
         assert_eq!(row(&db)[0]["max_resources"], 5);
         assert_eq!(row(&db)[0]["max_bytes"], serde_json::Value::Null);
         let changes = db.query("SELECT total_changes() AS n")[0]["n"].clone();
-        run(mirror_tenant_stmt("acme", true, true, quota));
+        run(mirror_tenant_stmt(
+            "acme",
+            true,
+            true,
+            quota,
+            Default::default(),
+        ));
         assert_eq!(db.query("SELECT total_changes() AS n")[0]["n"], changes);
+    }
+
+    /// The policy reaches the object's tenant row, where the DELETE's own statements read it:
+    /// a store over the object's database keeps a tombstone exactly when the row says `soft`.
+    #[test]
+    fn the_mirrored_deletion_policy_decides_what_a_delete_keeps() {
+        use crate::proto::schema::ResourceType::User;
+        use crate::store::tombstones::Policy;
+        use crate::store::{Store, Write};
+        let db = crate::testing::SqliteDb::new();
+        let soft = Policy {
+            days: Some(7),
+            restore_on_create: true,
+        };
+        block_on(db.batch(vec![mirror_tenant_stmt(
+            "acme",
+            false,
+            false,
+            Quota::default(),
+            soft,
+        )]))
+        .unwrap();
+        let row =
+            db.query("SELECT deletion_days, restore_on_create FROM tenants WHERE id = 'acme'");
+        assert_eq!(row[0]["deletion_days"], 7);
+        assert_eq!(row[0]["restore_on_create"], 1);
+        let store = Store::new(&db, "acme");
+        let data = serde_json::json!({"userName": "ada"});
+        let now = "2026-01-01T00:00:00.000Z";
+        for (id, policy, kept) in [("u1", soft, 1), ("u2", Policy::default(), 0)] {
+            block_on(db.batch(vec![mirror_tenant_stmt(
+                "acme",
+                false,
+                false,
+                Quota::default(),
+                policy,
+            )]))
+            .unwrap();
+            let data = data.as_object().unwrap();
+            block_on(store.create(User, id, data, &[], now, &[])).unwrap();
+            let deleted = block_on(store.delete(User, id, None)).unwrap();
+            assert!(matches!(deleted, Write::Done(_)));
+            let n = db.query(&format!(
+                "SELECT count(*) AS n FROM tombstones WHERE id = '{id}'"
+            ));
+            assert_eq!(n[0]["n"], kept, "{id}");
+        }
     }
 }

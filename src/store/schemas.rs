@@ -29,6 +29,7 @@ pub struct Profile {
     /// Read with the settings so that a tenant kept in a Durable Object, whose quota triggers
     /// run in the object, gets the limits D1 holds with the request that needs them.
     pub quota: Quota,
+    pub deletion: crate::store::tombstones::Policy,
     pub declarations: Vec<Declaration>,
 }
 
@@ -68,6 +69,7 @@ pub(crate) fn profile_stmt(tenant_expr: &str, param: SqlValue) -> Stmt {
     Stmt::new(
         format!(
             "SELECT t.strict_patch, t.undeclared_extensions, t.max_resources, t.max_bytes, \
+             t.deletion_days, t.restore_on_create, \
              {DECL_COLUMNS} FROM tenants t \
              LEFT JOIN tenant_schemas s ON s.tenant = t.id WHERE t.id = {tenant_expr} ORDER BY s.id"
         ),
@@ -87,6 +89,10 @@ pub(crate) fn profile_of(rows: &[Row]) -> Result<Profile> {
         quota: Quota {
             resources: int(first.get("max_resources")),
             bytes: int(first.get("max_bytes")),
+        },
+        deletion: crate::store::tombstones::Policy {
+            days: int(first.get("deletion_days")),
+            restore_on_create: int(first.get("restore_on_create")) == Some(1),
         },
         declarations: Vec::new(),
     };
