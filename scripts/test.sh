@@ -7,7 +7,9 @@
 #   2. the release wasm build, with its size checked against the budget, and the same build
 #      with test-only fault injection (build-faults/, for tests/e2e/faults.test.mjs),
 #   3. end-to-end tests of the compiled worker in workerd + local D1 (node --test), and
-#      browser tests of the admin console in headless Chromium (tests/browser/),
+#      browser tests in headless Chromium (tests/browser/): the admin console, and Entra's
+#      Authorize flow against workerd and against the worker scripts/dev.sh starts (isolated:
+#      its own port, vars file and local state, serving the build/ of step 2),
 #   4. the scim2-tester conformance suite against the worker on a loopback port.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,7 +55,7 @@ SCIM_BUILD_DIR=build-faults bash scripts/build.sh --features fault-injection
 step "end-to-end tests (workerd + local D1)"
 node --test --test-concurrency=1 tests/e2e/
 
-step "browser tests (the admin console in headless Chromium)"
+step "browser tests (headless Chromium: the admin console; the Authorize flow in workerd and under scripts/dev.sh)"
 node --test --test-concurrency=1 tests/browser/
 
 step "scim2-tester conformance"

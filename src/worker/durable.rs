@@ -203,6 +203,34 @@ pub struct TenantStore {
     env: Env,
     /// The schema is current for this instance's lifetime once checked.
     migrated: Cell<bool>,
+    /// When this instance last dropped provisioning-log events older than the retention.
+    pruned_ms: Cell<i64>,
+}
+
+/// How often a live object prunes its provisioning log (the D1 backend's daily cron).
+const PRUNE_EVERY_MS: i64 = 86_400_000;
+
+impl TenantStore {
+    /// The retention of the daily cron (`LOG_RETENTION_DAYS`), applied by the object itself
+    /// on its first request after it starts and then daily: the cron cannot reach every
+    /// object (one subrequest each, thousands of tenants), and an object that gets no
+    /// requests adds no events. One indexed DELETE (`events_by_time`), outside the request's
+    /// transaction.
+    fn prune(&self, object: &ObjectDb, now: i64) {
+        if now - self.pruned_ms.get() < PRUNE_EVERY_MS {
+            return;
+        }
+        self.pruned_ms.set(now);
+        let raw = self
+            .env
+            .var("LOG_RETENTION_DAYS")
+            .ok()
+            .map(|v| v.to_string());
+        let days = crate::store::events::retention_days(raw.as_deref());
+        if let Err(e) = object.batch(vec![crate::store::events::prune_stmt(now, days)]) {
+            console_error!("tenant object: pruning the provisioning log failed: {e:?}");
+        }
+    }
 }
 
 impl DurableObject for TenantStore {
@@ -211,6 +239,7 @@ impl DurableObject for TenantStore {
             state,
             env,
             migrated: Cell::new(false),
+            pruned_ms: Cell::new(0),
         }
     }
 
@@ -225,6 +254,7 @@ impl DurableObject for TenantStore {
             }
             self.migrated.set(true);
         }
+        self.prune(&object, js_sys_now());
         let request = match to_request(req).await? {
             Incoming::Request(r) => r,
             Incoming::TooLarge => return to_response(super::too_large()),
