@@ -154,14 +154,45 @@ impl ObjectDb {
     }
 }
 
+/// One statement's rows, read as arrays (`raw()`) with the column names once: `to_array()`
+/// hands over one JS object per row, which serde-wasm-bindgen then takes apart key by key
+/// (as D1's `all()` did, see `super::raw_rows`); a list page of 100 paid most for that.
 fn exec(sql: &worker::SqlStorage, s: &Stmt) -> Result<Vec<Row>, DbError> {
     let params: Vec<JsValue> = s.params.iter().map(bind).collect();
     let cursor = sql
         .exec_raw(&s.sql, params)
         .map_err(|e| DbError::from_message(&e.to_string()))?;
-    cursor
-        .to_array::<Row>()
-        .map_err(|e| DbError::Other(e.to_string()))
+    let names = cursor.column_names();
+    let mut out = Vec::new();
+    for row in cursor.raw() {
+        let cells = row.map_err(|e| DbError::Other(e.to_string()))?;
+        let mut map = Row::new();
+        for (name, cell) in names.iter().zip(cells) {
+            map.insert(name.clone(), cell_value(cell)?);
+        }
+        out.push(map);
+    }
+    Ok(out)
+}
+
+/// A SQLite value as `to_array()` rows read through serde-wasm-bindgen gave it: text,
+/// integers as integers, other numbers as floats, null. No statement of the store reads a
+/// blob; one would be an error here rather than a silent null.
+fn cell_value(cell: worker::SqlStorageValue) -> Result<serde_json::Value, DbError> {
+    use serde_json::Value;
+    use worker::SqlStorageValue as V;
+    Ok(match cell {
+        V::Null => Value::Null,
+        V::Boolean(b) => Value::Bool(b),
+        V::Integer(i) => Value::from(i),
+        V::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        V::String(s) => Value::String(s),
+        V::Blob(_) => {
+            return Err(DbError::Other(
+                "the object returned a blob, which no statement reads".into(),
+            ))
+        }
+    })
 }
 
 impl ObjectDb {
