@@ -205,8 +205,9 @@ pub fn declares(rest: &str) -> bool {
 
 /// The admin API's reads of a tenant's directory, and its tombstones' restores, answered by
 /// the tenant's Durable Object for the worker, which checked the admin token and handed it
-/// the path (`relay::read`): the same handlers over the object's database. Also the object's internal calls: `usage`
-/// (for the tenant view) and `schemas` (D1's declarations, `relay::declare`).
+/// the path (`relay::read`): the same handlers over the object's database. Also the object's
+/// internal calls: `usage` (for the tenant view) and `schemas` (D1's declarations,
+/// `relay::declare`).
 pub async fn handed<D: Db>(
     ctx: &Ctx<'_, D>,
     req: &Request,

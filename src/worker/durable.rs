@@ -217,9 +217,7 @@ impl TenantStore {
             console_error!("tenant object: pruning the provisioning log failed: {e:?}");
         }
     }
-}
 
-impl TenantStore {
     /// The daily purge of tombstones (`relay::purge`), on the same schedule as [`Self::prune`]
     /// but with the request: the policy it uses is the one the worker sent with it. An object
     /// that gets no requests keeps its tombstones until its next one (see docs/DEPLOY.md).
