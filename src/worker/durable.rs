@@ -196,13 +196,8 @@ fn cell_value(cell: worker::SqlStorageValue) -> Result<serde_json::Value, DbErro
 }
 
 impl ObjectDb {
-    /// `Db::batch`: every statement in one transaction. A single statement is atomic on its
-    /// own in SQLite (its triggers and cascades included), so it runs without
-    /// `transactionSync` and the closure handed to it: most reads are one statement.
+    /// `Db::batch`: every statement in one transaction.
     pub(super) fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
-        if let [only] = stmts.as_slice() {
-            return Ok(vec![exec(&self.storage.sql(), only)?]);
-        }
         self.in_transaction(move |sql| stmts.iter().map(|s| exec(sql, s)).collect())
     }
 }
