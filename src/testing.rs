@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../schema/migrations/0014_webhooks.sql"),
     include_str!("../schema/migrations/0019_oauth_code_setup_links.sql"),
     include_str!("../schema/migrations/0022_event_external_id.sql"),
+    include_str!("../schema/migrations/0023_tenant_move.sql"),
 ];
 
 pub struct SqliteDb {

@@ -18,6 +18,8 @@
 //! | `/tenants/{t}/schemas/{urn}` | GET, PUT `{resourceType, required?, schema}` (declare; answers with a check of the data already stored under the URN), DELETE (stored data stays, undeclared again) |
 //! | `/tenants/{t}/entitlements[/{id}]`, `/tenants/{t}/roles[/{id}]` | Okta's entitlement and role values: GET, POST `{id?, displayName, type?, description?}`; `/{id}`: GET, PATCH, DELETE (src/service/entitlements.rs) |
 //! | `/tenants/{t}/webhooks[/…]` | webhook endpoints and their delivery log (`service::webhooks`) |
+//! | `/tenants/{t}/export` | GET `?after=&limit=&credentials=`: the tenant as NDJSON pages (freezes its writes); DELETE: end the freeze (`service::moving`) |
+//! | `/tenants/{t}/import` | POST `?line=` an NDJSON chunk; GET: where it stands; DELETE: undo it (`service::moving`) |
 //!
 //! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
 //! resource data the tenant may store (`null`: unlimited; a limit not named keeps its value,
@@ -71,6 +73,7 @@ pub fn error_response(e: &ScimError) -> Response {
         404 => "not_found",
         405 => "method_not_allowed",
         409 => "conflict",
+        503 => "unavailable",
         413 => "payload_too_large",
         415 => "unsupported_media_type",
         _ => "internal_error",
@@ -165,6 +168,11 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
         ["tenants", t, "schemas", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
             crate::service::declarations::route(ctx, &store, req, tail).await
+        }
+        // Moving the tenant to another deployment or backend (src/service/moving.rs).
+        ["tenants", t, what @ ("export" | "import")] => {
+            let store = tenant_store(ctx, t)?;
+            crate::service::moving::route(ctx, &store, req, what).await
         }
         // The provisioning log and change feed (src/store/events.rs).
         ["tenants", t, "events", tail @ ..] => {

@@ -18,6 +18,7 @@ pub mod entitlements;
 pub mod handoff;
 pub mod http;
 pub mod ids;
+pub mod moving;
 pub mod oauth;
 pub mod profile;
 pub mod ratelimit;
@@ -33,6 +34,8 @@ mod api_tests;
 mod audit_tests;
 #[cfg(test)]
 mod entitlements_tests;
+#[cfg(test)]
+mod moving_tests;
 #[cfg(test)]
 mod onboarding_tests;
 #[cfg(test)]

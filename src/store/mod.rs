@@ -27,6 +27,7 @@ pub mod events;
 mod list;
 #[cfg(test)]
 mod list_order_tests;
+pub mod moving;
 pub mod onboarding;
 pub mod query;
 pub mod schemas;
