@@ -1,0 +1,138 @@
+// Measures moving a large tenant between two deployments (docs/PERFORMANCE.md, "Moving a
+// tenant"): a worker in workerd with its own local D1 seeded with N users (default 100,000),
+// each with an Entra-sized body written through the API as a template, a 1,000-member group
+// and 99 groups of 50, and a provisioning-log event per resource; then the CLI's own code
+// (scripts/tenant_move.mjs) exports it page by page over HTTP and imports it into a second
+// worker with its own D1, chunk by chunk. Reports time, requests, bytes, the largest page and
+// chunk, and the peak memory (VmHWM) of each workerd process; checks the counts and that a
+// sample of GETs is byte-identical.
+//
+//   bash scripts/build.sh && node bench/tenant_move.mjs [--users=100000] [--limit=1000]
+import { createWriteStream, mkdtempSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { startWorker, USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE } from "../tests/e2e/harness.mjs";
+import { exportTenant, importTenant, CHUNK_BYTES } from "../scripts/tenant_move.mjs";
+
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")));
+const USERS = Number(args.users ?? 100000);
+const LIMIT = Number(args.limit ?? 1000);
+const ADMIN = `admin-${randomBytes(12).toString("hex")}`;
+const log = (s) => console.error(`[tenant-move] ${s}`);
+
+const UUID_SQL =
+  "lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) || '-' || " +
+  "substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))";
+
+const userBody = (i) => ({
+  schemas: [USER_SCHEMA, ENTERPRISE],
+  externalId: `00000000-0000-4000-8000-000000${i}`,
+  userName: `user${i}@contoso.com`,
+  active: true,
+  displayName: `User ${i}`,
+  name: { givenName: `Given${i}`, familyName: `Family${i}`, formatted: `Given${i} Family${i}` },
+  emails: [{ value: `user${i}@contoso.com`, type: "work", primary: true }],
+  phoneNumbers: [{ value: "+1 555 0100", type: "work" }],
+  addresses: [{ type: "work", streetAddress: "1 Main St", locality: "Seattle", region: "WA", postalCode: "98101", country: "US", primary: true }],
+  title: "Engineer",
+  [ENTERPRISE]: { employeeNumber: `${i}`, department: "Engineering", costCenter: "CC-100" },
+});
+
+/** workerd processes started by this process, with their peak resident memory (MB). */
+function workerdPeaks() {
+  const out = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const ppid = Number(/PPid:\s+(\d+)/.exec(status)?.[1]);
+      const name = /Name:\s+(\S+)/.exec(status)?.[1];
+      if (name === "workerd" && ppid === process.pid) out.push({ pid, hwmMB: Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]) / 1024) });
+    } catch {}
+  }
+  return out;
+}
+
+async function seed(w, token) {
+  const t0 = Date.now();
+  const scim = (method, p, body) => w.request(method, `/t/acme/scim/v2${p}`, { token, body, contentType: "application/scim+json" });
+  const r = await scim("POST", "/Users", userBody("__I__"));
+  if (r.status !== 201) throw new Error(`template: ${r.status} ${r.text}`);
+  const tpl = (await w.db.prepare("SELECT data FROM resources WHERE id = ?").bind(r.json.id).first()).data;
+  await scim("DELETE", `/Users/${r.json.id}`);
+  for (let s = 0; s < USERS; s += 10000) {
+    const end = Math.min(USERS, s + 10000);
+    await w.db
+      .prepare(
+        `WITH RECURSIVE seq(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?2) ` +
+          `INSERT INTO resources (tenant, id, type, data, created, modified, version) ` +
+          `SELECT 'acme', ${UUID_SQL}, 'User', replace(?3, '__I__', printf('%06d', i)), ` +
+          `strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), (random() & 9007199254740991) | 1 FROM seq`,
+      )
+      .bind(s, end, tpl)
+      .run();
+  }
+  for (let g = 0; g < 100; g++) {
+    const gr = await scim("POST", "/Groups", { schemas: [GROUP_SCHEMA], displayName: `Group ${g}` });
+    const size = g === 0 ? 1000 : 50;
+    await w.db
+      .prepare("INSERT INTO members (tenant, group_id, member_id) SELECT 'acme', ?, id FROM resources WHERE tenant = 'acme' AND type = 'User' ORDER BY rowid LIMIT ? OFFSET ?")
+      .bind(gr.json.id, size, (g * 50) % Math.max(1, USERS - size))
+      .run();
+  }
+  await w.db
+    .prepare(
+      "INSERT INTO events (tenant, time, op, resource_type, resource_id, attributes, outcome, status, request_id) " +
+        "SELECT 'acme', created, 'create', type, id, '[\"userName\"]', 'success', 201, lower(hex(randomblob(8))) FROM resources WHERE tenant = 'acme' AND type = 'User'",
+    )
+    .run();
+  log(`seeded ${USERS} users, 100 groups, ${USERS + 100} events in ${Date.now() - t0} ms`);
+}
+
+const from = await startWorker({ port: 0, adminToken: ADMIN });
+const to = await startWorker({ port: 0, adminToken: ADMIN });
+try {
+  const admin = (w, method, p, body) => w.request(method, `/admin/api${p}`, { token: ADMIN, body });
+  await admin(from, "POST", "/tenants", { id: "acme" });
+  const token = (await admin(from, "POST", "/tenants/acme/tokens", {})).json.token;
+  await seed(from, token);
+  const file = path.join(mkdtempSync(path.join(tmpdir(), "tenant-move-")), "acme.ndjson");
+  const out = createWriteStream(file);
+  let largestPage = 0;
+  const t0 = Date.now();
+  const exp = await exportTenant({
+    base: from.origin,
+    token: ADMIN,
+    tenant: "acme",
+    limit: LIMIT,
+    write: (text) => {
+      largestPage = Math.max(largestPage, Buffer.byteLength(text));
+      return new Promise((ok) => (out.write(text) ? ok() : out.once("drain", ok)));
+    },
+  });
+  await new Promise((ok) => out.end(ok));
+  const exportMs = Date.now() - t0;
+  const bytes = statSync(file).size;
+  log(`export: ${exp.lines} lines, ${(bytes / 1048576).toFixed(1)} MiB in ${exp.pages} pages, ${exportMs} ms (${Math.round(exportMs / exp.pages)} ms/page; largest page ${(largestPage / 1048576).toFixed(2)} MiB)`);
+  const t1 = Date.now();
+  const imp = await importTenant({ base: to.origin, token: ADMIN, tenant: "acme", file });
+  const importMs = Date.now() - t1;
+  log(`import: ${imp.requests} chunks of at most ${CHUNK_BYTES / 1024} KiB, ${importMs} ms (${Math.round(importMs / imp.requests)} ms/chunk), done: ${imp.result?.done}`);
+  const peaks = workerdPeaks();
+  log(`workerd peak RSS (VmHWM): ${peaks.map((p) => `${p.hwmMB} MB`).join(", ")}`);
+  for (const sql of ["SELECT count(*) AS n FROM resources WHERE tenant = 'acme'", "SELECT count(*) AS n FROM members WHERE tenant = 'acme'", "SELECT count(*) AS n FROM events WHERE tenant = 'acme' AND outcome = 'success'"]) {
+    const [a, b] = [await from.count(sql), await to.count(sql)];
+    if (a !== b) throw new Error(`${sql}: ${a} vs ${b}`);
+    log(`${sql.replace(/SELECT count\(\*\) AS n FROM (\w+).*/, "$1")}: ${a} = ${b}`);
+  }
+  const sample = ["/Users?count=100", "/Users?startIndex=50000&count=10", "/Users?filter=userName%20eq%20%22user099999%40contoso.com%22", "/Groups?count=5"];
+  for (const p of sample) {
+    const [a, b] = [await from.request("GET", `/t/acme/scim/v2${p}`, { token }), await to.request("GET", `/t/acme/scim/v2${p}`, { token })];
+    if (a.text !== b.text) throw new Error(`${p} differs after the move`);
+  }
+  log(`sample GETs byte-identical: ${sample.length}`);
+  console.log(JSON.stringify({ users: USERS, limit: LIMIT, exportMs, pages: exp.pages, lines: exp.lines, bytes, largestPage, importMs, chunks: imp.requests, peaks }));
+} finally {
+  await from.stop();
+  await to.stop();
+}
