@@ -106,8 +106,10 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Where an export stands between pages: carried by the client in `after`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Where an export stands between pages: carried by the client in `after`, as
+/// `s.key.u.n.c,c,….h.cr` (strings of a key in base64url; no serde derive, which would cost
+/// the wasm more than this does).
+#[derive(Debug, Clone, PartialEq)]
 struct Position {
     /// The kind of record being read (index into `SPECS`); `SPECS.len()`: the trailer.
     s: usize,
@@ -125,18 +127,67 @@ struct Position {
 
 impl Position {
     fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+        let key = match &self.k {
+            None => "-".to_string(),
+            Some(Key::Int(i)) => format!("i{i}"),
+            Some(Key::Pair(a, b)) => {
+                format!(
+                    "p{}~{}",
+                    URL_SAFE_NO_PAD.encode(a),
+                    URL_SAFE_NO_PAD.encode(b)
+                )
+            }
+        };
+        let counts: Vec<String> = self.c.iter().map(i64::to_string).collect();
+        format!(
+            "{}.{key}.{}.{}.{}.{}.{}",
+            self.s,
+            self.u,
+            self.n,
+            counts.join(","),
+            self.h,
+            u8::from(self.cr)
+        )
     }
 
     fn decode(s: &str) -> Result<Position> {
-        URL_SAFE_NO_PAD
-            .decode(s)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Position>(&b).ok())
+        Position::parse(s)
             .filter(|p| p.s <= SPECS.len() && p.c.len() == SPECS.len() && unhex(&p.h).is_some())
             .ok_or_else(|| {
                 ScimError::invalid_value("'after' is not a position this export handed out")
             })
+    }
+
+    fn parse(s: &str) -> Option<Position> {
+        let text =
+            |b: &str| -> Option<String> { String::from_utf8(URL_SAFE_NO_PAD.decode(b).ok()?).ok() };
+        let mut parts = s.split('.');
+        let mut next = || parts.next();
+        let section = next()?.parse().ok()?;
+        let key = match next()? {
+            "-" => None,
+            k if k.starts_with('i') => Some(Key::Int(k.get(1..)?.parse().ok()?)),
+            k => {
+                let (a, b) = k.strip_prefix('p')?.split_once('~')?;
+                Some(Key::Pair(text(a)?, text(b)?))
+            }
+        };
+        let (u, n) = (next()?.parse().ok()?, next()?.parse().ok()?);
+        let c = next()?
+            .split(',')
+            .map(|x| x.parse().ok())
+            .collect::<Option<Vec<i64>>>()?;
+        let h = next()?.to_string();
+        let cr = next()? == "1";
+        Some(Position {
+            s: section,
+            k: key,
+            u,
+            n,
+            c,
+            h,
+            cr,
+        })
     }
 }
 
@@ -335,8 +386,12 @@ fn counts_of(v: &Map<String, Value>, at: i64) -> Result<Map<String, Value>> {
 }
 
 fn parse_line(text: &str, at: i64) -> Result<Line<'_>> {
-    let v: Map<String, Value> =
-        serde_json::from_str(text).map_err(|e| bad(at, format!("not a JSON object ({e})")))?;
+    // Parsed as a `Value` (the monomorph the service already has), then required an object.
+    let v = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(o)) => o,
+        Ok(_) => return Err(bad(at, "not a JSON object")),
+        Err(e) => return Err(bad(at, format!("not a JSON object ({e})"))),
+    };
     let record = v.get("record").and_then(Value::as_str).unwrap_or_default();
     match record {
         "header" => {

@@ -220,8 +220,7 @@ pub const SPECS: [Spec; 9] = [
 ];
 
 /// Where an export page starts within a kind of record: after this key.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
     Int(i64),
     Pair(String, String),
@@ -422,8 +421,10 @@ fn text(row: &Row, name: &str) -> Result<String> {
 }
 
 fn import_state(row: &Row) -> Result<ImportState> {
-    let counts = serde_json::from_str::<Map<String, Value>>(&text(row, "counts")?)
-        .map_err(|_| StoreError::Corrupt("tenant_imports.counts"))?;
+    let counts = match serde_json::from_str::<Value>(&text(row, "counts")?) {
+        Ok(Value::Object(o)) => o,
+        _ => return Err(StoreError::Corrupt("tenant_imports.counts")),
+    };
     Ok(ImportState {
         source: text(row, "source")?,
         lines: int(row, "lines")?,
