@@ -7,13 +7,19 @@
 #   2. the release wasm build, with its size checked against the budget, and the same build
 #      with test-only fault injection (build-faults/, for tests/e2e/faults.test.mjs),
 #   3. end-to-end tests of the compiled worker in workerd + local D1 (node --test), and
-#      browser tests of the admin console in headless Chromium (tests/browser/),
+#      browser tests in headless Chromium (tests/browser/): the admin console, and Entra's
+#      Authorize flow against workerd and against the worker scripts/dev.sh starts (isolated:
+#      its own port, vars file and local state, serving the build/ of step 2),
 #   4. the scim2-tester conformance suite against the worker on a loopback port.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-# Raw wasm size budget in bytes (issue: at most 1 MiB).
-WASM_BUDGET="${WASM_BUDGET:-1048576}"
+# Wasm size budgets in bytes. Cloudflare limits a Worker to 3 MB compressed (free plan; 10 MB
+# paid) and its startup to 1 s; at 1 MiB this worker's startup measured ~1 ms of CPU
+# (`npx wrangler check startup`, docs/PERFORMANCE.md "Wasm budget"). The budgets keep growth
+# deliberate: 1 MiB raw until Bulk and the Durable Object backend, now 1.5 MiB raw, 640 KiB gzip.
+WASM_BUDGET="${WASM_BUDGET:-1572864}"
+WASM_GZIP_BUDGET="${WASM_GZIP_BUDGET:-655360}"
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -38,8 +44,10 @@ step "wasm build"
 bash scripts/build.sh
 wasm=build/index_bg.wasm
 size=$(stat -c %s "$wasm")
-if [ "$size" -gt "$WASM_BUDGET" ]; then
-  echo "wasm is $size bytes raw, over the budget of $WASM_BUDGET" >&2
+gz=$(gzip -9 -c "$wasm" | wc -c)
+echo "wasm: $size bytes raw (budget $WASM_BUDGET), $gz gzip (budget $WASM_GZIP_BUDGET)"
+if [ "$size" -gt "$WASM_BUDGET" ] || [ "$gz" -gt "$WASM_GZIP_BUDGET" ]; then
+  echo "wasm is $size bytes raw and $gz gzip, over the budget" >&2
   exit 1
 fi
 SCIM_BUILD_DIR=build-faults bash scripts/build.sh --features fault-injection
@@ -47,7 +55,7 @@ SCIM_BUILD_DIR=build-faults bash scripts/build.sh --features fault-injection
 step "end-to-end tests (workerd + local D1)"
 node --test --test-concurrency=1 tests/e2e/
 
-step "browser tests (the admin console in headless Chromium)"
+step "browser tests (headless Chromium: the admin console; the Authorize flow in workerd and under scripts/dev.sh)"
 node --test --test-concurrency=1 tests/browser/
 
 step "scim2-tester conformance"

@@ -10,7 +10,7 @@
 //! | [`proto`] | SCIM as pure functions: schemas, filters, PATCH, validation, rendering, projection | nothing else |
 //! | [`store`] | the `Db` trait, every SQL statement, tenant scoping, filter and sort push-down, the provisioning log, tenancy and credentials | `proto` |
 //! | [`service`] | routing, handlers for SCIM, admin, OAuth (client credentials; the authorization code grant and its setup links), the console, authentication, rate limits | `proto`, `store` |
-//! | `worker` | the only code that touches the `worker` crate: D1, secrets, rate-limit bindings, the event handlers | all |
+//! | `worker` | the only code that touches the `worker` crate: D1, the tenants' Durable Objects (`SCIM_STORAGE`), secrets, rate-limit bindings, the event handlers | all |
 //!
 //! Everything but `worker` compiles natively, so `cargo test` runs the whole service against
 //! the same SQLite engine D1 runs, with the same migrations.
@@ -23,8 +23,9 @@
 //! 1. `worker` turns the Workers request into a [`service::http::Request`] (the body read to
 //!    its end, at most 1 MiB kept) and calls [`service::handle`].
 //! 2. [`service::handle`] gives it a request id and routes it by path ([`service::tenant::target`]);
-//!    [`service::scim::serve`] authenticates the bearer token (one D1 statement, then the
-//!    isolate's cache), applies the tenant's rate limit, and picks the PATCH handler.
+//!    [`service::scim::admit`] authenticates the bearer token (one D1 statement, then the
+//!    isolate's cache) and applies the tenant's rate limit; [`service::scim::serve`] picks
+//!    the PATCH handler.
 //! 3. **Parse and validate**: [`proto::patch::PatchRequest::parse`] turns the body into typed
 //!    operations: paths resolved against [`proto::schema`], `"Replace"` and `"False"` accepted
 //!    as [`proto::tolerance`]s. A malformed body is refused here, before any I/O.

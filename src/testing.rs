@@ -10,24 +10,11 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-pub const MIGRATIONS: &[&str] = &[
-    include_str!("../schema/migrations/0001_init.sql"),
-    include_str!("../schema/migrations/0002_patch_tolerances.sql"),
-    include_str!("../schema/migrations/0003_credentials.sql"),
-    include_str!("../schema/migrations/0004_value_index.sql"),
-    include_str!("../schema/migrations/0005_events.sql"),
-    include_str!("../schema/migrations/0006_resource_counts.sql"),
-    include_str!("../schema/migrations/0007_list_order_index.sql"),
-    include_str!("../schema/migrations/0008_sort_indexes.sql"),
-    include_str!("../schema/migrations/0009_quotas.sql"),
-    include_str!("../schema/migrations/0011_deployment_secrets.sql"),
-    include_str!("../schema/migrations/0012_declared_schemas.sql"),
-    include_str!("../schema/migrations/0013_entitlement_values.sql"),
-    include_str!("../schema/migrations/0014_webhooks.sql"),
-    include_str!("../schema/migrations/0019_oauth_code_setup_links.sql"),
-    include_str!("../schema/migrations/0022_event_external_id.sql"),
-    include_str!("../schema/migrations/0023_tenant_move.sql"),
-];
+/// The migration files D1 applies, in order (the list lives with the Durable Object backend,
+/// which applies it itself: `store::object::MIGRATIONS`).
+pub fn migrations() -> impl Iterator<Item = &'static str> {
+    crate::store::object::MIGRATIONS.iter().map(|(_, sql)| *sql)
+}
 
 pub struct SqliteDb {
     conn: RefCell<rusqlite::Connection>,
@@ -43,7 +30,7 @@ impl SqliteDb {
         // D1 always enforces foreign keys.
         conn.execute_batch("PRAGMA foreign_keys = ON;")
             .expect("pragma");
-        for m in MIGRATIONS {
+        for m in migrations() {
             conn.execute_batch(m).expect("migration applies");
         }
         SqliteDb {

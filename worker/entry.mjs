@@ -18,6 +18,10 @@
 // panic or rejection in an event run is logged with a run id and rethrown, so the run is
 // recorded as failed (and a queue batch is retried) instead of hanging or passing as done.
 import Inner from "./index.js";
+// The Durable Object class of the `durable-object` storage backend (src/worker/durable.rs):
+// workerd finds a class only among the entry module's exports. Its requests come from this
+// worker's fetch handler, which is guarded above; a failure inside it rejects that fetch.
+export { TenantStore } from "./index.js";
 
 const ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error";
 /** How often a request in flight checks that its wasm instance is alive, in ms. */

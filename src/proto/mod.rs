@@ -8,6 +8,7 @@
 //! the SCIM error type ([`error`]). No I/O, no async, no SQL: everything here is tested
 //! natively and fuzzed.
 
+pub mod bulk;
 pub mod declared;
 pub mod entitlement;
 pub mod error;

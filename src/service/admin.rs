@@ -6,7 +6,7 @@
 //! | Route | Methods |
 //! |---|---|
 //! | `/tenants` | GET (list), POST `{id, name?, strictPatch?, quota?}` |
-//! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, extensions?: "keep"\|"reject", quota?}` |
+//! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, extensions?: "keep"\|"reject", quota?, deletion?}` |
 //! | `/tenants/{t}/tokens` | GET (list, no secrets), POST `{type?: "bearer"\|"oauth_client", label?, expiresIn?\|expiresAt?}` |
 //! | `/tenants/{t}/tokens/{id}` | GET, DELETE (revoke; `?chain=true`: with its successors) |
 //! | `/tenants/{t}/tokens/{id}/rotate` | POST `{overlapSeconds?, label?, expiresIn?\|expiresAt?}` |
@@ -17,6 +17,7 @@
 //! | `/tenants/{t}/schemas` | GET: the tenant's declared extension schemas |
 //! | `/tenants/{t}/schemas/{urn}` | GET, PUT `{resourceType, required?, schema}` (declare; answers with a check of the data already stored under the URN), DELETE (stored data stays, undeclared again) |
 //! | `/tenants/{t}/entitlements[/{id}]`, `/tenants/{t}/roles[/{id}]` | Okta's entitlement and role values: GET, POST `{id?, displayName, type?, description?}`; `/{id}`: GET, PATCH, DELETE (src/service/entitlements.rs) |
+//! | `/tenants/{t}/tombstones[/{id}/restore]` | the soft deletion policy's tombstones: GET (list), POST `…/restore` (src/service/deletion.rs) |
 //! | `/tenants/{t}/webhooks[/…]` | webhook endpoints and their delivery log (`service::webhooks`) |
 //! | `/tenants/{t}/export` | GET `?after=&limit=&credentials=`: the tenant as NDJSON pages (freezes its writes); DELETE: end the freeze (`service::moving`) |
 //! | `/tenants/{t}/import` | POST `?line=` an NDJSON chunk; GET: where it stands; DELETE: undo it (`service::moving`) |
@@ -43,7 +44,7 @@ use crate::service::admin_json::{
 };
 use crate::service::auth;
 use crate::service::credentials::{self, Kind};
-use crate::service::ctx::Ctx;
+use crate::service::ctx::{Config, Ctx};
 use crate::service::http::{path_segments, Method, Request, Response};
 use crate::service::tenant::{self, OAUTH_TOKEN_PATH, SCIM_PATH, TENANT_PREFIX};
 use crate::store::tenancy::{self, CredentialRecord, NewCredential, TenantChange, TenantRecord};
@@ -106,9 +107,22 @@ fn authenticate(ctx: &Ctx<'_, impl Db>, req: &Request) -> Result<()> {
 
 async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Response> {
     authenticate(ctx, req)?;
+    routed(ctx, req, rest).await
+}
+
+/// The admin API for a caller known to be the admin: by its token, or the worker handing a
+/// read of a tenant's directory to its object ([`handed`]).
+async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Response> {
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = req.method;
+    if let (Some(to), ["tenants", t, "Users" | "Groups" | "tolerances" | "events", ..]) =
+        (ctx.forward, segs.as_slice())
+    {
+        // The tenant's directory (and its log) is in its object.
+        let store = tenant_store(ctx, t)?;
+        return crate::service::relay::read(ctx, to, store.tenant(), req).await;
+    }
     match segs.as_slice() {
         ["tenants"] => match m {
             Method::Get => list_tenants(ctx, req).await,
@@ -118,7 +132,7 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
         ["tenants", t] => {
             let store = tenant_store(ctx, t)?;
             match m {
-                Method::Get => get_tenant(&store, req).await,
+                Method::Get => get_tenant(ctx, &store, req).await,
                 Method::Patch => patch_tenant(ctx, &store, req).await,
                 _ => Err(not_allowed("GET, PATCH")),
             }
@@ -174,12 +188,64 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
             let store = tenant_store(ctx, t)?;
             crate::service::moving::route(ctx, &store, req, what).await
         }
+        // Tombstones of the soft deletion policy (src/service/deletion.rs).
+        ["tenants", t, "tombstones", tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            crate::service::deletion::route(ctx, &store, req, tail).await
+        }
         // The provisioning log and change feed (src/store/events.rs).
         ["tenants", t, "events", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
             events(ctx, &store, req, tail).await
         }
         _ => onboarding(ctx, req, segs.as_slice()).await,
+    }
+}
+
+/// Whether an admin path handed to a tenant's object brings it the declarations
+/// (`relay::declare`).
+pub fn declares(rest: &str) -> bool {
+    let segments = path_segments(rest);
+    matches!(segments.as_slice(), [a, _, b] if a.as_str() == "tenants" && b.as_str() == "schemas")
+}
+
+/// The admin API's reads of a tenant's directory, answered by the tenant's Durable Object
+/// for the worker, which checked the admin token and handed it the path (`relay::read`):
+/// the same handlers over the object's database. Also the object's internal calls: `usage`
+/// (for the tenant view) and `schemas` (D1's declarations, `relay::declare`).
+pub async fn handed<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    rest: &str,
+    tenant: &str,
+) -> Result<Response> {
+    let segments = path_segments(rest);
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let store = Store::new(ctx.db, tenant);
+    let m = req.method;
+    match segs.as_slice() {
+        ["tenants", t, ..] if *t != tenant => Err(ScimError::new(
+            403,
+            None,
+            "this object holds another tenant",
+        )),
+        // The same handlers as the worker's admin API, over the object's database.
+        ["tenants", _, "Users" | "Groups" | "tolerances" | "events", ..] => {
+            routed(ctx, req, rest).await
+        }
+        ["tenants", _, "usage"] if m == Method::Get => {
+            let usage = store
+                .quota_usage()
+                .await?
+                .ok_or_else(|| no_tenant(&store))?;
+            let v = json!({"resources": usage.resources, "bytes": usage.bytes});
+            Ok(json_response(200, &v))
+        }
+        ["tenants", _, "schemas"] if m == Method::Post => {
+            let v = crate::service::declarations::mirror(ctx, &store, &body(req)?).await?;
+            Ok(json_response(200, &v))
+        }
+        _ => Err(ScimError::not_found("not an object's admin path")),
     }
 }
 
@@ -265,15 +331,27 @@ fn tenant_urls(origin: &str, id: &str) -> (String, String) {
     )
 }
 
-fn tenant_json(t: &TenantRecord, origin: &str) -> Value {
+/// Where a tenant's directory lives: the deployment's `SCIM_STORAGE`, the same for every
+/// tenant of it.
+fn storage(config: &Config) -> &'static str {
+    if config.durable_objects {
+        "durable-object"
+    } else {
+        "d1"
+    }
+}
+
+fn tenant_json(t: &TenantRecord, origin: &str, config: &Config) -> Value {
     let (scim, token) = tenant_urls(origin, &t.id);
     json!({
+        "storage": storage(config),
         "id": t.id,
         "name": t.name,
         "created": t.created,
         "strictPatch": t.strict_patch,
         "extensions": if t.reject_undeclared { "reject" } else { "keep" },
         "quota": {"resources": t.quota.resources, "bytes": t.quota.bytes},
+        "deletion": crate::service::deletion::policy_json(t.deletion),
         "scimUrl": scim,
         "tokenEndpoint": token,
     })
@@ -336,7 +414,7 @@ async fn list_tenants<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Response
     let tenants = tenancy::list_tenants(ctx.db).await?;
     let list: Vec<Value> = tenants
         .iter()
-        .map(|t| tenant_json(t, &req.origin))
+        .map(|t| tenant_json(t, &req.origin, ctx.config))
         .collect();
     Ok(json_response(200, &json!({ "tenants": list })))
 }
@@ -358,21 +436,33 @@ async fn create_tenant<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<Respons
     let t = Store::new(ctx.db, id)
         .create_tenant(name, strict, quota, &now)
         .await?;
-    Ok(json_response(201, &tenant_json(&t, &req.origin)))
+    Ok(json_response(
+        201,
+        &tenant_json(&t, &req.origin, ctx.config),
+    ))
 }
 
-async fn get_tenant<D: Db>(store: &Store<'_, D>, req: &Request) -> Result<Response> {
+async fn get_tenant<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+) -> Result<Response> {
     let t = store
         .tenant_record()
         .await?
         .ok_or_else(|| no_tenant(store))?;
-    let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
-    let mut v = tenant_json(&t, &req.origin);
+    let usage = match ctx.forward {
+        Some(to) => {
+            crate::service::relay::read_json(ctx, to, store.tenant(), &req.origin, "usage").await?
+        }
+        None => {
+            let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
+            json!({"resources": usage.resources, "bytes": usage.bytes})
+        }
+    };
+    let mut v = tenant_json(&t, &req.origin, ctx.config);
     if let Some(o) = v.as_object_mut() {
-        o.insert(
-            "usage".into(),
-            json!({"resources": usage.resources, "bytes": usage.bytes}),
-        );
+        o.insert("usage".into(), usage);
     }
     Ok(json_response(200, &v))
 }
@@ -411,7 +501,11 @@ async fn patch_tenant<D: Db>(
     req: &Request,
 ) -> Result<Response> {
     let body = body(req)?;
-    reject_unknown(&body, &["name", "strictPatch", "extensions", "quota"])?;
+    reject_unknown(
+        &body,
+        &["name", "strictPatch", "extensions", "quota", "deletion"],
+    )?;
+    let (deletion_days, restore_on_create) = crate::service::deletion::policy_change(&body)?;
     let reject_undeclared = match opt_string(&body, "extensions")? {
         None => None,
         Some("keep") => Some(false),
@@ -427,6 +521,8 @@ async fn patch_tenant<D: Db>(
         strict_patch: opt_bool(&body, "strictPatch")?,
         reject_undeclared,
         quota: quota_change(&body)?,
+        deletion_days,
+        restore_on_create,
     };
     let t = store
         .update_tenant(change)
@@ -434,7 +530,10 @@ async fn patch_tenant<D: Db>(
         .ok_or_else(|| no_tenant(store))?;
     // This isolate validates with the new settings at once; others within the profile TTL.
     ctx.profiles.invalidate(store.tenant());
-    Ok(json_response(200, &tenant_json(&t, &req.origin)))
+    Ok(json_response(
+        200,
+        &tenant_json(&t, &req.origin, ctx.config),
+    ))
 }
 
 async fn list_tokens<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>) -> Result<Response> {

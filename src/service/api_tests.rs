@@ -448,7 +448,7 @@ fn discovery_endpoints_describe_the_service() {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
             "patch": {"supported": true},
-            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 1_048_576},
+            "bulk": {"supported": true, "maxOperations": 1000, "maxPayloadSize": 1_048_576},
             "filter": {"supported": true, "maxResults": 1000},
             "changePassword": {"supported": false},
             "sort": {"supported": true},
@@ -585,7 +585,7 @@ fn bad_requests_are_scim_errors_and_store_nothing() {
             Some("invalidValue"),
         );
     }
-    assert_error(&h.call(Method::Post, "/Bulk", Some(json!({}))), 501, None);
+    assert_error(&h.call(Method::Get, "/Me", None), 501, None);
     let r = h.send(Request::new(Method::Get, "/other", ORIGIN));
     assert_error(&r, 404, None);
     assert_eq!(h.db.query("SELECT count(*) AS n FROM resources")[0]["n"], 0);

@@ -2,7 +2,11 @@
 //! settings, the clock, and the isolate's caches and limiter. It lives apart from the
 //! handlers so that each of them (SCIM, admin, OAuth, console) depends on it, not on another.
 
+use crate::proto::error::Result;
+use crate::service::http::{Request, Response};
 use crate::store::Db;
+use std::future::Future;
+use std::pin::Pin;
 
 /// Per-deployment settings, read from the Worker environment by the glue layer.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +27,9 @@ pub struct Config {
     pub vendor_signin_url: Option<String>,
     /// The secret the vendor's sign-in signs its assertions with (`APPROVER_SECRET`).
     pub approver_secret: Option<String>,
+    /// Tenants' directories live in their own Durable Objects (`SCIM_STORAGE =
+    /// "durable-object"`) instead of D1; the admin API says so.
+    pub durable_objects: bool,
 }
 
 /// Everything a request needs besides its own data.
@@ -37,6 +44,19 @@ pub struct Ctx<'a, D: Db> {
     pub limiter: &'a dyn crate::service::ratelimit::RateLimiter,
     /// Tenant profiles (settings and declared schemas) read recently, in isolate memory.
     pub profiles: &'a crate::service::profile::ProfileCache,
+    /// Where a tenant's directory lives when it is not in `db`: with `SCIM_STORAGE =
+    /// "durable-object"`, the tenant's own object, which answers its SCIM requests
+    /// (`service::handoff`). `None`: the directory is in `db`.
+    pub forward: Option<&'a dyn Forward>,
+}
+
+/// The boxed answer of a [`Forward`] (object-safe, no `Send`: one thread per isolate).
+pub type Forwarded<'a> = Pin<Box<dyn Future<Output = Result<Response>> + 'a>>;
+
+/// Hands an authenticated SCIM request to the store that holds `tenant`'s directory and
+/// returns its answer: one hop per SCIM operation, whatever the operation costs there.
+pub trait Forward {
+    fn forward<'a>(&'a self, tenant: &'a str, req: Request) -> Forwarded<'a>;
 }
 
 impl<'a, D: Db> Ctx<'a, D> {
@@ -49,6 +69,7 @@ impl<'a, D: Db> Ctx<'a, D> {
             tokens: crate::service::credentials::isolate_cache(),
             limiter: &crate::service::ratelimit::Unlimited,
             profiles: crate::service::profile::isolate_cache(),
+            forward: None,
         }
     }
 }

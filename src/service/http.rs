@@ -45,14 +45,18 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Scheme and authority the client used, e.g. `https://scim.example.com`, for `meta.location`.
     pub origin: String,
+    /// The query as received, undecoded: a request handed on to a tenant's Durable Object
+    /// carries it unchanged ([`Request::path_and_query`]).
+    pub raw_query: Option<String>,
 }
 
 impl Request {
     pub fn new(method: Method, url_path_and_query: &str, origin: &str) -> Request {
-        let (path, query) = match url_path_and_query.split_once('?') {
-            Some((p, q)) => (p, parse_query(q)),
-            None => (url_path_and_query, Vec::new()),
+        let (path, raw_query) = match url_path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_string())),
+            None => (url_path_and_query, None),
         };
+        let query = raw_query.as_deref().map(parse_query).unwrap_or_default();
         Request {
             method,
             path: path.to_string(),
@@ -60,6 +64,15 @@ impl Request {
             headers: Vec::new(),
             body: Vec::new(),
             origin: origin.trim_end_matches('/').to_string(),
+            raw_query,
+        }
+    }
+
+    /// The path and query as received.
+    pub fn path_and_query(&self) -> String {
+        match &self.raw_query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
         }
     }
 

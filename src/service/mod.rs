@@ -2,7 +2,7 @@
 //! the SCIM API ([`scim`]), the admin API ([`admin`]) and its console ([`console`]), and the
 //! OAuth token endpoint ([`oauth`]); the authorization code grant behind Entra's Authorize
 //! button ([`authorize`], approved through [`setup`] links or the vendor's sign-in,
-//! [`handoff`]); authentication and tenancy ([`auth`], [`tenant`],
+//! [`handoff`]); a tenant's directory in its own Durable Object ([`relay`]); authentication and tenancy ([`auth`], [`tenant`],
 //! [`credentials`]); rate limits ([`ratelimit`]). Runtime-agnostic: `crate::worker` adapts the
 //! Workers runtime to [`handle`], and the native tests call it directly.
 
@@ -10,10 +10,12 @@ pub mod admin;
 pub mod admin_json;
 pub mod auth;
 pub mod authorize;
+pub mod bulk;
 pub mod console;
 pub mod credentials;
 pub mod ctx;
 pub mod declarations;
+pub mod deletion;
 pub mod entitlements;
 pub mod handoff;
 pub mod http;
@@ -22,6 +24,7 @@ pub mod moving;
 pub mod oauth;
 pub mod profile;
 pub mod ratelimit;
+pub mod relay;
 pub mod route;
 pub mod scim;
 pub mod setup;
@@ -33,11 +36,17 @@ mod api_tests;
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+mod bulk_tests;
+#[cfg(test)]
+mod deletion_tests;
+#[cfg(test)]
 mod entitlements_tests;
 #[cfg(test)]
 mod moving_tests;
 #[cfg(test)]
 mod onboarding_tests;
+#[cfg(test)]
+mod relay_tests;
 #[cfg(test)]
 mod reliability_tests;
 #[cfg(test)]
@@ -58,13 +67,16 @@ pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
     let request_id = ids::request_id();
     let resp = match route(ctx, req, &request_id).await {
         Ok(resp) => resp,
-        Err(mut e) => {
-            e.detail = format!("{} (request id {request_id})", e.detail);
-            let cause = e.cause.take();
-            Response::error(&e).with_notes(cause)
-        }
+        Err(e) => error_response(e, &request_id),
     };
     resp.with_header(REQUEST_ID_HEADER, request_id)
+}
+
+/// The RFC 7644 §3.12 body of `e`, quoting the request id; its cause goes to the log.
+fn error_response(mut e: ScimError, request_id: &str) -> Response {
+    e.detail = format!("{} (request id {request_id})", e.detail);
+    let cause = e.cause.take();
+    Response::error(&e).with_notes(cause)
 }
 
 async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Result<Response> {
@@ -105,13 +117,68 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Resu
             )));
         }
     };
-    scim::serve(
-        ctx,
-        req,
-        url_tenant.as_deref(),
-        &base_path,
-        rest,
-        request_id,
-    )
-    .await
+    // Every SCIM request, bulk or not, is authenticated and rate-limited here, once.
+    let principal = match scim::admit(ctx, req, url_tenant.as_deref()).await? {
+        Ok(principal) => principal,
+        Err(limited) => return Ok(limited),
+    };
+    if bulk::addressed(rest) {
+        // A bulk request is the directory's as a whole: one hop, then its operations run
+        // where the tenant's data is.
+        if let Some(to) = ctx.forward {
+            return relay::forward(ctx, to, req, principal, request_id, None).await;
+        }
+        return bulk::serve(ctx, req, principal, &base_path, rest, request_id).await;
+    }
+    scim::serve(ctx, req, principal, &base_path, rest, request_id).await
+}
+
+/// Answers a request the worker authenticated and handed to a tenant's Durable Object
+/// (`relay`), against the object's database (`ctx.db`): a SCIM request, or an admin call
+/// about the tenant's directory (`admin::handed`). The response carries no request id
+/// header: the worker adds it, as to every response.
+pub async fn handle_handed<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
+    // The object's profiles come from its own copy, cached apart from the worker's.
+    let ctx = &Ctx {
+        profiles: profile::object_cache(),
+        ..*ctx
+    };
+    let Some(relayed) = relay::Relayed::of(req) else {
+        let mut e = ScimError::internal();
+        e.cause = Some("a request reached a tenant's object without the worker's relay".into());
+        return error_response(e, &ids::request_id());
+    };
+    let rid = relayed.request_id.clone();
+    match serve_handed(ctx, req, relayed).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(e, &rid),
+    }
+}
+
+async fn serve_handed<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    h: relay::Relayed,
+) -> Result<Response> {
+    let target = tenant::target(&req.path);
+    // Only the call that brings the declarations may find the object's copy stale.
+    let brings_declarations = matches!(&target, tenant::Target::Admin { rest }
+        if req.method == http::Method::Post && admin::declares(rest));
+    if !relay::adopt(ctx, &h, !brings_declarations).await? {
+        return Ok(relay::stale());
+    }
+    match target {
+        tenant::Target::Scim {
+            base_path, rest, ..
+        } => {
+            if bulk::addressed(rest) {
+                return bulk::serve(ctx, req, h.principal, &base_path, rest, &h.request_id).await;
+            }
+            scim::serve(ctx, req, h.principal, &base_path, rest, &h.request_id).await
+        }
+        tenant::Target::Admin { rest } => Ok(admin::handed(ctx, req, rest, &h.principal.tenant)
+            .await
+            .unwrap_or_else(|e| admin::error_response(&e))),
+        _ => Err(ScimError::not_found("not a SCIM path")),
+    }
 }

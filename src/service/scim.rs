@@ -16,6 +16,7 @@ use crate::service::ids;
 use crate::service::profile::TenantProfile;
 use crate::service::route::Route;
 use crate::store::cursor;
+use crate::store::tombstones::Restored;
 use crate::store::{Db, ListQuery, MemberChange, NewData, Store, Stored, Update, Write};
 use serde_json::{json, Map, Value};
 
@@ -34,38 +35,33 @@ pub const MAX_START_INDEX: i64 = (1 << 53) - 1;
 /// How often a write retries after losing an optimistic-concurrency race (no If-Match sent).
 const WRITE_RETRIES: usize = 4;
 
-/// Answers a SCIM request (`rest` is the path below `base_path`, the tenant's SCIM base):
-/// authenticates it, applies the tenant's rate limit, then routes it. Writes are recorded in
-/// the provisioning log: successes by the store in the write's own batch, failures here.
+/// Answers a SCIM request of `principal` (authenticated and within its rate limit,
+/// [`admit`]; `rest` is the path below `base_path`, the tenant's SCIM base) by its route.
+/// Writes are recorded in the provisioning log: successes by the store in the write's own
+/// batch, failures by [`run_write`].
 pub(crate) async fn serve<D: Db>(
     ctx: &Ctx<'_, D>,
     req: &Request,
-    url_tenant: Option<&str>,
+    principal: crate::service::tenant::Principal,
     base_path: &str,
     rest: &str,
     request_id: &str,
 ) -> Result<Response> {
-    // The tenant comes from the credential; a tenant named in the URL must be the same one.
-    let principal = crate::service::tenant::authenticate(ctx, req, url_tenant).await?;
-    let key = crate::service::ratelimit::tenant_key(&principal.tenant);
-    if let crate::service::ratelimit::Decision::Limited { retry_after_secs } =
-        ctx.limiter.check(&key, ctx.now_ms).await
-    {
-        return Ok(crate::service::ratelimit::too_many_requests(
-            retry_after_secs,
-        ));
-    }
-    if req.body.len() > MAX_BODY_BYTES {
-        return Err(ScimError::payload_too_large(format!(
-            "the request body is {} bytes; the limit is {MAX_BODY_BYTES}",
-            req.body.len()
-        )));
-    }
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let route = Route::parse(req.method, &segs)?;
+    if let Some(to) = ctx
+        .forward
+        .filter(|_| crate::service::relay::in_directory(&route))
+    {
+        let stream = match &route {
+            Route::Events(stream) => Some(stream.as_str()),
+            _ => None,
+        };
+        return crate::service::relay::forward(ctx, to, req, principal, request_id, stream).await;
+    }
     let base = format!("{}{base_path}", req.origin);
-    let store = Store::new(ctx.db, principal.tenant);
+    let store = Store::new(ctx.db, principal.tenant.clone());
     // Users, Groups and discovery depend on the tenant's schemas; the rest does not.
     let profile = match route {
         Route::ServiceProviderConfig | Route::Entitlements(..) | Route::Events(_) => {
@@ -73,22 +69,70 @@ pub(crate) async fn serve<D: Db>(
         }
         _ => crate::service::profile::load(ctx.profiles, &store, ctx.now_ms).await?,
     };
-    let Some(write) = route.write() else {
+    if route.write().is_none() {
         return dispatch(ctx, &store, profile, req, &route, &base).await;
+    }
+    let credential = principal.credential_id.clone();
+    run_write(
+        ctx, &store, profile, credential, req, &route, &base, request_id,
+    )
+    .await
+}
+
+/// What every SCIM request passes before it is routed: the bearer token (the tenant comes
+/// from the credential; a tenant named in the URL must be the same one), the tenant's rate
+/// limit and the body size limit. `Ok(Err(response))` is the `429` to answer.
+pub(crate) async fn admit<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    url_tenant: Option<&str>,
+) -> Result<std::result::Result<crate::service::tenant::Principal, Response>> {
+    let principal = crate::service::tenant::authenticate(ctx, req, url_tenant).await?;
+    let key = crate::service::ratelimit::tenant_key(&principal.tenant);
+    if let crate::service::ratelimit::Decision::Limited { retry_after_secs } =
+        ctx.limiter.check(&key, ctx.now_ms).await
+    {
+        return Ok(Err(crate::service::ratelimit::too_many_requests(
+            retry_after_secs,
+        )));
+    }
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err(ScimError::payload_too_large(format!(
+            "the request body is {} bytes; the limit (maxPayloadSize) is {MAX_BODY_BYTES}",
+            req.body.len()
+        )));
+    }
+    Ok(Ok(principal))
+}
+
+/// Runs the write `route` as its single request does: the tenant's unique attributes kept,
+/// the success recorded by the store in the write's own batch, a failure recorded here.
+/// `POST /Bulk` runs each of its operations through this same function.
+#[allow(clippy::too_many_arguments)] // the request's parts, each needed by the write
+pub(crate) async fn run_write<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    profile: TenantProfile,
+    credential: Option<String>,
+    req: &Request,
+    route: &Route,
+    base: &str,
+    request_id: &str,
+) -> Result<Response> {
+    let Some(write) = route.write() else {
+        return dispatch(ctx, store, profile, req, route, base).await;
     };
-    let store = store.with_unique(crate::store::unique::unique_attrs(
+    let store = Store::new(ctx.db, store.tenant()).with_unique(crate::store::unique::unique_attrs(
         profile.schemas.of(write.rt),
     ));
-    // Writes are recorded in the provisioning log: successes by the store in the write's own
-    // batch, failures here.
     let store = store.audited(crate::store::events::AuditNote {
         op: write.op,
-        credential: principal.credential_id.clone(),
+        credential,
         request_id: request_id.to_string(),
         attributes: Vec::new(),
         time: time::format_millis(ctx.now_ms),
     });
-    let result = dispatch(ctx, &store, profile, req, &route, &base).await;
+    let result = dispatch(ctx, &store, profile, req, route, base).await;
     if let (Err(e), Some(note)) = (&result, store.audit_note()) {
         crate::store::events::record_failure(ctx.db, store.tenant(), write.rt, write.id, note, e)
             .await;
@@ -226,7 +270,7 @@ fn list_response(resources: Vec<Value>) -> Response {
 const SP_CONFIG_TEMPLATE: &str = r#"{"schemas":["$SCHEMA"],
 "documentationUri":"https://datatracker.ietf.org/doc/html/rfc7644",
 "patch":{"supported":$PATCH},
-"bulk":{"supported":false,"maxOperations":0,"maxPayloadSize":$MAX_BODY},
+"bulk":{"supported":true,"maxOperations":$MAX_OPS,"maxPayloadSize":$MAX_BODY},
 "filter":{"supported":true,"maxResults":$MAX_PAGE},
 "changePassword":{"supported":false},
 "sort":{"supported":true},
@@ -245,6 +289,7 @@ pub fn service_provider_config(base: &str) -> Value {
         .replace("$SCHEMA", SP_CONFIG_SCHEMA)
         .replace("$PATCH", &crate::PATCH_SUPPORTED.to_string())
         .replace("$MAX_BODY", &MAX_BODY_BYTES.to_string())
+        .replace("$MAX_OPS", &crate::proto::bulk::MAX_OPERATIONS.to_string())
         .replace("$MAX_PAGE", &MAX_PAGE_SIZE.to_string())
         .replace("$DEFAULT_PAGE", &DEFAULT_PAGE_SIZE.to_string())
         .replace(
@@ -416,11 +461,70 @@ async fn create<D: Db>(
     let id = ids::new_id().ok_or_else(ScimError::internal)?;
     let now = time::format_millis(ctx.now_ms);
     let members = members.unwrap_or_default();
-    let stored = store
-        .changing(attribute_names(&data, !members.is_empty()))
-        .create(rt, &id, &data, &members, &now, &tolerances)
-        .await?;
+    let store = store.changing(attribute_names(&data, !members.is_empty()));
+    let restored = match profile.deletion.restore_on_create {
+        true => restore_on_create(&store, rt, &data, &members, &now, &tolerances).await?,
+        false => None,
+    };
+    let stored = match restored {
+        Some(stored) => stored,
+        None => {
+            store
+                .create(rt, &id, &data, &members, &now, &tolerances)
+                .await?
+        }
+    };
     Ok(resource_response(201, stored, &projection, base)?.with_notes(tolerated(&tolerances)))
+}
+
+/// `restoreOnCreate`: a POST whose `externalId` matches a tombstone of its type brings that
+/// resource back under its old id with the POST's attributes, so the app keeps its history
+/// (the answer is still `201`: the resource is created, as far as the client knows). One
+/// read more than a plain create, paid only by tenants with the setting and POSTs with an
+/// `externalId`. `None`: nothing to restore (or it went meanwhile): create as usual.
+async fn restore_on_create<D: Db>(
+    store: &Store<'_, D>,
+    rt: ResourceType,
+    data: &Map<String, Value>,
+    members: &[String],
+    now: &str,
+    tolerances: &[&str],
+) -> Result<Option<Stored>> {
+    let Some(external_id) = data.get("externalId").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let Some(old) = store.tombstone_by_external_id(rt, external_id).await? else {
+        return Ok(None);
+    };
+    match store
+        .restore(rt, &old, Some(data), members, now, tolerances)
+        .await?
+    {
+        Restored::Done(stored) => Ok(Some(stored)),
+        Restored::NotFound => Ok(None),
+    }
+}
+
+/// The checks a write makes before its first round trip (the body, its validation against
+/// the tenant's schemas, a PATCH parsed whole), without running it. `POST /Bulk` runs them
+/// for every operation before any operation writes; the handler runs them again.
+pub(crate) fn precheck(profile: TenantProfile, req: &Request, route: &Route) -> Result<()> {
+    match route {
+        Route::Create(rt) | Route::Replace(rt, _) => {
+            validate_full(profile, *rt, &req.json_body()?).map(|_| ())
+        }
+        Route::Patch(rt, id) => {
+            let body = req.json_body()?;
+            let mut parsed = crate::proto::tolerance::Tolerances::lenient();
+            let request = crate::proto::patch::PatchRequest::parse(
+                profile.schemas.of(*rt),
+                &body,
+                &mut parsed,
+            )?;
+            member_changes(id, request.member_ops()).map(|_| ())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Validates a POST or PUT body against the tenant's schemas, accepting identity-provider

@@ -49,6 +49,7 @@ impl H {
             tokens: cache.unwrap_or(&self.cache),
             limiter: self.limiter.as_ref(),
             profiles: crate::service::profile::isolate_cache(),
+            forward: None,
         };
         block_on(handle(&ctx, &req))
     }
@@ -1545,4 +1546,48 @@ fn declaring_reports_kept_values_that_fit_but_are_not_in_stored_form() {
         .as_str()
         .unwrap()
         .contains("another form"));
+}
+
+#[test]
+fn bulk_operations_act_for_the_tokens_tenant_only() {
+    let mut h = H::new();
+    h.create_tenant("a");
+    h.create_tenant("b");
+    let (cred_a, ta) = h.issue("a", json!({}));
+    let (_, tb) = h.issue("b", json!({}));
+    let bu = h.create_user(&tb, "bob@b.test");
+    let before = h.snapshot();
+    let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+        {"method": "PUT", "path": format!("/Users/{bu}"), "data": {"schemas": [USER_SCHEMA], "userName": "x"}},
+        {"method": "PATCH", "path": format!("/Users/{bu}"), "data": {"schemas": [PATCH_OP],
+            "Operations": [{"op": "replace", "path": "active", "value": false}]}},
+        {"method": "DELETE", "path": format!("/Users/{bu}")},
+    ]});
+    let r = h.scim(Method::Post, "/t/b/scim/v2/Bulk", &ta, Some(bulk.clone()));
+    assert_eq!(r.status, 401, "{}", text(&r));
+    let r = h.scim(Method::Post, "/t/a/scim/v2/Bulk", &ta, Some(bulk));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let statuses: Vec<Value> = r.body_json()["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!("404"), json!("404"), json!("404")]);
+    assert_eq!(h.snapshot(), before, "nothing of tenant b changed");
+    let create = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": "n", "data": {"schemas": [USER_SCHEMA], "userName": "bob@b.test"}},
+    ]});
+    let r = h.scim(Method::Post, "/scim/v2/Bulk", &ta, Some(create));
+    assert_eq!(
+        r.body_json()["Operations"][0]["status"],
+        "201",
+        "{}",
+        text(&r)
+    );
+    let rows = h.db.query(
+        "SELECT tenant, credential FROM events WHERE op = 'create' AND outcome = 'success' AND tenant = 'a'",
+    );
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["credential"], cred_a.as_str());
 }

@@ -18,7 +18,7 @@ pub enum DbError {
     ForeignKey,
     /// A tenant quota refused the write (the triggers of migration 0009).
     Quota(Quota),
-    /// The tenant is being exported or imported: its directory is frozen (migration 0023).
+    /// The tenant is being exported or imported: its directory is frozen (migration 0026).
     Moving,
     /// Anything else; the engine's message, for operators.
     Other(String),
@@ -34,7 +34,7 @@ pub enum Quota {
 /// What the quota triggers raise (migration 0009): a message of ours, not SQLite's.
 const QUOTA_MESSAGE: &str = "scim-edge quota exceeded: ";
 const UNIQUE_MESSAGE: &str = "UNIQUE constraint failed: ";
-/// What the freeze triggers raise (migration 0023).
+/// What the freeze triggers raise (migration 0026).
 const MOVING_MESSAGE: &str = "scim-edge tenant moving";
 
 impl DbError {

@@ -20,6 +20,7 @@ use crate::store::cursor::Position;
 pub use crate::store::events::AuditNote;
 pub use error::{Constraint, DbError, Quota, QuotaUsage, Result, StoreError};
 
+pub mod coalesce;
 pub mod cursor;
 pub mod entitlements;
 pub mod error;
@@ -28,12 +29,14 @@ mod list;
 #[cfg(test)]
 mod list_order_tests;
 pub mod moving;
+pub mod object;
 pub mod onboarding;
 pub mod query;
 pub mod schemas;
 pub mod sql;
 pub mod tenancy;
 pub mod tolerances;
+pub mod tombstones;
 #[cfg(test)]
 mod undeclared_cost_tests;
 pub mod unique;
@@ -50,6 +53,30 @@ pub type Row = Map<String, Value>;
 pub trait Db {
     /// Executes `stmts` in order inside one transaction and returns each statement's rows.
     async fn batch(&self, stmts: Vec<Stmt>) -> std::result::Result<Vec<Vec<Row>>, DbError>;
+
+    /// Runs `tasks` (each doing its own `batch` calls) to completion, outputs in task order.
+    /// A database that merges concurrent batches into shared round trips
+    /// ([`coalesce::Coalescing`], what the Worker uses) runs them together; any other runs
+    /// them one after the other. `None`: a task that could not finish.
+    async fn drive<F: std::future::Future>(&self, tasks: Vec<F>) -> Vec<Option<F::Output>> {
+        let mut out = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            out.push(Some(task.await));
+        }
+        out
+    }
+
+    /// Runs `tasks` all or nothing: `Some` (outputs in task order) when the batches they
+    /// made went to the database as one merged batch that applied; `None` when that batch
+    /// failed, so nothing of it applied (the tasks saw errors, their outputs are dropped),
+    /// or when the database cannot merge batches (then nothing ran).
+    async fn drive_atomic<F: std::future::Future>(
+        &self,
+        tasks: Vec<F>,
+    ) -> Option<Vec<Option<F::Output>>> {
+        drop(tasks);
+        None
+    }
 }
 
 /// A resource as read from the store.
@@ -613,8 +640,8 @@ impl<'a, D: Db> Store<'a, D> {
         }
     }
 
-    /// Deletes a resource (memberships go with it, by cascade). `expected` makes it
-    /// conditional (If-Match).
+    /// Deletes a resource (memberships go with it, by cascade), keeping a tombstone when the
+    /// tenant's policy is `soft` ([`tombstones`]). `expected` makes it conditional (If-Match).
     pub async fn delete(&self, rt: ResourceType, id: &str, expected: Option<i64>) -> Result<Write> {
         let mut sql = format!(
             "DELETE FROM resources WHERE tenant = ? AND type = {} AND id = ?",
@@ -626,15 +653,16 @@ impl<'a, D: Db> Store<'a, D> {
             params.push(SqlValue::Int(v));
         }
         sql.push_str(" RETURNING id");
+        let derived = events::Derived {
+            lifecycle: self.delete_lifecycle(),
+            ..events::Derived::default()
+        };
         let mut stmts: Vec<Stmt> = self
-            .audit_stmt(
-                rt,
-                id,
-                events::Derived::default(),
-                Some(self.target_exists(rt, id, expected)),
-            )
+            .audit_stmt(rt, id, derived, Some(self.target_exists(rt, id, expected)))
             .into_iter()
             .collect();
+        // Under the `soft` policy the row and its memberships are kept first (`tombstones`).
+        stmts.extend(self.tombstone_stmts(rt, id, expected));
         let delete_at = stmts.len();
         stmts.push(Stmt::new(sql, params));
         if expected.is_some() {

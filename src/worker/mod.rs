@@ -16,11 +16,25 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{self, ReadableStreamDefaultReader};
 use worker::{console_error, console_log, event, Context, D1Database, Env, Headers};
 
+mod durable;
 mod webhooks;
 
 /// D1 behind the `Db` trait. Counts round trips (one per `batch` call) and their wall time,
 /// reported in a `Server-Timing` header when the `SCIM_DEBUG_TIMING` var is `1`.
-struct D1(D1Database, RoundTrips);
+/// Inside a tenant's Durable Object it is that object's SQLite instead: one `Db` type in the
+/// wasm, because every generic handler is compiled again for each (a second type cost 107 KB).
+struct D1(Sql, RoundTrips);
+
+enum Sql {
+    D1(D1Database),
+    Object(durable::ObjectDb),
+}
+
+impl D1 {
+    fn new(db: D1Database) -> D1 {
+        D1(Sql::D1(db), RoundTrips::default())
+    }
+}
 
 #[derive(Default)]
 struct RoundTrips {
@@ -54,45 +68,54 @@ fn bind(v: &SqlValue) -> JsValue {
 
 impl Db for D1 {
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
-        let mut prepared = Vec::with_capacity(stmts.len());
-        for s in &stmts {
-            let params: Vec<JsValue> = s.params.iter().map(bind).collect();
-            let p = self
-                .0
-                .prepare(&s.sql)
-                .bind(&params)
-                .map_err(|e| DbError::from_message(&e.to_string()))?;
-            prepared.push(p);
+        match &self.0 {
+            Sql::D1(db) => d1_batch(db, &self.1, stmts).await,
+            Sql::Object(object) => object.batch(stmts),
         }
-        self.1.count.set(self.1.count.get() + 1);
-        let started = worker::Date::now().as_millis();
-        let results = if prepared.len() == 1 {
-            // A single statement needs no transaction wrapper: `all()` is one round trip too.
-            let only = prepared.remove(0);
-            vec![only
-                .all()
-                .await
-                .map_err(|e| DbError::from_message(&e.to_string()))?]
-        } else {
-            self.0
-                .batch(prepared)
-                .await
-                .map_err(|e| DbError::from_message(&e.to_string()))?
-        };
-        let took = worker::Date::now().as_millis().saturating_sub(started);
-        self.1.ms.set(self.1.ms.get() + took as f64);
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            if let Some(err) = r.error() {
-                return Err(DbError::from_message(&err));
-            }
-            out.push(
-                r.results::<Row>()
-                    .map_err(|e| DbError::Other(e.to_string()))?,
-            );
-        }
-        Ok(out)
     }
+}
+
+async fn d1_batch(
+    db: &D1Database,
+    trips: &RoundTrips,
+    stmts: Vec<Stmt>,
+) -> Result<Vec<Vec<Row>>, DbError> {
+    let mut prepared = Vec::with_capacity(stmts.len());
+    for s in &stmts {
+        let params: Vec<JsValue> = s.params.iter().map(bind).collect();
+        let p = db
+            .prepare(&s.sql)
+            .bind(&params)
+            .map_err(|e| DbError::from_message(&e.to_string()))?;
+        prepared.push(p);
+    }
+    trips.count.set(trips.count.get() + 1);
+    let started = worker::Date::now().as_millis();
+    let results = if prepared.len() == 1 {
+        // A single statement needs no transaction wrapper: `all()` is one round trip too.
+        let only = prepared.remove(0);
+        vec![only
+            .all()
+            .await
+            .map_err(|e| DbError::from_message(&e.to_string()))?]
+    } else {
+        db.batch(prepared)
+            .await
+            .map_err(|e| DbError::from_message(&e.to_string()))?
+    };
+    let took = worker::Date::now().as_millis().saturating_sub(started);
+    trips.ms.set(trips.ms.get() + took as f64);
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        if let Some(err) = r.error() {
+            return Err(DbError::from_message(&err));
+        }
+        out.push(
+            r.results::<Row>()
+                .map_err(|e| DbError::Other(e.to_string()))?,
+        );
+    }
+    Ok(out)
 }
 
 fn config(env: &Env) -> Config {
@@ -130,6 +153,9 @@ fn config(env: &Env) -> Config {
             .is_ok_and(|v| v.to_string().trim() == "1"),
         vendor_signin_url: setting("VENDOR_SIGNIN_URL"),
         approver_secret: setting("APPROVER_SECRET"),
+        durable_objects: env
+            .var("SCIM_STORAGE")
+            .is_ok_and(|v| v.to_string().trim() == "durable-object"),
     }
 }
 
@@ -344,11 +370,27 @@ async fn fetch(
     if request.path == "/__fault/panic" {
         panic!("fault injection: panic on request");
     }
-    let db = match env.d1("DB") {
-        Ok(db) => D1(db, RoundTrips::default()),
+    let d1 = match env.d1("DB") {
+        Ok(db) => D1::new(db),
         Err(e) => {
             let rid = crate::service::ids::request_id();
             console_error!("{rid} D1 binding 'DB' missing: {e}");
+            let resp = http::Response::error(&ScimError::internal());
+            return to_response(resp.with_header(REQUEST_ID_HEADER, rid));
+        }
+    };
+    // Batches pass straight through, except in a bulk request's waves, which share round
+    // trips; one database type for every request keeps one copy of the handlers in the wasm.
+    let db = crate::store::coalesce::Coalescing::new(
+        &d1,
+        crate::store::coalesce::MAX_STATEMENTS_PER_TRIP,
+    );
+    // Where tenants' directories live (`SCIM_STORAGE`); D1 stays the control plane.
+    let objects = match durable::backend(&env) {
+        Ok(objects) => objects,
+        Err(e) => {
+            let rid = crate::service::ids::request_id();
+            console_error!("{rid} {e}");
             let resp = http::Response::error(&ScimError::internal());
             return to_response(resp.with_header(REQUEST_ID_HEADER, rid));
         }
@@ -363,10 +405,13 @@ async fn fetch(
         tokens: crate::service::credentials::isolate_cache(),
         limiter: &limiter,
         profiles: crate::service::profile::isolate_cache(),
+        forward: objects
+            .as_ref()
+            .map(|o| o as &dyn crate::service::ctx::Forward),
     };
     let mut response = service::handle(&ctx, &request).await;
     if debug_timing(&env) {
-        response = response.with_header("server-timing", db.1.server_timing());
+        response = response.with_header("server-timing", d1.1.server_timing());
     }
     // Log lines name the request id, method and path only: never headers (tokens), query
     // strings (filters hold userNames and emails) or bodies.
@@ -395,14 +440,15 @@ async fn fetch(
 }
 
 /// Whether a request may have committed something webhooks send: a successful write to the
-/// SCIM API, or a redelivery requested through the admin API.
+/// SCIM API, or a redelivery or a restore requested through the admin API.
 fn starts_webhooks(req: &http::Request, resp: &http::Response) -> bool {
     let write = matches!(
         req.method,
         Method::Post | Method::Put | Method::Patch | Method::Delete
     );
     let scim_write = req.path.contains("/scim/v2/") && !req.path.ends_with("/.search");
-    write && (200..300).contains(&resp.status) && (scim_write || req.path.ends_with("/redeliver"))
+    let admin_event = req.path.ends_with("/redeliver") || req.path.ends_with("/restore");
+    write && (200..300).contains(&resp.status) && (scim_write || admin_event)
 }
 
 /// 413 for a body over the limit, answered by the glue before routing.
@@ -444,17 +490,22 @@ async fn scheduled(run: worker::ScheduledEvent, env: Env, _ctx: worker::Schedule
     if run.cron() == FAULT_PANIC_CRON {
         panic!("fault injection: panic in a scheduled run");
     }
-    webhooks::sweep(&env, "cron").await;
-    if run.cron() == SWEEP_CRON {
-        return;
+    if run.cron() != SWEEP_CRON {
+        daily(&env).await;
     }
+    // After the daily work, so the purge's events go out in this run.
+    webhooks::sweep(&env, "cron").await;
+}
+
+/// The daily run: the provisioning log pruned, then tombstones purged.
+async fn daily(env: &Env) {
     let Ok(db) = env.d1("DB") else {
         console_error!("scheduled: D1 binding 'DB' missing");
         return;
     };
     let raw = env.var("LOG_RETENTION_DAYS").ok().map(|v| v.to_string());
     let days = crate::store::events::retention_days(raw.as_deref());
-    let db = D1(db, RoundTrips::default());
+    let db = D1::new(db);
     let now = js_sys_now();
     let cutoff = crate::proto::time::format_millis(now - days * 86_400_000);
     if let Err(e) = db
@@ -465,6 +516,12 @@ async fn scheduled(run: worker::ScheduledEvent, env: Env, _ctx: worker::Schedule
         .await
     {
         console_error!("scheduled: pruning the provisioning log failed: {e:?}");
+    }
+    // Tombstones past their tenant's `deletion.days`, with a `purge` event each; its own
+    // batch, so a failure here leaves the log pruned and the purge for tomorrow.
+    let purge = crate::store::tombstones::purge_stmts(&crate::proto::time::format_millis(now));
+    if let Err(e) = db.batch(purge).await {
+        console_error!("scheduled: purging tombstones failed: {e:?}");
     }
 }
 

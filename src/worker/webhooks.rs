@@ -2,7 +2,7 @@
 //! queue consumer (and the dead-letter queue's), and the sweep run after writes and by cron.
 //! The decisions are all in `service::webhooks::deliver`.
 
-use super::{config, js_sys_now, RoundTrips, D1};
+use super::{config, js_sys_now, D1};
 use crate::service::webhooks::deliver::{self, Outbox, Posted, Settings, Transport, Verdict};
 use crate::store::webhooks::Queued;
 use std::cell::Cell;
@@ -154,7 +154,7 @@ async fn sweep_once(env: &Env, why: &str) {
         console_error!("webhooks sweep ({why}): D1 binding 'DB' missing");
         return;
     };
-    let db = D1(db, RoundTrips::default());
+    let db = D1::new(db);
     if let Err(e) = deliver::sweep(&db, &QueueOutbox(queue), js_sys_now()).await {
         console_error!(
             "webhooks sweep ({why}) failed: {} {}",
@@ -211,7 +211,7 @@ async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
 
 /// The consumer of the webhook queue and of its dead-letter queue (its name ends in `-dlq`).
 pub async fn consume(batch: worker::MessageBatch<Queued>, env: Env) -> worker::Result<()> {
-    let db = D1(env.d1("DB")?, RoundTrips::default());
+    let db = D1::new(env.d1("DB")?);
     let dead = batch.queue().ends_with("-dlq");
     let config = config(&env);
     let settings = settings(&env);

@@ -41,7 +41,8 @@ test("discovery endpoints", async () => {
   const spc = await w.get("/ServiceProviderConfig");
   assert.equal(spc.status, 200);
   assert.deepEqual(spc.json.schemas, ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"]);
-  assert.equal(spc.json.bulk.supported, false);
+  assert.equal(spc.json.bulk.supported, true);
+  assert.equal(spc.json.bulk.maxOperations, 1000);
   assert.equal(spc.json.bulk.maxPayloadSize, 1048576);
   assert.equal(spc.json.filter.supported, true);
   assert.equal(spc.json.etag.supported, true);
@@ -223,7 +224,10 @@ test("malformed input is a SCIM error, never a 5xx, and stores nothing", async (
   assertScimError(assert, await w.get("/Nope"), 404, undefined);
   assertScimError(assert, await w.fetch("POST", "/Users/some-id", { body: {} }), 405, undefined);
   assertScimError(assert, await w.get("/Users?sortOrder=up"), 400, "invalidValue");
-  assertScimError(assert, await w.post("/Bulk", { schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], Operations: [] }), 501, undefined);
+  assertScimError(assert, await w.get("/Me"), 501, undefined);
+  const emptyBulk = await w.post("/Bulk", { schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], Operations: [] });
+  assert.equal(emptyBulk.status, 200, emptyBulk.text);
+  assert.deepEqual(emptyBulk.json.Operations, []);
   const outside = await w.mf.dispatchFetch(`${w.origin}/`, {});
   assert.equal(outside.status, 404);
   assert.equal(await w.count("SELECT count(*) FROM resources"), before);

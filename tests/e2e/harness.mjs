@@ -50,12 +50,19 @@ export function migrationStatements() {
  * `adminToken` sets the ADMIN_TOKEN secret; `options` are extra Miniflare options (e.g.
  * `ratelimits`, `d1Databases`, `d1Persist`, `queueProducers`; its `bindings` are added to the
  * defaults). `migrate: false` skips the migrations (a restart on a persisted database).
+ * `storage` is the SCIM_STORAGE backend: "d1", or "durable-object" (tenants' directories in
+ * SQLite-backed Durable Objects, the TENANT_STORE binding); by default the environment's
+ * SCIM_E2E_STORAGE, so any e2e file runs against either (`SCIM_E2E_STORAGE=durable-object
+ * node --test tests/e2e/foundation.test.mjs`).
  */
-export async function startWorker({ port, tokens, adminToken, options = {}, attempt = 1, migrate = true } = {}) {
+export async function startWorker({ port, tokens, adminToken, options = {}, attempt = 1, migrate = true, storage = process.env.SCIM_E2E_STORAGE || "d1" } = {}) {
   const token = randomBytes(24).toString("base64url");
-  const bindings = { SCIM_TOKEN: token };
+  const bindings = { SCIM_TOKEN: token, SCIM_STORAGE: storage };
   if (tokens) bindings.SCIM_TOKENS = tokens.join(",");
   if (adminToken) bindings.ADMIN_TOKEN = adminToken;
+  const objects = storage === "durable-object"
+    ? { durableObjects: { TENANT_STORE: { className: "TenantStore", useSQLite: true } } }
+    : {};
   const mf = new Miniflare({
     modules: true,
     // The deployed entry: worker/entry.mjs (copied by scripts/build.sh) around build/index.js.
@@ -69,6 +76,7 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
     bindings,
     host: "127.0.0.1",
     ...(port !== undefined ? { port } : {}),
+    ...objects,
     ...options,
     bindings: { ...bindings, ...(options.bindings ?? {}) },
   });
@@ -88,7 +96,7 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
     // 2 cores busy compiling): setting up again once is not retrying an assertion.
     await mf.dispose().catch(() => {});
     if (attempt >= 2) throw e;
-    return startWorker({ port, tokens, adminToken, options, attempt: attempt + 1, migrate });
+    return startWorker({ port, tokens, adminToken, options, attempt: attempt + 1, migrate, storage });
   }
 }
 

@@ -9,7 +9,7 @@ pub(super) fn open_db() -> Connection {
     let conn = Connection::open_in_memory().expect("in-memory sqlite");
     conn.execute_batch("PRAGMA foreign_keys = ON;")
         .expect("pragma");
-    for m in crate::testing::MIGRATIONS {
+    for m in crate::testing::migrations() {
         conn.execute_batch(m).expect("migration");
     }
     conn

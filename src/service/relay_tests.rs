@@ -1,0 +1,596 @@
+//! The Durable Object backend's hop, natively: the worker's service over one SQLite database
+//! (D1, the control plane) hands directory requests to a second service per tenant, each over
+//! its own SQLite database (the tenant's object), through `service::relay` exactly as the
+//! worker glue does. tests/e2e/durable_object.test.mjs runs the same in workerd.
+
+use crate::proto::schema::{GROUP_SCHEMA, USER_SCHEMA};
+use crate::service::ctx::{Config, Ctx, Forward, Forwarded};
+use crate::service::handle;
+use crate::service::http::{Method, Request, Response};
+use crate::testing::{block_on, SqliteDb};
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+const TOKEN: &str = "default-token-0123456789";
+const ADMIN: &str = "admin-token-0123456789";
+const ORIGIN: &str = "https://scim.test";
+
+/// One database per tenant, created (and migrated) on first use, as objects are.
+#[derive(Default)]
+struct Objects {
+    dbs: RefCell<HashMap<String, Rc<SqliteDb>>>,
+    config: Config,
+    now_ms: Cell<i64>,
+    hops: Cell<usize>,
+    /// The last request an object received, to see what the worker sent.
+    last: RefCell<Option<Request>>,
+}
+
+impl Objects {
+    fn db(&self, tenant: &str) -> Rc<SqliteDb> {
+        self.dbs
+            .borrow_mut()
+            .entry(tenant.to_string())
+            .or_insert_with(|| Rc::new(SqliteDb::new()))
+            .clone()
+    }
+}
+
+impl Forward for Objects {
+    fn forward<'a>(&'a self, tenant: &'a str, req: Request) -> Forwarded<'a> {
+        Box::pin(async move {
+            self.hops.set(self.hops.get() + 1);
+            let db = self.db(tenant);
+            let ctx = Ctx::new(db.as_ref(), &self.config, self.now_ms.get());
+            let resp = crate::service::handle_handed(&ctx, &req).await;
+            *self.last.borrow_mut() = Some(req);
+            Ok(resp)
+        })
+    }
+}
+
+struct H {
+    d1: SqliteDb,
+    config: Config,
+    objects: Objects,
+    now_ms: i64,
+}
+
+impl H {
+    fn new() -> H {
+        H {
+            d1: SqliteDb::new(),
+            config: Config {
+                tokens: vec![TOKEN.into()],
+                admin_token: Some(ADMIN.into()),
+                durable_objects: true,
+                ..Config::default()
+            },
+            objects: Objects::default(),
+            now_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn send(&mut self, req: Request) -> Response {
+        self.now_ms += 1000;
+        self.objects.now_ms.set(self.now_ms);
+        let mut ctx = Ctx::new(&self.d1, &self.config, self.now_ms);
+        ctx.forward = Some(&self.objects);
+        block_on(handle(&ctx, &req))
+    }
+
+    fn call(&mut self, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
+        let mut r = Request::new(method, path, ORIGIN)
+            .with_header("authorization", &format!("Bearer {token}"));
+        if let Some(b) = body {
+            r = r
+                .with_header("content-type", "application/scim+json")
+                .with_body(b.to_string());
+        }
+        self.send(r)
+    }
+
+    fn scim(&mut self, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.call(method, &format!("/scim/v2{path}"), TOKEN, body)
+    }
+
+    fn rows(&self, tenant: &str, sql: &str) -> Vec<crate::store::Row> {
+        self.objects.db(tenant).query(sql)
+    }
+}
+
+fn text(r: &Response) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+#[test]
+fn the_directory_lives_in_the_tenants_object_and_works_there() {
+    let mut h = H::new();
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "ada@example.com",
+        "emails": [{"value": "ada@example.com", "type": "work"}]});
+    let r = h.scim(Method::Post, "/Users", Some(user));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let r = h.scim(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "Eng"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let gid = r.body_json()["id"].as_str().unwrap().to_string();
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]});
+    let r = h.scim(Method::Patch, &format!("/Groups/{gid}"), Some(add));
+    assert!(r.status == 200 || r.status == 204, "{}", text(&r));
+    let r = h.scim(
+        Method::Get,
+        "/Users?filter=emails%5Btype%20eq%20%22work%22%5D.value%20eq%20%22ada%40example.com%22",
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let page = r.body_json();
+    assert_eq!(page["totalResults"], 1);
+    assert_eq!(page["Resources"][0]["groups"][0]["value"], gid.as_str());
+    // Everything is in the object; D1 holds none of it.
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM resources")[0]["n"],
+        2
+    );
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM members")[0]["n"],
+        1
+    );
+    assert_eq!(h.d1.query("SELECT count(*) AS n FROM resources")[0]["n"], 0);
+    // The provisioning log too, with the request id the client got.
+    let events = h.rows("default", "SELECT op, request_id FROM events ORDER BY seq");
+    assert_eq!(events.len(), 3);
+    let r = h.scim(Method::Delete, &format!("/Users/{uid}"), None);
+    assert_eq!(r.status, 204, "{}", text(&r));
+    let rid = r.header("x-request-id").unwrap().to_string();
+    let last = h.rows(
+        "default",
+        "SELECT op, request_id FROM events ORDER BY seq DESC LIMIT 1",
+    );
+    assert_eq!(last[0]["op"], "delete");
+    assert_eq!(last[0]["request_id"], rid.as_str());
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM members")[0]["n"],
+        0
+    );
+    assert_eq!(h.objects.hops.get(), 5, "one hop per SCIM operation");
+}
+
+#[test]
+fn tenants_are_isolated_in_their_own_objects() {
+    let mut h = H::new();
+    let r = h.call(
+        Method::Post,
+        "/admin/api/tenants",
+        ADMIN,
+        Some(json!({"id": "acme"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.body_json()["storage"], "durable-object");
+    let r = h.call(
+        Method::Post,
+        "/admin/api/tenants/acme/tokens",
+        ADMIN,
+        Some(json!({})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let acme = r.body_json()["token"].as_str().unwrap().to_string();
+    let user = |name: &str| json!({"schemas": [USER_SCHEMA], "userName": name});
+    let r = h.call(
+        Method::Post,
+        "/t/acme/scim/v2/Users",
+        &acme,
+        Some(user("same")),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let acme_id = r.body_json()["id"].as_str().unwrap().to_string();
+    // The same userName in another tenant is no clash: another object.
+    let r = h.scim(Method::Post, "/Users", Some(user("same")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = h.scim(Method::Get, &format!("/Users/{acme_id}"), None);
+    assert_eq!(r.status, 404, "{}", text(&r));
+    assert_eq!(
+        h.rows("acme", "SELECT tenant, id FROM resources"),
+        vec![serde_json::from_value(json!({"tenant": "acme", "id": acme_id})).unwrap()]
+    );
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM resources")[0]["n"],
+        1
+    );
+    let r = h.call(Method::Get, "/admin/api/tenants/acme", ADMIN, None);
+    assert_eq!(r.body_json()["storage"], "durable-object");
+}
+
+#[test]
+fn a_clients_relay_headers_are_dropped_and_the_settings_come_from_d1() {
+    let mut h = H::new();
+    let r = h.call(
+        Method::Post,
+        "/admin/api/tenants",
+        ADMIN,
+        Some(json!({"id": "acme"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    // A client of `default` claims to be acme, strict, with someone else's credential.
+    let req = Request::new(Method::Post, "/scim/v2/Users", ORIGIN)
+        .with_header("authorization", &format!("Bearer {TOKEN}"))
+        .with_header("content-type", "application/scim+json")
+        .with_header("x-scim-edge-tenant", "acme")
+        .with_header("x-scim-edge-credential", "forged")
+        .with_header("x-scim-edge-settings", "strict=1; extensions=reject")
+        .with_body(json!({"schemas": [USER_SCHEMA], "userName": "u"}).to_string());
+    let r = h.send(req);
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let seen = h.objects.last.borrow().clone().unwrap();
+    let hop: Vec<_> = seen
+        .headers
+        .iter()
+        .filter(|(k, _)| k.starts_with("x-scim-edge-"))
+        .collect();
+    assert_eq!(hop.len(), 3, "{hop:?}");
+    assert_eq!(seen.header("x-scim-edge-tenant"), Some("default"));
+    assert_eq!(seen.header("x-scim-edge-credential"), None);
+    assert!(h.objects.dbs.borrow().get("acme").is_none());
+    // Strictness set through the admin API (D1) reaches the object with the next request.
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let quirk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    let r = h.scim(Method::Patch, &format!("/Users/{uid}"), Some(quirk.clone()));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    h.d1.query("UPDATE tenants SET strict_patch = 1 WHERE id = 'default'");
+    crate::service::profile::isolate_cache().invalidate("default");
+    let r = h.scim(Method::Patch, &format!("/Users/{uid}"), Some(quirk));
+    assert_eq!(r.status, 400, "{}", text(&r));
+    let strict = h.rows(
+        "default",
+        "SELECT strict_patch FROM tenants WHERE id = 'default'",
+    );
+    assert_eq!(strict[0]["strict_patch"], 1);
+}
+
+#[test]
+fn the_worker_answers_what_is_not_the_directory_without_a_hop() {
+    let mut h = H::new();
+    for path in [
+        "/ServiceProviderConfig",
+        "/Schemas",
+        "/ResourceTypes",
+        "/Roles",
+        "/Nope",
+    ] {
+        let r = h.scim(Method::Get, path, None);
+        assert!(r.status == 200 || r.status == 404, "{path}: {}", text(&r));
+    }
+    let r = h.scim(Method::Delete, "/Users", None);
+    assert_eq!(r.status, 405);
+    let r = h.call(Method::Get, "/scim/v2/Users", "wrong-token", None);
+    assert_eq!(r.status, 401);
+    assert_eq!(h.objects.hops.get(), 0);
+    assert!(h.objects.dbs.borrow().is_empty());
+}
+
+#[test]
+fn a_request_without_the_workers_relay_is_refused_by_the_object() {
+    let db = SqliteDb::new();
+    let config = Config::default();
+    let ctx = Ctx::new(&db, &config, 1_700_000_000_000);
+    let req = Request::new(Method::Get, "/scim/v2/Users", ORIGIN);
+    let r = block_on(crate::service::handle_handed(&ctx, &req));
+    assert_eq!(r.status, 500, "{}", text(&r));
+}
+
+const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+
+fn declaration() -> Value {
+    json!({"resourceType": "User", "schema": {"id": CUSTOM, "name": "Custom", "attributes": [
+        {"name": "badge", "type": "integer"},
+        {"name": "code", "type": "string", "uniqueness": "server"},
+        {"name": "secret", "type": "string", "returned": "never"}
+    ]}})
+}
+
+fn custom_user(name: &str, ext: Value) -> Value {
+    json!({"schemas": [USER_SCHEMA, CUSTOM], "userName": name, CUSTOM: ext})
+}
+
+impl H {
+    fn admin(&mut self, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.call(method, &format!("/admin/api{path}"), ADMIN, body)
+    }
+}
+
+#[test]
+fn declared_schemas_are_enforced_by_the_object_and_checked_against_its_data() {
+    let mut h = H::new();
+    // Kept verbatim before the declaration: a badge that is not an integer, a shared code.
+    for (name, badge) in [("early1", json!("seven")), ("early2", json!(2))] {
+        let r = h.scim(
+            Method::Post,
+            "/Users",
+            Some(custom_user(name, json!({"badge": badge, "code": "DUP"}))),
+        );
+        assert_eq!(r.status, 201, "{}", text(&r));
+    }
+    let path = format!("/tenants/default/schemas/{CUSTOM}");
+    let r = h.admin(Method::Put, &path, Some(declaration()));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    // The object's data was checked (D1 holds none of it).
+    let stored = &r.body_json()["stored"];
+    assert_eq!(stored["checked"], 2, "{stored}");
+    assert_eq!(stored["conflicting"], 1, "{stored}");
+    assert_eq!(stored["duplicateValues"], 1, "{stored}");
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM tenant_schemas")[0]["n"],
+        1
+    );
+    // Types, uniqueness (the object's unique_values), returned:never, typed filters.
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(custom_user("bad", json!({"badge": "x"}))),
+    );
+    assert_eq!(r.status, 400, "{}", text(&r));
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(custom_user(
+            "c1",
+            json!({"badge": 10, "code": "E1", "secret": "s"}),
+        )),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert!(
+        r.body_json()[CUSTOM].get("secret").is_none(),
+        "{}",
+        text(&r)
+    );
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(custom_user("c2", json!({"code": "e1"}))),
+    );
+    assert_eq!(r.status, 409, "{}", text(&r));
+    let filter = format!("{CUSTOM}:badge%20eq%2010");
+    let r = h.scim(Method::Get, &format!("/Users?filter={filter}"), None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["totalResults"], 1, "{}", text(&r));
+    // Removed: the object's copy goes with it, and anything is kept again.
+    let r = h.admin(Method::Delete, &path, None);
+    assert_eq!(r.status, 204, "{}", text(&r));
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM tenant_schemas")[0]["n"],
+        0
+    );
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(custom_user("free", json!({"badge": "x", "code": "E1"}))),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+}
+
+#[test]
+fn an_object_with_stale_declarations_gets_d1s_before_it_runs_anything() {
+    let mut h = H::new();
+    let r = h.admin(
+        Method::Put,
+        &format!("/tenants/default/schemas/{CUSTOM}"),
+        Some(declaration()),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    // Another isolate's admin change reached D1 but not this object (its push failed).
+    h.objects.db("default").query("DELETE FROM tenant_schemas");
+    let hops = h.objects.hops.get();
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(custom_user("bad", json!({"badge": "x"}))),
+    );
+    assert_eq!(
+        r.status,
+        400,
+        "validated with D1's declarations: {}",
+        text(&r)
+    );
+    assert_eq!(
+        h.objects.hops.get() - hops,
+        3,
+        "refused, updated, run again"
+    );
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM tenant_schemas")[0]["n"],
+        1
+    );
+    let events = h.rows("default", "SELECT count(*) AS n FROM events");
+    assert_eq!(events[0]["n"], 1, "the refused attempt ran nothing");
+    let hops = h.objects.hops.get();
+    h.scim(Method::Get, "/Users", None);
+    assert_eq!(h.objects.hops.get() - hops, 1);
+}
+
+#[test]
+fn the_admin_quota_reaches_the_object() {
+    let mut h = H::new();
+    let r = h.admin(
+        Method::Patch,
+        "/tenants/default",
+        Some(json!({"quota": {"resources": 1}})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let user = |n: &str| json!({"schemas": [USER_SCHEMA], "userName": n});
+    assert_eq!(
+        h.scim(Method::Post, "/Users", Some(user("one"))).status,
+        201
+    );
+    let r = h.scim(Method::Post, "/Users", Some(user("two")));
+    assert_eq!(r.status, 507, "{}", text(&r));
+    let quota = h.rows(
+        "default",
+        "SELECT max_resources, max_bytes FROM tenants WHERE id = 'default'",
+    );
+    assert_eq!(quota[0]["max_resources"], 1);
+    let r = h.admin(
+        Method::Patch,
+        "/tenants/default",
+        Some(json!({"quota": {"resources": null}})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(
+        h.scim(Method::Post, "/Users", Some(user("two"))).status,
+        201
+    );
+}
+
+#[test]
+fn the_admin_api_reads_the_directory_and_its_log_from_the_object() {
+    let mut h = H::new();
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "ada", "active": "True"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let r = h.scim(Method::Get, "/Users/nope", None);
+    assert_eq!(r.status, 404);
+    let r = h.admin(Method::Get, "/tenants/default/events", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let events = r.body_json()["events"].clone();
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(events[0]["op"], "create");
+    assert_eq!(events[0]["resourceId"], uid.as_str());
+    let r = h.admin(Method::Get, "/tenants/default/events/summary?days=2", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["days"][0]["create"], 1, "{}", text(&r));
+    let r = h.admin(Method::Get, "/tenants/default/tolerances", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert!(text(&r).contains("\"count\":1"), "{}", text(&r));
+    let r = h.admin(Method::Get, "/tenants/default/Users", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["Resources"][0]["id"], uid.as_str());
+    let r = h.admin(Method::Get, "/tenants/default", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["usage"]["resources"], 1, "{}", text(&r));
+    assert!(r.body_json()["usage"]["bytes"].as_i64().unwrap() > 0);
+    // A tenant D1 does not have is 404, and no object is made for it.
+    let r = h.admin(Method::Get, "/tenants/ghost/events", None);
+    assert_eq!(r.status, 404, "{}", text(&r));
+    assert!(h.objects.dbs.borrow().get("ghost").is_none());
+    assert_eq!(h.d1.query("SELECT count(*) AS n FROM events")[0]["n"], 0);
+}
+
+/// Checks an HS256 SET's signature with `key`; its claims.
+fn verified_claims(token: &str, key: &[u8]) -> Value {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap();
+    mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
+    mac.verify_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap())
+        .expect("signed with the stream's key");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
+}
+
+#[test]
+fn a_poll_stream_serves_the_objects_change_feed() {
+    use base64::Engine as _;
+    let mut h = H::new();
+    // Before the stream: not served by it.
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "before"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = h.admin(
+        Method::Post,
+        "/tenants/default/webhooks",
+        Some(json!({"format": "set", "delivery": "poll"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let stream = r.body_json()["id"].as_str().unwrap().to_string();
+    let secret = r.body_json()["secret"].as_str().unwrap().to_string();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let user = json!({"schemas": [USER_SCHEMA], "userName": format!("p{n}")});
+        let r = h.scim(Method::Post, "/Users", Some(user));
+        ids.push(r.body_json()["id"].as_str().unwrap().to_string());
+    }
+    let path = format!("/Events/{stream}");
+    let r = h.scim(Method::Post, &path, Some(json!({"maxEvents": 2})));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let b = r.body_json();
+    assert_eq!(b["moreAvailable"], true, "{b}");
+    let sets = b["sets"].as_object().unwrap().clone();
+    assert_eq!(sets.len(), 2);
+    let jtis: Vec<String> = sets.keys().cloned().collect();
+    for token in sets.values() {
+        let claims = verified_claims(token.as_str().unwrap(), &key);
+        assert!(claims.to_string().contains(&ids[0]) || claims.to_string().contains(&ids[1]));
+    }
+    // Acknowledged: the next poll serves the third, and the object keeps the delivery log.
+    let r = h.scim(Method::Post, &path, Some(json!({"ack": jtis})));
+    let b = r.body_json();
+    assert_eq!(b["sets"].as_object().unwrap().len(), 1, "{b}");
+    assert_eq!(b["moreAvailable"], false);
+    let acked = h.rows(
+        "default",
+        "SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'delivered'",
+    );
+    assert_eq!(acked[0]["n"], 2);
+    assert_eq!(
+        h.d1.query("SELECT count(*) AS n FROM webhook_deliveries")[0]["n"],
+        0
+    );
+    // A stream D1 does not have is 404 before any hop; a disabled one is refused.
+    let hops = h.objects.hops.get();
+    let r = h.scim(Method::Post, "/Events/wh_nope", Some(json!({})));
+    assert_eq!(r.status, 404, "{}", text(&r));
+    assert_eq!(h.objects.hops.get(), hops);
+    let r = h.admin(
+        Method::Patch,
+        &format!("/tenants/default/webhooks/{stream}"),
+        Some(json!({"enabled": false})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let r = h.scim(Method::Post, &path, Some(json!({})));
+    assert_eq!(r.status, 403, "{}", text(&r));
+}
+
+/// The deletion policy set through the admin API (D1) reaches the tenant's object with the
+/// next request: the object's DELETE keeps a tombstone there, and `restoreOnCreate` brings
+/// Entra's recreated user back under its id.
+#[test]
+fn the_deletion_policy_reaches_the_object() {
+    let mut h = H::new();
+    let r = h.call(
+        Method::Patch,
+        "/admin/api/tenants/default",
+        ADMIN,
+        Some(json!({"deletion": {"policy": "soft", "days": 3, "restoreOnCreate": true}})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "ada", "externalId": "ext-ada"});
+    let r = h.scim(Method::Post, "/Users", Some(user.clone()));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let r = h.scim(Method::Delete, &format!("/Users/{uid}"), None);
+    assert_eq!(r.status, 204, "{}", text(&r));
+    let kept = h.rows("default", "SELECT id FROM tombstones");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["id"], json!(uid));
+    let r = h.scim(Method::Post, "/Users", Some(user));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.body_json()["id"], json!(uid));
+    assert!(h.rows("default", "SELECT id FROM tombstones").is_empty());
+}

@@ -1,0 +1,261 @@
+//! The Durable Object storage backend (`SCIM_STORAGE = "durable-object"`): one SQLite-backed
+//! object per tenant (`TenantStore`, named by the tenant id), holding that tenant's directory.
+//! The worker authenticates and hands the SCIM request on ([`Objects`], one hop); the object
+//! answers it with the service's own handlers over [`ObjectDb`] (`service::handoff`).
+//!
+//! Each `Db::batch` runs in one `transactionSync`, which workers-rs 0.8.7 does not bind (bound
+//! here): SQL `BEGIN` is refused inside an object, and a failed statement does not undo the
+//! statements before it on its own. A closure that throws rolls the transaction back.
+
+use super::{bind, config, js_sys_now, to_request, to_response, Incoming};
+use crate::proto::error::ScimError;
+use crate::service::ctx::{Ctx, Forward, Forwarded};
+use crate::service::http;
+use crate::store::sql::Stmt;
+use crate::store::{DbError, Row};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::js_sys::{Function, Promise, Uint8Array};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys;
+use worker::{console_error, console_log, durable_object, DurableObject, Env, State};
+
+/// The binding of the `TenantStore` namespace in wrangler.toml.
+pub(super) const BINDING: &str = "TENANT_STORE";
+
+#[wasm_bindgen]
+extern "C" {
+    /// `DurableObjectStorage`, seen through the one method this module needs of it.
+    type SyncStorage;
+
+    /// Runs `f` in a transaction: committed when it returns, rolled back when it throws.
+    #[wasm_bindgen(method, catch, js_name = transactionSync)]
+    fn transaction_sync(this: &SyncStorage, f: &Function) -> Result<JsValue, JsValue>;
+
+    /// A Durable Object stub, for its `fetch` with web_sys's Request.
+    type ObjectStub;
+
+    #[wasm_bindgen(method)]
+    fn fetch(this: &ObjectStub, req: &web_sys::Request) -> Promise;
+}
+
+/// Which backend holds tenants' directories, from the `SCIM_STORAGE` var: `Ok(None)` for D1
+/// (unset, empty or `d1`), the object namespace for `durable-object`. Any other value is an
+/// error: serving from D1 what an operator meant to put in objects would split a directory.
+pub(super) fn backend(env: &Env) -> Result<Option<Objects>, String> {
+    let var = env.var("SCIM_STORAGE").map(|v| v.to_string());
+    match var.as_deref().map(str::trim) {
+        Err(_) | Ok("" | "d1") => Ok(None),
+        Ok("durable-object") => env
+            .durable_object(BINDING)
+            .map(|ns| Some(Objects { ns }))
+            .map_err(|e| format!("SCIM_STORAGE is durable-object but {BINDING} is missing: {e}")),
+        Ok(other) => Err(format!(
+            "SCIM_STORAGE is '{other}'; it must be 'd1' or 'durable-object'"
+        )),
+    }
+}
+
+/// The worker's side of the hop: the namespace of tenants' objects.
+pub(super) struct Objects {
+    ns: worker::ObjectNamespace,
+}
+
+impl Forward for Objects {
+    fn forward<'a>(&'a self, tenant: &'a str, req: http::Request) -> Forwarded<'a> {
+        Box::pin(async move {
+            self.send(tenant, req).await.map_err(|e| {
+                let mut err = ScimError::internal();
+                err.cause = Some(format!("the tenant's durable object failed: {e}"));
+                err
+            })
+        })
+    }
+}
+
+impl Objects {
+    async fn send(&self, tenant: &str, req: http::Request) -> worker::Result<http::Response> {
+        let stub: ObjectStub = self.ns.id_from_name(tenant)?.get_stub()?.into_rpc();
+        // web_sys's Request and Response, not worker's: those convert Cloudflare `cf` options
+        // and stream bodies the hop never uses, which costs wasm size for nothing.
+        let headers = web_sys::Headers::new()?;
+        for (k, v) in &req.headers {
+            headers.append(k, v)?;
+        }
+        let init = web_sys::RequestInit::new();
+        init.set_method(crate::service::route::method_label(req.method));
+        init.set_headers(&headers);
+        if !req.body.is_empty() {
+            init.set_body(&Uint8Array::from(req.body.as_slice()));
+        }
+        let url = format!("{}{}", req.origin, req.path_and_query());
+        let out = web_sys::Request::new_with_str_and_init(&url, &init)?;
+        let resp: web_sys::Response = JsFuture::from(stub.fetch(&out)).await?.dyn_into()?;
+        let mut answer = http::Response::empty(resp.status());
+        answer.headers = worker::Headers(resp.headers()).entries().collect();
+        answer.body = Uint8Array::new(&JsFuture::from(resp.array_buffer()?).await?).to_vec();
+        Ok(answer)
+    }
+}
+
+/// A tenant's directory: the object's own SQLite (the `Db` is `super::D1`, see there).
+pub(super) struct ObjectDb {
+    storage: worker::Storage,
+}
+
+impl ObjectDb {
+    /// Runs `work` in one transaction; its error, or the runtime's, rolls everything back.
+    fn in_transaction<T: 'static>(
+        &self,
+        work: impl FnOnce(&worker::SqlStorage) -> Result<T, DbError> + 'static,
+    ) -> Result<T, DbError> {
+        let sql = self.storage.sql();
+        let out: Rc<RefCell<Option<Result<T, DbError>>>> = Rc::default();
+        let slot = out.clone();
+        let f = Closure::once_into_js(move || -> Result<JsValue, JsValue> {
+            let r = work(&sql);
+            let failed = r.is_err();
+            *slot.borrow_mut() = Some(r);
+            if failed {
+                Err(JsValue::from_str("rolled back"))
+            } else {
+                Ok(JsValue::UNDEFINED)
+            }
+        });
+        let storage: &SyncStorage = self.storage.as_raw().unchecked_ref();
+        let thrown = storage.transaction_sync(f.unchecked_ref()).err();
+        let result = out.borrow_mut().take();
+        match (result, thrown) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), None) => Ok(v),
+            (_, thrown) => Err(DbError::Other(format!(
+                "the transaction did not commit: {thrown:?}"
+            ))),
+        }
+    }
+}
+
+fn exec(sql: &worker::SqlStorage, s: &Stmt) -> Result<Vec<Row>, DbError> {
+    let params: Vec<JsValue> = s.params.iter().map(bind).collect();
+    let cursor = sql
+        .exec_raw(&s.sql, params)
+        .map_err(|e| DbError::from_message(&e.to_string()))?;
+    cursor
+        .to_array::<Row>()
+        .map_err(|e| DbError::Other(e.to_string()))
+}
+
+impl ObjectDb {
+    /// `Db::batch`: every statement in one transaction.
+    pub(super) fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
+        self.in_transaction(move |sql| stmts.iter().map(|s| exec(sql, s)).collect())
+    }
+}
+
+/// Applies the migrations the object has not applied yet, each in its own transaction with
+/// the row recording it (`store::object`).
+fn migrate(db: &ObjectDb) -> Result<(), DbError> {
+    use crate::store::object::{pending, CURRENT_VERSION_SQL, VERSION_TABLE_SQL};
+    let current = db.in_transaction(|sql| {
+        exec(sql, &Stmt::new(VERSION_TABLE_SQL, vec![]))?;
+        let rows = exec(sql, &Stmt::new(CURRENT_VERSION_SQL, vec![]))?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.get("version"))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0) as i64)
+    })?;
+    let now = crate::proto::time::format_millis(js_sys_now());
+    for (file, record) in pending(current, &now) {
+        db.in_transaction(move |sql| {
+            sql.exec(file, None)
+                .map_err(|e| DbError::Other(format!("migration: {e}")))?;
+            exec(sql, &record).map(|_| ())
+        })?;
+    }
+    Ok(())
+}
+
+/// One tenant's directory. Only the worker reaches it (through its binding), with requests
+/// it authenticated.
+#[durable_object(fetch)]
+pub struct TenantStore {
+    state: State,
+    env: Env,
+    /// The schema is current for this instance's lifetime once checked.
+    migrated: Cell<bool>,
+    /// When this instance last dropped provisioning-log events older than the retention.
+    pruned_ms: Cell<i64>,
+}
+
+/// How often a live object prunes its provisioning log (the D1 backend's daily cron).
+const PRUNE_EVERY_MS: i64 = 86_400_000;
+
+impl TenantStore {
+    /// The retention of the daily cron (`LOG_RETENTION_DAYS`), applied by the object itself
+    /// on its first request after it starts and then daily: the cron cannot reach every
+    /// object (one subrequest each, thousands of tenants), and an object that gets no
+    /// requests adds no events. One indexed DELETE (`events_by_time`), outside the request's
+    /// transaction.
+    fn prune(&self, object: &ObjectDb, now: i64) {
+        if now - self.pruned_ms.get() < PRUNE_EVERY_MS {
+            return;
+        }
+        self.pruned_ms.set(now);
+        let raw = self
+            .env
+            .var("LOG_RETENTION_DAYS")
+            .ok()
+            .map(|v| v.to_string());
+        let days = crate::store::events::retention_days(raw.as_deref());
+        if let Err(e) = object.batch(vec![crate::store::events::prune_stmt(now, days)]) {
+            console_error!("tenant object: pruning the provisioning log failed: {e:?}");
+        }
+    }
+}
+
+impl DurableObject for TenantStore {
+    fn new(state: State, env: Env) -> Self {
+        TenantStore {
+            state,
+            env,
+            migrated: Cell::new(false),
+            pruned_ms: Cell::new(0),
+        }
+    }
+
+    async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {
+        let object = ObjectDb {
+            storage: self.state.storage(),
+        };
+        if !self.migrated.get() {
+            if let Err(e) = migrate(&object) {
+                console_error!("tenant object: migrating failed: {e:?}");
+                return to_response(http::Response::error(&ScimError::internal()));
+            }
+            self.migrated.set(true);
+        }
+        self.prune(&object, js_sys_now());
+        let request = match to_request(req).await? {
+            Incoming::Request(r) => r,
+            Incoming::TooLarge => return to_response(super::too_large()),
+        };
+        let d1 = super::D1(super::Sql::Object(object), super::RoundTrips::default());
+        // The worker's own database type (see `super::D1`): one copy of the handlers.
+        let db = crate::store::coalesce::Coalescing::new(
+            &d1,
+            crate::store::coalesce::MAX_STATEMENTS_PER_TRIP,
+        );
+        let config = config(&self.env);
+        let ctx = Ctx::new(&db, &config, js_sys_now());
+        let response = crate::service::handle_handed(&ctx, &request).await;
+        let label = crate::service::route::method_label(request.method);
+        for note in &response.notes {
+            console_log!("{label} {} (tenant object): {note}", request.path);
+        }
+        to_response(response)
+    }
+}
