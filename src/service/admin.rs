@@ -116,8 +116,10 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = req.method;
-    if let (Some(to), ["tenants", t, "Users" | "Groups" | "tolerances" | "events", ..]) =
-        (ctx.forward, segs.as_slice())
+    if let (
+        Some(to),
+        ["tenants", t, "Users" | "Groups" | "tolerances" | "events" | "tombstones", ..],
+    ) = (ctx.forward, segs.as_slice())
     {
         // The tenant's directory (and its log) is in its object.
         let store = tenant_store(ctx, t)?;
@@ -230,8 +232,12 @@ pub async fn handed<D: Db>(
             "this object holds another tenant",
         )),
         // The same handlers as the worker's admin API, over the object's database.
-        ["tenants", _, "Users" | "Groups" | "tolerances" | "events", ..] => {
+        ["tenants", _, "Users" | "Groups" | "tolerances" | "events" | "tombstones", ..] => {
             routed(ctx, req, rest).await
+        }
+        // The store calls of a move, for the worker's side of it (src/service/moving_hop.rs).
+        ["tenants", _, "export" | "import", op] => {
+            crate::service::moving_hop::object(&store, req, op).await
         }
         ["tenants", _, "usage"] if m == Method::Get => {
             let usage = store

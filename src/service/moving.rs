@@ -31,6 +31,7 @@ use crate::proto::time;
 use crate::service::admin_json::{json_response, no_tenant, not_allowed};
 use crate::service::ctx::Ctx;
 use crate::service::http::{Method, Request, Response};
+use crate::service::moving_hop::{self as hop, Dir};
 use crate::store::moving::{self, Chunk, Freeze, ImportState, Key, Spec, SPECS, TENANT};
 use crate::store::{Db, Store};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -55,9 +56,10 @@ pub async fn route<D: Db>(
     req: &Request,
     what: &str,
 ) -> Result<Response> {
+    let dir = Dir::of(ctx);
     match (what, req.method) {
-        ("export", Method::Get) => export(ctx, store, req).await,
-        ("export", Method::Delete) => match store.end_export().await? {
+        ("export", Method::Get) => export(ctx, store, dir, req).await,
+        ("export", Method::Delete) => match hop::end_export(ctx, store, dir).await? {
             true => Ok(json_response(
                 200,
                 &json!({"tenant": store.tenant(), "frozen": false}),
@@ -67,12 +69,12 @@ pub async fn route<D: Db>(
             )),
         },
         ("export", _) => Err(not_allowed("GET, DELETE")),
-        ("import", Method::Post) => import(ctx, store, req).await,
-        ("import", Method::Get) => match store.import_target().await?.import {
+        ("import", Method::Post) => import(ctx, store, dir, req).await,
+        ("import", Method::Get) => match hop::target(ctx, store, dir).await?.import {
             Some(s) => Ok(json_response(200, &state_json(store.tenant(), &s, false))),
             None => Err(ScimError::not_found("no import under way for this tenant")),
         },
-        ("import", Method::Delete) => match store.abort_import(ABORT_BATCH).await? {
+        ("import", Method::Delete) => match hop::abort(ctx, store, dir, ABORT_BATCH).await? {
             Some(left) => Ok(json_response(
                 200,
                 &json!({"tenant": store.tenant(), "remaining": left, "aborted": left == 0}),
@@ -127,17 +129,7 @@ struct Position {
 
 impl Position {
     fn encode(&self) -> String {
-        let key = match &self.k {
-            None => "-".to_string(),
-            Some(Key::Int(i)) => format!("i{i}"),
-            Some(Key::Pair(a, b)) => {
-                format!(
-                    "p{}~{}",
-                    URL_SAFE_NO_PAD.encode(a),
-                    URL_SAFE_NO_PAD.encode(b)
-                )
-            }
-        };
+        let key = encode_key(self.k.as_ref());
         let counts: Vec<String> = self.c.iter().map(i64::to_string).collect();
         format!(
             "{}.{key}.{}.{}.{}.{}.{}",
@@ -159,19 +151,10 @@ impl Position {
     }
 
     fn parse(s: &str) -> Option<Position> {
-        let text =
-            |b: &str| -> Option<String> { String::from_utf8(URL_SAFE_NO_PAD.decode(b).ok()?).ok() };
         let mut parts = s.split('.');
         let mut next = || parts.next();
         let section = next()?.parse().ok()?;
-        let key = match next()? {
-            "-" => None,
-            k if k.starts_with('i') => Some(Key::Int(k.get(1..)?.parse().ok()?)),
-            k => {
-                let (a, b) = k.strip_prefix('p')?.split_once('~')?;
-                Some(Key::Pair(text(a)?, text(b)?))
-            }
-        };
+        let key = parse_key(next()?)?;
         let (u, n) = (next()?.parse().ok()?, next()?.parse().ok()?);
         let c = next()?
             .split(',')
@@ -189,6 +172,36 @@ impl Position {
             cr,
         })
     }
+}
+
+/// A page key as text (`-`, `i<rowid>`, or `p<a>~<b>` in base64url): in the export's
+/// position, and between the worker and a tenant's object (`moving_hop`).
+pub fn encode_key(k: Option<&Key>) -> String {
+    match k {
+        None => "-".to_string(),
+        Some(Key::Int(i)) => format!("i{i}"),
+        Some(Key::Pair(a, b)) => {
+            format!(
+                "p{}~{}",
+                URL_SAFE_NO_PAD.encode(a),
+                URL_SAFE_NO_PAD.encode(b)
+            )
+        }
+    }
+}
+
+/// The inverse of [`encode_key`]; `None` if `k` is not one.
+pub fn parse_key(k: &str) -> Option<Option<Key>> {
+    let text =
+        |b: &str| -> Option<String> { String::from_utf8(URL_SAFE_NO_PAD.decode(b).ok()?).ok() };
+    Some(match k {
+        "-" => None,
+        k if k.starts_with('i') => Some(Key::Int(k.get(1..)?.parse().ok()?)),
+        k => {
+            let (a, b) = k.strip_prefix('p')?.split_once('~')?;
+            Some(Key::Pair(text(a)?, text(b)?))
+        }
+    })
 }
 
 /// An export page under construction.
@@ -220,7 +233,12 @@ fn kinds_json(counts: impl Iterator<Item = (&'static str, i64)>) -> Map<String, 
     m
 }
 
-async fn export<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, req: &Request) -> Result<Response> {
+async fn export<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    dir: Dir<'_>,
+    req: &Request,
+) -> Result<Response> {
     let limit = match req.query_param("limit") {
         None => DEFAULT_PAGE,
         Some(l) => l
@@ -250,7 +268,7 @@ async fn export<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, req: &Request) ->
                 body: String::new(),
             }
         }
-        None => first_page(ctx, store, credentials).await?,
+        None => first_page(ctx, store, dir, credentials).await?,
     };
     let mut budget = limit;
     while budget > 0 {
@@ -261,22 +279,31 @@ async fn export<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, req: &Request) ->
             page.pos.s += 1;
             continue;
         }
-        let rows = store
-            .export_page(spec, page.pos.k.as_ref(), page.pos.u, budget)
-            .await?
-            .ok_or_else(|| {
-                ScimError::new(
-                    409,
-                    None,
-                    "the tenant is no longer frozen for this export (it was ended, or the \
+        let (lines, last) = hop::page(
+            ctx,
+            store,
+            dir,
+            page.pos.s,
+            page.pos.k.as_ref(),
+            page.pos.u,
+            budget,
+        )
+        .await?
+        .ok_or_else(|| {
+            ScimError::new(
+                409,
+                None,
+                "the tenant is no longer frozen for this export (it was ended, or the \
                      tenant is importing): start the export again",
-                )
-            })?;
-        let full = rows.len() as i64 >= budget;
-        budget -= rows.len() as i64;
-        for (key, line) in rows {
-            page.push(&line, Some(page.pos.s));
-            page.pos.k = Some(key);
+            )
+        })?;
+        let full = lines.len() as i64 >= budget;
+        budget -= lines.len() as i64;
+        for line in &lines {
+            page.push(line, Some(page.pos.s));
+        }
+        if last.is_some() {
+            page.pos.k = last;
         }
         if !full {
             page.pos.s += 1;
@@ -307,9 +334,10 @@ async fn export<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, req: &Request) ->
 async fn first_page<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
+    dir: Dir<'_>,
     credentials: bool,
 ) -> Result<Page> {
-    let snap = match store.freeze_for_export(credentials).await? {
+    let snap = match hop::freeze(ctx, store, dir, credentials).await? {
         Freeze::Frozen(s) => s,
         Freeze::NoTenant => return Err(no_tenant(store)),
         Freeze::Importing => {
@@ -605,7 +633,12 @@ fn verify_trailer(
     Ok(())
 }
 
-async fn import<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, req: &Request) -> Result<Response> {
+async fn import<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    dir: Dir<'_>,
+    req: &Request,
+) -> Result<Response> {
     let first = req
         .query_param("line")
         .and_then(|l| l.parse::<i64>().ok())
@@ -618,7 +651,7 @@ async fn import<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, req: &Request) ->
     for (i, text) in raw.iter().enumerate() {
         lines.push((*text, parse_line(text, first + i as i64)?));
     }
-    let target = store.import_target().await?;
+    let target = hop::target(ctx, store, dir).await?;
     let (from, state) = match (first, target.import) {
         (0, None) if target.has_data => {
             return Err(ScimError::new(
@@ -662,7 +695,7 @@ async fn import<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, req: &Request) ->
         }
     };
     let chunk = plan(state, from, &lines)?;
-    if !store.apply_chunk(&chunk).await? {
+    if !hop::apply(ctx, store, dir, &chunk).await? {
         return Err(ScimError::new(
             409,
             None,

@@ -40,11 +40,40 @@ pub enum Order {
     Pair(&'static str, &'static str),
 }
 
+/// Where a kind of record lives when tenants' directories are in Durable Objects
+/// (`SCIM_STORAGE = "durable-object"`): the control plane stays in D1, the directory and its
+/// log are in the tenant's object. With `d1` both are in D1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    Control,
+    Directory,
+}
+
+/// Which kinds of record one database holds for a tenant, and so reads, counts, checks for
+/// emptiness and writes in a move: all of them (D1 with `d1`), or one plane (D1 and the
+/// tenant's object with `durable-object`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    All,
+    Only(Plane),
+}
+
+impl Holds {
+    pub fn holds(self, spec: &Spec) -> bool {
+        match self {
+            Holds::All => true,
+            Holds::Only(p) => spec.plane == p,
+        }
+    }
+}
+
 /// One kind of record: the table it comes from and goes to, and its columns.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
     /// The record's `record` member.
     pub record: &'static str,
+    /// Where it lives with `durable-object`.
+    pub plane: Plane,
     table: &'static str,
     columns: &'static [(&'static str, Col)],
     order: Order,
@@ -55,10 +84,12 @@ pub struct Spec {
 }
 
 use Col::{Int, OptInt, OptText, Text};
+use Plane::{Control, Directory};
 
 /// The tenant's own settings (one record, applied to the target tenant's row).
 pub const TENANT: Spec = Spec {
     record: "tenant",
+    plane: Control,
     table: "tenants",
     columns: &[
         ("name", Text),
@@ -76,9 +107,10 @@ pub const TENANT: Spec = Spec {
 };
 
 /// Every kind of record after the tenant's, in export (and foreign-key) order.
-pub const SPECS: [Spec; 9] = [
+pub const SPECS: [Spec; 11] = [
     Spec {
         record: "schema",
+        plane: Control,
         table: "tenant_schemas",
         columns: &[
             ("id", Text),
@@ -94,6 +126,7 @@ pub const SPECS: [Spec; 9] = [
     },
     Spec {
         record: "entitlement",
+        plane: Control,
         table: "entitlement_values",
         columns: &[
             ("kind", Text),
@@ -110,6 +143,7 @@ pub const SPECS: [Spec; 9] = [
     },
     Spec {
         record: "tolerance",
+        plane: Directory,
         table: "tolerance_counts",
         columns: &[("name", Text), ("count", Int), ("last_seen", Text)],
         order: Order::Pair("name", "name"),
@@ -118,6 +152,7 @@ pub const SPECS: [Spec; 9] = [
     },
     Spec {
         record: "resource",
+        plane: Directory,
         table: "resources",
         columns: &[
             ("id", Text),
@@ -133,6 +168,7 @@ pub const SPECS: [Spec; 9] = [
     },
     Spec {
         record: "unique",
+        plane: Directory,
         table: "unique_values",
         columns: &[("attr", Text), ("value", Text), ("resource_id", Text)],
         order: Order::Rowid("rowid"),
@@ -141,7 +177,36 @@ pub const SPECS: [Spec; 9] = [
     },
     Spec {
         record: "member",
+        plane: Directory,
         table: "members",
+        columns: &[("group_id", Text), ("member_id", Text)],
+        order: Order::Pair("group_id", "member_id"),
+        filter: "",
+        derived: &[],
+    },
+    // The soft deletion policy's tombstones (migration 0025) and the memberships they had:
+    // the tenant's data, restorable on the target as on the source.
+    Spec {
+        record: "tombstone",
+        plane: Directory,
+        table: "tombstones",
+        columns: &[
+            ("id", Text),
+            ("type", Text),
+            ("data", Text),
+            ("created", Text),
+            ("modified", Text),
+            ("version", Int),
+            ("deleted", Text),
+        ],
+        order: Order::Rowid("rowid"),
+        filter: "",
+        derived: &[],
+    },
+    Spec {
+        record: "tombstone_member",
+        plane: Directory,
+        table: "tombstone_members",
         columns: &[("group_id", Text), ("member_id", Text)],
         order: Order::Pair("group_id", "member_id"),
         filter: "",
@@ -149,6 +214,7 @@ pub const SPECS: [Spec; 9] = [
     },
     Spec {
         record: "event",
+        plane: Directory,
         table: "events",
         columns: &[
             ("time", Text),
@@ -176,6 +242,7 @@ pub const SPECS: [Spec; 9] = [
     // every imported event, so the history is not delivered a second time.
     Spec {
         record: "webhook",
+        plane: Control,
         table: "webhooks",
         columns: &[
             ("id", Text),
@@ -204,6 +271,7 @@ pub const SPECS: [Spec; 9] = [
     // stored). Access tokens are short-lived and re-obtained with the client's secret.
     Spec {
         record: "credential",
+        plane: Control,
         table: "credentials",
         columns: &[
             ("id", Text),
@@ -449,8 +517,9 @@ pub enum Freeze {
 
 impl<D: Db> Store<'_, D> {
     /// Freezes the tenant's directory for an export and counts, in the same transaction,
-    /// what the export will hold. Freezing again (a restarted export) is harmless.
-    pub async fn freeze_for_export(&self, with_credentials: bool) -> Result<Freeze> {
+    /// what the export will hold of the kinds this database `holds` (0 for the others).
+    /// Freezing again (a restarted export) is harmless.
+    pub async fn freeze_for_export(&self, with_credentials: bool, holds: Holds) -> Result<Freeze> {
         let t = self.tenant();
         let mut stmts = vec![
             Stmt::new(
@@ -495,7 +564,7 @@ impl<D: Db> Store<'_, D> {
                 None => 0,
             };
             // Every event counted has `seq <= until`: both were read in the freezing transaction.
-            let n = if s.record == "credential" && !with_credentials {
+            let n = if !holds.holds(s) || (s.record == "credential" && !with_credentials) {
                 0
             } else {
                 n
@@ -565,19 +634,19 @@ impl<D: Db> Store<'_, D> {
     }
 }
 
-/// `NOT EXISTS` over every table a tenant's data lives in: the tenant holds nothing.
-fn empty_sql() -> String {
-    let mut tables: Vec<&str> = SPECS.iter().map(|s| s.table).collect();
-    tables.push("members");
-    tables
+/// `NOT EXISTS` over every table of `holds` a tenant's data lives in: the tenant holds
+/// nothing there. (The object's copy of the declarations is not its data: D1's is.)
+fn empty_sql(holds: Holds) -> String {
+    SPECS
         .iter()
-        .map(|t| format!("NOT EXISTS (SELECT 1 FROM {t} WHERE tenant = ?)"))
+        .filter(|s| holds.holds(s))
+        .map(|s| format!("NOT EXISTS (SELECT 1 FROM {} WHERE tenant = ?)", s.table))
         .collect::<Vec<_>>()
         .join(" AND ")
 }
 
-fn empty_params(tenant: &str) -> Vec<SqlValue> {
-    vec![tenant.into(); SPECS.len() + 1]
+fn empty_params(tenant: &str, holds: Holds) -> Vec<SqlValue> {
+    vec![tenant.into(); SPECS.iter().filter(|s| holds.holds(s)).count()]
 }
 
 /// Columns of `tenant_imports`, in the order [`state_params`] binds them.
@@ -596,10 +665,10 @@ fn state_params(s: &ImportState) -> Vec<SqlValue> {
 
 impl<D: Db> Store<'_, D> {
     /// The target of an import: whether the tenant exists, holds data, or is importing.
-    pub async fn import_target(&self) -> Result<Target> {
+    pub async fn import_target(&self, holds: Holds) -> Result<Target> {
         let t = self.tenant();
         let mut params: Vec<SqlValue> = vec![t.into()];
-        params.extend(empty_params(t));
+        params.extend(empty_params(t, holds));
         let res = self
             .db
             .batch(vec![
@@ -607,7 +676,7 @@ impl<D: Db> Store<'_, D> {
                     format!(
                         "SELECT (SELECT count(*) FROM tenants WHERE id = ?) AS present, \
                          NOT ({}) AS has_data",
-                        empty_sql()
+                        empty_sql(holds)
                     ),
                     params,
                 ),
@@ -628,14 +697,15 @@ impl<D: Db> Store<'_, D> {
 
     /// Applies one chunk of an import in one transaction: all of it, or nothing (`false`: the
     /// import is no longer where `chunk.from` says: another chunk applied meanwhile, or the
-    /// target stopped being empty).
-    pub async fn apply_chunk(&self, chunk: &Chunk) -> Result<bool> {
+    /// target stopped being empty). Only the records of the kinds this database `holds` are
+    /// written; the position and the tenant's settings always are.
+    pub async fn apply_chunk(&self, chunk: &Chunk, holds: Holds) -> Result<bool> {
         let t = self.tenant();
         let guard = Guard {
             tenant: t.to_string(),
             token: chunk.to.token,
         };
-        let mut stmts = self.position_stmts(chunk, &guard);
+        let mut stmts = self.position_stmts(chunk, &guard, holds);
         if let Some(line) = &chunk.tenant_line {
             let mut sets = Vec::new();
             for (name, _) in TENANT.columns {
@@ -654,7 +724,7 @@ impl<D: Db> Store<'_, D> {
             ));
         }
         for (i, array) in &chunk.records {
-            if let Some(spec) = SPECS.get(*i) {
+            if let Some(spec) = SPECS.get(*i).filter(|s| holds.holds(s)) {
                 stmts.push(spec.insert_stmt(t, array.clone(), &guard));
             }
         }
@@ -681,7 +751,7 @@ impl<D: Db> Store<'_, D> {
 
     /// The statements that move the import from `chunk.from` to `chunk.to` (or start it),
     /// leaving `writing` set for the chunk's inserts.
-    fn position_stmts(&self, chunk: &Chunk, guard: &Guard) -> Vec<Stmt> {
+    fn position_stmts(&self, chunk: &Chunk, guard: &Guard, holds: Holds) -> Vec<Stmt> {
         let t = self.tenant();
         let to = &chunk.to;
         match &chunk.from {
@@ -689,7 +759,7 @@ impl<D: Db> Store<'_, D> {
                 let mut params: Vec<SqlValue> = vec![t.into()];
                 params.extend(state_params(to));
                 params.push(t.into());
-                params.extend(empty_params(t));
+                params.extend(empty_params(t, holds));
                 let mut moving = vec![t.into()];
                 moving.extend(guard.params());
                 vec![
@@ -703,7 +773,7 @@ impl<D: Db> Store<'_, D> {
                             "INSERT INTO tenant_imports (tenant, {STATE_COLUMNS}, writing) \
                              SELECT ?, ?, ?, ?, ?, ?, ?, 1 WHERE NOT EXISTS \
                              (SELECT 1 FROM tenant_imports WHERE tenant = ?) AND {}",
-                            empty_sql()
+                            empty_sql(holds)
                         ),
                         params,
                     ),
@@ -749,7 +819,8 @@ impl<D: Db> Store<'_, D> {
     /// Undoes an import under way, `limit` resources and events at a time (a 100k-user
     /// tenant takes several calls, each well inside a request's limits). Answers what is
     /// left; at 0 the tenant is empty and no longer importing. `None`: no import under way.
-    pub async fn abort_import(&self, limit: i64) -> Result<Option<i64>> {
+    /// Only the tables of the kinds this database `holds` are emptied.
+    pub async fn abort_import(&self, limit: i64, holds: Holds) -> Result<Option<i64>> {
         let t = self.tenant();
         let gate = "EXISTS (SELECT 1 FROM tenant_imports WHERE tenant = ? AND writing = 1)";
         let left = "(SELECT count(*) FROM resources WHERE tenant = ?) + \
@@ -776,7 +847,7 @@ impl<D: Db> Store<'_, D> {
         ];
         for s in SPECS
             .iter()
-            .filter(|s| !matches!(s.table, "resources" | "events"))
+            .filter(|s| holds.holds(s) && !matches!(s.table, "resources" | "events"))
         {
             stmts.push(Stmt::new(
                 format!("DELETE FROM {} WHERE tenant = ? AND {gate}", s.table),
