@@ -12,7 +12,9 @@
 //! most: each chunk is written to D1 first, then to the object, so the declarations reach
 //! D1 (and, through the hop's digest check, the object) before any resource that needs
 //! them. A chunk resent after D1 took it and the object did not is recognised by D1's
-//! position (already at the chunk's end, or finished) and not written to D1 twice.
+//! position (already at the chunk's end) and not written to D1 twice. D1's import ends
+//! after the object's (the object verified the trailer); if that last step is lost, the
+//! next look at the import ends it ([`target`]).
 
 use crate::proto::error::{Result, ScimError};
 use crate::service::admin_json::json_response;
@@ -233,6 +235,15 @@ pub async fn target<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, dir: Dir<'_>)
         return Ok(here);
     };
     let there = object_target(ctx, to, store, here.exists).await?;
+    if there.import.is_none() && there.has_data && here.import.is_some() {
+        // The object finished the import; D1 did not hear of it.
+        store.finish_import().await?;
+        return Ok(Target {
+            exists: true,
+            has_data: true,
+            import: None,
+        });
+    }
     Ok(Target {
         exists: here.exists,
         // D1's records of an import under way are the import's own.
@@ -259,13 +270,13 @@ pub async fn apply<D: Db>(
         // Taken already by D1 (a resent chunk): only the object's part is left.
         Some(s) if s.lines == chunk.to.lines => None,
         None if first == 0 => Some(None),
-        // D1 finished the import with this chunk, the object did not.
-        None if chunk.finish => None,
         _ => return Ok(false),
     };
     if let Some(from) = d1_from {
+        // D1 finishes after the object, which is the import's position.
         let mine = Chunk {
             from,
+            finish: false,
             ..chunk.clone()
         };
         if !store.apply_chunk(&mine, dir.local()).await? {
@@ -281,7 +292,11 @@ pub async fn apply<D: Db>(
         Some(chunk_json(chunk)),
     )
     .await?;
-    Ok(at(&resp.body_json(), "applied") == &json!(true))
+    let applied = at(&resp.body_json(), "applied") == &json!(true);
+    if applied && chunk.finish {
+        store.finish_import().await?;
+    }
+    Ok(applied)
 }
 
 fn chunk_json(c: &Chunk) -> Value {

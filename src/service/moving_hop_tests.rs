@@ -384,3 +384,72 @@ fn an_import_into_an_object_tenant_refuses_a_bad_chunk_resumes_and_aborts() {
     assert_eq!(import_all(&mut objects, &file, 1000)["done"], true);
     assert_eq!(n(obj.query("SELECT count(*) AS n FROM resources")), 10);
 }
+
+#[test]
+fn a_chunk_the_object_lost_is_resent_and_d1_catches_up_when_its_last_step_was_lost() {
+    let mut d1 = Server::new(&[], Some(ADMIN));
+    let (token, ids) = populate(&mut d1);
+    let before = views(&mut d1, &token, &ids);
+    let file = export_all(&mut d1, "");
+    let lines: Vec<&str> = file.lines().collect();
+    let mut objects = H::new();
+    let send = |d: &mut H, line: usize, body: String| {
+        let req = Request::new(
+            Method::Post,
+            &format!("/admin/api/tenants/acme/import?line={line}"),
+            "https://scim.test",
+        )
+        .with_header("authorization", &format!("Bearer {ADMIN}"))
+        .with_body(body);
+        d.send(req)
+    };
+    ok(send(&mut objects, 0, lines[..20].join("\n")), 200);
+    // The object loses the chunk (as if its part had failed after D1's committed): D1 is
+    // ahead, the object's position says line 0.
+    objects.objects.dbs.borrow_mut().remove("acme");
+    let status = ok(
+        objects.admin(Method::Get, "/tenants/acme/import", None),
+        404,
+    );
+    assert_eq!(status["error"], "not_found", "{status}");
+    let n = |rows: Vec<crate::store::Row>| rows[0]["n"].as_i64().unwrap();
+    assert_eq!(
+        n(objects.d1.query("SELECT lines AS n FROM tenant_imports")),
+        20
+    );
+    // Sent again: only the object's part is written (D1's role value is not doubled).
+    ok(send(&mut objects, 0, lines[..20].join("\n")), 200);
+    let done = ok(send(&mut objects, 20, lines[20..].join("\n")), 200);
+    assert_eq!(done["done"], true, "{done}");
+    assert_eq!(
+        n(objects
+            .d1
+            .query("SELECT count(*) AS n FROM entitlement_values")),
+        1
+    );
+    assert_eq!(
+        n(objects.d1.query("SELECT count(*) AS n FROM tenant_imports")),
+        0
+    );
+    same(&views(&mut objects, &token, &ids), &before);
+    // D1's last step lost (its import still marked under way): the next look ends it.
+    objects.d1.query(
+        "INSERT INTO tenant_imports (tenant, source, lines, chain, counts, token, started) \
+         VALUES ('acme', 'acme', 1, '', '{}', 1, '')",
+    );
+    objects
+        .d1
+        .query("UPDATE tenants SET moving = 'importing' WHERE id = 'acme'");
+    ok(
+        objects.admin(Method::Get, "/tenants/acme/import", None),
+        404,
+    );
+    assert_eq!(
+        n(objects.d1.query("SELECT count(*) AS n FROM tenant_imports")),
+        0
+    );
+    let moving = objects
+        .d1
+        .query("SELECT moving FROM tenants WHERE id = 'acme'");
+    assert_eq!(moving[0]["moving"], Value::Null);
+}

@@ -20,7 +20,7 @@ const ORIGIN: &str = "https://scim.test";
 /// One database per tenant, created (and migrated) on first use, as objects are.
 #[derive(Default)]
 pub(super) struct Objects {
-    dbs: RefCell<HashMap<String, Rc<SqliteDb>>>,
+    pub(super) dbs: RefCell<HashMap<String, Rc<SqliteDb>>>,
     config: Config,
     now_ms: Cell<i64>,
     hops: Cell<usize>,

@@ -816,6 +816,25 @@ impl<D: Db> Store<'_, D> {
         }
     }
 
+    /// Ends an import whose records are all written (D1's part of an object tenant's import,
+    /// once the object has verified the trailer): SCIM writes are accepted again.
+    pub async fn finish_import(&self) -> Result<()> {
+        let t = self.tenant();
+        self.db
+            .batch(vec![
+                Stmt::new(
+                    "UPDATE tenants SET moving = NULL WHERE id = ? AND moving = 'importing'",
+                    vec![t.into()],
+                ),
+                Stmt::new(
+                    "DELETE FROM tenant_imports WHERE tenant = ?",
+                    vec![t.into()],
+                ),
+            ])
+            .await?;
+        Ok(())
+    }
+
     /// Undoes an import under way, `limit` resources and events at a time (a 100k-user
     /// tenant takes several calls, each well inside a request's limits). Answers what is
     /// left; at 0 the tenant is empty and no longer importing. `None`: no import under way.

@@ -36,8 +36,8 @@ async function cli(w, ...args) {
   return { stdout, stderr };
 }
 
-async function populate(token) {
-  const scim = (method, p, body) => from.request(method, `/t/acme/scim/v2${p}`, { token, body, contentType: "application/scim+json" });
+async function populate(token, w = from) {
+  const scim = (method, p, body) => w.request(method, `/t/acme/scim/v2${p}`, { token, body, contentType: "application/scim+json" });
   const ids = [];
   for (let i = 0; i < 30; i++) {
     const r = await scim("POST", "/Users", {
@@ -162,4 +162,92 @@ test("a damaged export is refused by the CLI's import with nothing stored, and t
   const ok = JSON.parse((await cli(to, "tenant", "import", "beta", file)).stdout);
   assert.equal(ok.done, true);
   assert.equal(await to.count("SELECT count(*) AS n FROM resources WHERE tenant = 'beta'"), 5);
+});
+
+/** An export's records, without its header and trailer (the time it was made, and the
+ * checksum that chains it) and without when each token was last used. */
+function records(file) {
+  const lines = file.trimEnd().split("\n").map((l) => JSON.parse(l));
+  return lines.slice(1, -1).map(({ last_used, ...r }) => r);
+}
+
+test("a tenant moves from a d1 deployment to a durable-object one and back, serving the same bytes", async () => {
+  // Three deployments: the tenant starts on D1, moves into its own Durable Object on the
+  // second (SCIM_STORAGE=durable-object), then to a third on D1 again.
+  const a = await startWorker({ port: 0, adminToken: ADMIN, storage: "d1" });
+  const b = await startWorker({ port: 0, adminToken: ADMIN, storage: "durable-object" });
+  const c = await startWorker({ port: 0, adminToken: ADMIN, storage: "d1" });
+  try {
+    let r = await admin(a, "POST", "/tenants", { id: "acme", name: "Acme" });
+    assert.equal(r.status, 201, r.text);
+    r = await admin(a, "PATCH", "/tenants/acme", { deletion: { policy: "soft", days: 30 } });
+    assert.equal(r.status, 200, r.text);
+    r = await admin(a, "POST", "/tenants/acme/roles", { id: "admin", displayName: "Admin" });
+    assert.equal(r.status, 201, r.text);
+    r = await admin(a, "POST", "/tenants/acme/tokens", { label: "Entra" });
+    const token = r.json.token;
+    const ids = await populate(token, a);
+    const before = await views(a, token, ids);
+    const log = async (w) => (await admin(w, "GET", "/tenants/acme/events?limit=1000&outcome=success")).json.events.map(({ seq, ...e }) => e);
+    const tombstones = async (w) => (await admin(w, "GET", "/tenants/acme/tombstones")).json.tombstones;
+    const beforeLog = await log(a);
+    const beforeTombs = await tombstones(a);
+    assert.equal(beforeTombs.length, 1);
+
+    const dir = mkdtempSync(path.join(tmpdir(), "tenant-move-do-"));
+    const fileA = path.join(dir, "a.ndjson");
+    const expA = (await cli(a, "tenant", "export", "acme", "--limit", "7")).stdout;
+    writeFileSync(fileA, expA);
+    const header = JSON.parse(expA.split("\n")[0]);
+    assert.equal(header.counts.resource, 31);
+    assert.equal(header.counts.tombstone, 1);
+    assert.equal(header.counts.entitlement, 1);
+    assert.equal(header.counts.credential, 1);
+
+    // D1 -> durable-object: the import verifies the trailer's counts and checksum.
+    const impB = JSON.parse((await cli(b, "tenant", "import", "acme", fileA)).stdout);
+    assert.equal(impB.done, true, JSON.stringify(impB));
+    assert.equal(impB.lines, expA.trimEnd().split("\n").length - 1);
+    assert.deepEqual(impB.counts, header.counts);
+    // The directory is in the object; B's D1 holds the tenant's control plane only.
+    assert.equal(await b.count("SELECT count(*) FROM resources"), 0);
+    assert.equal(await b.count("SELECT count(*) FROM events"), 0);
+    assert.equal(await b.count("SELECT count(*) FROM credentials WHERE tenant = 'acme'"), 1);
+    assert.equal((await admin(b, "GET", "/tenants/acme")).json.storage, "durable-object");
+    const onB = await views(b, token, ids);
+    for (let i = 0; i < before.length; i++) {
+      assert.equal(onB[i].text, before[i].text, before[i].p);
+      assert.equal(onB[i].etag, before[i].etag, before[i].p);
+    }
+    assert.deepEqual(await log(b), beforeLog);
+    assert.deepEqual(await tombstones(b), beforeTombs);
+
+    // durable-object -> D1: the object's export is D1's, record for record.
+    const fileB = path.join(dir, "b.ndjson");
+    const expB = (await cli(b, "tenant", "export", "acme", "--limit", "5")).stdout;
+    writeFileSync(fileB, expB);
+    assert.deepEqual(records(expB), records(expA));
+    // Frozen in the object: reads served, writes refused until the export ends.
+    const late = { schemas: [USER_SCHEMA], userName: "late" };
+    let w = await b.request("POST", "/t/acme/scim/v2/Users", { token, body: late });
+    assert.equal(w.status, 503, w.text);
+    const impC = JSON.parse((await cli(c, "tenant", "import", "acme", fileB)).stdout);
+    assert.equal(impC.done, true, JSON.stringify(impC));
+    assert.equal(await c.count("SELECT count(*) FROM resources WHERE tenant = 'acme'"), 31);
+    const onC = await views(c, token, ids);
+    for (let i = 0; i < before.length; i++) {
+      assert.equal(onC[i].text, before[i].text, before[i].p);
+      assert.equal(onC[i].etag, before[i].etag, before[i].p);
+    }
+    assert.deepEqual(await log(c), beforeLog);
+    assert.deepEqual(await tombstones(c), beforeTombs);
+    // The object tenant thaws when its export is ended.
+    await cli(b, "tenant", "export-end", "acme");
+    w = await b.request("POST", "/t/acme/scim/v2/Users", { token, body: late });
+    assert.equal(w.status, 201, w.text);
+  } finally {
+    await a.stop();
+    await b.stop();
+    await c.stop();
+  }
 });
