@@ -208,7 +208,8 @@ test("a tenant moves from a d1 deployment to a durable-object one and back, serv
     const impB = JSON.parse((await cli(b, "tenant", "import", "acme", fileA)).stdout);
     assert.equal(impB.done, true, JSON.stringify(impB));
     assert.equal(impB.lines, expA.trimEnd().split("\n").length - 1);
-    assert.deepEqual(impB.counts, header.counts);
+    // What arrived, per kind (kinds with no record are left out), is what the header said.
+    for (const [kind, n] of Object.entries(header.counts)) assert.equal(impB.counts[kind] ?? 0, n, kind);
     // The directory is in the object; B's D1 holds the tenant's control plane only.
     assert.equal(await b.count("SELECT count(*) FROM resources"), 0);
     assert.equal(await b.count("SELECT count(*) FROM events"), 0);
