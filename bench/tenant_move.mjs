@@ -7,10 +7,18 @@
 // chunk, and the peak memory (VmHWM) of each workerd process; checks the counts and that a
 // sample of GETs is byte-identical.
 //
-//   bash scripts/build.sh && node bench/tenant_move.mjs [--users=100000] [--limit=1000]
-import { createWriteStream, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+// With --via=durable-object the tenant makes two moves: from the seeded D1 deployment into a
+// deployment whose tenants live in Durable Objects (SCIM_STORAGE=durable-object: the import
+// writes the directory into the tenant's object), then from there (the export reads it from
+// the object) into a third deployment on D1; the two files must hold the same records, and
+// the counts and GETs of the last are the first's.
+//
+//   bash scripts/build.sh && node bench/tenant_move.mjs [--users=100000] [--limit=1000] [--via=durable-object]
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { randomBytes } from "node:crypto";
 import { startWorker, USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE } from "../tests/e2e/harness.mjs";
 import { exportTenant, importTenant, CHUNK_BYTES } from "../scripts/tenant_move.mjs";
@@ -18,6 +26,7 @@ import { exportTenant, importTenant, CHUNK_BYTES } from "../scripts/tenant_move.
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")));
 const USERS = Number(args.users ?? 100000);
 const LIMIT = Number(args.limit ?? 1000);
+const VIA = args.via ?? null;
 const ADMIN = `admin-${randomBytes(12).toString("hex")}`;
 const log = (s) => console.error(`[tenant-move] ${s}`);
 
@@ -99,22 +108,14 @@ async function seed(w, token) {
   log(`seeded ${USERS} users, 100 groups, ${USERS + 100} events in ${Date.now() - t0} ms`);
 }
 
-const from = await startWorker({ port: 0, adminToken: ADMIN });
-const to = await startWorker({ port: 0, adminToken: ADMIN });
-try {
-  const admin = (w, method, p, body) => w.request(method, `/admin/api${p}`, { token: ADMIN, body });
-  await admin(from, "POST", "/tenants", { id: "acme" });
-  const token = (await admin(from, "POST", "/tenants/acme/tokens", {})).json.token;
-  await seed(from, token);
-  const idle = workerdPeaks();
-  resetPeaks();
-  log(`workerd resident memory before the move: ${idle.map((p) => `${p.rssMB} MB`).join(", ")} (peaks reset)`);
+/** Exports the tenant from `src` to a file and imports that into `dst`: the figures. */
+async function move(src, dst, label) {
   const file = path.join(mkdtempSync(path.join(tmpdir(), "tenant-move-")), "acme.ndjson");
   const out = createWriteStream(file);
   let largestPage = 0;
   const t0 = Date.now();
   const exp = await exportTenant({
-    base: from.origin,
+    base: src.origin,
     token: ADMIN,
     tenant: "acme",
     limit: LIMIT,
@@ -126,13 +127,46 @@ try {
   await new Promise((ok) => out.end(ok));
   const exportMs = Date.now() - t0;
   const bytes = statSync(file).size;
-  log(`export: ${exp.lines} lines, ${(bytes / 1048576).toFixed(1)} MiB in ${exp.pages} pages, ${exportMs} ms (${Math.round(exportMs / exp.pages)} ms/page; largest page ${(largestPage / 1048576).toFixed(2)} MiB)`);
+  log(`${label} export: ${exp.lines} lines, ${(bytes / 1048576).toFixed(1)} MiB in ${exp.pages} pages, ${exportMs} ms (${Math.round(exportMs / exp.pages)} ms/page; largest page ${(largestPage / 1048576).toFixed(2)} MiB)`);
   const t1 = Date.now();
-  const imp = await importTenant({ base: to.origin, token: ADMIN, tenant: "acme", file });
+  const imp = await importTenant({ base: dst.origin, token: ADMIN, tenant: "acme", file });
   const importMs = Date.now() - t1;
-  log(`import: ${imp.requests} chunks of at most ${CHUNK_BYTES / 1024} KiB, ${importMs} ms (${Math.round(importMs / imp.requests)} ms/chunk), done: ${imp.result?.done}`);
+  if (imp.result?.done !== true) throw new Error(`${label} import did not finish: ${JSON.stringify(imp.result)}`);
+  log(`${label} import: ${imp.requests} chunks of at most ${CHUNK_BYTES / 1024} KiB, ${importMs} ms (${Math.round(importMs / imp.requests)} ms/chunk), done: ${imp.result?.done}`);
+  return { label, file, exportMs, pages: exp.pages, lines: exp.lines, bytes, largestPage, importMs, chunks: imp.requests, seen: imp.result.counts };
+}
+
+/** SHA-256 of an export's records: every line but the header (its time) and the trailer. */
+async function recordsDigest(file) {
+  const h = createHash("sha256");
+  let prev = null;
+  let n = 0;
+  for await (const line of createInterface({ input: createReadStream(file) })) {
+    if (n++ > 1) h.update(prev + "\n");
+    prev = line;
+  }
+  return h.digest("hex");
+}
+
+const from = await startWorker({ port: 0, adminToken: ADMIN, storage: "d1" });
+const mid = VIA ? await startWorker({ port: 0, adminToken: ADMIN, storage: VIA }) : null;
+const to = await startWorker({ port: 0, adminToken: ADMIN, storage: "d1" });
+try {
+  const admin = (w, method, p, body) => w.request(method, `/admin/api${p}`, { token: ADMIN, body });
+  await admin(from, "POST", "/tenants", { id: "acme" });
+  const token = (await admin(from, "POST", "/tenants/acme/tokens", {})).json.token;
+  await seed(from, token);
+  const idle = workerdPeaks();
+  resetPeaks();
+  log(`workerd resident memory before the move: ${idle.map((p) => `${p.rssMB} MB`).join(", ")} (peaks reset)`);
+  const legs = mid ? [await move(from, mid, `d1 -> ${VIA}`), await move(mid, to, `${VIA} -> d1`)] : [await move(from, to, "d1 -> d1")];
   const peaks = workerdPeaks();
-  log(`workerd peak resident memory during the move (VmHWM): ${peaks.map((p) => `${p.hwmMB} MB`).join(", ")}; it holds each worker's local D1 too`);
+  log(`workerd peak resident memory during the move (VmHWM): ${peaks.map((p) => `${p.hwmMB} MB`).join(", ")}; it holds each worker's local D1 (and objects) too`);
+  if (legs.length === 2) {
+    const [a, b] = [await recordsDigest(legs[0].file), await recordsDigest(legs[1].file)];
+    if (a !== b) throw new Error(`the ${VIA} export's records differ from D1's`);
+    log(`both exports hold the same records (sha256 ${a.slice(0, 16)}…, ${legs[0].lines - 1} lines)`);
+  }
   for (const sql of ["SELECT count(*) AS n FROM resources WHERE tenant = 'acme'", "SELECT count(*) AS n FROM members WHERE tenant = 'acme'", "SELECT count(*) AS n FROM events WHERE tenant = 'acme' AND outcome = 'success'"]) {
     const [a, b] = [await from.count(sql), await to.count(sql)];
     if (a !== b) throw new Error(`${sql}: ${a} vs ${b}`);
@@ -140,13 +174,17 @@ try {
   }
   const sample = ["/Users?count=100", "/Users?startIndex=50000&count=10", "/Users?filter=userName%20eq%20%22user099999%40contoso.com%22", "/Groups?count=5"];
   for (const p of sample) {
-    const [a, b] = [await from.request("GET", `/t/acme/scim/v2${p}`, { token }), await to.request("GET", `/t/acme/scim/v2${p}`, { token })];
-    // Each deployment names its own origin (port) in meta.location and $ref.
-    if (a.text.replaceAll(from.origin, "O") !== b.text.replaceAll(to.origin, "O")) throw new Error(`${p} differs after the move`);
+    const got = [];
+    for (const w of [from, mid, to].filter(Boolean)) {
+      // Each deployment names its own origin (port) in meta.location and $ref.
+      got.push((await w.request("GET", `/t/acme/scim/v2${p}`, { token })).text.replaceAll(w.origin, "O"));
+    }
+    if (got.some((t) => t !== got[0])) throw new Error(`${p} differs after the move`);
   }
-  log(`sample GETs byte-identical: ${sample.length}`);
-  console.log(JSON.stringify({ users: USERS, limit: LIMIT, exportMs, pages: exp.pages, lines: exp.lines, bytes, largestPage, importMs, chunks: imp.requests, peaks }));
+  log(`sample GETs byte-identical: ${sample.length} on ${mid ? 3 : 2} deployments`);
+  console.log(JSON.stringify({ users: USERS, limit: LIMIT, via: VIA, legs: legs.map(({ file, ...l }) => l), peaks }));
 } finally {
   await from.stop();
+  await mid?.stop();
   await to.stop();
 }

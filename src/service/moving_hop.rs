@@ -283,15 +283,23 @@ pub async fn apply<D: Db>(
             return Ok(false);
         }
     }
-    let resp = call(
-        ctx,
-        to,
-        store.tenant(),
-        Method::Post,
-        "import/apply",
-        Some(chunk_json(chunk)),
-    )
-    .await?;
+    let body = chunk_body(chunk);
+    if body.len() > crate::service::scim::MAX_BODY_BYTES {
+        return Err(ScimError::new(
+            413,
+            None,
+            "the chunk's records for the tenant's object exceed the 1 MiB a request may carry \
+             there: send smaller chunks (the CLI sends at most 900 KiB)",
+        ));
+    }
+    let path = format!("/admin/api/tenants/{}/import/apply", store.tenant());
+    let req = Request::new(Method::Post, &path, "https://object.invalid").with_body(body);
+    let resp = crate::service::relay::read(ctx, to, store.tenant(), &req).await?;
+    let resp = if resp.status == 200 {
+        resp
+    } else {
+        crate::service::relay::answer(resp).map(|_| Response::empty(200))?
+    };
     let applied = at(&resp.body_json(), "applied") == &json!(true);
     if applied && chunk.finish {
         store.finish_import().await?;
@@ -299,36 +307,48 @@ pub async fn apply<D: Db>(
     Ok(applied)
 }
 
-fn chunk_json(c: &Chunk) -> Value {
-    let records: Vec<Value> = c
+/// The object's part of a chunk as the hop carries it: a line of JSON (the positions, and
+/// which kinds follow), then each kind's records as the JSON array text the chunk holds, one
+/// per line. Not one JSON document: its strings would escape every record's quotes again,
+/// and a chunk near 1 MiB would no longer fit the hop's own 1 MiB request limit. (Records
+/// hold no raw newline: JSON escapes it.) The tenant's settings are not sent: the object's
+/// come from D1 with every hop.
+fn chunk_body(c: &Chunk) -> String {
+    let mine: Vec<&(usize, String)> = c
         .records
         .iter()
         .filter(|(i, _)| SPECS.get(*i).is_some_and(|s| s.plane == Plane::Directory))
-        .map(|(i, text)| json!([i, text]))
         .collect();
-    json!({"from": c.from.as_ref().map(state_json), "to": state_json(&c.to),
-        "tenantLine": c.tenant_line, "records": records, "finish": c.finish})
+    let kinds: Vec<usize> = mine.iter().map(|(i, _)| *i).collect();
+    let meta = json!({"from": c.from.as_ref().map(state_json), "to": state_json(&c.to),
+        "finish": c.finish, "kinds": kinds});
+    let mut body = meta.to_string();
+    for (_, array) in mine {
+        body.push('\n');
+        body.push_str(array);
+    }
+    body
 }
 
-fn chunk_of(v: &Map<String, Value>) -> Option<Chunk> {
-    let records = v
-        .get("records")?
-        .as_array()?
-        .iter()
-        .map(|r| {
-            Some((
-                r.get(0)?.as_u64()? as usize,
-                r.get(1)?.as_str()?.to_string(),
-            ))
-        })
-        .collect::<Option<Vec<_>>>()?;
+fn chunk_of(body: &[u8]) -> Option<Chunk> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut lines = text.split('\n');
+    let v: Value = serde_json::from_str(lines.next()?).ok()?;
+    let kinds = v.get("kinds")?.as_array()?;
+    let mut records = Vec::with_capacity(kinds.len());
+    for k in kinds {
+        records.push((
+            usize::try_from(k.as_u64()?).ok()?,
+            lines.next()?.to_string(),
+        ));
+    }
     Some(Chunk {
         from: match v.get("from")? {
             Value::Null => None,
             s => Some(state_of(s)?),
         },
         to: state_of(v.get("to")?)?,
-        tenant_line: v.get("tenantLine")?.as_str().map(str::to_string),
+        tenant_line: None,
         records,
         finish: v.get("finish")?.as_bool()?,
     })
@@ -386,8 +406,7 @@ pub async fn object<D: Db>(store: &Store<'_, D>, req: &Request, op: &str) -> Res
             json!({"hasData": t.has_data, "import": t.import.as_ref().map(state_json)})
         }
         (Method::Post, "apply") => {
-            let body = crate::service::admin_json::body(req)?;
-            let chunk = chunk_of(&body)
+            let chunk = chunk_of(&req.body)
                 .ok_or_else(|| ScimError::invalid_value("a chunk the worker sent is malformed"))?;
             json!({"applied": store.apply_chunk(&chunk, holds).await?})
         }
