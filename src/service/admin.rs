@@ -214,7 +214,9 @@ pub fn declares(rest: &str) -> bool {
 /// The admin API's reads of a tenant's directory, answered by the tenant's Durable Object
 /// for the worker, which checked the admin token and handed it the path (`relay::read`):
 /// the same handlers over the object's database. Also the object's internal calls: `usage`
-/// (for the tenant view) and `schemas` (D1's declarations, `relay::declare`).
+/// (for the tenant view), `schemas` (D1's declarations, `relay::declare`), and a move's
+/// `export/…` and `import/…` store calls (`moving_hop::object`), which only this path reaches:
+/// the worker's own admin routes know `export` and `import` without a fourth segment.
 pub async fn handed<D: Db>(
     ctx: &Ctx<'_, D>,
     req: &Request,

@@ -269,6 +269,11 @@ fn a_tenant_moves_from_d1_into_its_object_and_back_with_byte_identical_responses
     );
     same(&views(&mut objects, &token, &ids), &before);
 
+    // The object's store calls are reachable only through the hop, not by an admin's request.
+    for path in ["export/freeze", "import/apply", "import/abort"] {
+        let r = objects.admin(Method::Post, &format!("/tenants/acme/{path}"), None);
+        assert_eq!(r.status, 404, "{path}: {}", text(&r));
+    }
     // Out of the object: the same records, in the same order, as D1's export.
     let again = export_all(&mut objects, "limit=4");
     // (But when the token was last used: the reads above used it.)
