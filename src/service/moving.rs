@@ -32,10 +32,9 @@ use crate::service::admin_json::{json_response, no_tenant, not_allowed};
 use crate::service::ctx::Ctx;
 use crate::service::http::{Method, Request, Response};
 use crate::service::moving_hop::{self as hop, Dir};
-use crate::store::moving::{self, Chunk, Freeze, ImportState, Key, Spec, SPECS, TENANT};
+use crate::store::moving::{self, encode_key, parse_key, Chunk, ImportState, Key, Spec, SPECS};
+use crate::store::moving::{Freeze, TENANT};
 use crate::store::{Db, Store};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -172,36 +171,6 @@ impl Position {
             cr,
         })
     }
-}
-
-/// A page key as text (`-`, `i<rowid>`, or `p<a>~<b>` in base64url): in the export's
-/// position, and between the worker and a tenant's object (`moving_hop`).
-pub fn encode_key(k: Option<&Key>) -> String {
-    match k {
-        None => "-".to_string(),
-        Some(Key::Int(i)) => format!("i{i}"),
-        Some(Key::Pair(a, b)) => {
-            format!(
-                "p{}~{}",
-                URL_SAFE_NO_PAD.encode(a),
-                URL_SAFE_NO_PAD.encode(b)
-            )
-        }
-    }
-}
-
-/// The inverse of [`encode_key`]; `None` if `k` is not one.
-pub fn parse_key(k: &str) -> Option<Option<Key>> {
-    let text =
-        |b: &str| -> Option<String> { String::from_utf8(URL_SAFE_NO_PAD.decode(b).ok()?).ok() };
-    Some(match k {
-        "-" => None,
-        k if k.starts_with('i') => Some(Key::Int(k.get(1..)?.parse().ok()?)),
-        k => {
-            let (a, b) = k.strip_prefix('p')?.split_once('~')?;
-            Some(Key::Pair(text(a)?, text(b)?))
-        }
-    })
 }
 
 /// An export page under construction.

@@ -20,6 +20,8 @@
 
 use crate::store::sql::{SqlValue, Stmt};
 use crate::store::{Db, Result, Row, Store, StoreError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use serde_json::{Map, Value};
 
 /// The type a column's value has in a record.
@@ -295,6 +297,36 @@ pub const SPECS: [Spec; 11] = [
 pub enum Key {
     Int(i64),
     Pair(String, String),
+}
+
+/// A page key as text (`-`, `i<rowid>`, or `p<a>~<b>` in base64url): in the export's
+/// position, and between the worker and a tenant's object (`service::moving_hop`).
+pub fn encode_key(k: Option<&Key>) -> String {
+    match k {
+        None => "-".to_string(),
+        Some(Key::Int(i)) => format!("i{i}"),
+        Some(Key::Pair(a, b)) => {
+            format!(
+                "p{}~{}",
+                URL_SAFE_NO_PAD.encode(a),
+                URL_SAFE_NO_PAD.encode(b)
+            )
+        }
+    }
+}
+
+/// The inverse of [`encode_key`]; `None` if `k` is not one.
+pub fn parse_key(k: &str) -> Option<Option<Key>> {
+    let text =
+        |b: &str| -> Option<String> { String::from_utf8(URL_SAFE_NO_PAD.decode(b).ok()?).ok() };
+    Some(match k {
+        "-" => None,
+        k if k.starts_with('i') => Some(Key::Int(k.get(1..)?.parse().ok()?)),
+        k => {
+            let (a, b) = k.strip_prefix('p')?.split_once('~')?;
+            Some(Key::Pair(text(a)?, text(b)?))
+        }
+    })
 }
 
 /// The spec of a record kind, by its `record` name.
