@@ -232,6 +232,8 @@ test("a tenant moves from a d1 deployment to a durable-object one and back, serv
     const late = { schemas: [USER_SCHEMA], userName: "late" };
     let w = await b.request("POST", "/t/acme/scim/v2/Users", { token, body: late });
     assert.equal(w.status, 503, w.text);
+    assert.equal(w.headers.get("retry-after"), "60");
+    assert.equal((await b.request("GET", `/t/acme/scim/v2/Users/${ids[0]}`, { token })).status, 200);
     const impC = JSON.parse((await cli(c, "tenant", "import", "acme", fileB)).stdout);
     assert.equal(impC.done, true, JSON.stringify(impC));
     assert.equal(await c.count("SELECT count(*) FROM resources WHERE tenant = 'acme'"), 31);
