@@ -121,7 +121,7 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
         ["tenants", t, "Users" | "Groups" | "tolerances" | "events" | "tombstones", ..],
     ) = (ctx.forward, segs.as_slice())
     {
-        // The tenant's directory (and its log) is in its object.
+        // The tenant's directory (its log and its tombstones too) is in its object.
         let store = tenant_store(ctx, t)?;
         return crate::service::relay::read(ctx, to, store.tenant(), req).await;
     }
@@ -211,12 +211,13 @@ pub fn declares(rest: &str) -> bool {
     matches!(segments.as_slice(), [a, _, b] if a.as_str() == "tenants" && b.as_str() == "schemas")
 }
 
-/// The admin API's reads of a tenant's directory, answered by the tenant's Durable Object
-/// for the worker, which checked the admin token and handed it the path (`relay::read`):
-/// the same handlers over the object's database. Also the object's internal calls: `usage`
-/// (for the tenant view), `schemas` (D1's declarations, `relay::declare`), and a move's
-/// `export/…` and `import/…` store calls (`moving_hop::object`), which only this path reaches:
-/// the worker's own admin routes know `export` and `import` without a fourth segment.
+/// The admin API's reads of a tenant's directory, and its tombstones' restores, answered by
+/// the tenant's Durable Object for the worker, which checked the admin token and handed it
+/// the path (`relay::read`): the same handlers over the object's database. Also the object's
+/// internal calls: `usage` (for the tenant view), `schemas` (D1's declarations,
+/// `relay::declare`), and a move's `export/…` and `import/…` store calls
+/// (`moving_hop::object`), which only this path reaches: the worker's own admin routes know
+/// `export` and `import` without a fourth segment.
 pub async fn handed<D: Db>(
     ctx: &Ctx<'_, D>,
     req: &Request,

@@ -189,6 +189,8 @@ pub struct TenantStore {
     migrated: Cell<bool>,
     /// When this instance last dropped provisioning-log events older than the retention.
     pruned_ms: Cell<i64>,
+    /// When this instance last purged tombstones past the tenant's days.
+    purged_ms: Cell<i64>,
 }
 
 /// How often a live object prunes its provisioning log (the D1 backend's daily cron).
@@ -215,6 +217,24 @@ impl TenantStore {
             console_error!("tenant object: pruning the provisioning log failed: {e:?}");
         }
     }
+
+    /// The daily purge of tombstones (`relay::purge`), on the same schedule as [`Self::prune`]
+    /// but with the request: the policy it uses is the one the worker sent with it. An object
+    /// that gets no requests keeps its tombstones until its next one (see docs/DEPLOY.md).
+    async fn purge<D: crate::store::Db>(&self, ctx: &Ctx<'_, D>, req: &http::Request) {
+        if ctx.now_ms - self.purged_ms.get() < PRUNE_EVERY_MS {
+            return;
+        }
+        match crate::service::relay::purge(ctx, req).await {
+            Ok(true) => self.purged_ms.set(ctx.now_ms),
+            Ok(false) => {}
+            Err(e) => {
+                // Tried again tomorrow, as the cron's purge is.
+                self.purged_ms.set(ctx.now_ms);
+                console_error!("tenant object: purging tombstones failed: {e:?}");
+            }
+        }
+    }
 }
 
 impl DurableObject for TenantStore {
@@ -224,6 +244,7 @@ impl DurableObject for TenantStore {
             env,
             migrated: Cell::new(false),
             pruned_ms: Cell::new(0),
+            purged_ms: Cell::new(0),
         }
     }
 
@@ -251,6 +272,7 @@ impl DurableObject for TenantStore {
         );
         let config = config(&self.env);
         let ctx = Ctx::new(&db, &config, js_sys_now());
+        self.purge(&ctx, &request).await;
         let response = crate::service::handle_handed(&ctx, &request).await;
         let label = crate::service::route::method_label(request.method);
         for note in &response.notes {
