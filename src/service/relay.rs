@@ -280,7 +280,7 @@ pub async fn read_json<D: Db>(
 }
 
 /// The JSON of an object's answer to an internal call, or its error.
-fn answer(resp: Response) -> Result<Value> {
+pub fn answer(resp: Response) -> Result<Value> {
     let body = resp.body_json();
     if resp.status == 200 {
         return Ok(body);
