@@ -238,6 +238,8 @@ pub struct TenantStore {
     pruned_ms: Cell<i64>,
     /// When this instance last purged tombstones past the tenant's days.
     purged_ms: Cell<i64>,
+    /// The settings this instance last mirrored into its tenant row (`relay::adopt`).
+    adopted: crate::service::relay::Adopted,
 }
 
 /// How often a live object prunes its provisioning log (the D1 backend's daily cron).
@@ -292,6 +294,7 @@ impl DurableObject for TenantStore {
             migrated: Cell::new(false),
             pruned_ms: Cell::new(0),
             purged_ms: Cell::new(0),
+            adopted: crate::service::relay::Adopted::default(),
         }
     }
 
@@ -318,7 +321,10 @@ impl DurableObject for TenantStore {
             crate::store::coalesce::MAX_STATEMENTS_PER_TRIP,
         );
         let config = config(&self.env);
-        let ctx = Ctx::new(&db, &config, js_sys_now());
+        let ctx = Ctx {
+            adopted: Some(&self.adopted),
+            ..Ctx::new(&db, &config, js_sys_now())
+        };
         self.purge(&ctx, &request).await;
         let mut response = crate::service::handle_handed(&ctx, &request).await;
         if super::debug_timing(&self.env) {
