@@ -240,6 +240,10 @@ pub struct TenantStore {
     purged_ms: Cell<i64>,
     /// The settings this instance last mirrored into its tenant row (`relay::adopt`).
     adopted: crate::service::relay::Adopted,
+    /// The deployment's settings and whether `SCIM_DEBUG_TIMING` is on, read from `env`
+    /// once: they are fixed for an instance's lifetime (a deployment starts new instances),
+    /// and reading a dozen vars and secrets cost every request a dozen crossings into JS.
+    settings: std::cell::OnceCell<(crate::service::ctx::Config, bool)>,
 }
 
 /// How often a live object prunes its provisioning log (the D1 backend's daily cron).
@@ -295,6 +299,7 @@ impl DurableObject for TenantStore {
             pruned_ms: Cell::new(0),
             purged_ms: Cell::new(0),
             adopted: crate::service::relay::Adopted::default(),
+            settings: std::cell::OnceCell::new(),
         }
     }
 
@@ -320,14 +325,16 @@ impl DurableObject for TenantStore {
             &d1,
             crate::store::coalesce::MAX_STATEMENTS_PER_TRIP,
         );
-        let config = config(&self.env);
+        let (config, timing) = self
+            .settings
+            .get_or_init(|| (config(&self.env), super::debug_timing(&self.env)));
         let ctx = Ctx {
             adopted: Some(&self.adopted),
-            ..Ctx::new(&db, &config, js_sys_now())
+            ..Ctx::new(&db, config, js_sys_now())
         };
         self.purge(&ctx, &request).await;
         let mut response = crate::service::handle_handed(&ctx, &request).await;
-        if super::debug_timing(&self.env) {
+        if *timing {
             response = response.with_header("server-timing", d1.1.object_timing());
         }
         let label = crate::service::route::method_label(request.method);
