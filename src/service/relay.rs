@@ -352,7 +352,8 @@ pub fn declaration_of(v: &Value) -> Option<Declaration> {
 /// The object's side, before the handlers run: makes the object's tenant row say what the
 /// worker read from D1 and caches the profile to validate with (the object's own copy of the
 /// declarations). `false`: that copy is not the one the worker named (and `check` is set):
-/// nothing may run until the worker sends the current one.
+/// nothing may run until the worker sends the current one. Costs no transaction when this
+/// instance already wrote the same settings ([`Adopted`]).
 pub async fn adopt<D: Db>(ctx: &Ctx<'_, D>, h: &Relayed, check: bool) -> Result<bool> {
     let tenant = h.principal.tenant.as_str();
     let settings = Mirrored::of(h);
