@@ -11,6 +11,7 @@ use super::{bind, config, js_sys_now, to_request, to_response, Incoming};
 use crate::proto::error::ScimError;
 use crate::service::ctx::{Ctx, Forward, Forwarded};
 use crate::service::http;
+use crate::service::webhooks::deliver;
 use crate::store::sql::Stmt;
 use crate::store::{DbError, Row};
 use std::cell::{Cell, RefCell};
@@ -181,7 +182,15 @@ fn migrate(db: &ObjectDb) -> Result<(), DbError> {
 
 /// One tenant's directory. Only the worker reaches it (through its binding), with requests
 /// it authenticated.
-#[durable_object(fetch)]
+///
+/// Its webhook outbox: the events rows a write commits here are sent to the `WEBHOOKS` queue
+/// by the object's alarm (`service::webhooks::deliver::sweep_object`), which every write
+/// arms before it runs. The alarm is storage like the rows: set in the same output-gated
+/// flush as the write, it exists whenever the write does, and alarms run at least once, so a
+/// crash between commit and enqueue delays events and never loses them. The request pays no
+/// extra hop (setting the alarm is the object's own storage); the sweep runs after the
+/// response, and a failed one arms the alarm again.
+#[durable_object(alarm)]
 pub struct TenantStore {
     state: State,
     env: Env,
@@ -199,21 +208,22 @@ impl DurableObject for TenantStore {
     }
 
     async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {
-        let object = ObjectDb {
-            storage: self.state.storage(),
+        let Some(object) = self.database() else {
+            return to_response(http::Response::error(&ScimError::internal()));
         };
-        if !self.migrated.get() {
-            if let Err(e) = migrate(&object) {
-                console_error!("tenant object: migrating failed: {e:?}");
-                return to_response(http::Response::error(&ScimError::internal()));
-            }
-            self.migrated.set(true);
-        }
         let request = match to_request(req).await? {
             Incoming::Request(r) => r,
             Incoming::TooLarge => return to_response(super::too_large()),
         };
         let d1 = super::D1(super::Sql::Object(object), super::RoundTrips::default());
+        if request.path == deliver::CHANGE_PATH {
+            // The queue consumer reading what a delivery sends (not a client's request).
+            return to_response(deliver::serve_change(&d1, &request).await);
+        }
+        if super::scim_write(&request) {
+            // Before the write, so the alarm is committed whenever the write is.
+            self.state.storage().set_alarm(0).await?;
+        }
         // The worker's own database type (see `super::D1`): one copy of the handlers.
         let db = crate::store::coalesce::Coalescing::new(
             &d1,
@@ -227,5 +237,45 @@ impl DurableObject for TenantStore {
             console_log!("{label} {} (tenant object): {note}", request.path);
         }
         to_response(response)
+    }
+
+    async fn alarm(&self) -> worker::Result<worker::Response> {
+        let Some(object) = self.database() else {
+            self.state.storage().set_alarm(RETRY_MS).await?;
+            return worker::Response::empty();
+        };
+        let d1 = super::D1(super::Sql::Object(object), super::RoundTrips::default());
+        match super::webhooks::sweep_object(&d1, &self.env).await {
+            Ok(0) => {}
+            // Once more: a burst may have left more than one run sends.
+            Ok(_) => self.state.storage().set_alarm(0).await?,
+            Err(e) => {
+                console_error!("tenant object: webhook sweep failed (again in a minute): {e}");
+                self.state.storage().set_alarm(RETRY_MS).await?;
+            }
+        }
+        worker::Response::empty()
+    }
+}
+
+/// How long a failed webhook sweep waits before the alarm tries again (the D1 backend's cron
+/// sweeps every minute too). Not the runtime's alarm retries: those stop after six.
+const RETRY_MS: i64 = 60_000;
+
+impl TenantStore {
+    /// The object's database, migrated on first use in this instance; `None` (logged) if
+    /// migrating failed.
+    fn database(&self) -> Option<ObjectDb> {
+        let object = ObjectDb {
+            storage: self.state.storage(),
+        };
+        if !self.migrated.get() {
+            if let Err(e) = migrate(&object) {
+                console_error!("tenant object: migrating failed: {e:?}");
+                return None;
+            }
+            self.migrated.set(true);
+        }
+        Some(object)
     }
 }

@@ -431,7 +431,10 @@ async fn fetch(
             response.status
         );
     }
-    if starts_webhooks(&request, &response) {
+    // A tenant's object sweeps its own events (its alarm); D1's sweep is for D1's events and
+    // for redeliveries.
+    let directory_write = objects.is_some() && scim_write(&request);
+    if starts_webhooks(&request, &response) && !directory_write {
         // After the response: the write is committed; its events go to the queue now, and
         // the cron's sweep catches whatever this misses.
         worker_ctx.wait_until(async move { webhooks::sweep(&env, "after a write").await });
@@ -442,12 +445,16 @@ async fn fetch(
 /// Whether a request may have committed something webhooks send: a successful write to the
 /// SCIM API, or a redelivery requested through the admin API.
 fn starts_webhooks(req: &http::Request, resp: &http::Response) -> bool {
+    (200..300).contains(&resp.status) && (scim_write(req) || req.path.ends_with("/redeliver"))
+}
+
+/// Whether a request is a write to the SCIM API (one that may commit events).
+fn scim_write(req: &http::Request) -> bool {
     let write = matches!(
         req.method,
         Method::Post | Method::Put | Method::Patch | Method::Delete
     );
-    let scim_write = req.path.contains("/scim/v2/") && !req.path.ends_with("/.search");
-    write && (200..300).contains(&resp.status) && (scim_write || req.path.ends_with("/redeliver"))
+    write && req.path.contains("/scim/v2/") && !req.path.ends_with("/.search")
 }
 
 /// 413 for a body over the limit, answered by the glue before routing.
