@@ -47,9 +47,9 @@ impl Forward for Objects {
             let db = self.db(tenant);
             let ctx = Ctx::new(db.as_ref(), &self.config, self.now_ms.get());
             // As the object's glue (src/worker/durable.rs) routes them.
-            let resp = match req.path.as_str() {
-                deliver::CHANGE_PATH => deliver::serve_change(db.as_ref(), &req).await,
-                _ => crate::service::handle_handed(&ctx, &req).await,
+            let resp = match deliver::serve_object_read(db.as_ref(), &req).await {
+                Some(answer) => answer,
+                None => crate::service::handle_handed(&ctx, &req).await,
             };
             *self.last.borrow_mut() = Some(req);
             Ok(resp)
@@ -429,6 +429,20 @@ fn an_objects_events_reach_the_webhook_queue_through_its_own_sweep_and_are_deliv
     assert_eq!(h.deliver(&sent[0], &rx), Verdict::Ack);
     assert_eq!((h.objects.hops.get(), bodies.len()), (hops, 3));
     drop(bodies);
+    // A redelivery finds the event in the object; D1's sweep sends it, as for a D1 tenant.
+    let first = sent.iter().find(|q| q.endpoint == all).unwrap().clone();
+    let r = h.call(
+        Method::Post,
+        &format!("/admin/api/tenants/default/webhooks/{all}/redeliver"),
+        ADMIN,
+        Some(json!({"seq": first.seq})),
+    );
+    assert_eq!(r.status, 202, "{}", text(&r));
+    assert_eq!(r.body_json()["queued"], 1);
+    block_on(deliver::sweep(&h.d1, &d1_queue, h.now_ms)).unwrap();
+    assert_eq!(d1_queue.0.borrow().as_slice(), &[first.clone()]);
+    assert_eq!(h.deliver(&first, &rx), Verdict::Ack);
+    assert_eq!(rx.0.borrow().len(), 4);
     // A deleted endpoint leaves the object's mirror; the rest keep their place.
     let r = h.call(
         Method::Delete,

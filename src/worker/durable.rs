@@ -216,9 +216,9 @@ impl DurableObject for TenantStore {
             Incoming::TooLarge => return to_response(super::too_large()),
         };
         let d1 = super::D1(super::Sql::Object(object), super::RoundTrips::default());
-        if request.path == deliver::CHANGE_PATH {
-            // The queue consumer reading what a delivery sends (not a client's request).
-            return to_response(deliver::serve_change(&d1, &request).await);
+        if let Some(answer) = deliver::serve_object_read(&d1, &request).await {
+            // The queue consumer or the admin API reading for webhooks (not a client).
+            return to_response(answer);
         }
         if super::scim_write(&request) {
             // Before the write, so the alarm is committed whenever the write is.

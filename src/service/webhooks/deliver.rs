@@ -387,9 +387,11 @@ fn set_message(
     Ok((headers, token.into_bytes()))
 }
 
-/// The path of the object's answer to [`change_from`]. Not a SCIM path, so the worker never
-/// hands a client's request there (`service::relay::in_directory`); only the consumer asks.
+/// The paths of the object's answers to the webhook reads ([`change_from`], [`events_in`]).
+/// Not SCIM paths, so the worker never hands a client's request there
+/// (`service::relay::in_directory`); only the queue consumer and the admin API ask.
 pub const CHANGE_PATH: &str = "/__scim-edge/webhook-change";
+pub const EVENTS_PATH: &str = "/__scim-edge/webhook-events";
 
 /// The resource type a message's body carries (`None` for a SET, which carries none), or
 /// `Err` for a type this version does not know.
@@ -402,40 +404,100 @@ fn body_type(kind: &str) -> std::result::Result<Option<ResourceType>, ()> {
     }
 }
 
-/// The event and resource of `q`, asked of the tenant's object.
-async fn change_from(directory: &dyn Forward, q: &Queued) -> Result<(Option<Row>, Option<Row>)> {
-    let body = serde_json::to_vec(q).map_err(|_| ScimError::internal())?;
-    let mut req = Request::new(Method::Post, CHANGE_PATH, "http://tenant.object");
-    req.body = body;
-    let resp = directory.forward(&q.tenant, req).await?;
+/// POSTs `body` to `path` of `tenant`'s object; its JSON answer.
+async fn ask<B: serde::Serialize>(
+    directory: &dyn Forward,
+    tenant: &str,
+    path: &str,
+    body: &B,
+) -> Result<Value> {
+    let mut req = Request::new(Method::Post, path, "http://tenant.object");
+    req.body = serde_json::to_vec(body).map_err(|_| ScimError::internal())?;
+    let resp = directory.forward(tenant, req).await?;
     if resp.status != 200 {
         return Err(ScimError::internal().with_cause(format!(
-            "the tenant's object answered {} to the webhook read",
+            "the tenant's object answered {} to {path}",
             resp.status
         )));
     }
-    let mut v: Value = serde_json::from_slice(&resp.body).map_err(|_| ScimError::internal())?;
-    let mut row = |k: &str| match v.get_mut(k).map(Value::take) {
-        Some(Value::Object(o)) => Some(o),
-        _ => None,
-    };
-    let event = row("event");
-    Ok((event, row("resource")))
+    serde_json::from_slice(&resp.body).map_err(|_| ScimError::internal())
 }
 
-/// The object's side of [`change_from`]: reads the event and resource from its database.
-pub async fn serve_change<D: Db>(db: &D, req: &Request) -> Response {
-    let read = async {
-        let q: Queued = serde_json::from_slice(&req.body)
-            .map_err(|_| ScimError::invalid_syntax("not a queued delivery"))?;
-        let rt = body_type(&q.kind).unwrap_or(None);
-        let (event, resource) = store::read_change(db, &q, rt).await?;
-        Ok::<_, ScimError>(serde_json::json!({"event": event, "resource": resource}))
+fn take_row(v: &mut Value, key: &str) -> Option<Row> {
+    match v.get_mut(key).map(Value::take) {
+        Some(Value::Object(o)) => Some(o),
+        _ => None,
+    }
+}
+
+/// The event and resource of `q`, asked of the tenant's object.
+async fn change_from(directory: &dyn Forward, q: &Queued) -> Result<(Option<Row>, Option<Row>)> {
+    let mut v = ask(directory, &q.tenant, CHANGE_PATH, q).await?;
+    Ok((take_row(&mut v, "event"), take_row(&mut v, "resource")))
+}
+
+/// The events a redelivery names: one by `seq`, or those in `[from, to)`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Between {
+    pub tenant: String,
+    pub seq: Option<i64>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: i64,
+}
+
+/// The events `b` names, from `db`, or from the tenant's object when `directory` is given.
+pub async fn events_in<D: Db>(
+    db: &D,
+    directory: Option<&dyn Forward>,
+    b: &Between,
+) -> Result<Vec<Row>> {
+    let Some(directory) = directory else {
+        let (from, to) = (b.from.as_deref(), b.to.as_deref());
+        return Ok(store::events_between(db, &b.tenant, b.seq, from, to, b.limit).await?);
     };
-    match read.await {
+    let mut v = ask(directory, &b.tenant, EVENTS_PATH, b).await?;
+    let rows = match v.get_mut("events").map(Value::take) {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| match r {
+            Value::Object(o) => Some(o),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The object's side of [`change_from`] and [`events_in`]: `None` for any other path.
+pub async fn serve_object_read<D: Db>(db: &D, req: &Request) -> Option<Response> {
+    let read = async {
+        match req.path.as_str() {
+            CHANGE_PATH => {
+                let q: Queued = parse(&req.body)?;
+                let rt = body_type(&q.kind).unwrap_or(None);
+                let (event, resource) = store::read_change(db, &q, rt).await?;
+                Ok(serde_json::json!({"event": event, "resource": resource}))
+            }
+            _ => {
+                let b: Between = parse(&req.body)?;
+                let events = events_in(db, None, &b).await?;
+                Ok::<_, ScimError>(serde_json::json!({ "events": events }))
+            }
+        }
+    };
+    if req.path != CHANGE_PATH && req.path != EVENTS_PATH {
+        return None;
+    }
+    Some(match read.await {
         Ok(v) => Response::json(200, &v),
         Err(e) => Response::error(&e),
-    }
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|_| ScimError::invalid_syntax("not a webhook read"))
 }
 
 /// Records the attempt and decides: acknowledged when delivered, else retried later.

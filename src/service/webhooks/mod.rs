@@ -434,15 +434,15 @@ async fn redeliver<D: Db>(
         .and_then(Value::as_str)
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
-    let rows = store::events_between(
-        ctx.db,
-        tenant,
+    let between = deliver::Between {
+        tenant: tenant.to_string(),
         seq,
-        from.as_deref(),
-        to.as_deref(),
-        MAX_REDELIVER,
-    )
-    .await?;
+        from,
+        to,
+        limit: MAX_REDELIVER,
+    };
+    // With SCIM_STORAGE = durable-object the tenant's events are in its object.
+    let rows = deliver::events_in(ctx.db, ctx.forward, &between).await?;
     if endpoint.get("url").and_then(Value::as_str) == Some("") {
         return Err(ScimError::invalid_value(
             "a poll stream serves every event not yet acknowledged; there is nothing to redeliver",
