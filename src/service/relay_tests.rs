@@ -440,7 +440,7 @@ fn an_objects_events_reach_the_webhook_queue_through_its_own_sweep_and_are_deliv
     assert_eq!(r.status, 202, "{}", text(&r));
     assert_eq!(r.body_json()["queued"], 1);
     block_on(deliver::sweep(&h.d1, &d1_queue, h.now_ms)).unwrap();
-    assert_eq!(d1_queue.0.borrow().as_slice(), &[first.clone()]);
+    assert_eq!(*d1_queue.0.borrow(), vec![first.clone()]);
     assert_eq!(h.deliver(&first, &rx), Verdict::Ack);
     assert_eq!(rx.0.borrow().len(), 4);
     // A deleted endpoint leaves the object's mirror; the rest keep their place.

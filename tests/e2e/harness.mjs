@@ -73,12 +73,17 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
   const objects = storage === "durable-object"
     ? { durableObjects: { TENANT_STORE: { className: "TenantStore", useSQLite: true } } }
     : {};
+  // In the suite's durable-object run, tests read what objects store through object_entry.mjs
+  // (the deployed entry, its object class wrapped with a read door); elsewhere the entry is
+  // exactly the deployed one.
+  const readable = storage === "durable-object" && OBJECT_STORAGE;
   const mf = new Miniflare({
     modules: true,
     // The deployed entry: worker/entry.mjs (copied by scripts/build.sh) around build/index.js.
-    scriptPath: path.join(ROOT, "build/entry.mjs"),
+    scriptPath: path.join(ROOT, readable ? "tests/e2e/object_entry.mjs" : "build/entry.mjs"),
+    ...(readable ? { modulesRoot: ROOT } : {}),
     modulesRules: [
-      { type: "ESModule", include: ["**/*.js"] },
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
       { type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true },
     ],
     compatibilityDate: "2026-04-20",
@@ -99,7 +104,8 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
       }
     }
     const origin = port !== undefined ? url.origin : "http://scim.test";
-    return new Worker(mf, db, token, origin);
+    const objectsNs = readable ? await mf.getDurableObjectNamespace("TENANT_STORE") : null;
+    return new Worker(mf, objectsNs ? new DirectoryReads(db, objectsNs) : db, token, origin);
   } catch (e) {
     // A workerd left running would keep the test process (and CI) alive forever. Miniflare's
     // synchronous D1 proxy can trip over its own message ids on a loaded machine (seen with
@@ -107,6 +113,50 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
     await mf.dispose().catch(() => {});
     if (attempt >= 2) throw e;
     return startWorker({ port, tokens, adminToken, options, attempt: attempt + 1, migrate, storage });
+  }
+}
+
+/** The tables of a tenant's directory: in its object when tenants are kept in objects. */
+const DIRECTORY_TABLES = /\b(resources|members|events|resource_counts|tolerance_counts|unique_values|value_index)\b/i;
+
+/**
+ * What a test reads with `w.db` (D1's API: `prepare(sql).bind(...).first()/all()/run()`) in
+ * the durable-object run: a read of the directory's tables runs in every tenant's object (the
+ * tenants D1 lists) and their rows are put together, as D1 holds them all in the d1 run; a
+ * `count(*)` is summed. Anything else (the control plane) is D1's. Writes to the directory
+ * are refused: a test that seeds an object's tables is not meant for this run.
+ */
+class DirectoryReads {
+  constructor(d1, objects) {
+    this.d1 = d1;
+    this.objects = objects;
+  }
+
+  prepare(sql) {
+    if (!DIRECTORY_TABLES.test(sql)) return this.d1.prepare(sql);
+    const reads = this;
+    const statement = (params) => ({
+      bind: (...more) => statement([...params, ...more]),
+      all: async () => ({ results: await reads.rows(sql, params) }),
+      first: async () => (await reads.rows(sql, params))[0] ?? null,
+      run: async () => {
+        throw new Error(`a durable-object run does not write a tenant's tables from a test: ${sql}`);
+      },
+    });
+    return statement([]);
+  }
+
+  async rows(sql, params) {
+    if (!/^\s*(SELECT|WITH)\b/i.test(sql)) await this.prepare(sql).run();
+    const tenants = (await this.d1.prepare("SELECT id FROM tenants ORDER BY id").all()).results;
+    const each = await Promise.all(tenants.map((t) => this.objects.get(this.objects.idFromName(t.id)).rows(sql, params)));
+    const rows = each.flat();
+    // One count per object: the deployment's count is their sum.
+    if (/^\s*SELECT\s+count\(\*\)(\s+AS\s+\w+)?\s+FROM\b/i.test(sql) && each.every((r) => r.length === 1)) {
+      const key = Object.keys(rows[0] ?? {})[0] ?? "count(*)";
+      return [{ [key]: rows.reduce((n, r) => n + Number(Object.values(r)[0]), 0) }];
+    }
+    return rows;
   }
 }
 
