@@ -485,7 +485,12 @@ async fn queue(
     env: Env,
     _ctx: Context,
 ) -> worker::Result<()> {
-    webhooks::consume(batch, env).await
+    // With SCIM_STORAGE = durable-object the events and resources are in tenants' objects.
+    let objects = durable::backend(&env).map_err(worker::Error::RustError)?;
+    let directory = objects
+        .as_ref()
+        .map(|o| o as &dyn crate::service::ctx::Forward);
+    webhooks::consume(batch, env, directory).await
 }
 
 #[event(scheduled)]

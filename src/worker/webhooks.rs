@@ -223,13 +223,13 @@ async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
 }
 
 /// The consumer of the webhook queue and of its dead-letter queue (its name ends in `-dlq`).
-pub async fn consume(batch: worker::MessageBatch<Queued>, env: Env) -> worker::Result<()> {
+/// `directory`: the tenants' objects, when their events and resources are kept there.
+pub async fn consume(
+    batch: worker::MessageBatch<Queued>,
+    env: Env,
+    directory: Option<&dyn crate::service::ctx::Forward>,
+) -> worker::Result<()> {
     let db = D1::new(env.d1("DB")?);
-    // With SCIM_STORAGE = durable-object the events and resources are in tenants' objects.
-    let objects = super::durable::backend(&env).map_err(worker::Error::RustError)?;
-    let directory = objects
-        .as_ref()
-        .map(|o| o as &dyn crate::service::ctx::Forward);
     let dead = batch.queue().ends_with("-dlq");
     let config = config(&env);
     let settings = settings(&env);
