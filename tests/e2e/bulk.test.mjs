@@ -30,7 +30,7 @@ test("ServiceProviderConfig advertises bulk with its real limits", async () => {
   assert.deepEqual(spc.bulk, { supported: true, maxOperations: 1000, maxPayloadSize: 1048576 });
 });
 
-test("RFC 7644 §3.7.2: a group referencing a user created later in the same request", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("RFC 7644 §3.7.2: a group referencing a user created later in the same request", async () => {
   const r = await bulk([
     { method: "POST", path: "/Groups", bulkId: "ytrewq",
       data: { schemas: [GROUP_SCHEMA], displayName: "Tour Guides", members: [{ type: "User", value: "bulkId:qwerty" }] } },
@@ -93,7 +93,7 @@ test("bulkId in PATCH values and filter paths; circular group members resolved (
   assert.equal(await w.count("SELECT count(*) FROM resources WHERE display_name = 'Self'"), 0);
 });
 
-test("failOnErrors stops processing; without it every operation runs and errors are per operation", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("failOnErrors stops processing; without it every operation runs and errors are per operation", async () => {
   await w.createUser("dup");
   const ops = [
     { method: "POST", path: "/Users", bulkId: "x", data: { schemas: [USER_SCHEMA], userName: "dup" } },

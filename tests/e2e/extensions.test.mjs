@@ -3,7 +3,7 @@
 // (learn.microsoft.com: "Tutorial: Develop and plan provisioning for a SCIM endpoint").
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, assertScimError, USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE, d1Only } from "./harness.mjs";
+import { startWorker, assertScimError, USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE } from "./harness.mjs";
 
 const ADSCIM_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
 
@@ -20,7 +20,7 @@ async function tolerance(name) {
   return row?.count ?? 0;
 }
 
-test("Entra's group create with the ADSCIM schema URI is stored and counted as a tolerance", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("Entra's group create with the ADSCIM schema URI is stored and counted as a tolerance", async () => {
   const body = {
     externalId: "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
     displayName: "Group1DisplayName",
@@ -41,7 +41,7 @@ test("Entra's group create with the ADSCIM schema URI is stored and counted as a
   assert.equal(await tolerance("schemaWithoutAttributes"), 1);
 });
 
-test("booleans sent as strings in POST and PUT are stored as booleans and counted", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("booleans sent as strings in POST and PUT are stored as booleans and counted", async () => {
   const r = await w.post("/Users", {
     schemas: [USER_SCHEMA, ENTERPRISE],
     externalId: "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
@@ -123,7 +123,7 @@ test("a user with an undeclared custom extension round-trips through POST, GET, 
   assert.deepEqual(p.json[CUSTOM], { CustomAttribute: "Value2" });
 });
 
-test("Entra PATCHes a custom extension attribute by its URN path and as a path-less key", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("Entra PATCHes a custom extension attribute by its URN path and as a path-less key", async () => {
   const u = await w.post("/Users", {
     schemas: [USER_SCHEMA, CUSTOM],
     userName: "custom.patch@contoso.com",

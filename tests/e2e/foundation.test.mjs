@@ -2,7 +2,7 @@
 // Users and Groups CRUD, lists, ETags and every error path, with what is stored afterwards.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, assertScimError, USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE, d1Only } from "./harness.mjs";
+import { startWorker, assertScimError, USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE } from "./harness.mjs";
 
 let w;
 before(async () => {
@@ -71,7 +71,7 @@ test("discovery endpoints", async () => {
   }
 });
 
-test("user lifecycle: create, read, replace, delete, with what is stored", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("user lifecycle: create, read, replace, delete, with what is stored", async () => {
   const body = {
     schemas: [USER_SCHEMA, ENTERPRISE],
     externalId: "e2e-ext-1",
@@ -136,7 +136,7 @@ test("user lifecycle: create, read, replace, delete, with what is stored", d1Onl
   assert.equal(await w.count("SELECT count(*) FROM resources WHERE id = ?", id), 0);
 });
 
-test("userName uniqueness is case-insensitive and answered 409 uniqueness", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("userName uniqueness is case-insensitive and answered 409 uniqueness", async () => {
   await w.createUser("unique.person@contoso.com");
   const r = await w.post("/Users", { schemas: [USER_SCHEMA], userName: "UNIQUE.person@contoso.com" });
   assertScimError(assert, r, 409, "uniqueness");
@@ -146,7 +146,7 @@ test("userName uniqueness is case-insensitive and answered 409 uniqueness", d1On
   assertScimError(assert, clash, 409, "uniqueness");
 });
 
-test("groups: members as rows, User.groups derived, uniqueness, unknown members, cascade", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("groups: members as rows, User.groups derived, uniqueness, unknown members, cascade", async () => {
   const a = await w.createUser("member.a@contoso.com", { displayName: "Member A" });
   const b = await w.createUser("member.b@contoso.com");
   const g = await w.createGroup("E2E Engineers", [a.id, b.id], { externalId: "grp-ext" });
@@ -233,7 +233,7 @@ test("malformed input is a SCIM error, never a 5xx, and stores nothing", async (
   assert.equal(await w.count("SELECT count(*) FROM resources"), before);
 });
 
-test("an attribute no schema defines is kept and counted, not refused (an IdP mapping mistake)", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("an attribute no schema defines is kept and counted, not refused (an IdP mapping mistake)", async () => {
   const count = () => w.count("SELECT coalesce(sum(count), 0) FROM tolerance_counts WHERE name = 'unknownAttribute'");
   const counted = await count();
   const r = await w.post("/Users", { schemas: [USER_SCHEMA], userName: "kept-attr", favouriteColour: "blue" });

@@ -76,7 +76,8 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
   // In the suite's durable-object run, tests read what objects store through object_entry.mjs
   // (the deployed entry, its object class wrapped with a read door); elsewhere the entry is
   // exactly the deployed one.
-  const readable = storage === "durable-object" && OBJECT_STORAGE;
+  const effective = options.bindings?.SCIM_STORAGE ?? storage;
+  const readable = effective === "durable-object" && OBJECT_STORAGE;
   const mf = new Miniflare({
     modules: true,
     // The deployed entry: worker/entry.mjs (copied by scripts/build.sh) around build/index.js.
@@ -151,8 +152,8 @@ class DirectoryReads {
     const tenants = (await this.d1.prepare("SELECT id FROM tenants ORDER BY id").all()).results;
     const each = await Promise.all(tenants.map((t) => this.objects.get(this.objects.idFromName(t.id)).rows(sql, params)));
     const rows = each.flat();
-    // One count per object: the deployment's count is their sum.
-    if (/^\s*SELECT\s+count\(\*\)(\s+AS\s+\w+)?\s+FROM\b/i.test(sql) && each.every((r) => r.length === 1)) {
+    // One count per object (none from an object never used): the deployment's is their sum.
+    if (/^\s*SELECT\s+count\(\*\)(\s+AS\s+\w+)?\s+FROM\b/i.test(sql) && each.every((r) => r.length <= 1)) {
       const key = Object.keys(rows[0] ?? {})[0] ?? "count(*)";
       return [{ [key]: rows.reduce((n, r) => n + Number(Object.values(r)[0]), 0) }];
     }
@@ -164,6 +165,8 @@ class Worker {
   constructor(mf, db, token, origin) {
     this.mf = mf;
     this.db = db;
+    /** D1 itself, even where `db` reads tenants' objects for the directory's tables. */
+    this.d1 = db.d1 ?? db;
     this.token = token;
     this.origin = origin;
     this.base = `${origin}/scim/v2`;

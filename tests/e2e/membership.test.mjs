@@ -29,7 +29,7 @@ async function seedUsers(n, prefix) {
   return ids;
 }
 
-test("a PATCH adding 1,000 members applies in one request, and removing 500 by value too", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("a PATCH adding 1,000 members applies in one request, and removing 500 by value too", d1Only("seeds users by writing D1's tables directly, and a tenant's object is written only through the service"), async () => {
   const ids = await seedUsers(1000, "bulk");
   const g = await w.createGroup("Thousand");
   const add = await w.patch(`/Groups/${g.id}`, ops({ op: "add", path: "members", value: ids.map((value) => ({ value })) }));

@@ -53,7 +53,7 @@ test("a scheduled run prunes events older than LOG_RETENTION_DAYS and keeps the 
   assert.equal((await w.get("/ServiceProviderConfig")).status, 200);
 });
 
-test("the wrangler-dev style trigger (/cdn-cgi/handler/scheduled) runs the handler instead of erroring", async () => {
+test("the wrangler-dev style trigger (/cdn-cgi/handler/scheduled) runs the handler instead of erroring", d1Only("the daily retention prune reaches D1's provisioning log only, not objects' logs, yet"), async () => {
   await insertEvent(91, "trigger");
   const kept = await insertEvent(2, "trigger");
   const res = await w.mf.dispatchFetch(`${w.origin}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(CRON)}`);
@@ -62,7 +62,7 @@ test("the wrangler-dev style trigger (/cdn-cgi/handler/scheduled) runs the handl
   assert.deepEqual(await remaining("trigger"), [kept]);
 });
 
-test("without LOG_RETENTION_DAYS the default of 90 days applies", async () => {
+test("without LOG_RETENTION_DAYS the default of 90 days applies", d1Only("the daily retention prune reaches D1's provisioning log only, not objects' logs, yet"), async () => {
   const d = await startWorker();
   try {
     const ins = (age, rid) =>

@@ -50,7 +50,7 @@ async function rowsOf(tenant) {
   };
 }
 
-test("admin API: tenants and tokens; the secret is shown once and only its SHA-256 is stored", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("admin API: tenants and tokens; the secret is shown once and only its SHA-256 is stored", async () => {
   const t = await createTenant("hash-check");
   assert.equal(t.scimUrl, `${w.origin}/t/hash-check/scim/v2`);
   const issued = await issue("hash-check", { label: "Entra production" });
@@ -91,7 +91,7 @@ test("admin API: tenants and tokens; the secret is shown once and only its SHA-2
   assert.equal((await admin("GET", "/tenants/missing/tokens")).status, 404);
 });
 
-test("isolation matrix: tenant A's token against tenant B's resources gets 401 or 404 and changes nothing", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("isolation matrix: tenant A's token against tenant B's resources gets 401 or 404 and changes nothing", async () => {
   await createTenant("iso-a");
   await createTenant("iso-b");
   const a = (await issue("iso-a")).token;
@@ -232,7 +232,7 @@ test("the admin API refuses SCIM tokens, and the SCIM API refuses the admin toke
   }
 });
 
-test("OAuth 2.0 client credentials grant (RFC 6749 §4.4) with §5.2 errors", d1Only("reads D1's tables for what the tenant's object holds (the harness cannot query an object's SQLite yet)"), async () => {
+test("OAuth 2.0 client credentials grant (RFC 6749 §4.4) with §5.2 errors", async () => {
   await createTenant("oauth");
   await createTenant("oauth-other");
   const client = await issue("oauth", { type: "oauth_client", label: "Entra OAuth" });
