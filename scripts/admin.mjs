@@ -20,7 +20,8 @@
 //   npm run admin -- webhook deliveries acme <webhook-id> --status retrying
 //
 // Target: --url (or SCIM_ADMIN_URL), default http://127.0.0.1:8787 (scripts/dev.sh).
-// Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars.
+// Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars (or the
+// file DEV_VARS names, as `DEV_VARS=… scripts/dev.sh` uses).
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,6 +35,12 @@ commands:
   tenant create <id> [--name NAME] [--strict-patch]
   tenant show <id>
   tenant set <id> [--name NAME] [--strict-patch | --lenient-patch] [--extensions keep|reject]
+             [--deletion hard|soft] [--deletion-days N] [--restore-on-create | --no-restore-on-create]
+                                            soft: a DELETE keeps a tombstone N days (default
+                                            30); restore-on-create: a POST whose externalId
+                                            matches one brings it back under its id
+  tombstones <tenant> [--type User|Group]   the soft policy's deleted resources, newest first
+  tombstone restore <tenant> <id>           back under its id (409 if its name is taken now)
   tokens <tenant>                           list tokens and OAuth clients (never secrets)
   token issue <tenant> [--label L] [--oauth] [--expires-in SECONDS | --expires-at RFC3339]
   token show <tenant> <id>
@@ -78,14 +85,14 @@ commands:
   oauth-apps                                list the deployment's OAuth apps
   oauth-app add --name NAME [--redirect-uris URI,URI]
                                             the values to submit to Microsoft (secret once);
-                                            Entra's TokenAuthorize URIs by default
+                                            Entra's TokenAuthorize URI by default
   oauth-app show <id>
   oauth-app set <id> --redirect-uris URI,URI  replace the exact-match allow-list
   oauth-app revoke <id>                     revoke it with every approval and token it holds
 
 The secret of an issued or rotated token or webhook is printed once and is not stored anywhere.
 --url defaults to $SCIM_ADMIN_URL or http://127.0.0.1:8787; --token to $ADMIN_TOKEN, or for a
-loopback URL to ADMIN_TOKEN in .dev.vars.`;
+loopback URL to ADMIN_TOKEN in .dev.vars (or in $DEV_VARS).`;
 
 function usage(message) {
   if (message) console.error(`error: ${message}\n`);
@@ -95,7 +102,7 @@ function usage(message) {
 
 /** Splits argv into positionals and --options (flags with or without a value). */
 function parse(argv) {
-  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "required", "enable", "disable", "poll"]);
+  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "required", "enable", "disable", "poll", "restore-on-create", "no-restore-on-create"]);
   const pos = [];
   const opt = {};
   for (let i = 0; i < argv.length; i++) {
@@ -115,7 +122,7 @@ function parse(argv) {
 
 function devVarsToken() {
   try {
-    const line = readFileSync(path.join(ROOT, ".dev.vars"), "utf8")
+    const line = readFileSync(path.resolve(ROOT, process.env.DEV_VARS ?? ".dev.vars"), "utf8")
       .split("\n")
       .find((l) => l.startsWith("ADMIN_TOKEN="));
     return line?.slice("ADMIN_TOKEN=".length).trim().replace(/^"(.*)"$/, "$1");
@@ -184,6 +191,19 @@ function definition(opt, { create }) {
   return body;
 }
 
+/** The `deletion` member of a tenant PATCH from --deletion, --deletion-days, --[no-]restore-on-create. */
+function deletion(opt) {
+  const d = {};
+  if (opt.deletion !== undefined) d.policy = opt.deletion;
+  if (opt["deletion-days"] !== undefined) {
+    if (!/^\d+$/.test(opt["deletion-days"])) usage("--deletion-days must be a whole number of days");
+    d.days = Number(opt["deletion-days"]);
+  }
+  if (opt["restore-on-create"]) d.restoreOnCreate = true;
+  if (opt["no-restore-on-create"]) d.restoreOnCreate = false;
+  return Object.keys(d).length ? { deletion: d } : {};
+}
+
 const KINDS = { role: "roles", entitlement: "entitlements" };
 if (KINDS[cmd]) {
   const list = KINDS[cmd];
@@ -206,7 +226,7 @@ if (KINDS[cmd]) {
     default:
       usage(`unknown command '${pos.join(" ")}'`);
   }
-} else switch (`${cmd} ${["tenant", "token", "schema", "webhook", "setup-link", "oauth-app"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
+} else switch (`${cmd} ${["tenant", "token", "schema", "webhook", "setup-link", "oauth-app", "tombstone"].includes(cmd) ? sub ?? "" : ""}`.trim()) {
   case "setup-links":
     if (!sub) usage("setup-links <tenant>");
     route = `/tenants/${enc(sub)}/setup-links`;
@@ -291,7 +311,16 @@ if (KINDS[cmd]) {
       ...(opt["strict-patch"] ? { strictPatch: true } : {}),
       ...(opt["lenient-patch"] ? { strictPatch: false } : {}),
       ...(opt.extensions ? { extensions: opt.extensions } : {}),
+      ...deletion(opt),
     };
+    break;
+  case "tombstones":
+    if (!sub) usage("tombstones <tenant>");
+    route = `/tenants/${enc(sub)}/tombstones${opt.type ? `?type=${enc(opt.type)}` : ""}`;
+    break;
+  case "tombstone restore":
+    if (!a || !b) usage("tombstone restore <tenant> <id>");
+    [method, route] = ["POST", `/tenants/${enc(a)}/tombstones/${enc(b)}/restore`];
     break;
   case "token issue":
     if (!a) usage("token issue <tenant>");

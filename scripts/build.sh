@@ -10,6 +10,12 @@ export WASM_OPT_BIN="$root/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$root/node_modules/.bin/esbuild"
 # SCIM_BUILD_DIR builds elsewhere (the e2e fault-injection variant: build-faults/).
 out="${SCIM_BUILD_DIR:-build}"
+# SCIM_PREBUILT=1 (set by `DEV_PREBUILT=1 scripts/dev.sh`): wrangler's [build] step keeps the
+# worker already built instead of building it again.
+if [ "${SCIM_PREBUILT:-}" = 1 ] && [ -f "$root/$out/entry.mjs" ] && [ -f "$root/$out/index_bg.wasm" ]; then
+  echo "using $out/ as built (SCIM_PREBUILT=1)"
+  exit 0
+fi
 "$root/.tools/bin/worker-build" --release -d "$out" "$@"
 # The entry module wraps the generated one so a panic still answers a SCIM Error.
 cp "$root/worker/entry.mjs" "$root/$out/entry.mjs"

@@ -7,9 +7,10 @@
 #   2. the release wasm build, with its size checked against the budget, and the same build
 #      with test-only fault injection (build-faults/, for tests/e2e/faults.test.mjs),
 #   3. end-to-end tests of the compiled worker in workerd + local D1 (node --test), run twice:
-#      with tenants' directories in D1, then in Durable Objects (SCIM_STORAGE=durable-object;
-#      tests that need what that backend does not do yet skip themselves there, with why),
-#      and browser tests of the admin console in headless Chromium (tests/browser/),
+#      with tenants' directories in D1, then in Durable Objects (SCIM_STORAGE=durable-object),
+#      and browser tests in headless Chromium (tests/browser/): the admin console, and Entra's
+#      Authorize flow against workerd and against the worker scripts/dev.sh starts (isolated:
+#      its own port, vars file and local state, serving the build/ of step 2),
 #   4. the scim2-tester conformance suite against the worker on a loopback port, once per
 #      storage backend.
 set -euo pipefail
@@ -59,7 +60,7 @@ node --test --test-concurrency=1 tests/e2e/
 step "end-to-end tests, tenants' directories in Durable Objects (SCIM_STORAGE=durable-object)"
 SCIM_E2E_STORAGE=durable-object node --test --test-concurrency=1 tests/e2e/
 
-step "browser tests (the admin console in headless Chromium)"
+step "browser tests (headless Chromium: the admin console; the Authorize flow in workerd and under scripts/dev.sh)"
 node --test --test-concurrency=1 tests/browser/
 
 # The conformance suite against a worker on a loopback port whose tenants' directories are in

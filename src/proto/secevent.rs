@@ -67,7 +67,9 @@ pub fn seq_of(jti: &str) -> Option<i64> {
 /// names no resource type.
 pub fn events(c: &Change) -> Map<String, Value> {
     let mut out = Map::new();
-    if c.rt.is_none() {
+    // A purge changes nothing SCIM can see (the resource left the feed at its delete) and
+    // RFC 9967 has no URI for it: no SET.
+    if c.rt.is_none() || c.lifecycle == "purge" {
         return out;
     }
     let notice = || json!({ "attributes": c.attributes });

@@ -20,10 +20,14 @@ pub enum EventType {
     GroupDeleted,
     GroupMemberAdded,
     GroupMemberRemoved,
+    UserRestored,
+    UserPurged,
+    GroupRestored,
+    GroupPurged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 14] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
@@ -34,6 +38,10 @@ impl EventType {
         EventType::GroupDeleted,
         EventType::GroupMemberAdded,
         EventType::GroupMemberRemoved,
+        EventType::UserRestored,
+        EventType::UserPurged,
+        EventType::GroupRestored,
+        EventType::GroupPurged,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +56,10 @@ impl EventType {
             EventType::GroupDeleted => "group.deleted",
             EventType::GroupMemberAdded => "group.member_added",
             EventType::GroupMemberRemoved => "group.member_removed",
+            EventType::UserRestored => "user.restored",
+            EventType::UserPurged => "user.purged",
+            EventType::GroupRestored => "group.restored",
+            EventType::GroupPurged => "group.purged",
         }
     }
 
@@ -61,6 +73,8 @@ impl EventType {
             self,
             EventType::UserDeleted
                 | EventType::GroupDeleted
+                | EventType::UserPurged
+                | EventType::GroupPurged
                 | EventType::GroupMemberAdded
                 | EventType::GroupMemberRemoved
         )
@@ -84,12 +98,22 @@ pub struct Change {
     pub reactivated: bool,
     pub members_added: Vec<String>,
     pub members_removed: Vec<String>,
+    /// `soft` (a delete that kept a tombstone), `restore` (a create that brought one back),
+    /// `purge` (the tombstone's end); empty otherwise (migration 0025).
+    pub lifecycle: String,
 }
 
 /// The event types a change amounts to: one, except a group write that changed members and
 /// maybe other attributes too (each is its own event, with its own id).
 pub fn types_of(c: &Change) -> Vec<EventType> {
     use EventType as E;
+    match (c.rt, c.lifecycle.as_str()) {
+        (Some(ResourceType::User), "restore") => return vec![E::UserRestored],
+        (Some(ResourceType::User), "purge") => return vec![E::UserPurged],
+        (Some(ResourceType::Group), "restore") => return vec![E::GroupRestored],
+        (Some(ResourceType::Group), "purge") => return vec![E::GroupPurged],
+        _ => {}
+    }
     match (c.rt, c.op.as_str()) {
         (Some(ResourceType::User), "create") => vec![E::UserCreated],
         (Some(ResourceType::User), "delete") => vec![E::UserDeleted],
@@ -139,6 +163,8 @@ pub fn body(c: &Change, t: EventType, tenant: &str, resource: Option<Value>) -> 
             json!({"id": c.resource_id, "members": c.members_removed})
         }
         (t, Some(r)) if t.carries_resource() => r,
+        // A delete under the soft policy: the app may keep the record for a restore.
+        _ if c.lifecycle == "soft" => json!({"id": c.resource_id, "restorable": true}),
         _ => json!({"id": c.resource_id}),
     };
     json!({

@@ -6,7 +6,7 @@
 //! | Route | Methods |
 //! |---|---|
 //! | `/tenants` | GET (list), POST `{id, name?, strictPatch?, quota?}` |
-//! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, extensions?: "keep"\|"reject", quota?}` |
+//! | `/tenants/{t}` | GET (with `usage`), PATCH `{name?, strictPatch?, extensions?: "keep"\|"reject", quota?, deletion?}` |
 //! | `/tenants/{t}/tokens` | GET (list, no secrets), POST `{type?: "bearer"\|"oauth_client", label?, expiresIn?\|expiresAt?}` |
 //! | `/tenants/{t}/tokens/{id}` | GET, DELETE (revoke; `?chain=true`: with its successors) |
 //! | `/tenants/{t}/tokens/{id}/rotate` | POST `{overlapSeconds?, label?, expiresIn?\|expiresAt?}` |
@@ -17,6 +17,7 @@
 //! | `/tenants/{t}/schemas` | GET: the tenant's declared extension schemas |
 //! | `/tenants/{t}/schemas/{urn}` | GET, PUT `{resourceType, required?, schema}` (declare; answers with a check of the data already stored under the URN), DELETE (stored data stays, undeclared again) |
 //! | `/tenants/{t}/entitlements[/{id}]`, `/tenants/{t}/roles[/{id}]` | Okta's entitlement and role values: GET, POST `{id?, displayName, type?, description?}`; `/{id}`: GET, PATCH, DELETE (src/service/entitlements.rs) |
+//! | `/tenants/{t}/tombstones[/{id}/restore]` | the soft deletion policy's tombstones: GET (list), POST `…/restore` (src/service/deletion.rs) |
 //! | `/tenants/{t}/webhooks[/…]` | webhook endpoints and their delivery log (`service::webhooks`) |
 //!
 //! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
@@ -103,9 +104,22 @@ fn authenticate(ctx: &Ctx<'_, impl Db>, req: &Request) -> Result<()> {
 
 async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Response> {
     authenticate(ctx, req)?;
+    routed(ctx, req, rest).await
+}
+
+/// The admin API for a caller known to be the admin: by its token, or the worker handing a
+/// read of a tenant's directory to its object ([`handed`]).
+async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Response> {
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = req.method;
+    if let (Some(to), ["tenants", t, "Users" | "Groups" | "tolerances" | "events", ..]) =
+        (ctx.forward, segs.as_slice())
+    {
+        // The tenant's directory (and its log) is in its object.
+        let store = tenant_store(ctx, t)?;
+        return crate::service::relay::read(ctx, to, store.tenant(), req).await;
+    }
     match segs.as_slice() {
         ["tenants"] => match m {
             Method::Get => list_tenants(ctx, req).await,
@@ -166,12 +180,64 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Res
             let store = tenant_store(ctx, t)?;
             crate::service::declarations::route(ctx, &store, req, tail).await
         }
+        // Tombstones of the soft deletion policy (src/service/deletion.rs).
+        ["tenants", t, "tombstones", tail @ ..] => {
+            let store = tenant_store(ctx, t)?;
+            crate::service::deletion::route(ctx, &store, req, tail).await
+        }
         // The provisioning log and change feed (src/store/events.rs).
         ["tenants", t, "events", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
             events(ctx, &store, req, tail).await
         }
         _ => onboarding(ctx, req, segs.as_slice()).await,
+    }
+}
+
+/// Whether an admin path handed to a tenant's object brings it the declarations
+/// (`relay::declare`).
+pub fn declares(rest: &str) -> bool {
+    let segments = path_segments(rest);
+    matches!(segments.as_slice(), [a, _, b] if a.as_str() == "tenants" && b.as_str() == "schemas")
+}
+
+/// The admin API's reads of a tenant's directory, answered by the tenant's Durable Object
+/// for the worker, which checked the admin token and handed it the path (`relay::read`):
+/// the same handlers over the object's database. Also the object's internal calls: `usage`
+/// (for the tenant view) and `schemas` (D1's declarations, `relay::declare`).
+pub async fn handed<D: Db>(
+    ctx: &Ctx<'_, D>,
+    req: &Request,
+    rest: &str,
+    tenant: &str,
+) -> Result<Response> {
+    let segments = path_segments(rest);
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let store = Store::new(ctx.db, tenant);
+    let m = req.method;
+    match segs.as_slice() {
+        ["tenants", t, ..] if *t != tenant => Err(ScimError::new(
+            403,
+            None,
+            "this object holds another tenant",
+        )),
+        // The same handlers as the worker's admin API, over the object's database.
+        ["tenants", _, "Users" | "Groups" | "tolerances" | "events", ..] => {
+            routed(ctx, req, rest).await
+        }
+        ["tenants", _, "usage"] if m == Method::Get => {
+            let usage = store
+                .quota_usage()
+                .await?
+                .ok_or_else(|| no_tenant(&store))?;
+            let v = json!({"resources": usage.resources, "bytes": usage.bytes});
+            Ok(json_response(200, &v))
+        }
+        ["tenants", _, "schemas"] if m == Method::Post => {
+            let v = crate::service::declarations::mirror(ctx, &store, &body(req)?).await?;
+            Ok(json_response(200, &v))
+        }
+        _ => Err(ScimError::not_found("not an object's admin path")),
     }
 }
 
@@ -277,6 +343,7 @@ fn tenant_json(t: &TenantRecord, origin: &str, config: &Config) -> Value {
         "strictPatch": t.strict_patch,
         "extensions": if t.reject_undeclared { "reject" } else { "keep" },
         "quota": {"resources": t.quota.resources, "bytes": t.quota.bytes},
+        "deletion": crate::service::deletion::policy_json(t.deletion),
         "scimUrl": scim,
         "tokenEndpoint": token,
     })
@@ -376,13 +443,18 @@ async fn get_tenant<D: Db>(
         .tenant_record()
         .await?
         .ok_or_else(|| no_tenant(store))?;
-    let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
+    let usage = match ctx.forward {
+        Some(to) => {
+            crate::service::relay::read_json(ctx, to, store.tenant(), &req.origin, "usage").await?
+        }
+        None => {
+            let usage = store.quota_usage().await?.ok_or_else(|| no_tenant(store))?;
+            json!({"resources": usage.resources, "bytes": usage.bytes})
+        }
+    };
     let mut v = tenant_json(&t, &req.origin, ctx.config);
     if let Some(o) = v.as_object_mut() {
-        o.insert(
-            "usage".into(),
-            json!({"resources": usage.resources, "bytes": usage.bytes}),
-        );
+        o.insert("usage".into(), usage);
     }
     Ok(json_response(200, &v))
 }
@@ -421,7 +493,11 @@ async fn patch_tenant<D: Db>(
     req: &Request,
 ) -> Result<Response> {
     let body = body(req)?;
-    reject_unknown(&body, &["name", "strictPatch", "extensions", "quota"])?;
+    reject_unknown(
+        &body,
+        &["name", "strictPatch", "extensions", "quota", "deletion"],
+    )?;
+    let (deletion_days, restore_on_create) = crate::service::deletion::policy_change(&body)?;
     let reject_undeclared = match opt_string(&body, "extensions")? {
         None => None,
         Some("keep") => Some(false),
@@ -437,6 +513,8 @@ async fn patch_tenant<D: Db>(
         strict_patch: opt_bool(&body, "strictPatch")?,
         reject_undeclared,
         quota: quota_change(&body)?,
+        deletion_days,
+        restore_on_create,
     };
     let t = store
         .update_tenant(change)

@@ -44,13 +44,13 @@ use sha2::{Digest, Sha256};
 /// days from their last rotation.
 pub const CODE_TTL_SECS: i64 = 300;
 pub const REFRESH_TTL_SECS: i64 = 90 * 86_400;
-/// Entra's redirect URIs for provisioning's Authorize button: the Azure portal's, and the
-/// Entra admin portal's that Microsoft advises supporting too. An application created
-/// without `redirectUris` allows these.
-pub const ENTRA_REDIRECT_URIS: [&str; 2] = [
-    "https://portal.azure.com/TokenAuthorize",
-    "https://aad.portal.azure.com/TokenAuthorize",
-];
+/// Entra's redirect URI for provisioning's Authorize button, the only one Microsoft documents
+/// (the Amazon Business provisioning tutorial's authorization endpoints carry
+/// `redirect_uri=https://portal.azure.com/TokenAuthorize`, for an Authorize clicked in the
+/// Microsoft Entra admin center). An application created without `redirectUris` allows it; the allow-list is
+/// exact-match, so an undocumented host is not added on a guess (a vendor who sees Entra use
+/// another adds it with `PATCH /admin/api/oauth-apps/{id}`).
+pub const ENTRA_REDIRECT_URIS: [&str; 1] = ["https://portal.azure.com/TokenAuthorize"];
 const CODE_PREFIX: &str = "scim_ac_";
 const REFRESH_PREFIX: &str = "scim_rt_";
 const APP_SECRET_PREFIX: &str = "scim_as_";

@@ -123,17 +123,87 @@ async fn put<D: Db>(
         .put_declaration(&ext.schema.id, rt, required, &document, &now)
         .await?;
     ctx.profiles.invalidate(store.tenant());
-    let mut report = check_stored(store, rt, &ext.schema).await?;
-    let unique = crate::store::unique::unique_attrs_of(&ext);
-    let duplicates = store.reindex_unique(rt, &ext.schema.id, &unique).await?;
-    if let Some(obj) = report.as_object_mut() {
-        obj.insert("duplicateValues".into(), json!(duplicates));
-    }
+    let report = match ctx.forward {
+        // The tenant's data is in its object: it checks it, with its copy made D1's.
+        Some(to) => {
+            let (v, _) = crate::service::relay::declare(ctx, to, store, Some(&decl.id)).await?;
+            v.get("stored").cloned().unwrap_or(Value::Null)
+        }
+        None => check_and_reindex(store, rt, &ext).await?,
+    };
     let mut out = declaration_json(&decl);
     if let Some(obj) = out.as_object_mut() {
         obj.insert("stored".into(), report);
     }
     Ok(json_response(if created { 201 } else { 200 }, &out))
+}
+
+/// How the stored data fits a new declaration of its URN ([`check_stored`]), with the count
+/// of duplicate values its unique attributes found (their index rebuilt).
+async fn check_and_reindex<D: Db>(
+    store: &Store<'_, D>,
+    rt: ResourceType,
+    ext: &crate::proto::schema::DeclaredExtension,
+) -> Result<Value> {
+    let mut report = check_stored(store, rt, &ext.schema).await?;
+    let unique = crate::store::unique::unique_attrs_of(ext);
+    let duplicates = store.reindex_unique(rt, &ext.schema.id, &unique).await?;
+    if let Some(obj) = report.as_object_mut() {
+        obj.insert("duplicateValues".into(), json!(duplicates));
+    }
+    Ok(report)
+}
+
+/// A tenant's Durable Object receives D1's declarations (`relay::declare`): it replaces its
+/// copy in one batch and rebuilds the unique values of every URN whose declaration is new,
+/// changed or gone, then, for `check` (the URN an admin just declared), answers how its
+/// stored data fits, as [`put`] does for data in D1: `{"stored": report}`.
+pub async fn mirror<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    body: &serde_json::Map<String, Value>,
+) -> Result<Value> {
+    let new: Vec<Declaration> = body
+        .get("declarations")
+        .and_then(Value::as_array)
+        .map(|all| {
+            all.iter()
+                .map(crate::service::relay::declaration_of)
+                .collect()
+        })
+        .unwrap_or(Some(Vec::new()))
+        .ok_or_else(|| ScimError::invalid_value("a declaration the worker sent is malformed"))?;
+    let check = body.get("check").and_then(Value::as_str);
+    let old = store.declarations().await?;
+    store.replace_declarations(&new).await?;
+    ctx.profiles.invalidate(store.tenant());
+    let same = |a: &Declaration, b: &Declaration| {
+        a.id.eq_ignore_ascii_case(&b.id) && a.rt == b.rt && a.document == b.document
+    };
+    let mut report = Value::Null;
+    for d in &new {
+        let is_check = check.is_some_and(|c| c.eq_ignore_ascii_case(&d.id));
+        if !is_check && old.iter().any(|o| same(o, d)) {
+            continue;
+        }
+        let doc: Value = serde_json::from_str(&d.document).unwrap_or(Value::Null);
+        let Ok(ext) = declared::parse(d.rt, d.required, &doc) else {
+            continue;
+        };
+        if is_check {
+            report = check_and_reindex(store, d.rt, &ext).await?;
+        } else {
+            let unique = crate::store::unique::unique_attrs_of(&ext);
+            store.reindex_unique(d.rt, &d.id, &unique).await?;
+        }
+    }
+    for gone in old
+        .iter()
+        .filter(|o| !new.iter().any(|d| d.id.eq_ignore_ascii_case(&o.id)))
+    {
+        store.reindex_unique(gone.rt, &gone.id, &[]).await?;
+    }
+    Ok(json!({ "stored": report }))
 }
 
 /// A tenant declares at most [`declared::MAX_DECLARED`] schemas, none inside another's
@@ -214,7 +284,14 @@ async fn delete<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, urn: &str) -> Res
         return Err(ScimError::not_found(format!("no declared schema '{urn}'")));
     };
     store.delete_declaration(&decl.id).await?;
-    store.reindex_unique(decl.rt, &decl.id, &[]).await?;
     ctx.profiles.invalidate(store.tenant());
+    match ctx.forward {
+        Some(to) => {
+            crate::service::relay::declare(ctx, to, store, None).await?;
+        }
+        None => {
+            store.reindex_unique(decl.rt, &decl.id, &[]).await?;
+        }
+    }
     Ok(Response::empty(204))
 }

@@ -15,6 +15,7 @@ pub mod console;
 pub mod credentials;
 pub mod ctx;
 pub mod declarations;
+pub mod deletion;
 pub mod entitlements;
 pub mod handoff;
 pub mod http;
@@ -35,6 +36,8 @@ mod api_tests;
 mod audit_tests;
 #[cfg(test)]
 mod bulk_tests;
+#[cfg(test)]
+mod deletion_tests;
 #[cfg(test)]
 mod entitlements_tests;
 #[cfg(test)]
@@ -120,17 +123,23 @@ async fn route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, request_id: &str) -> Resu
         // A bulk request is the directory's as a whole: one hop, then its operations run
         // where the tenant's data is.
         if let Some(to) = ctx.forward {
-            return relay::forward(ctx, to, req, principal, request_id).await;
+            return relay::forward(ctx, to, req, principal, request_id, None).await;
         }
         return bulk::serve(ctx, req, principal, &base_path, rest, request_id).await;
     }
     scim::serve(ctx, req, principal, &base_path, rest, request_id).await
 }
 
-/// Answers a SCIM request the worker authenticated and handed to a tenant's Durable Object
-/// (`relay`), against the object's database (`ctx.db`). The response carries no request id
+/// Answers a request the worker authenticated and handed to a tenant's Durable Object
+/// (`relay`), against the object's database (`ctx.db`): a SCIM request, or an admin call
+/// about the tenant's directory (`admin::handed`). The response carries no request id
 /// header: the worker adds it, as to every response.
 pub async fn handle_handed<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
+    // The object's profiles come from its own copy, cached apart from the worker's.
+    let ctx = &Ctx {
+        profiles: profile::object_cache(),
+        ..*ctx
+    };
     let Some(relayed) = relay::Relayed::of(req) else {
         let mut e = ScimError::internal();
         e.cause = Some("a request reached a tenant's object without the worker's relay".into());
@@ -148,15 +157,25 @@ async fn serve_handed<D: Db>(
     req: &Request,
     h: relay::Relayed,
 ) -> Result<Response> {
-    relay::adopt(ctx, &h).await?;
-    let tenant::Target::Scim {
-        base_path, rest, ..
-    } = tenant::target(&req.path)
-    else {
-        return Err(ScimError::not_found("not a SCIM path"));
-    };
-    if bulk::addressed(rest) {
-        return bulk::serve(ctx, req, h.principal, &base_path, rest, &h.request_id).await;
+    let target = tenant::target(&req.path);
+    // Only the call that brings the declarations may find the object's copy stale.
+    let brings_declarations = matches!(&target, tenant::Target::Admin { rest }
+        if req.method == http::Method::Post && admin::declares(rest));
+    if !relay::adopt(ctx, &h, !brings_declarations).await? {
+        return Ok(relay::stale());
     }
-    scim::serve(ctx, req, h.principal, &base_path, rest, &h.request_id).await
+    match target {
+        tenant::Target::Scim {
+            base_path, rest, ..
+        } => {
+            if bulk::addressed(rest) {
+                return bulk::serve(ctx, req, h.principal, &base_path, rest, &h.request_id).await;
+            }
+            scim::serve(ctx, req, h.principal, &base_path, rest, &h.request_id).await
+        }
+        tenant::Target::Admin { rest } => Ok(admin::handed(ctx, req, rest, &h.principal.tenant)
+            .await
+            .unwrap_or_else(|e| admin::error_response(&e))),
+        _ => Err(ScimError::not_found("not a SCIM path")),
+    }
 }

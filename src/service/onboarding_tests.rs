@@ -51,10 +51,7 @@ fn setup() -> (Server, String, String) {
     );
     assert_eq!(r.status, 201, "{}", text(&r));
     let app = r.body_json();
-    assert_eq!(
-        app["redirectUris"],
-        json!([ENTRA, "https://aad.portal.azure.com/TokenAuthorize"])
-    );
+    assert_eq!(app["redirectUris"], json!([ENTRA]));
     assert_eq!(app["authorizationUrl"], format!("{ORIGIN}/oauth/authorize"));
     assert_eq!(app["tokenUrl"], format!("{ORIGIN}/oauth/token"));
     let id = app["clientId"].as_str().unwrap().to_string();
@@ -308,12 +305,26 @@ fn authorization_errors_redirect_only_to_registered_uris() {
     let get = |h: &mut Server, q: &str| {
         h.send(Request::new(Method::Get, q, ORIGIN).with_header("cookie", &cookie))
     };
+    let two = admin(
+        &mut h,
+        Method::Post,
+        "/oauth-apps",
+        Some(json!({"name": "Two URIs", "redirectUris": [ENTRA, "https://app.example/cb"]})),
+    );
+    assert_eq!(two.status, 201, "{}", text(&two));
+    let two = two.body_json()["clientId"].as_str().unwrap().to_string();
+    // With one registered redirect URI, the request may leave it out (RFC 6749 §3.1.2.3).
+    let one = get(
+        &mut h,
+        &format!("/oauth/authorize?response_type=code&client_id={client}"),
+    );
+    assert_eq!(one.status, 200, "{}", text(&one));
     // Unknown client, unregistered or missing (two registered) redirect URI: a page, no redirect.
     for q in [
         "/oauth/authorize?response_type=code&client_id=0b6f1c52-9d0e-4c43-8f4f-8d1c1e2a7b10&redirect_uri=https%3A%2F%2Fportal.azure.com%2FTokenAuthorize".to_string(),
         format!("/oauth/authorize?response_type=code&client_id={client}&redirect_uri=https%3A%2F%2Fevil.test%2Fcb"),
         format!("/oauth/authorize?response_type=code&client_id={client}&redirect_uri=https%3A%2F%2Fportal.azure.com%2FTokenAuthorize%2F"),
-        format!("/oauth/authorize?response_type=code&client_id={client}"),
+        format!("/oauth/authorize?response_type=code&client_id={two}"),
         "/oauth/authorize?response_type=code".to_string(),
     ] {
         let r = get(&mut h, &q);

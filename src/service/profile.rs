@@ -9,6 +9,7 @@
 use crate::proto::declared;
 use crate::proto::schema::{Declared, Schemas};
 use crate::store::schemas::Profile;
+use crate::store::tenancy::Quota;
 use crate::store::{Db, Store};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -24,6 +25,14 @@ pub struct TenantProfile {
     /// PATCH and full representations follow RFC 7644 literally (no tolerances).
     pub strict: bool,
     pub schemas: Schemas,
+    /// The storage limits, which a tenant's Durable Object enforces (`service::relay`).
+    pub quota: Quota,
+    /// A digest of the declarations (0 when there are none): a tenant's Durable Object
+    /// validates with its own copy of them and compares this to know the copy is current
+    /// without receiving the declarations with every request (`service::relay`).
+    pub declared: u128,
+    /// What a DELETE does and whether a POST may restore a tombstone by `externalId`.
+    pub deletion: crate::store::tombstones::Policy,
 }
 
 #[derive(Default)]
@@ -57,11 +66,19 @@ impl ProfileCache {
 
 thread_local! {
     static ISOLATE_CACHE: &'static ProfileCache = Box::leak(Box::default());
+    static OBJECT_CACHE: &'static ProfileCache = Box::leak(Box::default());
 }
 
 /// The cache of this isolate (one per thread natively).
 pub fn isolate_cache() -> &'static ProfileCache {
     ISOLATE_CACHE.with(|c| *c)
+}
+
+/// The cache tenants' Durable Objects use. Apart from the worker's: an object and the worker
+/// can share an isolate, and an object's profile (read from its own copy) refreshed on every
+/// request would otherwise keep the worker from ever reading D1's again.
+pub fn object_cache() -> &'static ProfileCache {
+    OBJECT_CACHE.with(|c| *c)
 }
 
 /// The tenant's profile, from the cache or from one D1 statement.
@@ -89,6 +106,7 @@ pub fn remember(cache: &ProfileCache, tenant: &str, stored: &Profile, now_ms: i6
 /// current parser refuses (one written by an older, laxer version) is left out: its data
 /// stays stored and is served as undeclared, rather than every request of the tenant failing.
 pub fn of(tenant: &str, stored: &Profile) -> TenantProfile {
+    let mut hash = 0;
     let schemas = if stored.declarations.is_empty() {
         Schemas::new(None, stored.reject_undeclared)
     } else {
@@ -102,6 +120,7 @@ pub fn of(tenant: &str, stored: &Profile) -> TenantProfile {
             }))
             .collect::<Vec<_>>()
             .join("\n");
+        hash = digest(&key);
         let set = declared::intern(&key, || Declared {
             extensions: stored
                 .declarations
@@ -117,5 +136,17 @@ pub fn of(tenant: &str, stored: &Profile) -> TenantProfile {
     TenantProfile {
         strict: stored.strict,
         schemas,
+        quota: stored.quota,
+        declared: hash,
+        deletion: stored.deletion,
     }
+}
+
+/// The first 128 bits of the SHA-256 of `key`: a change of the declarations changes it.
+fn digest(key: &str) -> u128 {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(hash.get(..16).unwrap_or(&[0; 16]));
+    u128::from_be_bytes(first)
 }

@@ -468,3 +468,313 @@ fn an_objects_events_reach_the_webhook_queue_through_its_own_sweep_and_are_deliv
         "no secret is copied into an object"
     );
 }
+
+const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+
+fn declaration() -> Value {
+    json!({"resourceType": "User", "schema": {"id": CUSTOM, "name": "Custom", "attributes": [
+        {"name": "badge", "type": "integer"},
+        {"name": "code", "type": "string", "uniqueness": "server"},
+        {"name": "secret", "type": "string", "returned": "never"}
+    ]}})
+}
+
+fn custom_user(name: &str, ext: Value) -> Value {
+    json!({"schemas": [USER_SCHEMA, CUSTOM], "userName": name, CUSTOM: ext})
+}
+
+impl H {
+    fn admin(&mut self, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.call(method, &format!("/admin/api{path}"), ADMIN, body)
+    }
+}
+
+#[test]
+fn declared_schemas_are_enforced_by_the_object_and_checked_against_its_data() {
+    let mut h = H::new();
+    // Kept verbatim before the declaration: a badge that is not an integer, a shared code.
+    for (name, badge) in [("early1", json!("seven")), ("early2", json!(2))] {
+        let r = h.scim(
+            Method::Post,
+            "/Users",
+            Some(custom_user(name, json!({"badge": badge, "code": "DUP"}))),
+        );
+        assert_eq!(r.status, 201, "{}", text(&r));
+    }
+    let path = format!("/tenants/default/schemas/{CUSTOM}");
+    let r = h.admin(Method::Put, &path, Some(declaration()));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    // The object's data was checked (D1 holds none of it).
+    let stored = &r.body_json()["stored"];
+    assert_eq!(stored["checked"], 2, "{stored}");
+    assert_eq!(stored["conflicting"], 1, "{stored}");
+    assert_eq!(stored["duplicateValues"], 1, "{stored}");
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM tenant_schemas")[0]["n"],
+        1
+    );
+    // Types, uniqueness (the object's unique_values), returned:never, typed filters.
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(custom_user("bad", json!({"badge": "x"}))),
+    );
+    assert_eq!(r.status, 400, "{}", text(&r));
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(custom_user(
+            "c1",
+            json!({"badge": 10, "code": "E1", "secret": "s"}),
+        )),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert!(
+        r.body_json()[CUSTOM].get("secret").is_none(),
+        "{}",
+        text(&r)
+    );
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(custom_user("c2", json!({"code": "e1"}))),
+    );
+    assert_eq!(r.status, 409, "{}", text(&r));
+    let filter = format!("{CUSTOM}:badge%20eq%2010");
+    let r = h.scim(Method::Get, &format!("/Users?filter={filter}"), None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["totalResults"], 1, "{}", text(&r));
+    // Removed: the object's copy goes with it, and anything is kept again.
+    let r = h.admin(Method::Delete, &path, None);
+    assert_eq!(r.status, 204, "{}", text(&r));
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM tenant_schemas")[0]["n"],
+        0
+    );
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(custom_user("free", json!({"badge": "x", "code": "E1"}))),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+}
+
+#[test]
+fn an_object_with_stale_declarations_gets_d1s_before_it_runs_anything() {
+    let mut h = H::new();
+    let r = h.admin(
+        Method::Put,
+        &format!("/tenants/default/schemas/{CUSTOM}"),
+        Some(declaration()),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    // Another isolate's admin change reached D1 but not this object (its push failed).
+    h.objects.db("default").query("DELETE FROM tenant_schemas");
+    let hops = h.objects.hops.get();
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(custom_user("bad", json!({"badge": "x"}))),
+    );
+    assert_eq!(
+        r.status,
+        400,
+        "validated with D1's declarations: {}",
+        text(&r)
+    );
+    assert_eq!(
+        h.objects.hops.get() - hops,
+        3,
+        "refused, updated, run again"
+    );
+    assert_eq!(
+        h.rows("default", "SELECT count(*) AS n FROM tenant_schemas")[0]["n"],
+        1
+    );
+    let events = h.rows("default", "SELECT count(*) AS n FROM events");
+    assert_eq!(events[0]["n"], 1, "the refused attempt ran nothing");
+    let hops = h.objects.hops.get();
+    h.scim(Method::Get, "/Users", None);
+    assert_eq!(h.objects.hops.get() - hops, 1);
+}
+
+#[test]
+fn the_admin_quota_reaches_the_object() {
+    let mut h = H::new();
+    let r = h.admin(
+        Method::Patch,
+        "/tenants/default",
+        Some(json!({"quota": {"resources": 1}})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let user = |n: &str| json!({"schemas": [USER_SCHEMA], "userName": n});
+    assert_eq!(
+        h.scim(Method::Post, "/Users", Some(user("one"))).status,
+        201
+    );
+    let r = h.scim(Method::Post, "/Users", Some(user("two")));
+    assert_eq!(r.status, 507, "{}", text(&r));
+    let quota = h.rows(
+        "default",
+        "SELECT max_resources, max_bytes FROM tenants WHERE id = 'default'",
+    );
+    assert_eq!(quota[0]["max_resources"], 1);
+    let r = h.admin(
+        Method::Patch,
+        "/tenants/default",
+        Some(json!({"quota": {"resources": null}})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(
+        h.scim(Method::Post, "/Users", Some(user("two"))).status,
+        201
+    );
+}
+
+#[test]
+fn the_admin_api_reads_the_directory_and_its_log_from_the_object() {
+    let mut h = H::new();
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "ada", "active": "True"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let r = h.scim(Method::Get, "/Users/nope", None);
+    assert_eq!(r.status, 404);
+    let r = h.admin(Method::Get, "/tenants/default/events", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let events = r.body_json()["events"].clone();
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(events[0]["op"], "create");
+    assert_eq!(events[0]["resourceId"], uid.as_str());
+    let r = h.admin(Method::Get, "/tenants/default/events/summary?days=2", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["days"][0]["create"], 1, "{}", text(&r));
+    let r = h.admin(Method::Get, "/tenants/default/tolerances", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert!(text(&r).contains("\"count\":1"), "{}", text(&r));
+    let r = h.admin(Method::Get, "/tenants/default/Users", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["Resources"][0]["id"], uid.as_str());
+    let r = h.admin(Method::Get, "/tenants/default", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["usage"]["resources"], 1, "{}", text(&r));
+    assert!(r.body_json()["usage"]["bytes"].as_i64().unwrap() > 0);
+    // A tenant D1 does not have is 404, and no object is made for it.
+    let r = h.admin(Method::Get, "/tenants/ghost/events", None);
+    assert_eq!(r.status, 404, "{}", text(&r));
+    assert!(h.objects.dbs.borrow().get("ghost").is_none());
+    assert_eq!(h.d1.query("SELECT count(*) AS n FROM events")[0]["n"], 0);
+}
+
+/// Checks an HS256 SET's signature with `key`; its claims.
+fn verified_claims(token: &str, key: &[u8]) -> Value {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap();
+    mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
+    mac.verify_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap())
+        .expect("signed with the stream's key");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
+}
+
+#[test]
+fn a_poll_stream_serves_the_objects_change_feed() {
+    use base64::Engine as _;
+    let mut h = H::new();
+    // Before the stream: not served by it.
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "before"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = h.admin(
+        Method::Post,
+        "/tenants/default/webhooks",
+        Some(json!({"format": "set", "delivery": "poll"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let stream = r.body_json()["id"].as_str().unwrap().to_string();
+    let secret = r.body_json()["secret"].as_str().unwrap().to_string();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let user = json!({"schemas": [USER_SCHEMA], "userName": format!("p{n}")});
+        let r = h.scim(Method::Post, "/Users", Some(user));
+        ids.push(r.body_json()["id"].as_str().unwrap().to_string());
+    }
+    let path = format!("/Events/{stream}");
+    let r = h.scim(Method::Post, &path, Some(json!({"maxEvents": 2})));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let b = r.body_json();
+    assert_eq!(b["moreAvailable"], true, "{b}");
+    let sets = b["sets"].as_object().unwrap().clone();
+    assert_eq!(sets.len(), 2);
+    let jtis: Vec<String> = sets.keys().cloned().collect();
+    for token in sets.values() {
+        let claims = verified_claims(token.as_str().unwrap(), &key);
+        assert!(claims.to_string().contains(&ids[0]) || claims.to_string().contains(&ids[1]));
+    }
+    // Acknowledged: the next poll serves the third, and the object keeps the delivery log.
+    let r = h.scim(Method::Post, &path, Some(json!({"ack": jtis})));
+    let b = r.body_json();
+    assert_eq!(b["sets"].as_object().unwrap().len(), 1, "{b}");
+    assert_eq!(b["moreAvailable"], false);
+    let acked = h.rows(
+        "default",
+        "SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'delivered'",
+    );
+    assert_eq!(acked[0]["n"], 2);
+    assert_eq!(
+        h.d1.query("SELECT count(*) AS n FROM webhook_deliveries")[0]["n"],
+        0
+    );
+    // A stream D1 does not have is 404 before any hop; a disabled one is refused.
+    let hops = h.objects.hops.get();
+    let r = h.scim(Method::Post, "/Events/wh_nope", Some(json!({})));
+    assert_eq!(r.status, 404, "{}", text(&r));
+    assert_eq!(h.objects.hops.get(), hops);
+    let r = h.admin(
+        Method::Patch,
+        &format!("/tenants/default/webhooks/{stream}"),
+        Some(json!({"enabled": false})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let r = h.scim(Method::Post, &path, Some(json!({})));
+    assert_eq!(r.status, 403, "{}", text(&r));
+}
+
+/// The deletion policy set through the admin API (D1) reaches the tenant's object with the
+/// next request: the object's DELETE keeps a tombstone there, and `restoreOnCreate` brings
+/// Entra's recreated user back under its id.
+#[test]
+fn the_deletion_policy_reaches_the_object() {
+    let mut h = H::new();
+    let r = h.call(
+        Method::Patch,
+        "/admin/api/tenants/default",
+        ADMIN,
+        Some(json!({"deletion": {"policy": "soft", "days": 3, "restoreOnCreate": true}})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "ada", "externalId": "ext-ada"});
+    let r = h.scim(Method::Post, "/Users", Some(user.clone()));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let r = h.scim(Method::Delete, &format!("/Users/{uid}"), None);
+    assert_eq!(r.status, 204, "{}", text(&r));
+    let kept = h.rows("default", "SELECT id FROM tombstones");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["id"], json!(uid));
+    let r = h.scim(Method::Post, "/Users", Some(user));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.body_json()["id"], json!(uid));
+    assert!(h.rows("default", "SELECT id FROM tombstones").is_empty());
+}

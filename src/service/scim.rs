@@ -16,6 +16,7 @@ use crate::service::ids;
 use crate::service::profile::TenantProfile;
 use crate::service::route::Route;
 use crate::store::cursor;
+use crate::store::tombstones::Restored;
 use crate::store::{Db, ListQuery, MemberChange, NewData, Store, Stored, Update, Write};
 use serde_json::{json, Map, Value};
 
@@ -53,7 +54,11 @@ pub(crate) async fn serve<D: Db>(
         .forward
         .filter(|_| crate::service::relay::in_directory(&route))
     {
-        return crate::service::relay::forward(ctx, to, req, principal, request_id).await;
+        let stream = match &route {
+            Route::Events(stream) => Some(stream.as_str()),
+            _ => None,
+        };
+        return crate::service::relay::forward(ctx, to, req, principal, request_id, stream).await;
     }
     let base = format!("{}{base_path}", req.origin);
     let store = Store::new(ctx.db, principal.tenant.clone());
@@ -456,11 +461,48 @@ async fn create<D: Db>(
     let id = ids::new_id().ok_or_else(ScimError::internal)?;
     let now = time::format_millis(ctx.now_ms);
     let members = members.unwrap_or_default();
-    let stored = store
-        .changing(attribute_names(&data, !members.is_empty()))
-        .create(rt, &id, &data, &members, &now, &tolerances)
-        .await?;
+    let store = store.changing(attribute_names(&data, !members.is_empty()));
+    let restored = match profile.deletion.restore_on_create {
+        true => restore_on_create(&store, rt, &data, &members, &now, &tolerances).await?,
+        false => None,
+    };
+    let stored = match restored {
+        Some(stored) => stored,
+        None => {
+            store
+                .create(rt, &id, &data, &members, &now, &tolerances)
+                .await?
+        }
+    };
     Ok(resource_response(201, stored, &projection, base)?.with_notes(tolerated(&tolerances)))
+}
+
+/// `restoreOnCreate`: a POST whose `externalId` matches a tombstone of its type brings that
+/// resource back under its old id with the POST's attributes, so the app keeps its history
+/// (the answer is still `201`: the resource is created, as far as the client knows). One
+/// read more than a plain create, paid only by tenants with the setting and POSTs with an
+/// `externalId`. `None`: nothing to restore (or it went meanwhile): create as usual.
+async fn restore_on_create<D: Db>(
+    store: &Store<'_, D>,
+    rt: ResourceType,
+    data: &Map<String, Value>,
+    members: &[String],
+    now: &str,
+    tolerances: &[&str],
+) -> Result<Option<Stored>> {
+    let Some(external_id) = data.get("externalId").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let Some(old) = store.tombstone_by_external_id(rt, external_id).await? else {
+        return Ok(None);
+    };
+    match store
+        .restore(rt, &old, Some(data), members, now, tolerances)
+        .await?
+    {
+        Restored::Done(stored) => Ok(Some(stored)),
+        Restored::NotFound => Ok(None),
+    }
 }
 
 /// The checks a write makes before its first round trip (the body, its validation against

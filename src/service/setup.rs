@@ -330,7 +330,15 @@ async fn api_route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, path: &str) -> Result
                 "since" | "limit" => req.query_param(name),
                 _ => None,
             })?;
-            let page = crate::store::events::list(ctx.db, &session.tenant, &q).await?;
+            let page = match ctx.forward {
+                // The log is in the tenant's object (`SCIM_STORAGE = "durable-object"`).
+                Some(to) => {
+                    let path = format!("events?since={}&limit={}", q.since, q.limit);
+                    crate::service::relay::read_json(ctx, to, &session.tenant, &req.origin, &path)
+                        .await?
+                }
+                None => crate::store::events::list(ctx.db, &session.tenant, &q).await?,
+            };
             Ok(json(200, &page))
         }
         (_, "api/session" | "api/token" | "api/status" | "api/events") => {

@@ -1244,3 +1244,85 @@ fn a_set_endpoint_failing_for_days_is_disabled_like_a_json_one() {
     );
     assert!(h.sweep().is_empty());
 }
+
+// ---- deletion policies (issue 18 item 2) ----
+
+#[test]
+fn soft_delete_restore_and_purge_are_told_apart_in_json_and_set_events() {
+    let mut h = new();
+    let r = h.admin(
+        Method::Patch,
+        "/admin/api/tenants/default",
+        Some(json!({"deletion": {"policy": "soft", "days": 1}})),
+    );
+    assert_eq!(r.status, 200);
+    h.endpoint(json!({"url": "https://app.example.com/hooks"}));
+    let (_, key) = h.endpoint(json!({"url": "https://app.example.com/sets", "format": "set"}));
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "ada", "externalId": "ext-ada", "active": true})),
+    );
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let off = patch(json!([{"op": "replace", "path": "active", "value": false}]));
+    assert_eq!(
+        h.scim(Method::Patch, &format!("/Users/{uid}"), Some(off))
+            .status,
+        200
+    );
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{uid}"), None)
+            .status,
+        204
+    );
+    let restore = format!("/admin/api/tenants/default/tombstones/{uid}/restore");
+    assert_eq!(h.admin(Method::Post, &restore, None).status, 200);
+    // Delivered while the user exists: `data` is the resource as it is at delivery.
+    let mut got = h.flush_raw();
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{uid}"), None)
+            .status,
+        204
+    );
+    let later = crate::proto::time::format_millis(h.s.now_ms + 2 * 86_400_000);
+    block_on(crate::store::Db::batch(
+        &h.s.db,
+        crate::store::tombstones::purge_stmts(&later),
+    ))
+    .unwrap();
+
+    got.extend(h.flush_raw());
+    let (json_bodies, sets): (Vec<&Got>, Vec<&Got>) =
+        got.iter().partition(|g| g.url.ends_with("/hooks"));
+    let bodies: Vec<Value> = json_bodies.iter().map(|g| g.json()).collect();
+    assert_eq!(
+        types(&bodies),
+        [
+            "user.created",
+            "user.deactivated",
+            "user.deleted",
+            "user.restored",
+            "user.deleted",
+            "user.purged"
+        ]
+    );
+    assert_eq!(bodies[2]["data"], json!({"id": uid, "restorable": true}));
+    assert_eq!(bodies[3]["data"]["userName"], json!("ada"));
+    assert_eq!(bodies[5]["data"], json!({"id": uid}));
+    // SETs: the restore rejoins the feed as a create under the same id; a purge, which
+    // changes nothing SCIM can see, sends none.
+    let uris_of: Vec<Vec<String>> = sets
+        .iter()
+        .map(|g| uris(&verify_set(std::str::from_utf8(&g.body).unwrap(), &key).1))
+        .collect();
+    assert_eq!(
+        uris_of,
+        [
+            vec![format!("{PROV}create:notice")],
+            vec![format!("{PROV}deactivate"), format!("{PROV}patch:notice")],
+            vec![format!("{PROV}delete")],
+            vec![format!("{PROV}create:notice")],
+            vec![format!("{PROV}delete")],
+        ]
+    );
+}

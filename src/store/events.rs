@@ -48,6 +48,9 @@ pub struct Derived {
     pub reactivated: Expr,
     pub members_added: Expr,
     pub members_removed: Expr,
+    /// `lifecycle` (migration 0025): 'soft' for a delete that kept a tombstone, 'restore' for
+    /// a create that brought one back; NULL otherwise.
+    pub lifecycle: Expr,
 }
 
 impl Default for Derived {
@@ -57,6 +60,7 @@ impl Default for Derived {
             reactivated: ("0".into(), Vec::new()),
             members_added: ("NULL".into(), Vec::new()),
             members_removed: ("NULL".into(), Vec::new()),
+            lifecycle: ("NULL".into(), Vec::new()),
         }
     }
 }
@@ -87,12 +91,13 @@ pub fn success_stmt(
             .map_or(SqlValue::Null, SqlValue::Text),
         json!(note.attributes).to_string().into(),
     ];
-    let mut exprs = Vec::with_capacity(5);
+    let mut exprs = Vec::with_capacity(6);
     for (sql, p) in [
         derived.deactivated,
         derived.reactivated,
         derived.members_added,
         derived.members_removed,
+        derived.lifecycle,
     ] {
         exprs.push(sql);
         params.extend(p);
@@ -108,8 +113,8 @@ pub fn success_stmt(
     params.extend([SqlValue::Int(status), note.request_id.as_str().into()]);
     let mut sql = format!(
         "INSERT INTO events (tenant, time, op, resource_type, resource_id, credential, attributes, \
-         deactivated, reactivated, members_added, members_removed, external_id, outcome, status, \
-         request_id) SELECT ?, ?, ?, ?, ?, ?, ?, {}, 'success', ?, ?",
+         deactivated, reactivated, members_added, members_removed, lifecycle, external_id, outcome, \
+         status, request_id) SELECT ?, ?, ?, ?, ?, ?, ?, {}, 'success', ?, ?",
         exprs.join(", ")
     );
     if let Some((cond, p)) = guard {
@@ -226,8 +231,8 @@ impl EventQuery {
     pub fn stmt(&self, tenant: &str) -> Stmt {
         let mut sql = format!(
             "SELECT seq, time, op, resource_type, resource_id, credential, attributes, deactivated, \
-             reactivated, members_added, members_removed, outcome, status, request_id, detail, \
-             {GRANT_SQL} AS via_grant FROM events WHERE tenant = ? AND seq > ?",
+             reactivated, members_added, members_removed, lifecycle, outcome, status, request_id, \
+             detail, {GRANT_SQL} AS via_grant FROM events WHERE tenant = ? AND seq > ?",
         );
         let mut params: Vec<SqlValue> = vec![tenant.into(), SqlValue::Int(self.since)];
         let mut add = |cond: &str, v: SqlValue| {
@@ -292,6 +297,7 @@ pub fn render_event(row: &Row) -> Value {
         "reactivated": int(row, "reactivated") == 1,
         "membersAdded": json_array(row, "members_added"),
         "membersRemoved": json_array(row, "members_removed"),
+        "lifecycle": row.get("lifecycle"),
         "outcome": row.get("outcome"),
         "status": int(row, "status"),
         "requestId": row.get("request_id"),
@@ -322,7 +328,7 @@ pub async fn summary<D: Db>(db: &D, tenant: &str, now_ms: i64, days: i64) -> Res
          sum(outcome = 'success' AND op = 'create') AS creates, \
          sum(outcome = 'success' AND op IN ('replace', 'patch') AND deactivated = 0) AS updates, \
          sum(outcome = 'success' AND deactivated = 1) AS deactivations, \
-         sum(outcome = 'success' AND op = 'delete') AS deletes, \
+         sum(outcome = 'success' AND op = 'delete' AND lifecycle IS NOT 'purge') AS deletes, \
          sum(outcome = 'failure') AS failures \
          FROM events WHERE tenant = ? AND time >= ? GROUP BY day ORDER BY day",
         vec![

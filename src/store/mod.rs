@@ -35,6 +35,7 @@ pub mod schemas;
 pub mod sql;
 pub mod tenancy;
 pub mod tolerances;
+pub mod tombstones;
 #[cfg(test)]
 mod undeclared_cost_tests;
 pub mod unique;
@@ -638,8 +639,8 @@ impl<'a, D: Db> Store<'a, D> {
         }
     }
 
-    /// Deletes a resource (memberships go with it, by cascade). `expected` makes it
-    /// conditional (If-Match).
+    /// Deletes a resource (memberships go with it, by cascade), keeping a tombstone when the
+    /// tenant's policy is `soft` ([`tombstones`]). `expected` makes it conditional (If-Match).
     pub async fn delete(&self, rt: ResourceType, id: &str, expected: Option<i64>) -> Result<Write> {
         let mut sql = format!(
             "DELETE FROM resources WHERE tenant = ? AND type = {} AND id = ?",
@@ -651,15 +652,16 @@ impl<'a, D: Db> Store<'a, D> {
             params.push(SqlValue::Int(v));
         }
         sql.push_str(" RETURNING id");
+        let derived = events::Derived {
+            lifecycle: self.delete_lifecycle(),
+            ..events::Derived::default()
+        };
         let mut stmts: Vec<Stmt> = self
-            .audit_stmt(
-                rt,
-                id,
-                events::Derived::default(),
-                Some(self.target_exists(rt, id, expected)),
-            )
+            .audit_stmt(rt, id, derived, Some(self.target_exists(rt, id, expected)))
             .into_iter()
             .collect();
+        // Under the `soft` policy the row and its memberships are kept first (`tombstones`).
+        stmts.extend(self.tombstone_stmts(rt, id, expected));
         let delete_at = stmts.len();
         stmts.push(Stmt::new(sql, params));
         if expected.is_some() {

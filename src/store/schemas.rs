@@ -26,7 +26,18 @@ pub struct Declaration {
 pub struct Profile {
     pub strict: bool,
     pub reject_undeclared: bool,
+    /// Read with the settings so that a tenant kept in a Durable Object, whose quota triggers
+    /// run in the object, gets the limits D1 holds with the request that needs them.
+    pub quota: Quota,
+    pub deletion: crate::store::tombstones::Policy,
     pub declarations: Vec<Declaration>,
+}
+
+/// A tenant's storage limits; `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Quota {
+    pub resources: Option<i64>,
+    pub bytes: Option<i64>,
 }
 
 const DECL_COLUMNS: &str = "s.id, s.resource_type, s.required, s.document, s.created, s.modified";
@@ -57,7 +68,9 @@ fn declaration(row: &Row) -> Result<Declaration> {
 pub(crate) fn profile_stmt(tenant_expr: &str, param: SqlValue) -> Stmt {
     Stmt::new(
         format!(
-            "SELECT t.strict_patch, t.undeclared_extensions, {DECL_COLUMNS} FROM tenants t \
+            "SELECT t.strict_patch, t.undeclared_extensions, t.max_resources, t.max_bytes, \
+             t.deletion_days, t.restore_on_create, \
+             {DECL_COLUMNS} FROM tenants t \
              LEFT JOIN tenant_schemas s ON s.tenant = t.id WHERE t.id = {tenant_expr} ORDER BY s.id"
         ),
         vec![param],
@@ -73,6 +86,14 @@ pub(crate) fn profile_of(rows: &[Row]) -> Result<Profile> {
         strict: int(first.get("strict_patch")) == Some(1),
         reject_undeclared: first.get("undeclared_extensions").and_then(Value::as_str)
             == Some("reject"),
+        quota: Quota {
+            resources: int(first.get("max_resources")),
+            bytes: int(first.get("max_bytes")),
+        },
+        deletion: crate::store::tombstones::Policy {
+            days: int(first.get("deletion_days")),
+            restore_on_create: int(first.get("restore_on_create")) == Some(1),
+        },
         declarations: Vec::new(),
     };
     for row in rows
@@ -147,6 +168,32 @@ impl<D: Db> Store<'_, D> {
         let decl = declaration(row)?;
         let created = decl.created == now && decl.modified == now;
         Ok((decl, created))
+    }
+
+    /// Makes the tenant's declarations exactly `all`, as stored elsewhere (a tenant's Durable
+    /// Object keeps a copy of D1's), in one batch.
+    pub async fn replace_declarations(&self, all: &[Declaration]) -> Result<()> {
+        let mut stmts = vec![Stmt::new(
+            "DELETE FROM tenant_schemas WHERE tenant = ?",
+            vec![self.tenant_value()],
+        )];
+        stmts.extend(all.iter().map(|d| {
+            Stmt::new(
+                "INSERT INTO tenant_schemas (tenant, id, resource_type, required, document, \
+                 created, modified) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                vec![
+                    self.tenant_value(),
+                    d.id.as_str().into(),
+                    d.rt.name().into(),
+                    SqlValue::Int(i64::from(d.required)),
+                    d.document.as_str().into(),
+                    d.created.as_str().into(),
+                    d.modified.as_str().into(),
+                ],
+            )
+        }));
+        self.db.batch(stmts).await?;
+        Ok(())
     }
 
     /// Removes a declaration; stored data under its URN stays (it is undeclared again).

@@ -81,6 +81,8 @@ pub struct TenantRecord {
     pub reject_undeclared: bool,
     /// Storage limits (`None`: unlimited), enforced by triggers in every write's transaction.
     pub quota: Quota,
+    /// What a DELETE does (`store::tombstones`).
+    pub deletion: crate::store::tombstones::Policy,
 }
 
 /// What an admin PATCH of a tenant changes; `None` keeps a setting.
@@ -90,14 +92,13 @@ pub struct TenantChange<'a> {
     pub strict_patch: Option<bool>,
     pub reject_undeclared: Option<bool>,
     pub quota: (LimitChange, LimitChange),
+    /// `Some(None)`: the `hard` policy; `Some(Some(n))`: `soft`, tombstones kept `n` days.
+    pub deletion_days: LimitChange,
+    pub restore_on_create: Option<bool>,
 }
 
-/// A tenant's storage limits; `None` is unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Quota {
-    pub resources: Option<i64>,
-    pub bytes: Option<i64>,
-}
+/// A tenant's storage limits (defined with the profile, which carries them).
+pub use crate::store::schemas::Quota;
 
 /// A change to one limit: `None` keeps it, `Some(None)` lifts it, `Some(Some(n))` sets it.
 pub type LimitChange = Option<Option<i64>>;
@@ -148,7 +149,8 @@ pub struct NewCredential<'x> {
 }
 
 const TENANT_COLUMNS: &str =
-    "id, name, created, strict_patch, undeclared_extensions, max_resources, max_bytes";
+    "id, name, created, strict_patch, undeclared_extensions, max_resources, max_bytes, \
+     deletion_days, restore_on_create";
 const CREDENTIAL_COLUMNS: &str =
     "id, tenant, kind, label, created, expires, last_used, revoked, replaced_by, parent_id";
 
@@ -177,6 +179,10 @@ fn tenant_row(row: &Row) -> Result<TenantRecord> {
         quota: Quota {
             resources: int(row.get("max_resources")),
             bytes: int(row.get("max_bytes")),
+        },
+        deletion: crate::store::tombstones::Policy {
+            days: int(row.get("deletion_days")),
+            restore_on_create: int(row.get("restore_on_create")) == Some(1),
         },
     })
 }
@@ -325,8 +331,17 @@ impl<D: Db> Store<'_, D> {
                 .reject_undeclared
                 .map(|r| if r { "reject" } else { "keep" })),
         ];
+        if let Some(r) = change.restore_on_create {
+            sets.push_str(", restore_on_create = ?");
+            params.push(SqlValue::Int(i64::from(r)));
+        }
         let quota = change.quota;
-        for (column, change) in [("max_resources", quota.0), ("max_bytes", quota.1)] {
+        let limits = [
+            ("max_resources", quota.0),
+            ("max_bytes", quota.1),
+            ("deletion_days", change.deletion_days),
+        ];
+        for (column, change) in limits {
             if let Some(limit) = change {
                 sets.push_str(&format!(", {column} = ?"));
                 params.push(limit.map_or(SqlValue::Null, SqlValue::Int));

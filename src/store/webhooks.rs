@@ -203,7 +203,7 @@ pub async fn deliveries<D: Db>(
 }
 
 const CHANGE_COLUMNS: &str = "e.seq, e.time, e.op, e.resource_type, e.resource_id, e.attributes, \
-     e.deactivated, e.reactivated, e.members_added, e.members_removed";
+     e.deactivated, e.reactivated, e.members_added, e.members_removed, e.lifecycle";
 
 /// A provisioning-log row as a [`Change`].
 pub fn change_of(row: &Row) -> Change {
@@ -227,6 +227,7 @@ pub fn change_of(row: &Row) -> Change {
         reactivated: int(row, "reactivated") == 1,
         members_added: json_array(row, "members_added"),
         members_removed: json_array(row, "members_removed"),
+        lifecycle: text("lifecycle"),
     }
 }
 
@@ -504,7 +505,7 @@ pub async fn read_change<D: Db>(
 
 /// Creates the D1 deployment secret if missing and reads it (two statements), when the seal
 /// key comes from D1.
-fn deployment_secret_stmts(deployment_secret: Option<(&str, &str)>) -> Vec<Stmt> {
+pub(crate) fn deployment_secret_stmts(deployment_secret: Option<(&str, &str)>) -> Vec<Stmt> {
     let Some((name, fresh)) = deployment_secret else {
         return Vec::new();
     };
@@ -520,14 +521,14 @@ fn deployment_secret_stmts(deployment_secret: Option<(&str, &str)>) -> Vec<Stmt>
     ]
 }
 
-fn secret_value(row: Option<Row>) -> Option<String> {
+pub(crate) fn secret_value(row: Option<Row>) -> Option<String> {
     row.and_then(|r| r.get("value").and_then(Value::as_str).map(str::to_string))
 }
 
 /// A log row's columns a SET needs beyond the change: the request id (`txn`) and the
 /// resource's `externalId`: its current one while it exists, else the one a delete recorded.
 const SET_COLUMNS: &str = "e.seq, e.time, e.op, e.resource_type, e.resource_id, e.attributes, \
-     e.deactivated, e.reactivated, e.members_added, e.members_removed, e.request_id, \
+     e.deactivated, e.reactivated, e.members_added, e.members_removed, e.lifecycle, e.request_id, \
      coalesce((SELECT r.external_id FROM resources r WHERE r.tenant = e.tenant \
      AND r.id = e.resource_id), e.external_id) AS external_id";
 
@@ -596,7 +597,7 @@ pub async fn poll<D: Db>(
             format!(
                 "SELECT {SET_COLUMNS} FROM events e JOIN webhooks w ON w.id = ? AND w.tenant = e.tenant \
                  AND w.url = '' WHERE e.tenant = ? AND e.seq > w.enqueued_seq AND e.outcome = 'success' \
-                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint = w.id \
+                 AND e.lifecycle IS NOT 'purge' AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint = w.id \
                  AND d.seq = e.seq AND d.type = 'set' AND d.status IN ('delivered', 'dead')) \
                  ORDER BY e.seq LIMIT ?"
             ),

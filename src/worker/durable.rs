@@ -196,6 +196,50 @@ pub struct TenantStore {
     env: Env,
     /// The schema is current for this instance's lifetime once checked.
     migrated: Cell<bool>,
+    /// When this instance last dropped provisioning-log events older than the retention.
+    pruned_ms: Cell<i64>,
+}
+
+/// How often a live object prunes its provisioning log (the D1 backend's daily cron).
+const PRUNE_EVERY_MS: i64 = 86_400_000;
+
+impl TenantStore {
+    /// The object's database, migrated on first use in this instance; `None` (logged) if
+    /// migrating failed.
+    fn database(&self) -> Option<ObjectDb> {
+        let object = ObjectDb {
+            storage: self.state.storage(),
+        };
+        if !self.migrated.get() {
+            if let Err(e) = migrate(&object) {
+                console_error!("tenant object: migrating failed: {e:?}");
+                return None;
+            }
+            self.migrated.set(true);
+        }
+        Some(object)
+    }
+
+    /// The retention of the daily cron (`LOG_RETENTION_DAYS`), applied by the object itself
+    /// on its first request after it starts and then daily: the cron cannot reach every
+    /// object (one subrequest each, thousands of tenants), and an object that gets no
+    /// requests adds no events. One indexed DELETE (`events_by_time`), outside the request's
+    /// transaction.
+    fn prune(&self, object: &ObjectDb, now: i64) {
+        if now - self.pruned_ms.get() < PRUNE_EVERY_MS {
+            return;
+        }
+        self.pruned_ms.set(now);
+        let raw = self
+            .env
+            .var("LOG_RETENTION_DAYS")
+            .ok()
+            .map(|v| v.to_string());
+        let days = crate::store::events::retention_days(raw.as_deref());
+        if let Err(e) = object.batch(vec![crate::store::events::prune_stmt(now, days)]) {
+            console_error!("tenant object: pruning the provisioning log failed: {e:?}");
+        }
+    }
 }
 
 impl DurableObject for TenantStore {
@@ -204,6 +248,7 @@ impl DurableObject for TenantStore {
             state,
             env,
             migrated: Cell::new(false),
+            pruned_ms: Cell::new(0),
         }
     }
 
@@ -211,6 +256,7 @@ impl DurableObject for TenantStore {
         let Some(object) = self.database() else {
             return to_response(http::Response::error(&ScimError::internal()));
         };
+        self.prune(&object, js_sys_now());
         let request = match to_request(req).await? {
             Incoming::Request(r) => r,
             Incoming::TooLarge => return to_response(super::too_large()),
@@ -261,21 +307,3 @@ impl DurableObject for TenantStore {
 /// How long a failed webhook sweep waits before the alarm tries again (the D1 backend's cron
 /// sweeps every minute too). Not the runtime's alarm retries: those stop after six.
 const RETRY_MS: i64 = 60_000;
-
-impl TenantStore {
-    /// The object's database, migrated on first use in this instance; `None` (logged) if
-    /// migrating failed.
-    fn database(&self) -> Option<ObjectDb> {
-        let object = ObjectDb {
-            storage: self.state.storage(),
-        };
-        if !self.migrated.get() {
-            if let Err(e) = migrate(&object) {
-                console_error!("tenant object: migrating failed: {e:?}");
-                return None;
-            }
-            self.migrated.set(true);
-        }
-        Some(object)
-    }
-}

@@ -443,18 +443,24 @@ async fn fetch(
 }
 
 /// Whether a request may have committed something webhooks send: a successful write to the
-/// SCIM API, or a redelivery requested through the admin API.
+/// SCIM API, or a redelivery or a restore requested through the admin API.
 fn starts_webhooks(req: &http::Request, resp: &http::Response) -> bool {
-    (200..300).contains(&resp.status) && (scim_write(req) || req.path.ends_with("/redeliver"))
+    let admin_event =
+        is_write(req) && (req.path.ends_with("/redeliver") || req.path.ends_with("/restore"));
+    (200..300).contains(&resp.status) && (scim_write(req) || admin_event)
+}
+
+/// Whether a request's method may change something.
+fn is_write(req: &http::Request) -> bool {
+    matches!(
+        req.method,
+        Method::Post | Method::Put | Method::Patch | Method::Delete
+    )
 }
 
 /// Whether a request is a write to the SCIM API (one that may commit events).
 fn scim_write(req: &http::Request) -> bool {
-    let write = matches!(
-        req.method,
-        Method::Post | Method::Put | Method::Patch | Method::Delete
-    );
-    write && req.path.contains("/scim/v2/") && !req.path.ends_with("/.search")
+    is_write(req) && req.path.contains("/scim/v2/") && !req.path.ends_with("/.search")
 }
 
 /// 413 for a body over the limit, answered by the glue before routing.
@@ -501,10 +507,15 @@ async fn scheduled(run: worker::ScheduledEvent, env: Env, _ctx: worker::Schedule
     if run.cron() == FAULT_PANIC_CRON {
         panic!("fault injection: panic in a scheduled run");
     }
-    webhooks::sweep(&env, "cron").await;
-    if run.cron() == SWEEP_CRON {
-        return;
+    if run.cron() != SWEEP_CRON {
+        daily(&env).await;
     }
+    // After the daily work, so the purge's events go out in this run.
+    webhooks::sweep(&env, "cron").await;
+}
+
+/// The daily run: the provisioning log pruned, then tombstones purged.
+async fn daily(env: &Env) {
     let Ok(db) = env.d1("DB") else {
         console_error!("scheduled: D1 binding 'DB' missing");
         return;
@@ -522,6 +533,12 @@ async fn scheduled(run: worker::ScheduledEvent, env: Env, _ctx: worker::Schedule
         .await
     {
         console_error!("scheduled: pruning the provisioning log failed: {e:?}");
+    }
+    // Tombstones past their tenant's `deletion.days`, with a `purge` event each; its own
+    // batch, so a failure here leaves the log pruned and the purge for tomorrow.
+    let purge = crate::store::tombstones::purge_stmts(&crate::proto::time::format_millis(now));
+    if let Err(e) = db.batch(purge).await {
+        console_error!("scheduled: purging tombstones failed: {e:?}");
     }
 }
 

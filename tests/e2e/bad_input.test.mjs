@@ -352,31 +352,71 @@ test("bad-input corpus: every case is a 4xx SCIM Error with the right scimType a
   assert.equal(after.headers.get("etag"), ctx.etag);
 });
 
-test("a body larger than the limit is refused, streamed or not, and the limit is advertised", async () => {
-  const spc = await w.get("/ServiceProviderConfig");
-  assert.equal(spc.json.bulk.maxPayloadSize, MAX_BODY);
-  const before = await snapshot();
-  // Streamed without a Content-Length (chunked), 64 MiB: the worker stops reading just past
-  // the limit instead of buffering the whole body (which could exhaust the isolate's memory).
-  const TOTAL = 64 * 1024 * 1024;
+/** A stream of `total` bytes of spaces in 256 KiB chunks; `pulled()` says how many were taken. */
+function spaces(total) {
   const chunk = new Uint8Array(256 * 1024).fill(0x20);
   let sent = 0;
   const stream = new ReadableStream({
     pull(c) {
-      if (sent >= TOTAL) return c.close();
+      if (sent >= total) return c.close();
       sent += chunk.length;
       c.enqueue(chunk);
     },
   });
-  const res = await w.mf.dispatchFetch(`${w.base}/Users`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${w.token}`, "Content-Type": "application/scim+json" },
-    body: stream,
-    duplex: "half",
-  });
-  const text = await res.text();
-  assertScimError(assert, { status: res.status, headers: res.headers, text, json: JSON.parse(text) }, 413, undefined);
-  assert.ok(sent < TOTAL / 2, `the body was not read to the end (${sent} of ${TOTAL} bytes pulled)`);
+  return { stream, pulled: () => sent };
+}
+
+/** POSTs `stream` to /Users chunked (no Content-Length): the response, or the fetch's error. */
+async function postChunked(stream) {
+  try {
+    const res = await w.mf.dispatchFetch(`${w.base}/Users`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${w.token}`, "Content-Type": "application/scim+json" },
+      body: stream,
+      duplex: "half",
+    });
+    const text = await res.text();
+    let json = null;
+    try {
+      json = JSON.parse(text);
+    } catch {}
+    return { status: res.status, headers: res.headers, text, json };
+  } catch (error) {
+    return { error };
+  }
+}
+
+test("a body larger than the limit is refused, streamed or not, and the limit is advertised", async () => {
+  const spc = await w.get("/ServiceProviderConfig");
+  assert.equal(spc.json.bulk.maxPayloadSize, MAX_BODY);
+  const before = await snapshot();
+
+  // Streamed without a Content-Length (chunked), over the limit but under the 16 MiB the
+  // worker drains: it is read to its end, keeping at most the limit, and always answered 413.
+  const small = spaces(4 * MAX_BODY);
+  const r = await postChunked(small.stream);
+  assert.ok(!r.error, `a 4 MiB chunked body must get an answer: ${r.error?.cause?.code ?? r.error}`);
+  assertScimError(assert, r, 413, undefined);
+  assert.equal(small.pulled(), 4 * MAX_BODY, "read to its end (so the connection stays clean)");
+
+  // 64 MiB: past 16 MiB the worker stops reading and cancels the stream, so no upload keeps the
+  // isolate busy (docs/RELIABILITY.md, "Oversized chunked bodies"). workerd answers 413 and
+  // closes the connection with the rest of the upload unread, which resets it while the client
+  // is still writing (RFC 9112 §9.6: the reset "might erase the client's unacknowledged input
+  // buffers" before the response is read). Node's fetch then fails ("fetch failed", cause
+  // `write ECONNRESET`) when it sees the reset before it parsed the 413: a race, seen in 4 of 16
+  // runs of this file before the 4 MiB body above was added, and in 1 of 30 uploads in a loop. What a client can rely on is the 413 or a connection closed by the server,
+  // never another answer, and that nothing was stored and the worker stays up.
+  const TOTAL = 64 * MAX_BODY;
+  const big = spaces(TOTAL);
+  const res = await postChunked(big.stream);
+  if (res.error) {
+    const code = res.error.cause?.code;
+    assert.ok(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET"].includes(code), `the connection was closed, not another failure: ${res.error} (cause ${code}: ${res.error.cause})`);
+  } else {
+    assertScimError(assert, res, 413, undefined);
+  }
+  assert.ok(big.pulled() < TOTAL / 2, `the body was not read to the end (${big.pulled()} of ${TOTAL} bytes pulled)`);
   assert.deepEqual(await snapshot(), before);
   assert.equal((await w.get("/ServiceProviderConfig")).status, 200);
 });

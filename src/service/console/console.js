@@ -108,7 +108,7 @@ function renderTenants(tenants) {
   );
 }
 
-const VIEWS = ["overview", "tokens", "users", "groups", "log", "webhooks", "tolerances", "schemas"];
+const VIEWS = ["overview", "tokens", "users", "groups", "log", "webhooks", "deleted", "tolerances", "schemas"];
 
 async function route() {
   if ($("app").hidden) return;
@@ -140,7 +140,7 @@ async function route() {
   }
   const panel = view === "users" || view === "groups" ? "directory" : view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${panel}`;
-  await ({ overview: showOverview, tokens: showTokens, users: showDirectory, groups: showDirectory, log: showLog, webhooks: showWebhooks, tolerances: showTolerances, schemas: showSchemas })[view]();
+  await ({ overview: showOverview, tokens: showTokens, users: showDirectory, groups: showDirectory, log: showLog, webhooks: showWebhooks, deleted: showDeleted, tolerances: showTolerances, schemas: showSchemas })[view]();
 }
 
 // ---------------------------------------------------------------- tenants and settings
@@ -154,6 +154,9 @@ function showOverview() {
   const limit = (n) => (n === null || n === undefined ? "" : String(n));
   $("quota-resources").value = limit(t.quota?.resources);
   $("quota-bytes").value = limit(t.quota?.bytes);
+  $("deletion-policy").value = t.deletion?.policy ?? "hard";
+  $("deletion-days").value = limit(t.deletion?.days);
+  $("restore-on-create").checked = Boolean(t.deletion?.restoreOnCreate);
   const of = (used, max) => (max === null || max === undefined ? `${used} (no limit)` : `${used} of ${max}`);
   $("usage").textContent = t.usage
     ? `Stored: ${of(t.usage.resources, t.quota?.resources)} resources, ${of(t.usage.bytes, t.quota?.bytes)} bytes of resource data.`
@@ -183,7 +186,9 @@ async function createTenant(e) {
 async function saveSettings(e) {
   e.preventDefault();
   const quota = { resources: limitOf("quota-resources"), bytes: limitOf("quota-bytes") };
-  const saved = await attempt(() => api(tenantPath(), { method: "PATCH", body: { strictPatch: $("strict-patch").checked, extensions: $("extensions-policy").value, quota } }));
+  const deletion = { policy: $("deletion-policy").value, restoreOnCreate: $("restore-on-create").checked };
+  if (deletion.policy === "soft" && $("deletion-days").value.trim() !== "") deletion.days = Number($("deletion-days").value);
+  const saved = await attempt(() => api(tenantPath(), { method: "PATCH", body: { strictPatch: $("strict-patch").checked, extensions: $("extensions-policy").value, quota, deletion } }));
   if (!saved) return;
   // The PATCH answer has no usage; read the tenant again for it.
   const t = (await attempt(() => api(tenantPath()))) ?? saved;
@@ -520,7 +525,8 @@ function renderEvents() {
       : ev.resourceType ?? "—";
     return h("tr", { class: ev.outcome === "failure" ? "failed" : null },
       h("td", {}, when(ev.time)),
-      h("td", {}, ev.op, ev.deactivated ? h("span", { class: "badge revoked", text: "deactivated" }) : null),
+      h("td", {}, ev.op, ev.deactivated ? h("span", { class: "badge revoked", text: "deactivated" }) : null,
+        ev.lifecycle ? h("span", { class: "badge", text: { soft: "tombstone kept", restore: "restored", purge: "purged" }[ev.lifecycle] ?? ev.lifecycle }) : null),
       h("td", {}, resource),
       h("td", { text: (ev.attributes ?? []).join(", ") }),
       h("td", {}, h("span", { class: `badge ${ev.outcome === "failure" ? "revoked" : "active"}`, text: `${ev.outcome} ${ev.status ?? ""}` }),
@@ -575,6 +581,28 @@ function renderChart(list, days) {
   $("chart").replaceChildren(svg);
   $("chart-rows").replaceChildren(...all.filter((d) => total(d) > 0).map((d) =>
     h("tr", {}, h("th", { scope: "row", text: d.day }), ...SERIES.map(([k]) => h("td", { text: String(d[k] ?? 0) })))));
+}
+
+// ---------------------------------------------------------------- tombstones (soft deletion)
+
+async function showDeleted() {
+  const data = await attempt(() => api(`${tenantPath()}/tombstones`));
+  if (!data) return;
+  $("deleted-rows").replaceChildren(...(data.tombstones.length
+    ? data.tombstones.map((t) => h("tr", {},
+        h("td", { text: t.resourceType }),
+        h("th", { scope: "row", text: t.userName ?? t.displayName ?? t.id }),
+        h("td", { text: t.externalId ?? "" }),
+        h("td", {}, when(t.deleted)),
+        h("td", {}, h("button", { type: "button", text: "Restore", onclick: () => restoreTombstone(t) }))))
+    : [h("tr", {}, h("td", { colspan: 5, text: "Nothing deleted is kept for this tenant." }))]));
+}
+
+async function restoreTombstone(t) {
+  const back = await attempt(() => api(`${tenantPath()}/tombstones/${enc(t.id)}/restore`, { method: "POST" }));
+  if (!back) return;
+  say(`${t.resourceType} ${t.userName ?? t.displayName ?? t.id} restored under its id ${t.id}.`);
+  await showDeleted();
 }
 
 // ---------------------------------------------------------------- tolerances

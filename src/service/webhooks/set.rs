@@ -49,6 +49,9 @@ pub fn kinds(c: &webhook::Change, filter: &[String], set: bool) -> Vec<String> {
     let mut types = webhook::types_of(c)
         .into_iter()
         .filter(|t| webhook::wants(filter, *t));
+    if set && crate::proto::secevent::events(c).is_empty() {
+        return Vec::new();
+    }
     if set {
         types.next().map(|_| KIND.to_string()).into_iter().collect()
     } else {
