@@ -173,6 +173,13 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
         // Webhook endpoints and their delivery log (src/service/webhooks).
         ["tenants", t, "webhooks", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
+            if let (Some(to), [id, "deliveries"]) = (ctx.forward, tail) {
+                // A poll stream's acknowledgements are kept by the object that serves its
+                // polls; push deliveries are logged in D1 on either backend.
+                if crate::service::webhooks::is_stream(ctx, store.tenant(), id).await? {
+                    return crate::service::relay::read(ctx, to, store.tenant(), req).await;
+                }
+            }
             crate::service::webhooks::admin(ctx, store.tenant(), req, tail).await
         }
         // Declared extension schemas (src/service/declarations.rs).
@@ -203,8 +210,9 @@ pub fn declares(rest: &str) -> bool {
 
 /// The admin API's reads of a tenant's directory, answered by the tenant's Durable Object
 /// for the worker, which checked the admin token and handed it the path (`relay::read`):
-/// the same handlers over the object's database. Also the object's internal calls: `usage`
-/// (for the tenant view) and `schemas` (D1's declarations, `relay::declare`).
+/// the same handlers over the object's database, and a poll stream's delivery log. Also the
+/// object's internal calls: `usage` (for the tenant view) and `schemas` (D1's declarations,
+/// `relay::declare`).
 pub async fn handed<D: Db>(
     ctx: &Ctx<'_, D>,
     req: &Request,
@@ -224,6 +232,9 @@ pub async fn handed<D: Db>(
         // The same handlers as the worker's admin API, over the object's database.
         ["tenants", _, "Users" | "Groups" | "tolerances" | "events", ..] => {
             routed(ctx, req, rest).await
+        }
+        ["tenants", _, "webhooks", id, "deliveries"] if m == Method::Get => {
+            crate::service::webhooks::stream_deliveries(ctx, tenant, req, id).await
         }
         ["tenants", _, "usage"] if m == Method::Get => {
             let usage = store

@@ -20,7 +20,8 @@
 //! removing a schema sends them at once, and the object checks its own data against them.
 //!
 //! The admin API's reads of a tenant's directory (its provisioning log and change feed,
-//! tolerance counts, usage, the console's Users and Groups) go the same way ([`read`]): the
+//! tolerance counts, usage, the console's Users and Groups, a poll stream's delivery log)
+//! go the same way ([`read`]): the
 //! worker checks the admin token and that the tenant exists in D1, then hands the admin
 //! path itself to the object, which answers it with the same handlers
 //! (`admin::handed`).

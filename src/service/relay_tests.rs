@@ -736,6 +736,24 @@ fn a_poll_stream_serves_the_objects_change_feed() {
         h.d1.query("SELECT count(*) AS n FROM webhook_deliveries")[0]["n"],
         0
     );
+    // The admin API's delivery log of the stream is the object's.
+    let log = format!("/tenants/default/webhooks/{stream}/deliveries");
+    let r = h.admin(Method::Get, &log, None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let items = r.body_json()["deliveries"].clone();
+    let acked: Vec<&Value> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "delivered")
+        .collect();
+    assert_eq!(acked.len(), 2, "{items}");
+    let r = h.admin(
+        Method::Get,
+        "/tenants/default/webhooks/wh_nope/deliveries",
+        None,
+    );
+    assert_eq!(r.status, 404, "{}", text(&r));
     // A stream D1 does not have is 404 before any hop; a disabled one is refused.
     let hops = h.objects.hops.get();
     let r = h.scim(Method::Post, "/Events/wh_nope", Some(json!({})));
@@ -777,4 +795,55 @@ fn the_deletion_policy_reaches_the_object() {
     assert_eq!(r.status, 201, "{}", text(&r));
     assert_eq!(r.body_json()["id"], json!(uid));
     assert!(h.rows("default", "SELECT id FROM tombstones").is_empty());
+}
+
+/// The object's webhook sweep mirrors the tenant's push endpoints into its `webhooks` table,
+/// where the copy of a poll stream (its floor, its acknowledgements) also lives: the sweep
+/// must leave the stream's copy alone, and the stream keeps its place.
+#[test]
+fn an_objects_webhook_sweep_keeps_its_poll_streams_copy() {
+    let mut h = H::new();
+    let user = |n: &str| json!({"schemas": [USER_SCHEMA], "userName": n});
+    let stream = h.endpoint(json!({"format": "set", "delivery": "poll"}));
+    assert_eq!(h.scim(Method::Post, "/Users", Some(user("p0"))).status, 201);
+    let path = format!("/Events/{stream}");
+    let r = h.scim(Method::Post, &path, Some(json!({})));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let first: Vec<String> = r.body_json()["sets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(first.len(), 1);
+    let push = h.endpoint(json!({"url": "https://app.example/hook"}));
+    assert_eq!(h.scim(Method::Post, "/Users", Some(user("p1"))).status, 201);
+    let queue = Queue::default();
+    let sent = h.sweep_object(&queue);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].endpoint, push);
+    let copies = h.rows(
+        "default",
+        "SELECT id FROM webhooks WHERE url = '' ORDER BY id",
+    );
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0]["id"], stream.as_str());
+    // Acknowledged: the next poll serves p1's change only, from the kept floor.
+    let r = h.scim(Method::Post, &path, Some(json!({"ack": first})));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let sets = r.body_json()["sets"].as_object().unwrap().clone();
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert!(!sets.contains_key(&first[0]));
+    // Deleting the push endpoint takes only it out of the object.
+    let r = h.call(
+        Method::Delete,
+        &format!("/admin/api/tenants/default/webhooks/{push}"),
+        ADMIN,
+        None,
+    );
+    assert_eq!(r.status, 204);
+    assert!(h.sweep_object(&queue).is_empty());
+    let left = h.rows("default", "SELECT id FROM webhooks");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id"], stream.as_str());
 }

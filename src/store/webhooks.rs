@@ -178,6 +178,37 @@ pub async fn deliveries<D: Db>(
     id: &str,
     q: &DeliveryQuery,
 ) -> Result<Option<Vec<Row>>> {
+    let res = db
+        .batch(vec![
+            Stmt::new(
+                "SELECT id FROM webhooks WHERE tenant = ? AND id = ?",
+                vec![tenant.into(), id.into()],
+            ),
+            log_stmt(tenant, id, q),
+        ])
+        .await?;
+    let exists = res.first().is_some_and(|r| !r.is_empty());
+    Ok(exists.then(|| res.into_iter().nth(1).unwrap_or_default()))
+}
+
+/// The delivery log of endpoint `id`, whether or not this database has the endpoint's row: a
+/// tenant's object keeps the log of a poll stream it may not have a copy of yet (no poll
+/// before), and the worker has checked D1 for the stream.
+pub async fn delivery_log<D: Db>(
+    db: &D,
+    tenant: &str,
+    id: &str,
+    q: &DeliveryQuery,
+) -> Result<Vec<Row>> {
+    Ok(one_list(db.batch(vec![log_stmt(tenant, id, q)]).await?))
+}
+
+fn one_list(res: Vec<Vec<Row>>) -> Vec<Row> {
+    res.into_iter().next().unwrap_or_default()
+}
+
+/// The delivery log's rows of endpoint `id` that `q` asks for, newest first.
+fn log_stmt(tenant: &str, id: &str, q: &DeliveryQuery) -> Stmt {
     let mut sql = String::from(
         "SELECT seq, type, status, attempts, last_status, latency_ms, last_error, last_attempt, \
          queued FROM webhook_deliveries WHERE tenant = ? AND endpoint = ?",
@@ -189,17 +220,19 @@ pub async fn deliveries<D: Db>(
     }
     sql.push_str(" ORDER BY queued DESC, seq DESC LIMIT ?");
     params.push(SqlValue::Int(q.limit.clamp(1, 1000)));
-    let res = db
-        .batch(vec![
-            Stmt::new(
-                "SELECT id FROM webhooks WHERE tenant = ? AND id = ?",
-                vec![tenant.into(), id.into()],
-            ),
-            Stmt::new(sql, params),
-        ])
-        .await?;
-    let exists = res.first().is_some_and(|r| !r.is_empty());
-    Ok(exists.then(|| res.into_iter().nth(1).unwrap_or_default()))
+    Stmt::new(sql, params)
+}
+
+/// Whether endpoint `id` of `tenant` is an RFC 8936 poll stream (a `set` endpoint without a
+/// URL); `None` when there is no such endpoint.
+pub async fn is_stream<D: Db>(db: &D, tenant: &str, id: &str) -> Result<Option<bool>> {
+    let stmt = Stmt::new(
+        "SELECT url = '' AS stream FROM webhooks WHERE tenant = ? AND id = ?",
+        vec![tenant.into(), id.into()],
+    );
+    Ok(one_list(db.batch(vec![stmt]).await?)
+        .first()
+        .map(|r| r.get("stream").and_then(Value::as_i64) == Some(1)))
 }
 
 const CHANGE_COLUMNS: &str = "e.seq, e.time, e.op, e.resource_type, e.resource_id, e.attributes, \
@@ -333,7 +366,9 @@ pub async fn push_endpoints<D: Db>(db: &D, tenant: &str) -> Result<Vec<Row>> {
 /// [`push_endpoints`] read them), so [`pending`] and [`mark_sent`] run there unchanged against
 /// the object's events. Only the routing is copied, never a secret: the consumer signs with
 /// D1's. An endpoint new to the object starts after the object's events older than its
-/// creation, as [`create`] starts it after D1's.
+/// creation, as [`create`] starts it after D1's. The object's copies of poll streams (`url`
+/// empty: `store::object::mirror_stream_stmts`) are not push endpoints and are left alone:
+/// their floor and delivery log are the object's own.
 pub async fn mirror_endpoints<D: Db>(db: &D, tenant: &str, endpoints: &[Row]) -> Result<()> {
     let list = serde_json::to_string(endpoints).map_err(|_| StoreError::Corrupt("endpoints"))?;
     let upsert = Stmt::new(
@@ -349,7 +384,7 @@ pub async fn mirror_endpoints<D: Db>(db: &D, tenant: &str, endpoints: &[Row]) ->
         vec![tenant.into(), tenant.into(), list.as_str().into()],
     );
     let gone = Stmt::new(
-        "DELETE FROM webhooks WHERE tenant = ? AND id NOT IN \
+        "DELETE FROM webhooks WHERE tenant = ? AND url <> '' AND id NOT IN \
          (SELECT json_extract(value, '$.id') FROM json_each(?))",
         vec![tenant.into(), list.into()],
     );
