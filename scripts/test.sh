@@ -23,7 +23,16 @@ cd "$root"
 WASM_BUDGET="${WASM_BUDGET:-1572864}"
 WASM_GZIP_BUDGET="${WASM_GZIP_BUDGET:-655360}"
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step's wall time is printed when the next starts, and the total at the end, so CI's
+# log says where the time goes (the suite must stay well under CI's 30 minutes).
+current=""
+last=$SECONDS
+step() {
+  if [ -n "$current" ]; then printf '=== %s: %ds\n' "$current" $((SECONDS - last)); fi
+  current="$*"
+  last=$SECONDS
+  printf '\n=== %s\n' "$*"
+}
 
 step "setup"
 bash scripts/setup.sh --python --fuzz --browser
@@ -89,3 +98,6 @@ conformance d1
 
 step "scim2-tester conformance (Durable Objects)"
 conformance durable-object
+
+step "done"
+printf '=== total: %ds\n' "$SECONDS"

@@ -118,7 +118,11 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
     {
         // The tenant's directory (and its log) is in its object.
         let store = tenant_store(ctx, t)?;
-        return crate::service::relay::read(ctx, to, store.tenant(), req).await;
+        let resp = crate::service::relay::read(ctx, to, store.tenant(), req).await?;
+        return match segs.as_slice() {
+            [_, _, "events"] => with_grants(ctx, store.tenant(), resp).await,
+            _ => Ok(resp),
+        };
     }
     match segs.as_slice() {
         ["tenants"] => match m {
@@ -729,6 +733,19 @@ async fn events<D: Db>(
             "no such events view; see events and events/summary",
         )),
     }
+}
+
+/// An object's page of its provisioning log with each event's `grant` filled in from D1
+/// (`relay::fill_grants`).
+async fn with_grants<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, resp: Response) -> Result<Response> {
+    if resp.status != 200 {
+        return Ok(resp);
+    }
+    let mut page = resp.body_json();
+    if !crate::service::relay::fill_grants(ctx, tenant, &mut page).await? {
+        return Ok(resp);
+    }
+    Ok(json_response(200, &page))
 }
 
 /// `/tenants/{t}/roles[/…]` and `/tenants/{t}/entitlements[/…]`.

@@ -847,3 +847,50 @@ fn an_objects_webhook_sweep_keeps_its_poll_streams_copy() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["id"], stream.as_str());
 }
+
+/// The object's log has each event's credential id; which OAuth grant the credential came
+/// from is D1's to say (credentials are the control plane's), and the worker fills it in.
+#[test]
+fn the_objects_log_names_the_grant_of_each_events_token_from_d1() {
+    let mut h = H::new();
+    let r = h.admin(
+        Method::Post,
+        "/tenants/default/tokens",
+        Some(json!({"type": "oauth_client", "label": "Entra"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let c = r.body_json();
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        c["clientId"].as_str().unwrap(),
+        c["clientSecret"].as_str().unwrap()
+    );
+    let req = Request::new(Method::Post, "/t/default/oauth/token", ORIGIN)
+        .with_header("Content-Type", "application/x-www-form-urlencoded")
+        .with_body(form);
+    let r = h.send(req);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let access = r.body_json()["access_token"].as_str().unwrap().to_string();
+    let user = |n: &str| json!({"schemas": [USER_SCHEMA], "userName": n});
+    let r = h.call(Method::Post, "/scim/v2/Users", &access, Some(user("oauth")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(
+        h.scim(Method::Post, "/Users", Some(user("env"))).status,
+        201
+    );
+    let r = h.admin(Method::Get, "/tenants/default/events", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let events = r.body_json()["events"].clone();
+    let grants: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["grant"])
+        .collect();
+    assert_eq!(
+        grants,
+        [&json!("client_credentials"), &Value::Null],
+        "{events}"
+    );
+    assert!(events[0]["credential"].is_string(), "{events}");
+}

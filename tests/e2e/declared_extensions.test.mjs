@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { startWorker, assertScimError, USER_SCHEMA, patchOps, d1Only } from "./harness.mjs";
+import { startWorker, assertScimError, USER_SCHEMA, patchOps } from "./harness.mjs";
 
 const ADMIN = `admin-${randomBytes(18).toString("base64url")}`;
 const CUSTOM = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
@@ -46,7 +46,7 @@ const declaration = {
   },
 };
 
-test("a declared extension is discovered, validated, filtered, unique and per tenant", d1Only("declared extension schemas are not served for object tenants yet"), async () => {
+test("a declared extension is discovered, validated, filtered, unique and per tenant", async () => {
   const a = await tenantWithToken("decl-a");
   const b = await tenantWithToken("decl-b");
   const put = await admin("PUT", `/tenants/decl-a/schemas/${CUSTOM}`, declaration);
@@ -121,7 +121,7 @@ test("a declared extension is discovered, validated, filtered, unique and per te
   assert.equal((await scim(a, "GET", `/Users/${id}`)).json[CUSTOM].costCode, 43, "nothing stored half-way");
 });
 
-test("declaring over kept data reports what does not fit and loses nothing", d1Only("declared extension schemas are not served for object tenants yet"), async () => {
+test("declaring over kept data reports what does not fit and loses nothing", async () => {
   const t = await tenantWithToken("decl-late");
   const body = { schemas: [USER_SCHEMA, CUSTOM], userName: "late@contoso.com", [CUSTOM]: { costCode: "n/a", CustomAttribute: "kept" } };
   const u = await scim(t, "POST", "/Users", body);
@@ -145,7 +145,7 @@ test("declaring over kept data reports what does not fit and loses nothing", d1O
   assert.equal((await scim(t, "GET", `/Users/${u.json.id}`)).json[CUSTOM].CustomAttribute, "kept");
 });
 
-test("a tenant that refuses undeclared extensions names the URN in its 400", d1Only("declared extension schemas are not served for object tenants yet"), async () => {
+test("a tenant that refuses undeclared extensions names the URN in its 400", async () => {
   const t = await tenantWithToken("decl-strict");
   const r = await admin("PATCH", "/tenants/decl-strict", { extensions: "reject" });
   assert.equal(r.status, 200, r.text);

@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { startWorker, assertScimError, ROOT, GROUP_SCHEMA, patchOps as ops, d1Only } from "./harness.mjs";
+import { startWorker, assertScimError, ROOT, GROUP_SCHEMA, patchOps as ops } from "./harness.mjs";
 
 const FAULTS_ENTRY = path.join(ROOT, "build-faults/entry.mjs");
 
@@ -35,7 +35,7 @@ async function groupState(id) {
   };
 }
 
-test("a D1 error in the middle of a write batch: 500, the earlier statements rolled back, next request fine", d1Only("injects faults into D1's directory tables, which the tenant's object does not use"), async () => {
+test("a D1 error in the middle of a write batch: 500, the earlier statements rolled back, next request fine", async () => {
   const a = await w.createUser("fault.a@contoso.com");
   const b = await w.createUser("fault.b@contoso.com");
   const poison = await w.createUser("fault.poison@contoso.com");
@@ -67,7 +67,7 @@ test("a D1 error in the middle of a write batch: 500, the earlier statements rol
   }
 });
 
-test("a D1 error on a read: 500 with no detail, then normal service once D1 recovers", d1Only("injects faults into D1's directory tables, which the tenant's object does not use"), async () => {
+test("a D1 error on a read: 500 with no detail, then normal service once D1 recovers", async () => {
   const g = await w.createGroup("Read Fault");
   await w.db.prepare("ALTER TABLE members RENAME TO members_moved").run();
   try {
@@ -119,7 +119,7 @@ test("the deployed build has no fault-injection route", async () => {
   assert.equal((await w.get("/ServiceProviderConfig")).status, 200);
 });
 
-test("logs name request ids, methods and paths, never tokens, bodies, filters or personal data", d1Only("injects faults into D1's directory tables, which the tenant's object does not use"), async () => {
+test("logs name request ids, methods and paths, never tokens, bodies, filters or personal data", async () => {
   let logs = "";
   const capture = (stdout, stderr) => {
     for (const s of [stdout, stderr]) s.on("data", (chunk) => (logs += chunk.toString()));

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
-import { startWorker, USER_SCHEMA, d1Only } from "./harness.mjs";
+import { startWorker, USER_SCHEMA } from "./harness.mjs";
 import { ENTRA, admin as adminCall, approve, authorizePath, cookieOf, openSetupLink, pkce, raw, tokenRequest } from "./onboarding_helpers.mjs";
 
 const ADMIN = `admin-${randomBytes(18).toString("base64url")}`;
@@ -58,7 +58,7 @@ test("the app carries what a vendor submits to Microsoft: authorization URL, tok
   assert.deepEqual(app.redirectUris, [ENTRA]);
 });
 
-test("setup link → authorize → consent → code → tokens → SCIM → refresh → the old refresh token refused", d1Only("the admin API reads a tenant's provisioning log (events feed) from D1, not from its object, yet"), async () => {
+test("setup link → authorize → consent → code → tokens → SCIM → refresh → the old refresh token refused", async () => {
   const cookie = await openSetupLink(w, ADMIN, "acme");
   const { verifier, challenge } = pkce();
   const back = await approve(w, cookie, app.clientId, { challenge, state: "xyz & more" });

@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import { jwtVerify, decodeProtectedHeader } from "jose";
-import { startWorker, patchOps, d1Only, OBJECT_STORAGE } from "./harness.mjs";
+import { startWorker, patchOps } from "./harness.mjs";
 
 const ADMIN = "secevents-e2e-admin-token";
 const HOOKS = "/admin/api/tenants/default/webhooks";
@@ -132,13 +132,10 @@ test("each change is pushed as one SET (RFC 8935) that jose verifies, with RFC 9
   // Gone by then: the externalId the delete recorded.
   assert.deepEqual(byUri("delete").sub_id, { format: "scim", uri: `/Users/${user.id}`, id: user.id, externalId: "ext-ada" });
 
-  // jti is the change feed's sequence number: the app can resume from the feed. (Not in a
-  // durable-object run yet: the admin API reads the feed from D1, not from the object.)
-  if (!OBJECT_STORAGE) {
-    const feed = await w.request("GET", "/admin/api/tenants/default/events?limit=100", { token: ADMIN });
-    const seqs = new Set(feed.json.events.map((e) => `set_${e.seq}`));
-    for (const c of sets) assert.ok(seqs.has(c.jti), c.jti);
-  }
+  // jti is the change feed's sequence number: the app can resume from the feed.
+  const feed = await w.request("GET", "/admin/api/tenants/default/events?limit=100", { token: ADMIN });
+  const seqs = new Set(feed.json.events.map((e) => `set_${e.seq}`));
+  for (const c of sets) assert.ok(seqs.has(c.jti), c.jti);
 
   // ServiceProviderConfig advertises what is issued (RFC 9967 §4).
   const spc = await w.get("/ServiceProviderConfig");
@@ -195,7 +192,7 @@ test("during a rotation the previous key signs, named by kid; then the new one",
   await w.request("DELETE", `${HOOKS}/${ep.id}`, { token: ADMIN });
 });
 
-test("a poll stream (RFC 8936) serves the same SETs to the tenant's token until acknowledged", d1Only("the RFC 8936 poll stream reads D1's provisioning log, not the object's, yet"), async () => {
+test("a poll stream (RFC 8936) serves the same SETs to the tenant's token until acknowledged", async () => {
   const stream = await create({ format: "set", delivery: "poll" });
   assert.equal(stream.delivery, "poll");
   assert.equal(stream.url, null);

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import path from "node:path";
-import { startWorker, ROOT, USER_SCHEMA, d1Only } from "./harness.mjs";
+import { startWorker, ROOT, USER_SCHEMA } from "./harness.mjs";
 import { admin as adminCall, cookieOf, openSetupLink, raw } from "./onboarding_helpers.mjs";
 
 const ADMIN = `admin-${randomBytes(18).toString("base64url")}`;
@@ -78,7 +78,7 @@ test("revoking an opened link ends its session", async () => {
   assert.equal((await api(cookie, "GET", "session")).status, 401);
 });
 
-test("the setup page: tenant URL, a token shown once (CSRF-protected), the connection check and the tenant's own log", d1Only("the admin API reads a tenant's provisioning log from D1, not from its object, yet"), async () => {
+test("the setup page: tenant URL, a token shown once (CSRF-protected), the connection check and the tenant's own log", async () => {
   const cookie = await openSetupLink(w, ADMIN, "acme");
   const s = await api(cookie, "GET", "session");
   assert.equal(s.json.tenant, "acme");
