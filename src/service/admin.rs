@@ -113,10 +113,12 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
     let segments = path_segments(rest);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = req.method;
-    if let (Some(to), ["tenants", t, "Users" | "Groups" | "tolerances" | "events", ..]) =
-        (ctx.forward, segs.as_slice())
+    if let (
+        Some(to),
+        ["tenants", t, "Users" | "Groups" | "tolerances" | "events" | "tombstones", ..],
+    ) = (ctx.forward, segs.as_slice())
     {
-        // The tenant's directory (and its log) is in its object.
+        // The tenant's directory (its log and its tombstones too) is in its object.
         let store = tenant_store(ctx, t)?;
         let resp = crate::service::relay::read(ctx, to, store.tenant(), req).await?;
         return match segs.as_slice() {
@@ -212,10 +214,11 @@ pub fn declares(rest: &str) -> bool {
     matches!(segments.as_slice(), [a, _, b] if a.as_str() == "tenants" && b.as_str() == "schemas")
 }
 
-/// The admin API's reads of a tenant's directory, answered by the tenant's Durable Object
-/// for the worker, which checked the admin token and handed it the path (`relay::read`):
-/// the same handlers over the object's database, and a poll stream's delivery log. Also the
-/// object's internal calls: `usage` (for the tenant view) and `schemas` (D1's declarations,
+/// The admin API's reads of a tenant's directory, and its tombstones' restores, answered by
+/// the tenant's Durable Object for the worker, which checked the admin token and handed it
+/// the path (`relay::read`): the same handlers over the object's database, and a poll
+/// stream's delivery log. Also the object's internal calls: `usage` (for the tenant view)
+/// and `schemas` (D1's declarations,
 /// `relay::declare`).
 pub async fn handed<D: Db>(
     ctx: &Ctx<'_, D>,
@@ -234,7 +237,7 @@ pub async fn handed<D: Db>(
             "this object holds another tenant",
         )),
         // The same handlers as the worker's admin API, over the object's database.
-        ["tenants", _, "Users" | "Groups" | "tolerances" | "events", ..] => {
+        ["tenants", _, "Users" | "Groups" | "tolerances" | "events" | "tombstones", ..] => {
             routed(ctx, req, rest).await
         }
         ["tenants", _, "webhooks", id, "deliveries"] if m == Method::Get => {

@@ -7,7 +7,10 @@
 //! | `/tenants/{t}/tombstones` | GET `?type=User\|Group&limit=` (newest first, at most 1,000) |
 //! | `/tenants/{t}/tombstones/{id}/restore` | POST: the resource back under its id (`200`, SCIM JSON); `404` without such a tombstone; `409` if its `userName`/`displayName` is taken now |
 //!
-//! The store keeps the mechanics (`store::tombstones`); this module reads and renders.
+//! The store keeps the mechanics (`store::tombstones`); this module reads and renders. With
+//! durable-object storage these routes run in the tenant's object, over its database (the
+//! worker hands them on, `admin::handed`), and the object purges its own tombstones
+//! (`relay::purge`).
 
 use crate::proto::error::{Result, ScimError};
 use crate::proto::projection::Projection;

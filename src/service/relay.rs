@@ -20,11 +20,12 @@
 //! removing a schema sends them at once, and the object checks its own data against them.
 //!
 //! The admin API's reads of a tenant's directory (its provisioning log and change feed,
-//! tolerance counts, usage, the console's Users and Groups, a poll stream's delivery log)
-//! go the same way ([`read`]): the
-//! worker checks the admin token and that the tenant exists in D1, then hands the admin
-//! path itself to the object, which answers it with the same handlers
-//! (`admin::handed`).
+//! tolerance counts, usage, the console's Users and Groups, the soft deletion policy's
+//! tombstones, a poll stream's delivery log) and a tombstone's restore go the same way
+//! ([`read`]): the worker checks the admin token and that the tenant exists in D1, then
+//! hands the admin path itself to the object, which answers it with the same handlers
+//! (`admin::handed`); the log's grants are D1's ([`fill_grants`]). The object purges its
+//! own tombstones ([`purge`]).
 
 use crate::proto::error::{Result, ScimError};
 use crate::service::ctx::{Ctx, Forward};
@@ -404,6 +405,30 @@ pub async fn adopt<D: Db>(ctx: &Ctx<'_, D>, h: &Relayed, check: bool) -> Result<
         return Ok(false);
     }
     crate::service::profile::remember(ctx.profiles, tenant, &stored, ctx.now_ms);
+    Ok(true)
+}
+
+/// The object's purge of the tombstones past its tenant's `deletion.days`, each with a
+/// `purge` event in the object's log (`tombstones::purge_stmts`, what the D1 backend's daily
+/// cron runs over D1: the cron cannot reach every object). The object calls it on its first
+/// request after it starts and then daily (`worker::durable`), before the request runs. Its
+/// one batch first makes the object's tenant row say the policy the worker read from D1 for
+/// `req`: the row may be days old, and a retention the admin lengthened since must hold.
+/// `false`, and nothing run, for a request that did not come through the worker's relay.
+pub async fn purge<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Result<bool> {
+    let Some(h) = Relayed::of(req) else {
+        return Ok(false);
+    };
+    let mut stmts = vec![crate::store::object::mirror_tenant_stmt(
+        &h.principal.tenant,
+        h.strict,
+        h.reject_undeclared,
+        h.quota,
+        h.deletion,
+    )];
+    let now = crate::proto::time::format_millis(ctx.now_ms);
+    stmts.extend(crate::store::tombstones::purge_stmts(&now));
+    ctx.db.batch(stmts).await.map_err(StoreError::from)?;
     Ok(true)
 }
 

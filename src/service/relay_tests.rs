@@ -894,3 +894,218 @@ fn the_objects_log_names_the_grant_of_each_events_token_from_d1() {
     );
     assert!(events[0]["credential"].is_string(), "{events}");
 }
+
+/// The admin API's tombstone routes reach the object: the list is the object's, a restore
+/// runs there (with its event in the object's log) and a clash there is the same 409.
+#[test]
+fn the_admin_api_lists_and_restores_the_objects_tombstones() {
+    let mut h = H::new();
+    let r = h.admin(
+        Method::Patch,
+        "/tenants/default",
+        Some(json!({"deletion": {"policy": "soft", "days": 3}})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "ada", "externalId": "ext-ada"});
+    let r = h.scim(Method::Post, "/Users", Some(user));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let r = h.scim(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "eng", "members": [{"value": uid}]})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let gid = r.body_json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{uid}"), None)
+            .status,
+        204
+    );
+
+    let r = h.admin(Method::Get, "/tenants/default/tombstones?type=User", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let list = r.body_json()["tombstones"].clone();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["id"], json!(uid));
+    assert_eq!(list[0]["userName"], "ada");
+    assert_eq!(list[0]["externalId"], "ext-ada");
+    assert!(
+        h.d1.query("SELECT id FROM tombstones").is_empty(),
+        "none in D1"
+    );
+    let r = h.admin(Method::Get, "/tenants/default/tombstones?type=Group", None);
+    assert_eq!(r.body_json()["tombstones"], json!([]), "{}", text(&r));
+    let r = h.admin(Method::Put, "/tenants/default/tombstones", None);
+    assert_eq!(r.status, 405, "{}", text(&r));
+
+    // Taken meanwhile: 409, and nothing changes in the object.
+    let r = h.scim(
+        Method::Post,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "ADA"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let taker = r.body_json()["id"].as_str().unwrap().to_string();
+    let restore = format!("/tenants/default/tombstones/{uid}/restore");
+    let r = h.admin(Method::Post, &restore, None);
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert_eq!(r.body_json()["error"], "conflict");
+    assert_eq!(h.rows("default", "SELECT id FROM tombstones").len(), 1);
+    assert_eq!(
+        h.scim(Method::Delete, &format!("/Users/{taker}"), None)
+            .status,
+        204
+    );
+
+    let r = h.admin(Method::Post, &restore, None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.body_json()["id"], json!(uid));
+    assert_eq!(
+        r.body_json()["meta"]["location"],
+        json!(format!("{ORIGIN}/t/default/scim/v2/Users/{uid}"))
+    );
+    let r = h.scim(Method::Get, &format!("/Groups/{gid}"), None);
+    assert_eq!(
+        r.body_json()["members"][0]["value"],
+        json!(uid),
+        "{}",
+        text(&r)
+    );
+    let sql = format!("SELECT op, lifecycle FROM events WHERE resource_id = '{uid}' ORDER BY seq");
+    let log: Vec<(Value, Value)> = h
+        .rows("default", &sql)
+        .into_iter()
+        .map(|e| (e["op"].clone(), e["lifecycle"].clone()))
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            (json!("create"), Value::Null),
+            (json!("delete"), json!("soft")),
+            (json!("create"), json!("restore")),
+        ]
+    );
+    let r = h.admin(Method::Post, &restore, None);
+    assert_eq!(r.status, 404, "{}", text(&r));
+    // The worker answers for a tenant D1 does not have, without making its object.
+    let r = h.admin(Method::Get, "/tenants/ghost/tombstones", None);
+    assert_eq!(r.status, 404, "{}", text(&r));
+    assert!(h.objects.dbs.borrow().get("ghost").is_none());
+}
+
+/// The object's own purge (the cron cannot reach objects): tombstones past the days the
+/// request's settings name go, with their kept memberships and a `purge` event each in the
+/// object's log; younger ones stay. The settings of the request win over the object's row.
+#[test]
+fn the_object_purges_its_tombstones_with_the_policy_the_worker_sent() {
+    use crate::service::relay::{purge, Relayed};
+    let mut h = H::new();
+    let r = h.admin(
+        Method::Patch,
+        "/tenants/default",
+        Some(json!({"deletion": {"policy": "soft", "days": 3}})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let mut ids = Vec::new();
+    for name in ["old", "young"] {
+        let r = h.scim(
+            Method::Post,
+            "/Users",
+            Some(json!({"schemas": [USER_SCHEMA], "userName": name})),
+        );
+        assert_eq!(r.status, 201, "{}", text(&r));
+        ids.push(r.body_json()["id"].as_str().unwrap().to_string());
+    }
+    let r = h.scim(
+        Method::Post,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "eng", "members": [{"value": ids[0]}]})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    for id in &ids {
+        assert_eq!(
+            h.scim(Method::Delete, &format!("/Users/{id}"), None).status,
+            204
+        );
+    }
+    let four_days = crate::proto::time::format_millis(h.now_ms - 4 * 86_400_000);
+    h.rows(
+        "default",
+        &format!(
+            "UPDATE tombstones SET deleted = '{four_days}' WHERE id = '{}'",
+            ids[0]
+        ),
+    );
+    let sent = h
+        .objects
+        .last
+        .borrow()
+        .clone()
+        .expect("a request reached the object");
+    let relayed = Relayed::of(&sent).expect("the worker's settings");
+    let db = h.objects.db("default");
+    // A second after the last DELETE.
+    let (config, now) = (h.objects.config.clone(), h.now_ms + 1000);
+    let run = |days: Option<i64>| {
+        let mut r = relayed.clone();
+        r.deletion.days = days;
+        let ctx = Ctx::new(db.as_ref(), &config, now);
+        block_on(purge(&ctx, &r.request(&sent))).expect("purge")
+    };
+    let left = || -> Vec<Value> {
+        db.query("SELECT id FROM tombstones ORDER BY deleted")
+            .into_iter()
+            .map(|r| r["id"].clone())
+            .collect()
+    };
+    // The object's row says 3 days; the admin made it 5 since: the 4-day-old one stays.
+    assert!(run(Some(5)));
+    assert_eq!(left(), vec![json!(ids[0]), json!(ids[1])]);
+    assert!(db
+        .query("SELECT * FROM events WHERE lifecycle = 'purge'")
+        .is_empty());
+    assert_eq!(
+        db.query("SELECT deletion_days AS d FROM tenants")[0]["d"],
+        5
+    );
+
+    assert!(run(Some(3)));
+    assert_eq!(left(), vec![json!(ids[1])]);
+    let purged = db.query(
+        "SELECT op, resource_id, resource_type, status FROM events WHERE lifecycle = 'purge'",
+    );
+    assert_eq!(
+        purged,
+        vec![
+            json!({"op": "delete", "resource_id": ids[0], "resource_type": "User", "status": 204})
+                .as_object()
+                .cloned()
+                .unwrap()
+        ]
+    );
+    assert!(
+        db.query("SELECT * FROM tombstone_members").is_empty(),
+        "its membership went with it"
+    );
+    let r = h.admin(
+        Method::Post,
+        &format!("/tenants/default/tombstones/{}/restore", ids[0]),
+        None,
+    );
+    assert_eq!(r.status, 404, "{}", text(&r));
+
+    // Back on `hard`: every tombstone goes, as with the cron.
+    assert!(run(None));
+    assert!(left().is_empty());
+    assert_eq!(
+        db.query("SELECT * FROM events WHERE lifecycle = 'purge'")
+            .len(),
+        2
+    );
+
+    // Only a request the worker relayed can start a purge.
+    let ctx = Ctx::new(db.as_ref(), &config, now);
+    let bare = Request::new(Method::Get, "/scim/v2/Users", ORIGIN);
+    assert!(!block_on(purge(&ctx, &bare)).expect("no purge"));
+}

@@ -198,6 +198,8 @@ pub struct TenantStore {
     migrated: Cell<bool>,
     /// When this instance last dropped provisioning-log events older than the retention.
     pruned_ms: Cell<i64>,
+    /// When this instance last purged tombstones past the tenant's days.
+    purged_ms: Cell<i64>,
 }
 
 /// How often a live object prunes its provisioning log (the D1 backend's daily cron).
@@ -240,6 +242,30 @@ impl TenantStore {
             console_error!("tenant object: pruning the provisioning log failed: {e:?}");
         }
     }
+
+    /// The daily purge of tombstones (`relay::purge`), on the same schedule as [`Self::prune`]
+    /// but with the request: the policy it uses is the one the worker sent with it. An object
+    /// that gets no requests keeps its tombstones until its next one (see docs/DEPLOY.md).
+    async fn purge<D: crate::store::Db>(&self, ctx: &Ctx<'_, D>, req: &http::Request) {
+        if ctx.now_ms - self.purged_ms.get() < PRUNE_EVERY_MS {
+            return;
+        }
+        // A purge logs events (`user.purged`, ...) in the object's outbox: its alarm sends
+        // them, armed first as for any write.
+        if let Err(e) = self.state.storage().set_alarm(0).await {
+            console_error!("tenant object: arming the alarm before a purge failed: {e:?}");
+            return;
+        }
+        match crate::service::relay::purge(ctx, req).await {
+            Ok(true) => self.purged_ms.set(ctx.now_ms),
+            Ok(false) => {}
+            Err(e) => {
+                // Tried again tomorrow, as the cron's purge is.
+                self.purged_ms.set(ctx.now_ms);
+                console_error!("tenant object: purging tombstones failed: {e:?}");
+            }
+        }
+    }
 }
 
 impl DurableObject for TenantStore {
@@ -249,6 +275,7 @@ impl DurableObject for TenantStore {
             env,
             migrated: Cell::new(false),
             pruned_ms: Cell::new(0),
+            purged_ms: Cell::new(0),
         }
     }
 
@@ -266,7 +293,7 @@ impl DurableObject for TenantStore {
             // The queue consumer or the admin API reading for webhooks (not a client).
             return to_response(answer);
         }
-        if super::scim_write(&request) {
+        if super::directory_events(&request) {
             // Before the write, so the alarm is committed whenever the write is.
             self.state.storage().set_alarm(0).await?;
         }
@@ -277,6 +304,10 @@ impl DurableObject for TenantStore {
         );
         let config = config(&self.env);
         let ctx = Ctx::new(&db, &config, js_sys_now());
+        self.purge(&ctx, &request).await;
+        // The timing below counts the request's own batches, not the daily housekeeping the
+        // first request of an instance runs before it.
+        d1.1.count.set(0);
         let mut response = crate::service::handle_handed(&ctx, &request).await;
         if super::debug_timing(&self.env) {
             // The object's own statement batches (each one transaction in its SQLite), beside

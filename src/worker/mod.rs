@@ -439,7 +439,7 @@ async fn fetch(
     }
     // A tenant's object sweeps its own events (its alarm); D1's sweep is for D1's events and
     // for redeliveries.
-    let directory_write = objects.is_some() && scim_write(&request);
+    let directory_write = objects.is_some() && directory_events(&request);
     if starts_webhooks(&request, &response) && !directory_write {
         // After the response: the write is committed; its events go to the queue now, and
         // the cron's sweep catches whatever this misses.
@@ -448,12 +448,17 @@ async fn fetch(
     to_response(response)
 }
 
-/// Whether a request may have committed something webhooks send: a successful write to the
-/// SCIM API, or a redelivery or a restore requested through the admin API.
+/// Whether a request may have committed something webhooks send: a write to the tenant's
+/// directory ([`directory_events`]), or a redelivery requested through the admin API.
 fn starts_webhooks(req: &http::Request, resp: &http::Response) -> bool {
-    let admin_event =
-        is_write(req) && (req.path.ends_with("/redeliver") || req.path.ends_with("/restore"));
-    (200..300).contains(&resp.status) && (scim_write(req) || admin_event)
+    let redeliver = is_write(req) && req.path.ends_with("/redeliver");
+    (200..300).contains(&resp.status) && (directory_events(req) || redeliver)
+}
+
+/// Whether a request may commit events in a tenant's directory (so, in its object, arm the
+/// object's alarm): a write to the SCIM API, or a tombstone's restore through the admin API.
+fn directory_events(req: &http::Request) -> bool {
+    scim_write(req) || (is_write(req) && req.path.ends_with("/restore"))
 }
 
 /// Whether a request's method may change something.

@@ -2,6 +2,10 @@
 // local D1 and real Queues (Miniflare's). Under `hard` a DELETE is final; under `soft` it keeps
 // a tombstone that SCIM cannot see (RFC 7644 §3.6), the admin API lists and restores, and the
 // daily cron purges; `restoreOnCreate` brings Entra's recreated user back under its old id.
+// Every test but the cron's runs on the backend SCIM_E2E_STORAGE names (d1 by default;
+// `SCIM_E2E_STORAGE=durable-object` puts the tenant's directory in its Durable Object, where
+// the admin API's tombstone routes are handed); the cron's purge is D1's, and an object's
+// own purge (on its first request after it starts) has its test on durable-object storage.
 // Webhooks are received by a loopback receiver and verified with the `standardwebhooks`
 // package. Entra's requests are sent as Entra sends them (docs/ENTRA.md): the existence
 // check by filter, the POST, the deactivating PATCH with "Replace" and "False", the DELETE.
@@ -9,6 +13,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import path from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Webhook } from "standardwebhooks";
@@ -59,17 +65,17 @@ let w;
 let rx;
 before(async () => {
   rx = await startReceiver();
-  w = await startWorker({ adminToken: ADMIN, storage: "d1", options: queueOptions() });
+  w = await startWorker({ adminToken: ADMIN, options: queueOptions() });
 });
 after(async () => {
   await w?.stop();
   await rx?.close();
 });
 
-const admin = (method, path, body) => w.request(method, path, { token: ADMIN, body });
+const admin = (method, path, body, on = w) => on.request(method, path, { token: ADMIN, body });
 
-async function policy(deletion) {
-  const r = await admin("PATCH", TENANT, { deletion });
+async function policy(deletion, on = w) {
+  const r = await admin("PATCH", TENANT, { deletion }, on);
   assert.equal(r.status, 200, r.text);
   return r.json.deletion;
 }
@@ -91,21 +97,21 @@ function entraUser(userName, externalId) {
 const byUserName = (u) => `/Users?filter=${encodeURIComponent(`userName eq "${u}"`)}`;
 
 /** Entra's provisioning of a user: the existence check, then the POST. */
-async function entraProvision(userName, externalId) {
-  const check = await w.get(byUserName(userName));
+async function entraProvision(userName, externalId, on = w) {
+  const check = await on.get(byUserName(userName));
   assert.equal(check.status, 200, check.text);
   assert.equal(check.json.totalResults, 0, `Entra finds no ${userName} and creates it`);
-  const r = await w.post("/Users", entraUser(userName, externalId));
+  const r = await on.post("/Users", entraUser(userName, externalId));
   assert.equal(r.status, 201, r.text);
   return r.json;
 }
 
 /** Entra's deprovisioning: the deactivating PATCH (as Entra sends it), then the DELETE. */
-async function entraDeprovision(id) {
-  const off = await w.patch(`/Users/${id}`, patchOps({ op: "Replace", path: "active", value: "False" }));
+async function entraDeprovision(id, on = w) {
+  const off = await on.patch(`/Users/${id}`, patchOps({ op: "Replace", path: "active", value: "False" }));
   assert.equal(off.status, 200, off.text);
   assert.equal(off.json.active, false);
-  const del = await w.delete(`/Users/${id}`);
+  const del = await on.delete(`/Users/${id}`);
   assert.equal(del.status, 204, del.text);
 }
 
@@ -176,59 +182,105 @@ test("restoreOnCreate: Entra's delete-then-recreate brings the user back under i
   assert.notEqual(other.id, u.id);
 });
 
-test("the daily cron purges tombstones older than the tenant's days, with events the receiver gets", async () => {
-  await policy({ policy: "soft", days: 30, restoreOnCreate: false });
-  const ep = await admin("POST", `${TENANT}/webhooks`, { url: rx.url });
-  assert.equal(ep.status, 201, ep.text);
-  const wh = new Webhook(ep.json.secret);
-  const u = await entraProvision("purged@contoso.com", "44444444-0000-0000-0000-000000000004");
-  await entraDeprovision(u.id);
-  assert.equal((await admin("POST", `${TENANT}/tombstones/${u.id}/restore`)).status, 200);
-  assert.equal((await w.delete(`/Users/${u.id}`)).status, 204);
-  const young = await w.createUser("young@contoso.com");
-  assert.equal((await w.delete(`/Users/${young.id}`)).status, 204);
-  // The first tombstone is 31 days old; the other one is new.
-  const old = new Date(Date.now() - 31 * 86_400_000).toISOString();
-  await w.db.prepare("UPDATE tombstones SET deleted = ? WHERE id = ?").bind(old, u.id).run();
-
-  const worker = await w.mf.getWorker();
-  const result = await worker.scheduled({ cron: DAILY, scheduledTime: new Date() });
-  assert.equal(result.outcome, "ok", JSON.stringify(result));
-  const left = (await admin("GET", `${TENANT}/tombstones`)).json.tombstones.map((t) => t.id);
-  assert.ok(!left.includes(u.id), "purged");
-  assert.ok(left.includes(young.id), "kept");
-  assert.equal((await admin("POST", `${TENANT}/tombstones/${u.id}/restore`)).status, 404);
-
-  const mine = (type) => rx.got.map((e) => wh.verify(e.body, e.headers)).filter((e) => e.type === type && e.data.id === u.id);
-  await until(() => mine("user.purged").length === 1, "user.purged");
-  const types = rx.got.map((e) => wh.verify(e.body, e.headers)).filter((e) => e.data.id === u.id).map((e) => e.type);
-  assert.deepEqual(types, ["user.created", "user.deactivated", "user.deleted", "user.restored", "user.deleted", "user.purged"]);
-  assert.deepEqual(mine("user.deleted")[0].data, { id: u.id, restorable: true });
-  const feed = (await admin("GET", `${TENANT}/events?resource=${u.id}`)).json.events.map((e) => [e.op, e.lifecycle]);
-  assert.deepEqual(feed, [["create", null], ["patch", null], ["delete", "soft"], ["create", "restore"], ["delete", "soft"], ["delete", "purge"]]);
-});
-
-test("with durable-object storage the policy applies inside the tenant's object", async () => {
-  const d = await startWorker({ adminToken: ADMIN, storage: "durable-object" });
+test("D1: the daily cron purges tombstones older than the tenant's days, with events the receiver gets", async () => {
+  // The cron's purge is D1's: its own worker on D1 whatever SCIM_E2E_STORAGE says.
+  const d = await startWorker({ adminToken: ADMIN, storage: "d1", options: queueOptions() });
   try {
-    const r = await d.request("PATCH", TENANT, { token: ADMIN, body: { deletion: { policy: "soft", restoreOnCreate: true } } });
-    assert.equal(r.status, 200, r.text);
-    const body = entraUser("object@contoso.com", "55555555-0000-0000-0000-000000000005");
-    const u = await d.post("/Users", body);
-    assert.equal(u.status, 201, u.text);
-    assert.equal((await d.delete(`/Users/${u.json.id}`)).status, 204);
-    assert.equal((await d.get(`/Users/${u.json.id}`)).status, 404);
-    const again = await d.post("/Users", body);
-    assert.equal(again.status, 201, again.text);
-    assert.equal(again.json.id, u.json.id);
+    await policy({ policy: "soft", days: 30, restoreOnCreate: false }, d);
+    const ep = await admin("POST", `${TENANT}/webhooks`, { url: rx.url }, d);
+    assert.equal(ep.status, 201, ep.text);
+    const wh = new Webhook(ep.json.secret);
+    const u = await entraProvision("purged@contoso.com", "44444444-0000-0000-0000-000000000004", d);
+    await entraDeprovision(u.id, d);
+    assert.equal((await admin("POST", `${TENANT}/tombstones/${u.id}/restore`, undefined, d)).status, 200);
+    assert.equal((await d.delete(`/Users/${u.id}`)).status, 204);
+    const young = await d.createUser("young@contoso.com");
+    assert.equal((await d.delete(`/Users/${young.id}`)).status, 204);
+    // The first tombstone is 31 days old; the other one is new.
+    const old = new Date(Date.now() - 31 * 86_400_000).toISOString();
+    await d.db.prepare("UPDATE tombstones SET deleted = ? WHERE id = ?").bind(old, u.id).run();
+
+    const worker = await d.mf.getWorker();
+    const result = await worker.scheduled({ cron: DAILY, scheduledTime: new Date() });
+    assert.equal(result.outcome, "ok", JSON.stringify(result));
+    const left = (await admin("GET", `${TENANT}/tombstones`, undefined, d)).json.tombstones.map((t) => t.id);
+    assert.ok(!left.includes(u.id), "purged");
+    assert.ok(left.includes(young.id), "kept");
+    assert.equal((await admin("POST", `${TENANT}/tombstones/${u.id}/restore`, undefined, d)).status, 404);
+
+    const mine = (type) => rx.got.map((e) => wh.verify(e.body, e.headers)).filter((e) => e.type === type && e.data.id === u.id);
+    await until(() => mine("user.purged").length === 1, "user.purged");
+    const types = rx.got.map((e) => wh.verify(e.body, e.headers)).filter((e) => e.data.id === u.id).map((e) => e.type);
+    assert.deepEqual(types, ["user.created", "user.deactivated", "user.deleted", "user.restored", "user.deleted", "user.purged"]);
+    assert.deepEqual(mine("user.deleted")[0].data, { id: u.id, restorable: true });
+    const feed = (await admin("GET", `${TENANT}/events?resource=${u.id}`, undefined, d)).json.events.map((e) => [e.op, e.lifecycle]);
+    assert.deepEqual(feed, [["create", null], ["patch", null], ["delete", "soft"], ["create", "restore"], ["delete", "soft"], ["delete", "purge"]]);
   } finally {
     await d.stop();
   }
 });
 
+test("durable-object: the tenant's object keeps, lists, restores and, on its first request after it starts, purges its tombstones", async () => {
+  // Persisted, so that a second workerd finds the same D1 and the same object (a new
+  // instance of it, as after an eviction or a deploy).
+  const dir = mkdtempSync(path.join(tmpdir(), "scim-deletion-"));
+  const persisted = { d1Persist: dir, durableObjectsPersist: dir, d1Databases: { DB: "deletion-restart" } };
+  const start = (migrate) => startWorker({ adminToken: ADMIN, storage: "durable-object", migrate, options: persisted });
+  let d = await start(true);
+  try {
+    // `days: 0`: every tombstone is due at the object's next purge.
+    await policy({ policy: "soft", days: 0, restoreOnCreate: true }, d);
+    const body = entraUser("object@contoso.com", "55555555-0000-0000-0000-000000000005");
+    const u = await d.post("/Users", body);
+    assert.equal(u.status, 201, u.text);
+    const id = u.json.id;
+    const group = await d.createGroup("Object Engineering", [id]);
+    await entraDeprovision(id, d);
+    assert.equal((await d.get(`/Users/${id}`)).status, 404);
+    // restoreOnCreate, in the object.
+    const again = await d.post("/Users", body);
+    assert.equal(again.status, 201, again.text);
+    assert.equal(again.json.id, id);
+    assert.equal((await d.delete(`/Users/${id}`)).status, 204);
+
+    // The admin API's list and restore are the object's.
+    const listed = (await admin("GET", `${TENANT}/tombstones?type=User`, undefined, d)).json.tombstones;
+    assert.deepEqual(listed.map((t) => [t.id, t.userName, t.externalId]), [[id, "object@contoso.com", "55555555-0000-0000-0000-000000000005"]]);
+    assert.equal(await d.count("SELECT count(*) FROM tombstones"), 0, "nothing of it in D1");
+    const restored = await admin("POST", `${TENANT}/tombstones/${id}/restore`, undefined, d);
+    assert.equal(restored.status, 200, restored.text);
+    assert.equal(restored.json.id, id);
+    assert.deepEqual((await d.get(`/Groups/${group.id}`)).json.members.map((m) => m.value), [id]);
+    assert.equal((await d.delete(`/Users/${id}`)).status, 204);
+    // Due since it was made, but the object purged at its first request and purges daily.
+    const kept = (await admin("GET", `${TENANT}/tombstones`, undefined, d)).json.tombstones.map((t) => t.id);
+    assert.deepEqual(kept, [id]);
+    await d.stop();
+    d = null;
+
+    d = await start(false);
+    // The first request the new instance gets is answered after its purge.
+    assert.deepEqual((await admin("GET", `${TENANT}/tombstones`, undefined, d)).json.tombstones, []);
+    assert.equal((await admin("POST", `${TENANT}/tombstones/${id}/restore`, undefined, d)).status, 404);
+    assert.deepEqual((await d.get(`/Groups/${group.id}`)).json.members ?? [], []);
+    const feed = (await admin("GET", `${TENANT}/events?resource=${id}`, undefined, d)).json.events.map((e) => [e.op, e.lifecycle]);
+    assert.deepEqual(feed, [
+      ["create", null], ["patch", null], ["delete", "soft"], ["create", "restore"], ["delete", "soft"],
+      ["create", "restore"], ["delete", "soft"], ["delete", "purge"],
+    ]);
+    // The POST now makes a new user: its tombstone is gone.
+    const fresh = await d.post("/Users", body);
+    assert.equal(fresh.status, 201, fresh.text);
+    assert.notEqual(fresh.json.id, id);
+  } finally {
+    await d?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("admin CLI: the policy, the tombstones, a restore", async () => {
   const run = promisify(execFile);
-  const c = await startWorker({ port: 0, adminToken: ADMIN, storage: "d1" });
+  const c = await startWorker({ port: 0, adminToken: ADMIN });
   const cli = async (...args) => {
     const { stdout } = await run(process.execPath, [path.join(ROOT, "scripts/admin.mjs"), "--url", c.origin, ...args], {
       env: { ...process.env, ADMIN_TOKEN: ADMIN },
