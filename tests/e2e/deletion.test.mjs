@@ -257,7 +257,7 @@ test("durable-object: the tenant's object keeps, lists, restores and, on its fir
     const restored = await admin("POST", `${TENANT}/tombstones/${id}/restore`, undefined, d);
     assert.equal(restored.status, 200, restored.text);
     assert.equal(restored.json.id, id);
-    await until(() => sent("user.restored").length === 2, "the admin restore's user.restored (after restoreOnCreate's)");
+    await until(() => sent("user.restored").length >= 2, "the admin restore's user.restored (after restoreOnCreate's)");
     assert.deepEqual((await d.get(`/Groups/${group.id}`)).json.members.map((m) => m.value), [id]);
     assert.equal((await d.delete(`/Users/${id}`)).status, 204);
     // Due since it was made, but the object purged at its first request and purges daily.
@@ -269,7 +269,7 @@ test("durable-object: the tenant's object keeps, lists, restores and, on its fir
     d = await start(false);
     // The first request the new instance gets is answered after its purge.
     assert.deepEqual((await admin("GET", `${TENANT}/tombstones`, undefined, d)).json.tombstones, []);
-    await until(() => sent("user.purged").length === 1, "the object's purge's user.purged");
+    await until(() => sent("user.purged").length >= 1, "the object's purge's user.purged");
     assert.equal((await admin("POST", `${TENANT}/tombstones/${id}/restore`, undefined, d)).status, 404);
     assert.deepEqual((await d.get(`/Groups/${group.id}`)).json.members ?? [], []);
     const feed = (await admin("GET", `${TENANT}/events?resource=${id}`, undefined, d)).json.events.map((e) => [e.op, e.lifecycle]);
