@@ -1,12 +1,15 @@
 -- wrk script shared by every benchmarked operation (one wrk thread: -t1).
--- Arguments after `--`: TOKEN MODE METHOD LINES_FILE [BODY_FILE] [PREFIX]
---   LINES_FILE: one request per line, `PATH` or `PATH<TAB>VALUE`, used in order and cycled
+-- Arguments after `--`: TOKEN MODE METHOD LINES_FILE [BODY_FILE] [PREFIX] [HOST]
+--   LINES_FILE: one request per line, `PATH`, `PATH<TAB>VALUE` or `PATH<TAB>VALUE<TAB>TOKEN`
+--               (a line's own bearer token: many tenants in one run), used in order and cycled
 --               (MODE "cycle") or used once each, stopping the thread when they run out
 --               (MODE "once": DELETE, whose targets exist only once).
 --   BODY_FILE:  request body template ("-" for none): `__N__` becomes PREFIX..counter (unique
 --               per request), `__V__` the line's VALUE.
+--   HOST:       the Host header ("-" or absent: wrk's own), which routes the request to one
+--               worker of several in one workerd (the Durable Object backend's instance).
 -- done() prints one `WRKJSON {...}` line that bench.mjs parses.
-local token, mode, method, prefix, body_tpl
+local token, mode, method, prefix, body_tpl, host
 local lines, n, i, counter = {}, 0, 0, 0
 
 function init(args)
@@ -21,6 +24,9 @@ function init(args)
     f:close()
   end
   prefix = args[6] or ""
+  if args[7] and args[7] ~= "-" then
+    host = args[7]
+  end
 end
 
 function request()
@@ -32,8 +38,11 @@ function request()
   end
   i = i + 1
   counter = counter + 1
-  local path, value = lines[i]:match("^([^\t]*)\t?(.*)$")
-  local headers = { ["Authorization"] = "Bearer " .. token }
+  local path, value, own = lines[i]:match("^([^\t]*)\t?([^\t]*)\t?(.*)$")
+  local headers = { ["Authorization"] = "Bearer " .. (own ~= "" and own or token) }
+  if host then
+    headers["Host"] = host
+  end
   local body = nil
   if body_tpl then
     local unique = prefix .. counter

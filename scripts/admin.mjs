@@ -18,6 +18,8 @@
 //   npm run admin -- oauth-app add --name "Contoso HR" [--redirect-uris URI,URI]
 //   npm run admin -- webhook create acme https://app.example.com/scim-events --events user.deactivated,user.deleted
 //   npm run admin -- webhook deliveries acme <webhook-id> --status retrying
+//   npm run admin -- tenant export acme > acme.ndjson    (then, against the new deployment:)
+//   npm run admin -- --url https://new.example.com tenant import acme acme.ndjson
 //
 // Target: --url (or SCIM_ADMIN_URL), default http://127.0.0.1:8787 (scripts/dev.sh).
 // Admin token: --token (or ADMIN_TOKEN); for a loopback URL it is read from .dev.vars (or the
@@ -41,6 +43,14 @@ commands:
                                             matches one brings it back under its id
   tombstones <tenant> [--type User|Group]   the soft policy's deleted resources, newest first
   tombstone restore <tenant> <id>           back under its id (409 if its name is taken now)
+  tenant export <id> [--no-credentials] [--limit N] > FILE
+                                            the tenant as NDJSON (its SCIM writes are refused
+                                            from the first page until 'tenant export-end')
+  tenant export-end <id>                    accept SCIM writes again (an aborted move)
+  tenant import <id> FILE [--resume]        into an empty (or new) tenant, chunk by chunk;
+                                            --resume continues an interrupted import
+  tenant import-status <id>                 where an import under way stands
+  tenant import-abort <id>                  undo an import that cannot finish
   tokens <tenant>                           list tokens and OAuth clients (never secrets)
   token issue <tenant> [--label L] [--oauth] [--expires-in SECONDS | --expires-at RFC3339]
   token show <tenant> <id>
@@ -102,7 +112,7 @@ function usage(message) {
 
 /** Splits argv into positionals and --options (flags with or without a value). */
 function parse(argv) {
-  const flags = new Set(["oauth", "strict-patch", "lenient-patch", "help", "chain", "required", "enable", "disable", "poll", "restore-on-create", "no-restore-on-create"]);
+  const flags = new Set(["no-credentials", "resume", "oauth", "strict-patch", "lenient-patch", "help", "chain", "required", "enable", "disable", "poll", "restore-on-create", "no-restore-on-create"]);
   const pos = [];
   const opt = {};
   for (let i = 0; i < argv.length; i++) {
@@ -153,6 +163,50 @@ if (!token) usage("no admin token: pass --token or set ADMIN_TOKEN");
 
 const enc = encodeURIComponent;
 const [cmd, sub, a, b] = pos;
+if (cmd === "tenant" && ["export", "import", "export-end", "import-status", "import-abort"].includes(sub)) {
+  await move();
+  process.exit(0);
+}
+
+/** `tenant export|import|…`: the export streamed to stdout, the import sent in chunks. */
+async function move() {
+  const mv = await import("./tenant_move.mjs");
+  if (!a) usage(`tenant ${sub} <tenant>`);
+  const progress = (s) => process.stderr.write(`\r${s}`);
+  try {
+    if (sub === "export") {
+      const write = (text) => new Promise((ok) => (process.stdout.write(text) ? ok() : process.stdout.once("drain", ok)));
+      const limit = opt.limit === undefined ? undefined : Number(opt.limit);
+      const r = await mv.exportTenant({
+        base, token, tenant: a, write, limit, credentials: !opt["no-credentials"],
+        onPage: ({ pages, lines }) => progress(`exported ${lines} lines in ${pages} pages`),
+      });
+      console.error(`\nexported tenant '${a}': ${r.lines} lines, ${r.pages} pages. Its SCIM writes are refused until 'tenant export-end ${a}'.`);
+    } else if (sub === "import") {
+      if (!b) usage("tenant import <tenant> FILE [--resume]");
+      const r = await mv.importTenant({
+        base, token, tenant: a, file: b, resume: Boolean(opt.resume),
+        onChunk: ({ requests, lines }) => progress(`imported ${lines} lines in ${requests} requests`),
+      });
+      console.error("");
+      console.log(JSON.stringify(r.result, null, 2));
+    } else if (sub === "import-status") {
+      console.log(JSON.stringify(await mv.importStatus({ base, token, tenant: a }), null, 2));
+    } else {
+      const [m, what] = sub === "export-end" ? ["DELETE", "export"] : ["DELETE", "import"];
+      let json;
+      do {
+        const res = await fetch(`${base}/admin/api/tenants/${enc(a)}/${what}`, { method: m, headers: { Authorization: `Bearer ${token}` } });
+        json = await res.json();
+        if (!res.ok) throw new Error(`HTTP ${res.status}: ${json.message}`);
+      } while (what === "import" && json.remaining > 0);
+      console.log(JSON.stringify(json, null, 2));
+    }
+  } catch (e) {
+    console.error(`\nerror: ${e.message}${sub === "import" ? `\n(resume with: tenant import ${a} ${b} --resume)` : ""}`);
+    process.exit(1);
+  }
+}
 let method = "GET";
 let route;
 let body;

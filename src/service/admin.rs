@@ -19,6 +19,8 @@
 //! | `/tenants/{t}/entitlements[/{id}]`, `/tenants/{t}/roles[/{id}]` | Okta's entitlement and role values: GET, POST `{id?, displayName, type?, description?}`; `/{id}`: GET, PATCH, DELETE (src/service/entitlements.rs) |
 //! | `/tenants/{t}/tombstones[/{id}/restore]` | the soft deletion policy's tombstones: GET (list), POST `…/restore` (src/service/deletion.rs) |
 //! | `/tenants/{t}/webhooks[/…]` | webhook endpoints and their delivery log (`service::webhooks`) |
+//! | `/tenants/{t}/export` | GET `?after=&limit=&credentials=`: the tenant as NDJSON pages (freezes its writes); DELETE: end the freeze (`service::moving`) |
+//! | `/tenants/{t}/import` | POST `?line=` an NDJSON chunk; GET: where it stands; DELETE: undo it (`service::moving`) |
 //!
 //! `quota` is `{"resources"?: n | null, "bytes"?: n | null}`: the most resources and bytes of
 //! resource data the tenant may store (`null`: unlimited; a limit not named keeps its value,
@@ -72,6 +74,7 @@ pub fn error_response(e: &ScimError) -> Response {
         404 => "not_found",
         405 => "method_not_allowed",
         409 => "conflict",
+        503 => "unavailable",
         413 => "payload_too_large",
         415 => "unsupported_media_type",
         _ => "internal_error",
@@ -193,6 +196,11 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
             let store = tenant_store(ctx, t)?;
             crate::service::declarations::route(ctx, &store, req, tail).await
         }
+        // Moving the tenant to another deployment or backend (src/service/moving.rs).
+        ["tenants", t, what @ ("export" | "import")] => {
+            let store = tenant_store(ctx, t)?;
+            crate::service::moving::route(ctx, &store, req, what).await
+        }
         // Tombstones of the soft deletion policy (src/service/deletion.rs).
         ["tenants", t, "tombstones", tail @ ..] => {
             let store = tenant_store(ctx, t)?;
@@ -217,9 +225,10 @@ pub fn declares(rest: &str) -> bool {
 /// The admin API's reads of a tenant's directory, and its tombstones' restores, answered by
 /// the tenant's Durable Object for the worker, which checked the admin token and handed it
 /// the path (`relay::read`): the same handlers over the object's database, and a poll
-/// stream's delivery log. Also the object's internal calls: `usage` (for the tenant view)
-/// and `schemas` (D1's declarations,
-/// `relay::declare`).
+/// stream's delivery log. Also the object's internal calls: `usage` (for the tenant view),
+/// `schemas` (D1's declarations, `relay::declare`), and a move's `export/…` and `import/…`
+/// store calls (`moving_hop::object`), which only this path reaches: the worker's own admin
+/// routes know `export` and `import` without a fourth segment.
 pub async fn handed<D: Db>(
     ctx: &Ctx<'_, D>,
     req: &Request,
@@ -242,6 +251,10 @@ pub async fn handed<D: Db>(
         }
         ["tenants", _, "webhooks", id, "deliveries"] if m == Method::Get => {
             crate::service::webhooks::stream_deliveries(ctx, tenant, req, id).await
+        }
+        // The store calls of a move, for the worker's side of it (src/service/moving_hop.rs).
+        ["tenants", _, "export" | "import", op] => {
+            crate::service::moving_hop::object(&store, req, op).await
         }
         ["tenants", _, "usage"] if m == Method::Get => {
             let usage = store

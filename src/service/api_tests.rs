@@ -1077,7 +1077,7 @@ fn root_search_spans_resource_types() {
 }
 
 #[test]
-fn filtered_first_pages_count_in_the_same_statement() {
+fn first_pages_count_in_the_same_statement() {
     let mut h = Harness::new();
     for u in ["dup.a", "dup.b", "dup.c", "other"] {
         h.create_user(u);
@@ -1111,8 +1111,27 @@ fn filtered_first_pages_count_in_the_same_statement() {
         "/Users?filter=userName+sw+%22dup%22&cursor=&count=2",
     );
     assert_eq!((n, body["totalResults"].clone()), (1, json!(3)));
+    // Unfiltered first pages too (the counter, inline); later pages count separately.
     let (n, body) = statements(&mut h, "/Users?count=2");
-    assert_eq!((n, body["totalResults"].clone()), (2, json!(4)));
+    assert_eq!(
+        (
+            n,
+            body["totalResults"].clone(),
+            body["itemsPerPage"].clone()
+        ),
+        (1, json!(4), json!(2))
+    );
+    let (n, body) = statements(&mut h, "/Users?startIndex=3&count=2");
+    assert_eq!(
+        (
+            n,
+            body["totalResults"].clone(),
+            body["itemsPerPage"].clone()
+        ),
+        (2, json!(4), json!(2))
+    );
+    let (n, body) = statements(&mut h, "/Groups");
+    assert_eq!((n, body["totalResults"].clone()), (1, json!(0)));
 }
 
 /// Seeds `n` users and a group holding all of them, straight in SQL (as the API stores them).

@@ -185,6 +185,10 @@ impl Response {
             resp.headers
                 .push(("www-authenticate".into(), "Bearer realm=\"scim\"".into()));
         }
+        if err.status == 503 {
+            // A tenant's move is minutes, not hours: ask for a retry soon (RFC 9110 §10.2.3).
+            resp.headers.push(("retry-after".into(), "60".into()));
+        }
         resp
     }
 

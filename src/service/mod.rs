@@ -20,6 +20,8 @@ pub mod entitlements;
 pub mod handoff;
 pub mod http;
 pub mod ids;
+pub mod moving;
+pub mod moving_hop;
 pub mod oauth;
 pub mod profile;
 pub mod ratelimit;
@@ -40,6 +42,10 @@ mod bulk_tests;
 mod deletion_tests;
 #[cfg(test)]
 mod entitlements_tests;
+#[cfg(test)]
+mod moving_hop_tests;
+#[cfg(test)]
+mod moving_tests;
 #[cfg(test)]
 mod onboarding_tests;
 #[cfg(test)]

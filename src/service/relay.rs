@@ -310,7 +310,7 @@ pub async fn fill_grants<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, page: &mut Value
 }
 
 /// The JSON of an object's answer to an internal call, or its error.
-fn answer(resp: Response) -> Result<Value> {
+pub fn answer(resp: Response) -> Result<Value> {
     let body = resp.body_json();
     if resp.status == 200 {
         return Ok(body);

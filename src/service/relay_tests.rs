@@ -16,13 +16,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 const TOKEN: &str = "default-token-0123456789";
-const ADMIN: &str = "admin-token-0123456789";
+pub(super) const ADMIN: &str = "admin-token-0123456789";
 const ORIGIN: &str = "https://scim.test";
 
 /// One database per tenant, created (and migrated) on first use, as objects are.
 #[derive(Default)]
-struct Objects {
-    dbs: RefCell<HashMap<String, Rc<SqliteDb>>>,
+pub(super) struct Objects {
+    pub(super) dbs: RefCell<HashMap<String, Rc<SqliteDb>>>,
     config: Config,
     now_ms: Cell<i64>,
     hops: Cell<usize>,
@@ -31,7 +31,7 @@ struct Objects {
 }
 
 impl Objects {
-    fn db(&self, tenant: &str) -> Rc<SqliteDb> {
+    pub(super) fn db(&self, tenant: &str) -> Rc<SqliteDb> {
         self.dbs
             .borrow_mut()
             .entry(tenant.to_string())
@@ -57,15 +57,16 @@ impl Forward for Objects {
     }
 }
 
-struct H {
-    d1: SqliteDb,
+/// The worker over D1 with its tenants' objects (also `moving_hop_tests`).
+pub(super) struct H {
+    pub(super) d1: SqliteDb,
     config: Config,
-    objects: Objects,
+    pub(super) objects: Objects,
     now_ms: i64,
 }
 
 impl H {
-    fn new() -> H {
+    pub(super) fn new() -> H {
         H {
             d1: SqliteDb::new(),
             config: Config {
@@ -79,7 +80,7 @@ impl H {
         }
     }
 
-    fn send(&mut self, req: Request) -> Response {
+    pub(super) fn send(&mut self, req: Request) -> Response {
         self.now_ms += 1000;
         self.objects.now_ms.set(self.now_ms);
         let mut ctx = Ctx::new(&self.d1, &self.config, self.now_ms);

@@ -18,6 +18,8 @@ pub enum DbError {
     ForeignKey,
     /// A tenant quota refused the write (the triggers of migration 0009).
     Quota(Quota),
+    /// The tenant is being exported or imported: its directory is frozen (migration 0026).
+    Moving,
     /// Anything else; the engine's message, for operators.
     Other(String),
 }
@@ -32,6 +34,8 @@ pub enum Quota {
 /// What the quota triggers raise (migration 0009): a message of ours, not SQLite's.
 const QUOTA_MESSAGE: &str = "scim-edge quota exceeded: ";
 const UNIQUE_MESSAGE: &str = "UNIQUE constraint failed: ";
+/// What the freeze triggers raise (migration 0026).
+const MOVING_MESSAGE: &str = "scim-edge tenant moving";
 
 impl DbError {
     /// Classifies an engine error message; D1 and rusqlite both pass SQLite's text through
@@ -43,6 +47,8 @@ impl DbError {
             DbError::Unique(columns.to_string())
         } else if msg.contains("FOREIGN KEY constraint failed") {
             DbError::ForeignKey
+        } else if msg.contains(MOVING_MESSAGE) {
+            DbError::Moving
         } else if let Some(at) = msg.find(QUOTA_MESSAGE) {
             match msg.get(at + QUOTA_MESSAGE.len()..) {
                 Some(rest) if rest.starts_with("resources") => DbError::Quota(Quota::Resources),
@@ -113,6 +119,8 @@ pub enum StoreError {
     MissingMembers(Vec<String>),
     /// A tenant quota refused the write; the limits and usage when they could be read.
     Quota(Quota, Option<QuotaUsage>),
+    /// The tenant is moving (an export or import is under way): writes wait until it ends.
+    Moving,
     /// A stored row or value did not have the shape the store writes (which column).
     Corrupt(&'static str),
     /// The database or the platform failed; the message is for operators only.
@@ -125,6 +133,7 @@ impl From<DbError> for StoreError {
             DbError::Unique(columns) => StoreError::Unique(Constraint::from_columns(&columns)),
             DbError::ForeignKey => StoreError::MissingReference,
             DbError::Quota(q) => StoreError::Quota(q, None),
+            DbError::Moving => StoreError::Moving,
             DbError::Other(msg) => StoreError::Database(msg),
         }
     }
@@ -154,6 +163,14 @@ impl From<StoreError> for ScimError {
                 ScimError::invalid_value(format!("members not found: {}", ids.join(", ")))
             }
             StoreError::Quota(q, usage) => ScimError::quota_exceeded(quota_detail(q, usage)),
+            // 503 (RFC 7231 §6.6.4): the condition is temporary, and identity providers retry
+            // 5xx answers later, so provisioning resumes by itself once the move ends.
+            StoreError::Moving => ScimError::new(
+                503,
+                None,
+                "the tenant's directory is being moved (export or import under way); reads \
+                 are served, writes are refused until the move ends: retry later",
+            ),
             StoreError::Corrupt(what) => {
                 ScimError::internal().with_cause(format!("stored {what} has an unexpected shape"))
             }
@@ -212,6 +229,10 @@ mod tests {
             DbError::from_message("D1_ERROR: scim-edge quota exceeded: bytes: SQLITE_CONSTRAINT"),
             DbError::Quota(Quota::Bytes)
         );
+        assert_eq!(
+            DbError::from_message("D1_ERROR: scim-edge tenant moving: SQLITE_CONSTRAINT"),
+            DbError::Moving
+        );
         assert!(matches!(
             DbError::from_message("no such table: x"),
             DbError::Other(_)
@@ -226,6 +247,7 @@ mod tests {
             (StoreError::MissingReference, 400),
             (StoreError::MissingMembers(vec!["a".into()]), 400),
             (StoreError::Quota(Quota::Resources, None), 507),
+            (StoreError::Moving, 503),
             (StoreError::Corrupt("data"), 500),
             (StoreError::Database("boom".into()), 500),
         ];

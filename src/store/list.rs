@@ -50,20 +50,21 @@ fn scope(tenant: &str, q: &ListQuery) -> Scope {
     }
 }
 
-/// Plans one page. A filtered first page — every lookup Entra and Okta make — carries its
-/// total in the page statement itself, as an uncorrelated scalar subquery SQLite evaluates
-/// once: one statement instead of two. An empty first page means a total of 0. Later pages,
-/// and filters whose parameters would not fit twice, count separately.
+/// Plans one page. A first page — every lookup Entra and Okta make, and the first page of an
+/// unfiltered list — carries its total in the page statement itself, as an uncorrelated
+/// scalar subquery SQLite evaluates once: one statement instead of two, which D1 then runs
+/// without a batch's transaction and hands back as arrays (`raw()`), not one object per row.
+/// An empty first page means a total of 0. Later pages, and filters whose parameters would
+/// not fit twice, count separately.
 pub fn plan(tenant: &str, q: &ListQuery) -> ListPlan {
     let sc = scope(tenant, q);
-    let inline_total = q.where_sql.is_some()
-        && q.count > 0
-        && q.after.is_none()
-        && (q.cursor_mode || q.start_index == 1)
-        && sc.params.len() * 2 + 2 <= MAX_PARAMS;
+    let fits = q.where_sql.is_none() || sc.params.len() * 2 + 2 <= MAX_PARAMS;
+    let inline_total =
+        q.count > 0 && q.after.is_none() && (q.cursor_mode || q.start_index == 1) && fits;
     let mut stmts = Vec::new();
     if !inline_total {
-        stmts.push(count_stmt(tenant, q, &sc));
+        let (sql, params) = total(tenant, q, &sc);
+        stmts.push(Stmt::new(sql, params));
     }
     if q.count > 0 {
         stmts.push(page_stmt(tenant, q, sc, inline_total));
@@ -74,21 +75,22 @@ pub fn plan(tenant: &str, q: &ListQuery) -> ListPlan {
     }
 }
 
-fn count_stmt(tenant: &str, q: &ListQuery, sc: &Scope) -> Stmt {
+/// The total's query (one row, `n`) and its parameters.
+fn total(tenant: &str, q: &ListQuery, sc: &Scope) -> (String, Vec<SqlValue>) {
     match (&q.where_sql, q.rt) {
         // Unfiltered: the trigger-maintained counter (migration 0006), not a scan.
-        (None, Some(rt)) => Stmt::new(
+        (None, Some(rt)) => (
             format!(
                 "SELECT coalesce((SELECT n FROM resource_counts WHERE tenant = ? AND type = {}), 0) AS n",
                 type_literal(rt)
             ),
             vec![tenant.into()],
         ),
-        (None, None) => Stmt::new(
-            "SELECT coalesce(sum(n), 0) AS n FROM resource_counts WHERE tenant = ?",
+        (None, None) => (
+            "SELECT coalesce(sum(n), 0) AS n FROM resource_counts WHERE tenant = ?".to_string(),
             vec![tenant.into()],
         ),
-        (Some(_), _) => Stmt::new(sc.count_sql.clone(), sc.params.clone()),
+        (Some(_), _) => (sc.count_sql.clone(), sc.params.clone()),
     }
 }
 
@@ -118,9 +120,9 @@ fn page_stmt(tenant: &str, q: &ListQuery, sc: Scope, inline_total: bool) -> Stmt
     // Unfiltered pages walk an index on the sort key (see `order_clause`).
     let walk = q.where_sql.is_none();
     let (total_col, mut params) = if inline_total {
-        let mut p = sc.params.clone();
+        let (sql, mut p) = total(tenant, q, &sc);
         p.extend(sc.params);
-        (format!(", ({}) AS _total", sc.count_sql), p)
+        (format!(", ({sql}) AS _total"), p)
     } else {
         (String::new(), sc.params)
     };
@@ -357,8 +359,22 @@ mod tests {
 
     #[test]
     fn unfiltered_totals_come_from_the_counter() {
+        // A first page: one statement, the counter as its inline total.
         let p = plan("t1", &query(Some(ResourceType::Group), None, None));
+        assert!(p.inline_total);
+        assert_eq!(p.stmts.len(), 1);
+        let sql = &p.stmts[0].sql;
+        assert!(sql.contains("FROM resource_counts"), "{sql}");
+        assert!(sql.contains(") AS _total"), "{sql}");
+        assert!(!sql.contains("count(*)"), "{sql}");
+        // The counter's tenant, the page's tenant, then LIMIT and OFFSET.
+        assert_eq!(p.stmts[0].params.len(), 4);
+        // A later page counts separately, from the counter too.
+        let mut q = query(Some(ResourceType::Group), None, None);
+        q.start_index = 101;
+        let p = plan("t1", &q);
         assert!(!p.inline_total);
+        assert_eq!(p.stmts.len(), 2);
         assert!(
             p.stmts[0].sql.contains("FROM resource_counts"),
             "{}",
@@ -368,6 +384,7 @@ mod tests {
         q.count = 0;
         let p = plan("t1", &q);
         assert_eq!(p.stmts.len(), 1, "count=0 reads no page");
+        assert!(!p.inline_total);
     }
 
     #[test]
@@ -377,9 +394,9 @@ mod tests {
             &query(Some(ResourceType::User), None, Some("externalId")),
         );
         assert!(
-            walk.stmts[1].sql.contains("NULLS LAST, r.rowid ASC"),
+            walk.stmts[0].sql.contains("NULLS LAST, r.rowid ASC"),
             "{}",
-            walk.stmts[1].sql
+            walk.stmts[0].sql
         );
         let sorted = plan(
             "t",

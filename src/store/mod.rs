@@ -28,6 +28,7 @@ pub mod events;
 mod list;
 #[cfg(test)]
 mod list_order_tests;
+pub mod moving;
 pub mod object;
 pub mod onboarding;
 pub mod query;

@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (19, migration!("0019_oauth_code_setup_links.sql")),
     (22, migration!("0022_event_external_id.sql")),
     (25, migration!("0025_deletion_policies.sql")),
+    (26, migration!("0026_tenant_move.sql")),
 ];
 
 /// The object's record of applied migrations (D1 keeps its own in `d1_migrations`, which

@@ -11,7 +11,7 @@ use crate::store::{Db, DbError, Row};
 use std::cell::Cell;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use worker::js_sys::{Reflect, Uint8Array};
+use worker::js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{self, ReadableStreamDefaultReader};
 use worker::{console_error, console_log, event, Context, D1Database, Env, Headers};
@@ -43,12 +43,29 @@ struct RoundTrips {
 }
 
 impl RoundTrips {
-    /// `d1;desc="2 round trips";dur=1.0` (`name` first): the count in `desc`, their summed
-    /// wall time in `dur`.
-    fn server_timing(&self, name: &str) -> String {
+    /// `d1;desc="2 round trips";dur=1.0`: the count in `desc`, their summed wall time in `dur`.
+    fn server_timing(&self) -> String {
         let n = self.count.get();
         let unit = if n == 1 { "round trip" } else { "round trips" };
-        format!("{name};desc=\"{n} {unit}\";dur={:.1}", self.ms.get())
+        format!("d1;desc=\"{n} {unit}\";dur={:.1}", self.ms.get())
+    }
+
+    /// Inside a tenant's object: `do-sql;desc="2 transactions";dur=0.1`, the object's own
+    /// SQLite transactions (in its process: no network round trip, unlike D1's).
+    fn object_timing(&self) -> String {
+        let n = self.count.get();
+        let unit = if n == 1 {
+            "transaction"
+        } else {
+            "transactions"
+        };
+        format!("do-sql;desc=\"{n} {unit}\";dur={:.1}", self.ms.get())
+    }
+
+    /// Adds the wall time since `started` (ms since the epoch).
+    fn add_ms(&self, started: u64) {
+        let took = worker::Date::now().as_millis().saturating_sub(started);
+        self.ms.set(self.ms.get() + took as f64);
     }
 }
 
@@ -72,10 +89,11 @@ impl Db for D1 {
         match &self.0 {
             Sql::D1(db) => d1_batch(db, &self.1, stmts).await,
             Sql::Object(object) => {
-                // Counted like D1's, for the object's `Server-Timing` entry; its SQLite is in
-                // the object's process, so there is no wall time worth timing.
                 self.1.count.set(self.1.count.get() + 1);
-                object.batch(stmts)
+                let started = worker::Date::now().as_millis();
+                let out = object.batch(stmts);
+                self.1.add_ms(started);
+                out
             }
         }
     }
@@ -97,20 +115,18 @@ async fn d1_batch(
     }
     trips.count.set(trips.count.get() + 1);
     let started = worker::Date::now().as_millis();
-    let results = if prepared.len() == 1 {
-        // A single statement needs no transaction wrapper: `all()` is one round trip too.
+    if prepared.len() == 1 {
+        // A single statement needs no transaction wrapper: `raw()` is one round trip too.
         let only = prepared.remove(0);
-        vec![only
-            .all()
-            .await
-            .map_err(|e| DbError::from_message(&e.to_string()))?]
-    } else {
-        db.batch(prepared)
-            .await
-            .map_err(|e| DbError::from_message(&e.to_string()))?
-    };
-    let took = worker::Date::now().as_millis().saturating_sub(started);
-    trips.ms.set(trips.ms.get() + took as f64);
+        let rows = raw_rows(&only).await;
+        trips.add_ms(started);
+        return Ok(vec![rows?]);
+    }
+    let results = db
+        .batch(prepared)
+        .await
+        .map_err(|e| DbError::from_message(&e.to_string()))?;
+    trips.add_ms(started);
     let mut out = Vec::with_capacity(results.len());
     for r in results {
         if let Some(err) = r.error() {
@@ -122,6 +138,69 @@ async fn d1_batch(
         );
     }
     Ok(out)
+}
+
+/// One statement's rows through D1's `raw({ columnNames: true })`: each row an array, the
+/// column names once. `all()` hands over one JS object per row, which D1 builds and
+/// serde-wasm-bindgen then takes apart key by key; a list page of 100 spent most of its
+/// time there (docs/PERFORMANCE.md). workers-rs 0.8.7 binds `raw()` without its options.
+async fn raw_rows(stmt: &worker::D1PreparedStatement) -> Result<Vec<Row>, DbError> {
+    let failed = |e: JsValue| DbError::from_message(&worker::Error::from(e).to_string());
+    let inner: &JsValue = stmt.inner().as_ref();
+    let raw: Function = Reflect::get(inner, &JsValue::from_str("raw"))
+        .and_then(|f| f.dyn_into())
+        .map_err(failed)?;
+    let options = Object::new();
+    Reflect::set(&options, &JsValue::from_str("columnNames"), &JsValue::TRUE).map_err(failed)?;
+    let promise: Promise = raw
+        .call1(inner, &options)
+        .and_then(|p| p.dyn_into())
+        .map_err(failed)?;
+    let rows: Array = JsFuture::from(promise)
+        .await
+        .and_then(|a| a.dyn_into())
+        .map_err(failed)?;
+    let mut rows = rows.iter();
+    let Some(names) = rows.next() else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<String> = Array::from(&names)
+        .iter()
+        .map(|n| n.as_string().unwrap_or_default())
+        .collect();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let cells = Array::from(&row);
+        let mut map = Row::new();
+        for (name, cell) in names.iter().zip(cells.iter()) {
+            map.insert(name.clone(), cell_value(cell)?);
+        }
+        out.push(map);
+    }
+    Ok(out)
+}
+
+/// A D1 value as `all()` rows read through serde-wasm-bindgen gave it: text, integers as
+/// integers (whole doubles in the safe range), other numbers as floats, null. No statement
+/// of the store reads a blob; one would be an error here rather than a silent null.
+fn cell_value(cell: JsValue) -> Result<serde_json::Value, DbError> {
+    use serde_json::Value;
+    if let Some(text) = cell.as_string() {
+        return Ok(Value::String(text));
+    }
+    if let Some(n) = cell.as_f64() {
+        const SAFE: f64 = 9_007_199_254_740_991.0;
+        if n.fract() == 0.0 && n.abs() <= SAFE {
+            return Ok(Value::from(n as i64));
+        }
+        return Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number));
+    }
+    if cell.is_null() || cell.is_undefined() {
+        return Ok(Value::Null);
+    }
+    Err(DbError::Other(
+        "D1 returned a value that is not text, a number or null".into(),
+    ))
 }
 
 fn config(env: &Env) -> Config {
@@ -417,7 +496,10 @@ async fn fetch(
     };
     let mut response = service::handle(&ctx, &request).await;
     if debug_timing(&env) {
-        response = response.with_header("server-timing", d1.1.server_timing("d1"));
+        response = response.with_header("server-timing", d1.1.server_timing());
+        if let Some(objects) = &objects {
+            response = response.with_header("server-timing", objects.server_timing());
+        }
     }
     // Log lines name the request id, method and path only: never headers (tokens), query
     // strings (filters hold userNames and emails) or bodies.

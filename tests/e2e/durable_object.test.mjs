@@ -169,7 +169,7 @@ test("a bulk request runs in the tenant's object, whole, in one hop, with bulkId
     const timing = r.headers.get("server-timing");
     assert.equal(roundTrips(timing, "d1"), 0, timing);
     // In the object: adopting the worker's settings, then the operations' merged batches.
-    assert.ok(roundTrips(timing, "object") <= 5, timing);
+    assert.ok(roundTrips(timing, "do-sql") <= 5, timing);
     const gid = r.json.Operations[0].location.split("/").pop();
     const group = await bw.get(`/Groups/${gid}`);
     const ids = r.json.Operations.slice(1, 21).map((o) => o.location.split("/").pop());
@@ -202,6 +202,32 @@ test("a d1 deployment keeps its data in D1 and says so", async () => {
   } finally {
     await d1.stop();
   }
+});
+
+test("with SCIM_DEBUG_TIMING, Server-Timing counts the hop, the object's transactions and no D1 trip", async () => {
+  const timed = await startWorker({ storage: "durable-object", options: { bindings: { SCIM_DEBUG_TIMING: "1" } } });
+  try {
+    const created = await timed.post("/Users", { schemas: [USER_SCHEMA], userName: "timed@example.com" });
+    assert.equal(created.status, 201, created.text);
+    // Env tokens need no lookup; the default tenant's profile is read once, then cached.
+    await timed.get("/Users?count=1");
+    const r = await timed.get(`/Users/${created.json.id}`);
+    assert.equal(r.status, 200, r.text);
+    const st = r.headers.get("server-timing");
+    assert.match(st, /(^|, )d1;desc="0 round trips"/, st);
+    assert.match(st, /(^|, )do;desc="1 hop"/, st);
+    // The object mirrors the tenant's settings, then reads: two transactions, in its process.
+    assert.match(st, /(^|, )do-sql;desc="2 transactions"/, st);
+    const p = await timed.patch(`/Users/${created.json.id}`, patchOps({ op: "replace", path: "displayName", value: "T" }));
+    assert.equal(p.status, 200, p.text);
+    assert.match(p.headers.get("server-timing"), /(^|, )do;desc="1 hop"/);
+    assert.match(p.headers.get("server-timing"), /do-sql;desc="3 transactions"/);
+  } finally {
+    await timed.stop();
+  }
+  // Without the flag there is no Server-Timing at all.
+  const plain = await w.get("/Users?count=1");
+  assert.equal(plain.headers.get("server-timing"), null);
 });
 
 test("an unknown SCIM_STORAGE is refused, not served from D1", async () => {

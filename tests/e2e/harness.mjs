@@ -26,14 +26,15 @@ export const d1Only = (why) => (OBJECT_STORAGE ? { skip: `durable-object: ${why}
 
 /**
  * The `Server-Timing` entry (with `SCIM_DEBUG_TIMING=1`) that counts the statement batches of
- * a tenant's directory work: `d1`, or `object` (the tenant's object's own SQLite) in the
- * durable-object run, where the worker's `d1` entry counts only the control plane's.
+ * a tenant's directory work: `d1` (round trips), or `do-sql` (the tenant's object's own SQLite
+ * transactions) in the durable-object run, where the worker's `d1` entry counts only the
+ * control plane's.
  */
-export const DIRECTORY_TIMING = OBJECT_STORAGE ? "object" : "d1";
+export const DIRECTORY_TIMING = OBJECT_STORAGE ? "do-sql" : "d1";
 
-/** The round trips entry `name` of a `Server-Timing` header counts (NaN if it has none). */
+/** What the entry `name` of a `Server-Timing` header counts (NaN if it has none). */
 export function roundTrips(timing, name) {
-  return Number(new RegExp(`(?:^|,\\s*)${name};desc="(\\d+) round trips?"`).exec(timing ?? "")?.[1]);
+  return Number(new RegExp(`(?:^|,\\s*)${name};desc="(\\d+) (?:round trips?|transactions?|hops?)"`).exec(timing ?? "")?.[1]);
 }
 
 /** A PatchOp request body with these operations. */

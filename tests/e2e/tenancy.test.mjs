@@ -328,7 +328,7 @@ test("an issued token costs one D1 round trip to verify, then none until the cac
       assert.equal(r.status, 200, r.text);
       const timing = r.headers.get("server-timing");
       // In the object: adopting the settings the worker sent (service::relay::adopt), the read.
-      if (OBJECT_STORAGE) assert.equal(roundTrips(timing, "object"), 2, `the read, in the object: ${timing}`);
+      if (OBJECT_STORAGE) assert.equal(roundTrips(timing, "do-sql"), 2, `the read, in the object: ${timing}`);
       return roundTrips(timing, "d1");
     };
     assert.equal(await trips(), 1 + read, "verification, then the read");

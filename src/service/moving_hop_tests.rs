@@ -1,0 +1,460 @@
+//! A tenant's move between the two backends, natively: a deployment on D1 (`testing::Server`)
+//! and one whose tenants' directories are in their own objects (`relay_tests::H`, the
+//! worker's service over D1 handing the directory to one SQLite database per tenant through
+//! `service::relay`). The tenant goes D1 → objects → D1, and every GET, list, ETag and the
+//! log stay byte for byte what they were; the object backend's export is, record for record,
+//! the D1 backend's. `tests/e2e/tenant_move.test.mjs` does the same in workerd.
+
+use super::relay_tests::{ADMIN, H};
+use crate::proto::schema::{GROUP_SCHEMA, USER_SCHEMA};
+use crate::service::http::{Method, Request, Response};
+use crate::testing::Server;
+use serde_json::{json, Value};
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// A deployment the tests send requests to.
+trait Deployment {
+    fn send(&mut self, req: Request) -> Response;
+
+    fn call(&mut self, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
+        let mut req = Request::new(method, path, "https://scim.test")
+            .with_header("authorization", &format!("Bearer {token}"));
+        if let Some(b) = body {
+            req = req
+                .with_header("content-type", "application/json")
+                .with_body(b.to_string());
+        }
+        self.send(req)
+    }
+
+    fn admin(&mut self, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.call(method, &format!("/admin/api{path}"), ADMIN, body)
+    }
+}
+
+impl Deployment for Server {
+    fn send(&mut self, req: Request) -> Response {
+        Server::send(self, req)
+    }
+}
+
+impl Deployment for H {
+    fn send(&mut self, req: Request) -> Response {
+        H::send(self, req)
+    }
+}
+
+fn text(r: &Response) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+fn ok(r: Response, status: u16) -> Value {
+    assert_eq!(r.status, status, "{}", text(&r));
+    r.body_json()
+}
+
+/// A tenant with what a move must carry: users, groups of users and of a group, a changed
+/// version, a tolerance counted, a soft-deleted user (a tombstone and its membership), a
+/// role value (the control plane), and the log of it all.
+fn populate(d: &mut impl Deployment) -> (String, Vec<String>) {
+    ok(
+        d.admin(
+            Method::Post,
+            "/tenants",
+            Some(json!({"id": "acme", "name": "Acme"})),
+        ),
+        201,
+    );
+    let token = ok(
+        d.admin(Method::Post, "/tenants/acme/tokens", Some(json!({}))),
+        201,
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let soft = json!({"deletion": {"policy": "soft", "days": 30}});
+    ok(d.admin(Method::Patch, "/tenants/acme", Some(soft)), 200);
+    let mut ids = Vec::new();
+    for i in 0..9 {
+        let user = json!({"schemas": [USER_SCHEMA], "userName": format!("u{i}@example.com"),
+            "externalId": format!("ext-{i}"), "name": {"givenName": format!("G{i}"), "familyName": "Émile \"F\""},
+            "emails": [{"value": format!("u{i}@example.com"), "type": "work"}]});
+        let v = ok(
+            d.call(Method::Post, "/t/acme/scim/v2/Users", &token, Some(user)),
+            201,
+        );
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let patch = json!({"schemas": [PATCH_OP], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    ok(
+        d.call(
+            Method::Patch,
+            &format!("/t/acme/scim/v2/Users/{}", ids[1]),
+            &token,
+            Some(patch),
+        ),
+        200,
+    );
+    let members: Vec<Value> = ids[..4].iter().map(|id| json!({"value": id})).collect();
+    let g = json!({"schemas": [GROUP_SCHEMA], "displayName": "Eng", "members": members});
+    let eng = ok(
+        d.call(Method::Post, "/t/acme/scim/v2/Groups", &token, Some(g)),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let g = json!({"schemas": [GROUP_SCHEMA], "displayName": "All", "members": [{"value": eng}, {"value": ids[5]}]});
+    ok(
+        d.call(Method::Post, "/t/acme/scim/v2/Groups", &token, Some(g)),
+        201,
+    );
+    let r = d.call(
+        Method::Delete,
+        &format!("/t/acme/scim/v2/Users/{}", ids[3]),
+        &token,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", text(&r));
+    ids.remove(3);
+    let role = json!({"id": "admin", "displayName": "Admin"});
+    ok(
+        d.admin(Method::Post, "/tenants/acme/roles", Some(role)),
+        201,
+    );
+    (token, ids)
+}
+
+fn export_all(d: &mut impl Deployment, query: &str) -> String {
+    let mut file = String::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            None => format!("/tenants/acme/export?{query}"),
+            Some(a) => format!("/tenants/acme/export?{query}&after={a}"),
+        };
+        let r = d.admin(Method::Get, &path, None);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        file.push_str(&text(&r));
+        match r.header(super::moving::NEXT_HEADER) {
+            Some(next) => after = Some(next.to_string()),
+            None => return file,
+        }
+    }
+}
+
+fn import_all(d: &mut impl Deployment, file: &str, per: usize) -> Value {
+    let lines: Vec<&str> = file.lines().collect();
+    let mut last = Value::Null;
+    for (i, chunk) in lines.chunks(per).enumerate() {
+        let req = Request::new(
+            Method::Post,
+            &format!("/admin/api/tenants/acme/import?line={}", i * per),
+            "https://scim.test",
+        )
+        .with_header("authorization", &format!("Bearer {ADMIN}"))
+        .with_body(chunk.join("\n") + "\n");
+        last = ok(d.send(req), 200);
+    }
+    last
+}
+
+/// Every view the IdP reads, with its ETag, and the log without its sequence numbers.
+fn views(d: &mut impl Deployment, token: &str, ids: &[String]) -> Vec<View> {
+    let groups = ok(
+        d.call(Method::Get, "/t/acme/scim/v2/Groups", token, None),
+        200,
+    );
+    let mut paths: Vec<String> = [
+        "/Users?count=100",
+        "/Groups",
+        "/Users?startIndex=2&count=3",
+        "/Users?filter=userName%20eq%20%22U2%40example.com%22",
+        "/Users?filter=active%20eq%20false",
+        "/Users?sortBy=userName&sortOrder=descending",
+        "/Roles",
+    ]
+    .iter()
+    .map(|p| format!("/t/acme/scim/v2{p}"))
+    .collect();
+    paths.extend(ids.iter().map(|id| format!("/t/acme/scim/v2/Users/{id}")));
+    for g in groups["Resources"].as_array().unwrap() {
+        paths.push(format!(
+            "/t/acme/scim/v2/Groups/{}",
+            g["id"].as_str().unwrap()
+        ));
+    }
+    let mut out: Vec<_> = paths
+        .into_iter()
+        .map(|p| {
+            let r = d.call(Method::Get, &p, token, None);
+            assert_eq!(r.status, 200, "{p}: {}", text(&r));
+            (p, text(&r), r.header("etag").map(str::to_string))
+        })
+        .collect();
+    for p in ["/events?limit=1000&outcome=success", "/tombstones"] {
+        let mut v = ok(
+            d.admin(Method::Get, &format!("/tenants/acme{p}"), None),
+            200,
+        );
+        for e in v["events"].as_array_mut().into_iter().flatten() {
+            e.as_object_mut().unwrap().remove("seq");
+        }
+        out.push((p.to_string(), v.to_string(), None));
+    }
+    out
+}
+
+type View = (String, String, Option<String>);
+
+/// Each view as it was, one by one (a difference names its path).
+fn same(got: &[View], want: &[View]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.0, w.0);
+        assert_eq!(g.1, w.1, "{}", w.0);
+        assert_eq!(g.2, w.2, "{}", w.0);
+    }
+}
+
+/// The records of an export, without its header (the time it was made) and trailer (whose
+/// checksum chains the header).
+fn records(file: &str) -> Vec<&str> {
+    let lines: Vec<&str> = file.lines().collect();
+    lines[1..lines.len() - 1].to_vec()
+}
+
+#[test]
+fn a_tenant_moves_from_d1_into_its_object_and_back_with_byte_identical_responses() {
+    let mut d1 = Server::new(&[], Some(ADMIN));
+    let (token, ids) = populate(&mut d1);
+    let before = views(&mut d1, &token, &ids);
+    let file = export_all(&mut d1, "limit=3");
+    let header: Value = serde_json::from_str(file.lines().next().unwrap()).unwrap();
+    assert_eq!(header["counts"]["resource"], 10);
+    assert_eq!(header["counts"]["tombstone"], 1);
+    assert_eq!(header["counts"]["tombstone_member"], 1);
+    assert_eq!(header["counts"]["entitlement"], 1);
+    assert_eq!(header["counts"]["credential"], 1);
+
+    // Into a deployment whose tenants live in objects: the directory lands in the object,
+    // the control plane in D1, and the moved token reads the same bytes.
+    let mut objects = H::new();
+    let done = import_all(&mut objects, &file, 7);
+    assert_eq!(done["done"], true, "{done}");
+    let obj = objects.objects.db("acme");
+    let n = |rows: Vec<crate::store::Row>| rows[0]["n"].as_i64().unwrap();
+    assert_eq!(n(obj.query("SELECT count(*) AS n FROM resources")), 10);
+    assert_eq!(n(obj.query("SELECT count(*) AS n FROM tombstones")), 1);
+    assert_eq!(
+        n(objects.d1.query("SELECT count(*) AS n FROM resources")),
+        0
+    );
+    assert_eq!(n(objects.d1.query("SELECT count(*) AS n FROM events")), 0);
+    assert_eq!(
+        n(objects
+            .d1
+            .query("SELECT count(*) AS n FROM entitlement_values")),
+        1
+    );
+    assert_eq!(
+        n(obj.query("SELECT count(*) AS n FROM entitlement_values")),
+        0
+    );
+    assert_eq!(n(obj.query("SELECT count(*) AS n FROM tenant_imports")), 0);
+    assert_eq!(
+        n(objects.d1.query("SELECT count(*) AS n FROM tenant_imports")),
+        0
+    );
+    same(&views(&mut objects, &token, &ids), &before);
+
+    // The object's store calls are reachable only through the hop, not by an admin's request.
+    for path in ["export/freeze", "import/apply", "import/abort"] {
+        let r = objects.admin(Method::Post, &format!("/tenants/acme/{path}"), None);
+        assert_eq!(r.status, 404, "{path}: {}", text(&r));
+    }
+    // Out of the object: the same records, in the same order, as D1's export.
+    let again = export_all(&mut objects, "limit=4");
+    // (But when the token was last used: the reads above used it.)
+    let used = |file: &str| -> Vec<Value> {
+        records(file)
+            .iter()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("last_used");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(records(&again).len(), records(&file).len());
+    assert_eq!(used(&again), used(&file));
+    // The object's directory is frozen for SCIM writes, not reads.
+    let late = json!({"schemas": [USER_SCHEMA], "userName": "late"});
+    let r = objects.call(
+        Method::Post,
+        "/t/acme/scim/v2/Users",
+        &token,
+        Some(late.clone()),
+    );
+    assert_eq!(r.status, 503, "{}", text(&r));
+    same(&views(&mut objects, &token, &ids), &before);
+
+    // And back into another D1 deployment.
+    let mut back = Server::new(&[], Some(ADMIN));
+    assert_eq!(import_all(&mut back, &again, 5)["done"], true);
+    same(&views(&mut back, &token, &ids), &before);
+    // Ending the export thaws the object tenant.
+    ok(
+        objects.admin(Method::Delete, "/tenants/acme/export", None),
+        200,
+    );
+    ok(
+        objects.call(Method::Post, "/t/acme/scim/v2/Users", &token, Some(late)),
+        201,
+    );
+    // The moved tombstone is the object's: listed (above) and restored there.
+    let gone = ok(
+        objects.admin(Method::Get, "/tenants/acme/tombstones", None),
+        200,
+    );
+    let id = gone["tombstones"][0]["id"].as_str().unwrap().to_string();
+    let path = format!("/tenants/acme/tombstones/{id}/restore");
+    ok(objects.admin(Method::Post, &path, None), 200);
+    let user = ok(
+        objects.call(
+            Method::Get,
+            &format!("/t/acme/scim/v2/Users/{id}"),
+            &token,
+            None,
+        ),
+        200,
+    );
+    assert_eq!(user["userName"], "u3@example.com");
+    assert_eq!(n(obj.query("SELECT count(*) AS n FROM tombstones")), 0);
+}
+
+#[test]
+fn an_import_into_an_object_tenant_refuses_a_bad_chunk_resumes_and_aborts() {
+    let mut d1 = Server::new(&[], Some(ADMIN));
+    let (_, _) = populate(&mut d1);
+    let file = export_all(&mut d1, "credentials=false");
+    let lines: Vec<&str> = file.lines().collect();
+    let mut objects = H::new();
+    let send = |d: &mut H, line: usize, body: String| {
+        let req = Request::new(
+            Method::Post,
+            &format!("/admin/api/tenants/acme/import?line={line}"),
+            "https://scim.test",
+        )
+        .with_header("authorization", &format!("Bearer {ADMIN}"))
+        .with_body(body);
+        d.send(req)
+    };
+    // The first 20 lines (header, tenant, the role, resources): D1 and the object take theirs.
+    let r = send(&mut objects, 0, lines[..20].join("\n"));
+    assert_eq!(ok(r, 200)["lines"], 20);
+    let status = ok(
+        objects.admin(Method::Get, "/tenants/acme/import", None),
+        200,
+    );
+    assert_eq!(status["lines"], 20);
+    // A resent chunk from the wrong place is refused; the object's directory is frozen.
+    let r = send(&mut objects, 0, lines[..20].join("\n"));
+    assert_eq!(r.status, 409, "{}", text(&r));
+    // A damaged trailer: refused, nothing more stored.
+    let mut rest: Vec<String> = lines[20..].iter().map(|l| l.to_string()).collect();
+    let last = rest.len() - 1;
+    rest[last] = rest[last].replace("\"sha256\":\"", "\"sha256\":\"0");
+    let r = send(&mut objects, 20, rest.join("\n"));
+    assert_eq!(r.status, 400, "{}", text(&r));
+    let obj = objects.objects.db("acme");
+    let n = |rows: Vec<crate::store::Row>| rows[0]["n"].as_i64().unwrap();
+    // The first chunk's resources are in the object; the refused chunk's events are not.
+    assert_eq!(n(obj.query("SELECT count(*) AS n FROM resources")), 10);
+    assert_eq!(n(obj.query("SELECT count(*) AS n FROM events")), 0);
+    // Aborted: both sides emptied, and the import can start again.
+    let v = ok(
+        objects.admin(Method::Delete, "/tenants/acme/import", None),
+        200,
+    );
+    assert_eq!(v["aborted"], true, "{v}");
+    assert_eq!(n(obj.query("SELECT count(*) AS n FROM resources")), 0);
+    assert_eq!(
+        n(objects
+            .d1
+            .query("SELECT count(*) AS n FROM entitlement_values")),
+        0
+    );
+    assert_eq!(import_all(&mut objects, &file, 1000)["done"], true);
+    assert_eq!(n(obj.query("SELECT count(*) AS n FROM resources")), 10);
+}
+
+#[test]
+fn a_chunk_the_object_lost_is_resent_and_d1_catches_up_when_its_last_step_was_lost() {
+    let mut d1 = Server::new(&[], Some(ADMIN));
+    let (token, ids) = populate(&mut d1);
+    let before = views(&mut d1, &token, &ids);
+    let file = export_all(&mut d1, "");
+    let lines: Vec<&str> = file.lines().collect();
+    let mut objects = H::new();
+    let send = |d: &mut H, line: usize, body: String| {
+        let req = Request::new(
+            Method::Post,
+            &format!("/admin/api/tenants/acme/import?line={line}"),
+            "https://scim.test",
+        )
+        .with_header("authorization", &format!("Bearer {ADMIN}"))
+        .with_body(body);
+        d.send(req)
+    };
+    ok(send(&mut objects, 0, lines[..20].join("\n")), 200);
+    // The object loses the chunk (as if its part had failed after D1's committed): D1 is
+    // ahead, the object's position says line 0.
+    objects.objects.dbs.borrow_mut().remove("acme");
+    let status = ok(
+        objects.admin(Method::Get, "/tenants/acme/import", None),
+        404,
+    );
+    assert_eq!(status["error"], "not_found", "{status}");
+    let n = |rows: Vec<crate::store::Row>| rows[0]["n"].as_i64().unwrap();
+    assert_eq!(
+        n(objects.d1.query("SELECT lines AS n FROM tenant_imports")),
+        20
+    );
+    // Sent again: only the object's part is written (D1's role value is not doubled).
+    ok(send(&mut objects, 0, lines[..20].join("\n")), 200);
+    let done = ok(send(&mut objects, 20, lines[20..].join("\n")), 200);
+    assert_eq!(done["done"], true, "{done}");
+    assert_eq!(
+        n(objects
+            .d1
+            .query("SELECT count(*) AS n FROM entitlement_values")),
+        1
+    );
+    assert_eq!(
+        n(objects.d1.query("SELECT count(*) AS n FROM tenant_imports")),
+        0
+    );
+    same(&views(&mut objects, &token, &ids), &before);
+    // D1's last step lost (its import still marked under way): the next look ends it.
+    objects.d1.query(
+        "INSERT INTO tenant_imports (tenant, source, lines, chain, counts, token, started) \
+         VALUES ('acme', 'acme', 1, '', '{}', 1, '')",
+    );
+    objects
+        .d1
+        .query("UPDATE tenants SET moving = 'importing' WHERE id = 'acme'");
+    ok(
+        objects.admin(Method::Get, "/tenants/acme/import", None),
+        404,
+    );
+    assert_eq!(
+        n(objects.d1.query("SELECT count(*) AS n FROM tenant_imports")),
+        0
+    );
+    let moving = objects
+        .d1
+        .query("SELECT moving FROM tenants WHERE id = 'acme'");
+    assert_eq!(moving[0]["moving"], Value::Null);
+}
