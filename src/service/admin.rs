@@ -181,15 +181,7 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
         }
         // Webhook endpoints and their delivery log (src/service/webhooks).
         ["tenants", t, "webhooks", tail @ ..] => {
-            let store = tenant_store(ctx, t)?;
-            if let (Some(to), [id, "deliveries"]) = (ctx.forward, tail) {
-                // A poll stream's acknowledgements are kept by the object that serves its
-                // polls; push deliveries are logged in D1 on either backend.
-                if crate::service::webhooks::is_stream(ctx, store.tenant(), id).await? {
-                    return crate::service::relay::read(ctx, to, store.tenant(), req).await;
-                }
-            }
-            crate::service::webhooks::admin(ctx, store.tenant(), req, tail).await
+            webhooks(ctx, &tenant_store(ctx, t)?, req, tail).await
         }
         // Declared extension schemas (src/service/declarations.rs).
         ["tenants", t, "schemas", tail @ ..] => {
@@ -213,6 +205,23 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
         }
         _ => onboarding(ctx, req, segs.as_slice()).await,
     }
+}
+
+/// `/tenants/{t}/webhooks/…` (src/service/webhooks). A poll stream's acknowledgements are
+/// kept by the object that serves its polls, so its delivery log is read there; push
+/// deliveries are logged in D1 on either backend.
+async fn webhooks<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    tail: &[&str],
+) -> Result<Response> {
+    if let (Some(to), [id, "deliveries"]) = (ctx.forward, tail) {
+        if crate::service::webhooks::is_stream(ctx, store.tenant(), id).await? {
+            return crate::service::relay::read(ctx, to, store.tenant(), req).await;
+        }
+    }
+    crate::service::webhooks::admin(ctx, store.tenant(), req, tail).await
 }
 
 /// Whether an admin path handed to a tenant's object brings it the declarations
