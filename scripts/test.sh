@@ -6,11 +6,13 @@
 #      and a bounded cargo-fuzz run of the parsers (scripts/fuzz.sh; skipped without nightly),
 #   2. the release wasm build, with its size checked against the budget, and the same build
 #      with test-only fault injection (build-faults/, for tests/e2e/faults.test.mjs),
-#   3. end-to-end tests of the compiled worker in workerd + local D1 (node --test), and
-#      browser tests in headless Chromium (tests/browser/): the admin console, and Entra's
+#   3. end-to-end tests of the compiled worker in workerd + local D1 (node --test), run twice:
+#      with tenants' directories in D1, then in Durable Objects (SCIM_STORAGE=durable-object),
+#      and browser tests in headless Chromium (tests/browser/): the admin console, and Entra's
 #      Authorize flow against workerd and against the worker scripts/dev.sh starts (isolated:
 #      its own port, vars file and local state, serving the build/ of step 2),
-#   4. the scim2-tester conformance suite against the worker on a loopback port.
+#   4. the scim2-tester conformance suite against the worker on a loopback port, once per
+#      storage backend.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -21,7 +23,16 @@ cd "$root"
 WASM_BUDGET="${WASM_BUDGET:-1572864}"
 WASM_GZIP_BUDGET="${WASM_GZIP_BUDGET:-655360}"
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step's wall time is printed when the next starts, and the total at the end, so CI's
+# log says where the time goes (the suite must stay well under CI's 30 minutes).
+current=""
+last=$SECONDS
+step() {
+  if [ -n "$current" ]; then printf '=== %s: %ds\n' "$current" $((SECONDS - last)); fi
+  current="$*"
+  last=$SECONDS
+  printf '\n=== %s\n' "$*"
+}
 
 step "setup"
 bash scripts/setup.sh --python --fuzz --browser
@@ -55,18 +66,38 @@ SCIM_BUILD_DIR=build-faults bash scripts/build.sh --features fault-injection
 step "end-to-end tests (workerd + local D1)"
 node --test --test-concurrency=1 tests/e2e/
 
+step "end-to-end tests, tenants' directories in Durable Objects (SCIM_STORAGE=durable-object)"
+SCIM_E2E_STORAGE=durable-object node --test --test-concurrency=1 tests/e2e/
+
 step "browser tests (headless Chromium: the admin console; the Authorize flow in workerd and under scripts/dev.sh)"
 node --test --test-concurrency=1 tests/browser/
 
-step "scim2-tester conformance"
-log=$(mktemp)
-node tests/e2e/serve.mjs > "$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
-  if [ -s "$log" ] && grep -q '^http' "$log"; then break; fi
-  if ! kill -0 $server 2>/dev/null; then cat "$log" >&2; exit 1; fi
-  sleep 0.2
-done
-read -r url token < <(grep '^http' "$log" | head -n1)
-tests/.venv/bin/python tests/conformance/scim2_tester_run.py "$url" "$token" ${CONFORMANCE_ALLOW:-}
+# The conformance suite against a worker on a loopback port whose tenants' directories are in
+# $1 (SCIM_STORAGE: d1 or durable-object).
+conformance() {
+  local log server url token
+  log=$(mktemp)
+  SCIM_E2E_STORAGE="$1" node tests/e2e/serve.mjs > "$log" 2>&1 &
+  server=$!
+  trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+  for _ in $(seq 1 100); do
+    if [ -s "$log" ] && grep -q '^http' "$log"; then break; fi
+    if ! kill -0 $server 2>/dev/null; then cat "$log" >&2; exit 1; fi
+    sleep 0.2
+  done
+  read -r url token < <(grep '^http' "$log" | head -n1)
+  tests/.venv/bin/python tests/conformance/scim2_tester_run.py "$url" "$token" ${CONFORMANCE_ALLOW:-}
+  kill $server 2>/dev/null || true
+  wait $server 2>/dev/null || true
+  rm -f "$log"
+  trap - EXIT
+}
+
+step "scim2-tester conformance (D1)"
+conformance d1
+
+step "scim2-tester conformance (Durable Objects)"
+conformance durable-object
+
+step "done"
+printf '=== total: %ds\n' "$SECONDS"

@@ -123,7 +123,11 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
     {
         // The tenant's directory (its log and its tombstones too) is in its object.
         let store = tenant_store(ctx, t)?;
-        return crate::service::relay::read(ctx, to, store.tenant(), req).await;
+        let resp = crate::service::relay::read(ctx, to, store.tenant(), req).await?;
+        return match segs.as_slice() {
+            [_, _, "events"] => with_grants(ctx, store.tenant(), resp).await,
+            _ => Ok(resp),
+        };
     }
     match segs.as_slice() {
         ["tenants"] => match m {
@@ -177,8 +181,7 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
         }
         // Webhook endpoints and their delivery log (src/service/webhooks).
         ["tenants", t, "webhooks", tail @ ..] => {
-            let store = tenant_store(ctx, t)?;
-            crate::service::webhooks::admin(ctx, store.tenant(), req, tail).await
+            webhooks(ctx, &tenant_store(ctx, t)?, req, tail).await
         }
         // Declared extension schemas (src/service/declarations.rs).
         ["tenants", t, "schemas", tail @ ..] => {
@@ -204,6 +207,23 @@ async fn routed<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Result<Re
     }
 }
 
+/// `/tenants/{t}/webhooks/…` (src/service/webhooks). A poll stream's acknowledgements are
+/// kept by the object that serves its polls, so its delivery log is read there; push
+/// deliveries are logged in D1 on either backend.
+async fn webhooks<D: Db>(
+    ctx: &Ctx<'_, D>,
+    store: &Store<'_, D>,
+    req: &Request,
+    tail: &[&str],
+) -> Result<Response> {
+    if let (Some(to), [id, "deliveries"]) = (ctx.forward, tail) {
+        if crate::service::webhooks::is_stream(ctx, store.tenant(), id).await? {
+            return crate::service::relay::read(ctx, to, store.tenant(), req).await;
+        }
+    }
+    crate::service::webhooks::admin(ctx, store.tenant(), req, tail).await
+}
+
 /// Whether an admin path handed to a tenant's object brings it the declarations
 /// (`relay::declare`).
 pub fn declares(rest: &str) -> bool {
@@ -213,11 +233,11 @@ pub fn declares(rest: &str) -> bool {
 
 /// The admin API's reads of a tenant's directory, and its tombstones' restores, answered by
 /// the tenant's Durable Object for the worker, which checked the admin token and handed it
-/// the path (`relay::read`): the same handlers over the object's database. Also the object's
-/// internal calls: `usage` (for the tenant view), `schemas` (D1's declarations,
-/// `relay::declare`), and a move's `export/…` and `import/…` store calls
-/// (`moving_hop::object`), which only this path reaches: the worker's own admin routes know
-/// `export` and `import` without a fourth segment.
+/// the path (`relay::read`): the same handlers over the object's database, and a poll
+/// stream's delivery log. Also the object's internal calls: `usage` (for the tenant view),
+/// `schemas` (D1's declarations, `relay::declare`), and a move's `export/…` and `import/…`
+/// store calls (`moving_hop::object`), which only this path reaches: the worker's own admin
+/// routes know `export` and `import` without a fourth segment.
 pub async fn handed<D: Db>(
     ctx: &Ctx<'_, D>,
     req: &Request,
@@ -237,6 +257,9 @@ pub async fn handed<D: Db>(
         // The same handlers as the worker's admin API, over the object's database.
         ["tenants", _, "Users" | "Groups" | "tolerances" | "events" | "tombstones", ..] => {
             routed(ctx, req, rest).await
+        }
+        ["tenants", _, "webhooks", id, "deliveries"] if m == Method::Get => {
+            crate::service::webhooks::stream_deliveries(ctx, tenant, req, id).await
         }
         // The store calls of a move, for the worker's side of it (src/service/moving_hop.rs).
         ["tenants", _, "export" | "import", op] => {
@@ -735,6 +758,19 @@ async fn events<D: Db>(
             "no such events view; see events and events/summary",
         )),
     }
+}
+
+/// An object's page of its provisioning log with each event's `grant` filled in from D1
+/// (`relay::fill_grants`).
+async fn with_grants<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, resp: Response) -> Result<Response> {
+    if resp.status != 200 {
+        return Ok(resp);
+    }
+    let mut page = resp.body_json();
+    if !crate::service::relay::fill_grants(ctx, tenant, &mut page).await? {
+        return Ok(resp);
+    }
+    Ok(json_response(200, &page))
 }
 
 /// `/tenants/{t}/roles[/…]` and `/tenants/{t}/entitlements[/…]`.

@@ -21,9 +21,10 @@
 //!
 //! The admin API's reads of a tenant's directory (its provisioning log and change feed,
 //! tolerance counts, usage, the console's Users and Groups, the soft deletion policy's
-//! tombstones) and a tombstone's restore go the same way ([`read`]): the worker checks the
-//! admin token and that the tenant exists in D1, then hands the admin path itself to the
-//! object, which answers it with the same handlers (`admin::handed`). The object purges its
+//! tombstones, a poll stream's delivery log) and a tombstone's restore go the same way
+//! ([`read`]): the worker checks the admin token and that the tenant exists in D1, then
+//! hands the admin path itself to the object, which answers it with the same handlers
+//! (`admin::handed`); the log's grants are D1's ([`fill_grants`]). The object purges its
 //! own tombstones ([`purge`]).
 
 use crate::proto::error::{Result, ScimError};
@@ -278,6 +279,35 @@ pub async fn read_json<D: Db>(
     let path = format!("/admin/api/tenants/{tenant}/{path_and_query}");
     let resp = read(ctx, to, tenant, &Request::new(Method::Get, &path, origin)).await?;
     answer(resp)
+}
+
+/// Fills in the `grant` of each event of `page` (an object's page of `tenant`'s provisioning
+/// log) from D1: the object has the events and their credential ids, D1 the credentials, and
+/// so which OAuth grant each came from. One D1 round trip, only when the page names a
+/// credential; whether it did.
+pub async fn fill_grants<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, page: &mut Value) -> Result<bool> {
+    let Some(events) = page.get_mut("events").and_then(Value::as_array_mut) else {
+        return Ok(false);
+    };
+    let credential = |e: &Value| {
+        e.get("credential")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let mut ids: Vec<String> = events.iter().filter_map(credential).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(false);
+    }
+    let grants = crate::store::events::grants(ctx.db, tenant, &ids).await?;
+    for e in events.iter_mut() {
+        let grant = credential(e).and_then(|c| grants.get(&c).cloned());
+        if let (Some(g), Some(o)) = (grant, e.as_object_mut()) {
+            o.insert("grant".into(), Value::String(g));
+        }
+    }
+    Ok(true)
 }
 
 /// The JSON of an object's answer to an internal call, or its error.

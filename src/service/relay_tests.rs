@@ -7,6 +7,8 @@ use crate::proto::schema::{GROUP_SCHEMA, USER_SCHEMA};
 use crate::service::ctx::{Config, Ctx, Forward, Forwarded};
 use crate::service::handle;
 use crate::service::http::{Method, Request, Response};
+use crate::service::webhooks::deliver::{self, Outbox, Posted, Settings, Transport, Verdict};
+use crate::store::webhooks::Queued;
 use crate::testing::{block_on, SqliteDb};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
@@ -55,7 +57,11 @@ impl Forward for Objects {
                 adopted: Some(&adopted),
                 ..Ctx::new(db.as_ref(), &self.config, self.now_ms.get())
             };
-            let resp = crate::service::handle_handed(&ctx, &req).await;
+            // As the object's glue (src/worker/durable.rs) routes them.
+            let resp = match deliver::serve_object_read(db.as_ref(), &req).await {
+                Some(answer) => answer,
+                None => crate::service::handle_handed(&ctx, &req).await,
+            };
             *self.last.borrow_mut() = Some(req);
             Ok(resp)
         })
@@ -295,6 +301,184 @@ fn a_request_without_the_workers_relay_is_refused_by_the_object() {
     let req = Request::new(Method::Get, "/scim/v2/Users", ORIGIN);
     let r = block_on(crate::service::handle_handed(&ctx, &req));
     assert_eq!(r.status, 500, "{}", text(&r));
+}
+
+/// The webhook queue, recording.
+#[derive(Default)]
+struct Queue(RefCell<Vec<Queued>>);
+
+impl Outbox for Queue {
+    async fn send(&self, msgs: &[Queued]) -> Result<(), String> {
+        self.0.borrow_mut().extend_from_slice(msgs);
+        Ok(())
+    }
+}
+
+/// A receiver that takes everything; the bodies it got.
+#[derive(Default)]
+struct Receiver(RefCell<Vec<Value>>);
+
+impl Transport for Receiver {
+    async fn post(&self, _url: &str, _headers: &[(String, String)], body: &[u8]) -> Posted {
+        self.0
+            .borrow_mut()
+            .push(serde_json::from_slice(body).unwrap());
+        Posted {
+            status: Some(204),
+            latency_ms: 1,
+            error: None,
+        }
+    }
+}
+
+impl H {
+    fn endpoint(&mut self, body: Value) -> String {
+        let r = self.call(
+            Method::Post,
+            "/admin/api/tenants/default/webhooks",
+            ADMIN,
+            Some(body),
+        );
+        assert_eq!(r.status, 201, "{}", text(&r));
+        r.body_json()["id"].as_str().unwrap().to_string()
+    }
+
+    /// The object's alarm: its sweep into the queue.
+    fn sweep_object(&self, queue: &Queue) -> Vec<Queued> {
+        let before = queue.0.borrow().len();
+        let object = self.objects.db("default");
+        block_on(deliver::sweep_object(
+            object.as_ref(),
+            &self.d1,
+            queue,
+            self.now_ms,
+        ))
+        .unwrap();
+        queue.0.borrow()[before..].to_vec()
+    }
+
+    /// The queue consumer in the worker: D1 for the endpoint and log, the object for the rest.
+    fn deliver(&self, q: &Queued, rx: &Receiver) -> Verdict {
+        let s = Settings::default();
+        let config = &self.config;
+        let objects: &dyn Forward = &self.objects;
+        block_on(deliver::deliver(
+            &self.d1,
+            rx,
+            Some(objects),
+            config,
+            &s,
+            q,
+            self.now_ms,
+        ))
+        .verdict
+    }
+}
+
+#[test]
+fn an_objects_events_reach_the_webhook_queue_through_its_own_sweep_and_are_delivered() {
+    let mut h = H::new();
+    let user = |n: &str| json!({"schemas": [USER_SCHEMA], "userName": n});
+    // Before any endpoint: not sent to the endpoint created later.
+    assert_eq!(
+        h.scim(Method::Post, "/Users", Some(user("early"))).status,
+        201
+    );
+    let queue = Queue::default();
+    assert!(h.sweep_object(&queue).is_empty());
+    let all = h.endpoint(json!({"url": "https://app.example/all"}));
+    let created_only =
+        h.endpoint(json!({"url": "https://app.example/c", "events": ["user.created"]}));
+    let r = h.scim(Method::Post, "/Users", Some(user("ada")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let uid = r.body_json()["id"].as_str().unwrap().to_string();
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    assert_eq!(
+        h.scim(Method::Patch, &format!("/Users/{uid}"), Some(off))
+            .status,
+        200
+    );
+    // The events are the object's; D1's own sweep has nothing of them.
+    let d1_queue = Queue::default();
+    block_on(deliver::sweep(&h.d1, &d1_queue, h.now_ms)).unwrap();
+    assert!(d1_queue.0.borrow().is_empty());
+    let sent = h.sweep_object(&queue);
+    let mut got: Vec<(String, String)> = sent
+        .iter()
+        .map(|q| (q.endpoint.clone(), q.kind.clone()))
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (all.clone(), "user.created".to_string()),
+        (all.clone(), "user.deactivated".to_string()),
+        (created_only.clone(), "user.created".to_string()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(sent.iter().all(|q| q.tenant == "default"));
+    // Sent once: the object's cursor moved; D1's delivery log has them queued.
+    assert!(h.sweep_object(&queue).is_empty());
+    let logged =
+        h.d1.query("SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'queued'");
+    assert_eq!(logged[0]["n"], 3);
+    // The consumer reads the event and the user from the object, one hop per delivery.
+    let rx = Receiver::default();
+    let hops = h.objects.hops.get();
+    for q in &sent {
+        assert_eq!(h.deliver(q, &rx), Verdict::Ack);
+    }
+    assert_eq!(h.objects.hops.get() - hops, sent.len());
+    let bodies = rx.0.borrow();
+    let created = bodies.iter().find(|b| b["type"] == "user.created").unwrap();
+    assert_eq!(created["data"]["id"], uid.as_str());
+    assert_eq!(created["data"]["userName"], "ada");
+    let delivered =
+        h.d1.query("SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'delivered'");
+    assert_eq!(delivered[0]["n"], 3);
+    // A duplicate message is acknowledged from D1's log, without a hop or a POST.
+    let hops = h.objects.hops.get();
+    assert_eq!(h.deliver(&sent[0], &rx), Verdict::Ack);
+    assert_eq!((h.objects.hops.get(), bodies.len()), (hops, 3));
+    drop(bodies);
+    // A redelivery finds the event in the object; D1's sweep sends it, as for a D1 tenant.
+    let first = sent.iter().find(|q| q.endpoint == all).unwrap().clone();
+    let r = h.call(
+        Method::Post,
+        &format!("/admin/api/tenants/default/webhooks/{all}/redeliver"),
+        ADMIN,
+        Some(json!({"seq": first.seq})),
+    );
+    assert_eq!(r.status, 202, "{}", text(&r));
+    assert_eq!(r.body_json()["queued"], 1);
+    block_on(deliver::sweep(&h.d1, &d1_queue, h.now_ms)).unwrap();
+    assert_eq!(*d1_queue.0.borrow(), vec![first.clone()]);
+    assert_eq!(h.deliver(&first, &rx), Verdict::Ack);
+    assert_eq!(rx.0.borrow().len(), 4);
+    // A deleted endpoint leaves the object's mirror; the rest keep their place.
+    let r = h.call(
+        Method::Delete,
+        &format!("/admin/api/tenants/default/webhooks/{all}"),
+        ADMIN,
+        None,
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        h.scim(Method::Post, "/Users", Some(user("grace"))).status,
+        201
+    );
+    let sent = h.sweep_object(&queue);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].endpoint.as_str(), sent[0].kind.as_str()),
+        (created_only.as_str(), "user.created")
+    );
+    let mirrored = h.rows("default", "SELECT id, secret FROM webhooks");
+    assert_eq!(mirrored.len(), 1);
+    assert_eq!(
+        mirrored[0]["secret"], "",
+        "no secret is copied into an object"
+    );
 }
 
 const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
@@ -564,6 +748,24 @@ fn a_poll_stream_serves_the_objects_change_feed() {
         h.d1.query("SELECT count(*) AS n FROM webhook_deliveries")[0]["n"],
         0
     );
+    // The admin API's delivery log of the stream is the object's.
+    let log = format!("/tenants/default/webhooks/{stream}/deliveries");
+    let r = h.admin(Method::Get, &log, None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let items = r.body_json()["deliveries"].clone();
+    let acked: Vec<&Value> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "delivered")
+        .collect();
+    assert_eq!(acked.len(), 2, "{items}");
+    let r = h.admin(
+        Method::Get,
+        "/tenants/default/webhooks/wh_nope/deliveries",
+        None,
+    );
+    assert_eq!(r.status, 404, "{}", text(&r));
     // A stream D1 does not have is 404 before any hop; a disabled one is refused.
     let hops = h.objects.hops.get();
     let r = h.scim(Method::Post, "/Events/wh_nope", Some(json!({})));
@@ -605,6 +807,104 @@ fn the_deletion_policy_reaches_the_object() {
     assert_eq!(r.status, 201, "{}", text(&r));
     assert_eq!(r.body_json()["id"], json!(uid));
     assert!(h.rows("default", "SELECT id FROM tombstones").is_empty());
+}
+
+/// The object's webhook sweep mirrors the tenant's push endpoints into its `webhooks` table,
+/// where the copy of a poll stream (its floor, its acknowledgements) also lives: the sweep
+/// must leave the stream's copy alone, and the stream keeps its place.
+#[test]
+fn an_objects_webhook_sweep_keeps_its_poll_streams_copy() {
+    let mut h = H::new();
+    let user = |n: &str| json!({"schemas": [USER_SCHEMA], "userName": n});
+    let stream = h.endpoint(json!({"format": "set", "delivery": "poll"}));
+    assert_eq!(h.scim(Method::Post, "/Users", Some(user("p0"))).status, 201);
+    let path = format!("/Events/{stream}");
+    let r = h.scim(Method::Post, &path, Some(json!({})));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let first: Vec<String> = r.body_json()["sets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(first.len(), 1);
+    let push = h.endpoint(json!({"url": "https://app.example/hook"}));
+    assert_eq!(h.scim(Method::Post, "/Users", Some(user("p1"))).status, 201);
+    let queue = Queue::default();
+    let sent = h.sweep_object(&queue);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].endpoint, push);
+    let copies = h.rows(
+        "default",
+        "SELECT id FROM webhooks WHERE url = '' ORDER BY id",
+    );
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0]["id"], stream.as_str());
+    // Acknowledged: the next poll serves p1's change only, from the kept floor.
+    let r = h.scim(Method::Post, &path, Some(json!({"ack": first})));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let sets = r.body_json()["sets"].as_object().unwrap().clone();
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert!(!sets.contains_key(&first[0]));
+    // Deleting the push endpoint takes only it out of the object.
+    let r = h.call(
+        Method::Delete,
+        &format!("/admin/api/tenants/default/webhooks/{push}"),
+        ADMIN,
+        None,
+    );
+    assert_eq!(r.status, 204);
+    assert!(h.sweep_object(&queue).is_empty());
+    let left = h.rows("default", "SELECT id FROM webhooks");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id"], stream.as_str());
+}
+
+/// The object's log has each event's credential id; which OAuth grant the credential came
+/// from is D1's to say (credentials are the control plane's), and the worker fills it in.
+#[test]
+fn the_objects_log_names_the_grant_of_each_events_token_from_d1() {
+    let mut h = H::new();
+    let r = h.admin(
+        Method::Post,
+        "/tenants/default/tokens",
+        Some(json!({"type": "oauth_client", "label": "Entra"})),
+    );
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let c = r.body_json();
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        c["clientId"].as_str().unwrap(),
+        c["clientSecret"].as_str().unwrap()
+    );
+    let req = Request::new(Method::Post, "/t/default/oauth/token", ORIGIN)
+        .with_header("Content-Type", "application/x-www-form-urlencoded")
+        .with_body(form);
+    let r = h.send(req);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let access = r.body_json()["access_token"].as_str().unwrap().to_string();
+    let user = |n: &str| json!({"schemas": [USER_SCHEMA], "userName": n});
+    let r = h.call(Method::Post, "/scim/v2/Users", &access, Some(user("oauth")));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(
+        h.scim(Method::Post, "/Users", Some(user("env"))).status,
+        201
+    );
+    let r = h.admin(Method::Get, "/tenants/default/events", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let events = r.body_json()["events"].clone();
+    let grants: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["grant"])
+        .collect();
+    assert_eq!(
+        grants,
+        [&json!("client_credentials"), &Value::Null],
+        "{events}"
+    );
+    assert!(events[0]["credential"].is_string(), "{events}");
 }
 
 /// The admin API's tombstone routes reach the object: the list is the object's, a restore

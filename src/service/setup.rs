@@ -334,8 +334,16 @@ async fn api_route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, path: &str) -> Result
                 // The log is in the tenant's object (`SCIM_STORAGE = "durable-object"`).
                 Some(to) => {
                     let path = format!("events?since={}&limit={}", q.since, q.limit);
-                    crate::service::relay::read_json(ctx, to, &session.tenant, &req.origin, &path)
-                        .await?
+                    let mut page = crate::service::relay::read_json(
+                        ctx,
+                        to,
+                        &session.tenant,
+                        &req.origin,
+                        &path,
+                    )
+                    .await?;
+                    crate::service::relay::fill_grants(ctx, &session.tenant, &mut page).await?;
+                    page
                 }
                 None => crate::store::events::list(ctx.db, &session.tenant, &q).await?,
             };

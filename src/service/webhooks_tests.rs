@@ -127,6 +127,7 @@ impl H {
         block_on(deliver::deliver(
             &self.s.db,
             &self.rx,
+            None,
             &self.s.config,
             settings,
             q,
@@ -599,6 +600,7 @@ fn with_cursor_secret_set_the_signing_keys_are_sealed_under_it() {
     let out = block_on(deliver::deliver(
         &h.s.db,
         &h.rx,
+        None,
         &h.s.config,
         &Settings::default(),
         &q,

@@ -152,13 +152,58 @@ pub async fn record_failure<D: Db>(
     let _ = db.batch(vec![stmt]).await;
 }
 
-/// The OAuth grant an event's credential came from: `authorization_code` for an access
-/// token of an approval (migration 0019), `client_credentials` for one a client obtained,
-/// NULL for a bearer token or a Worker secret. Read, not stored, so events keep their shape.
-const GRANT_SQL: &str = "(SELECT CASE WHEN c.kind <> 'access' THEN NULL \
-    WHEN EXISTS (SELECT 1 FROM oauth_grants g WHERE g.id = c.parent_id) \
-    THEN 'authorization_code' ELSE 'client_credentials' END \
-    FROM credentials c WHERE c.id = events.credential AND c.tenant = events.tenant)";
+/// The OAuth grant credential `c` came from: `authorization_code` for an access token of an
+/// approval (migration 0019), `client_credentials` for one a client obtained, NULL for a
+/// bearer token. Read, not stored, so events keep their shape.
+macro_rules! grant_of_credential {
+    () => {
+        "CASE WHEN c.kind <> 'access' THEN NULL \
+         WHEN EXISTS (SELECT 1 FROM oauth_grants g WHERE g.id = c.parent_id) \
+         THEN 'authorization_code' ELSE 'client_credentials' END"
+    };
+}
+
+/// The grant of an event's credential (NULL for a Worker secret, which has no row).
+const GRANT_SQL: &str = concat!(
+    "(SELECT ",
+    grant_of_credential!(),
+    " FROM credentials c WHERE c.id = events.credential AND c.tenant = events.tenant)"
+);
+
+/// The grants of `tenant`'s credentials `ids` (those with one), by credential id: for the
+/// log of a tenant kept in a Durable Object, whose events are there and whose credentials
+/// are in D1. One round trip.
+pub async fn grants<D: Db>(
+    db: &D,
+    tenant: &str,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>> {
+    let list = serde_json::to_string(ids).map_err(|_| ScimError::internal())?;
+    let stmt = Stmt::new(
+        concat!(
+            "SELECT c.id AS id, ",
+            grant_of_credential!(),
+            " AS via_grant FROM credentials c WHERE c.tenant = ? \
+             AND c.id IN (SELECT value FROM json_each(?))"
+        ),
+        vec![tenant.into(), list.into()],
+    );
+    let rows = db
+        .batch(vec![stmt])
+        .await
+        .map_err(crate::store::StoreError::from)?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let id = r.get("id")?.as_str()?;
+            let grant = r.get("via_grant")?.as_str()?;
+            Some((id.to_string(), grant.to_string()))
+        })
+        .collect())
+}
 
 /// Filters of `GET /admin/api/tenants/{t}/events`.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -178,6 +178,37 @@ pub async fn deliveries<D: Db>(
     id: &str,
     q: &DeliveryQuery,
 ) -> Result<Option<Vec<Row>>> {
+    let res = db
+        .batch(vec![
+            Stmt::new(
+                "SELECT id FROM webhooks WHERE tenant = ? AND id = ?",
+                vec![tenant.into(), id.into()],
+            ),
+            log_stmt(tenant, id, q),
+        ])
+        .await?;
+    let exists = res.first().is_some_and(|r| !r.is_empty());
+    Ok(exists.then(|| res.into_iter().nth(1).unwrap_or_default()))
+}
+
+/// The delivery log of endpoint `id`, whether or not this database has the endpoint's row: a
+/// tenant's object keeps the log of a poll stream it may not have a copy of yet (no poll
+/// before), and the worker has checked D1 for the stream.
+pub async fn delivery_log<D: Db>(
+    db: &D,
+    tenant: &str,
+    id: &str,
+    q: &DeliveryQuery,
+) -> Result<Vec<Row>> {
+    Ok(one_list(db.batch(vec![log_stmt(tenant, id, q)]).await?))
+}
+
+fn one_list(res: Vec<Vec<Row>>) -> Vec<Row> {
+    res.into_iter().next().unwrap_or_default()
+}
+
+/// The delivery log's rows of endpoint `id` that `q` asks for, newest first.
+fn log_stmt(tenant: &str, id: &str, q: &DeliveryQuery) -> Stmt {
     let mut sql = String::from(
         "SELECT seq, type, status, attempts, last_status, latency_ms, last_error, last_attempt, \
          queued FROM webhook_deliveries WHERE tenant = ? AND endpoint = ?",
@@ -189,17 +220,19 @@ pub async fn deliveries<D: Db>(
     }
     sql.push_str(" ORDER BY queued DESC, seq DESC LIMIT ?");
     params.push(SqlValue::Int(q.limit.clamp(1, 1000)));
-    let res = db
-        .batch(vec![
-            Stmt::new(
-                "SELECT id FROM webhooks WHERE tenant = ? AND id = ?",
-                vec![tenant.into(), id.into()],
-            ),
-            Stmt::new(sql, params),
-        ])
-        .await?;
-    let exists = res.first().is_some_and(|r| !r.is_empty());
-    Ok(exists.then(|| res.into_iter().nth(1).unwrap_or_default()))
+    Stmt::new(sql, params)
+}
+
+/// Whether endpoint `id` of `tenant` is an RFC 8936 poll stream (a `set` endpoint without a
+/// URL); `None` when there is no such endpoint.
+pub async fn is_stream<D: Db>(db: &D, tenant: &str, id: &str) -> Result<Option<bool>> {
+    let stmt = Stmt::new(
+        "SELECT url = '' AS stream FROM webhooks WHERE tenant = ? AND id = ?",
+        vec![tenant.into(), id.into()],
+    );
+    Ok(one_list(db.batch(vec![stmt]).await?)
+        .first()
+        .map(|r| r.get("stream").and_then(Value::as_i64) == Some(1)))
 }
 
 const CHANGE_COLUMNS: &str = "e.seq, e.time, e.op, e.resource_type, e.resource_id, e.attributes, \
@@ -307,6 +340,58 @@ pub async fn mark_sent<D: Db>(
     Ok(())
 }
 
+/// The tenant a Durable Object holds: its mirrored row (`store::object`), which sorts before
+/// migration 0001's `default` row unless it is the `default` tenant's own object.
+pub async fn object_tenant<D: Db>(db: &D) -> Result<Option<String>> {
+    let stmt = Stmt::new(
+        "SELECT id FROM tenants ORDER BY id = 'default', id LIMIT 1",
+        vec![],
+    );
+    Ok(one(db.batch(vec![stmt]).await?, 0)
+        .and_then(|r| r.get("id").and_then(Value::as_str).map(str::to_string)))
+}
+
+/// The tenant's push endpoints, as an object's sweep routes events by them (read from D1, the
+/// control plane: endpoints are created and changed through the admin API there).
+pub async fn push_endpoints<D: Db>(db: &D, tenant: &str) -> Result<Vec<Row>> {
+    let stmt = Stmt::new(
+        "SELECT id, url, events, format, enabled, created FROM webhooks \
+         WHERE tenant = ? AND url <> ''",
+        vec![tenant.into()],
+    );
+    Ok(db.batch(vec![stmt]).await?.pop().unwrap_or_default())
+}
+
+/// Makes an object's own `webhooks` rows the tenant's push endpoints (`endpoints` as
+/// [`push_endpoints`] read them), so [`pending`] and [`mark_sent`] run there unchanged against
+/// the object's events. Only the routing is copied, never a secret: the consumer signs with
+/// D1's. An endpoint new to the object starts after the object's events older than its
+/// creation, as [`create`] starts it after D1's. The object's copies of poll streams (`url`
+/// empty: `store::object::mirror_stream_stmts`) are not push endpoints and are left alone:
+/// their floor and delivery log are the object's own.
+pub async fn mirror_endpoints<D: Db>(db: &D, tenant: &str, endpoints: &[Row]) -> Result<()> {
+    let list = serde_json::to_string(endpoints).map_err(|_| StoreError::Corrupt("endpoints"))?;
+    let upsert = Stmt::new(
+        "INSERT INTO webhooks (id, tenant, url, events, format, scim_base, secret, enabled, \
+         enqueued_seq, created, modified) \
+         SELECT json_extract(j.value, '$.id'), ?, json_extract(j.value, '$.url'), \
+         json_extract(j.value, '$.events'), json_extract(j.value, '$.format'), '', '', \
+         json_extract(j.value, '$.enabled'), (SELECT coalesce(max(e.seq), 0) FROM events e \
+         WHERE e.tenant = ? AND e.time < json_extract(j.value, '$.created')), \
+         json_extract(j.value, '$.created'), json_extract(j.value, '$.created') \
+         FROM json_each(?) j WHERE true ON CONFLICT (id) DO UPDATE SET url = excluded.url, \
+         events = excluded.events, format = excluded.format, enabled = excluded.enabled",
+        vec![tenant.into(), tenant.into(), list.as_str().into()],
+    );
+    let gone = Stmt::new(
+        "DELETE FROM webhooks WHERE tenant = ? AND url <> '' AND id NOT IN \
+         (SELECT json_extract(value, '$.id') FROM json_each(?))",
+        vec![tenant.into(), list.into()],
+    );
+    db.batch(vec![upsert, gone]).await?;
+    Ok(())
+}
+
 /// The events of `tenant` to redeliver: one by `seq`, or those in `[from, to)`.
 pub async fn events_between<D: Db>(
     db: &D,
@@ -371,22 +456,22 @@ pub struct ForDelivery {
 /// `deployment_secret` is the name of the D1 deployment secret and a fresh value to create it
 /// with, when the seal key comes from D1 (not when `CURSOR_SECRET` is set). `rt`: the type of
 /// the resource to read, if the body carries it (a SET does not).
+/// `directory`: whether the tenant's events and resources are in `db` too (D1 storage); when
+/// they are in the tenant's object, `event` and `resource` come back `None`, for
+/// [`read_change`] there.
 pub async fn for_delivery<D: Db>(
     db: &D,
     q: &Queued,
     rt: Option<ResourceType>,
     deployment_secret: Option<(&str, &str)>,
+    directory: bool,
 ) -> Result<ForDelivery> {
     let t: SqlValue = q.tenant.as_str().into();
     let mut stmts = vec![
         Stmt::new(
             "SELECT id, url, format, scim_base, secret, previous_secret, previous_until, enabled \
              FROM webhooks WHERE tenant = ? AND id = ?",
-            vec![t.clone(), q.endpoint.as_str().into()],
-        ),
-        Stmt::new(
-            format!("SELECT {SET_COLUMNS} FROM events e WHERE e.tenant = ? AND e.seq = ?"),
-            vec![t.clone(), SqlValue::Int(q.seq)],
+            vec![t, q.endpoint.as_str().into()],
         ),
         Stmt::new(
             "SELECT status, attempts FROM webhook_deliveries WHERE endpoint = ? AND seq = ? AND type = ?",
@@ -397,6 +482,34 @@ pub async fn for_delivery<D: Db>(
             ],
         ),
     ];
+    let change_at = stmts.len();
+    if directory {
+        stmts.extend(change_stmts(q, rt));
+    }
+    let secret_at = stmts.len() + 1;
+    stmts.extend(deployment_secret_stmts(deployment_secret));
+    let res = db.batch(stmts).await?;
+    let row = |i: usize| res.get(i).and_then(|r| r.first()).cloned();
+    let (event, resource) = match directory {
+        true => (row(change_at), rt.and_then(|_| row(change_at + 1))),
+        false => (None, None),
+    };
+    Ok(ForDelivery {
+        endpoint: row(0),
+        event,
+        delivery: row(1),
+        resource,
+        deployment_secret: secret_value(row(secret_at)),
+    })
+}
+
+/// The event of `q` and, when `rt` is given, its resource as GET shows it.
+fn change_stmts(q: &Queued, rt: Option<ResourceType>) -> Vec<Stmt> {
+    let t: SqlValue = q.tenant.as_str().into();
+    let mut stmts = vec![Stmt::new(
+        format!("SELECT {SET_COLUMNS} FROM events e WHERE e.tenant = ? AND e.seq = ?"),
+        vec![t.clone(), SqlValue::Int(q.seq)],
+    )];
     if let Some(rt) = rt {
         let resource_sql = format!(
             "{} WHERE r.tenant = ? AND r.type = '{}' AND r.id = \
@@ -409,17 +522,20 @@ pub async fn for_delivery<D: Db>(
             vec![t.clone(), t, SqlValue::Int(q.seq)],
         ));
     }
-    let secret_at = stmts.len() + 1;
-    stmts.extend(deployment_secret_stmts(deployment_secret));
-    let res = db.batch(stmts).await?;
-    let row = |i: usize| res.get(i).and_then(|r| r.first()).cloned();
-    Ok(ForDelivery {
-        endpoint: row(0),
-        event: row(1),
-        delivery: row(2),
-        resource: rt.and_then(|_| row(3)),
-        deployment_secret: secret_value(row(secret_at)),
-    })
+    stmts
+}
+
+/// The event of `q` and its resource, read where the tenant's directory is (its object), for
+/// a delivery whose endpoint and log are in D1. One round trip.
+pub async fn read_change<D: Db>(
+    db: &D,
+    q: &Queued,
+    rt: Option<ResourceType>,
+) -> Result<(Option<Row>, Option<Row>)> {
+    let mut res = db.batch(change_stmts(q, rt)).await?.into_iter();
+    let event = res.next().and_then(|r| r.into_iter().next());
+    let resource = res.next().and_then(|r| r.into_iter().next());
+    Ok((event, resource))
 }
 
 /// Creates the D1 deployment secret if missing and reads it (two statements), when the seal

@@ -11,6 +11,7 @@ use super::{bind, config, js_sys_now, to_request, to_response, Incoming};
 use crate::proto::error::ScimError;
 use crate::service::ctx::{Ctx, Forward, Forwarded};
 use crate::service::http;
+use crate::service::webhooks::deliver;
 use crate::store::sql::Stmt;
 use crate::store::{DbError, Row};
 use std::cell::{Cell, RefCell};
@@ -228,7 +229,15 @@ fn migrate(db: &ObjectDb) -> Result<(), DbError> {
 
 /// One tenant's directory. Only the worker reaches it (through its binding), with requests
 /// it authenticated.
-#[durable_object(fetch)]
+///
+/// Its webhook outbox: the events rows a write commits here are sent to the `WEBHOOKS` queue
+/// by the object's alarm (`service::webhooks::deliver::sweep_object`), which every write
+/// arms before it runs. The alarm is storage like the rows: set in the same output-gated
+/// flush as the write, it exists whenever the write does, and alarms run at least once, so a
+/// crash between commit and enqueue delays events and never loses them. The request pays no
+/// extra hop (setting the alarm is the object's own storage); the sweep runs after the
+/// response, and a failed one arms the alarm again.
+#[durable_object(alarm)]
 pub struct TenantStore {
     state: State,
     env: Env,
@@ -250,6 +259,22 @@ pub struct TenantStore {
 const PRUNE_EVERY_MS: i64 = 86_400_000;
 
 impl TenantStore {
+    /// The object's database, migrated on first use in this instance; `None` (logged) if
+    /// migrating failed.
+    fn database(&self) -> Option<ObjectDb> {
+        let object = ObjectDb {
+            storage: self.state.storage(),
+        };
+        if !self.migrated.get() {
+            if let Err(e) = migrate(&object) {
+                console_error!("tenant object: migrating failed: {e:?}");
+                return None;
+            }
+            self.migrated.set(true);
+        }
+        Some(object)
+    }
+
     /// The retention of the daily cron (`LOG_RETENTION_DAYS`), applied by the object itself
     /// on its first request after it starts and then daily: the cron cannot reach every
     /// object (one subrequest each, thousands of tenants), and an object that gets no
@@ -278,6 +303,12 @@ impl TenantStore {
         if ctx.now_ms - self.purged_ms.get() < PRUNE_EVERY_MS {
             return;
         }
+        // A purge logs events (`user.purged`, ...) in the object's outbox: its alarm sends
+        // them, armed first as for any write.
+        if let Err(e) = self.state.storage().set_alarm(0).await {
+            console_error!("tenant object: arming the alarm before a purge failed: {e:?}");
+            return;
+        }
         match crate::service::relay::purge(ctx, req).await {
             Ok(true) => self.purged_ms.set(ctx.now_ms),
             Ok(false) => {}
@@ -304,22 +335,23 @@ impl DurableObject for TenantStore {
     }
 
     async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {
-        let object = ObjectDb {
-            storage: self.state.storage(),
+        let Some(object) = self.database() else {
+            return to_response(http::Response::error(&ScimError::internal()));
         };
-        if !self.migrated.get() {
-            if let Err(e) = migrate(&object) {
-                console_error!("tenant object: migrating failed: {e:?}");
-                return to_response(http::Response::error(&ScimError::internal()));
-            }
-            self.migrated.set(true);
-        }
         self.prune(&object, js_sys_now());
         let request = match to_request(req).await? {
             Incoming::Request(r) => r,
             Incoming::TooLarge => return to_response(super::too_large()),
         };
         let d1 = super::D1(super::Sql::Object(object), super::RoundTrips::default());
+        if let Some(answer) = deliver::serve_object_read(&d1, &request).await {
+            // The queue consumer or the admin API reading for webhooks (not a client).
+            return to_response(answer);
+        }
+        if super::directory_events(&request) {
+            // Before the write, so the alarm is committed whenever the write is.
+            self.state.storage().set_alarm(0).await?;
+        }
         // The worker's own database type (see `super::D1`): one copy of the handlers.
         let db = crate::store::coalesce::Coalescing::new(
             &d1,
@@ -333,6 +365,10 @@ impl DurableObject for TenantStore {
             ..Ctx::new(&db, config, js_sys_now())
         };
         self.purge(&ctx, &request).await;
+        // The timing below counts the request's own transactions, not the daily housekeeping
+        // the first request of an instance runs before it.
+        d1.1.count.set(0);
+        d1.1.ms.set(0.0);
         let mut response = crate::service::handle_handed(&ctx, &request).await;
         if *timing {
             response = response.with_header("server-timing", d1.1.object_timing());
@@ -343,4 +379,26 @@ impl DurableObject for TenantStore {
         }
         to_response(response)
     }
+
+    async fn alarm(&self) -> worker::Result<worker::Response> {
+        let Some(object) = self.database() else {
+            self.state.storage().set_alarm(RETRY_MS).await?;
+            return worker::Response::empty();
+        };
+        let d1 = super::D1(super::Sql::Object(object), super::RoundTrips::default());
+        match super::webhooks::sweep_object(&d1, &self.env).await {
+            Ok(0) => {}
+            // Once more: a burst may have left more than one run sends.
+            Ok(_) => self.state.storage().set_alarm(0).await?,
+            Err(e) => {
+                console_error!("tenant object: webhook sweep failed (again in a minute): {e}");
+                self.state.storage().set_alarm(RETRY_MS).await?;
+            }
+        }
+        worker::Response::empty()
+    }
 }
+
+/// How long a failed webhook sweep waits before the alarm tries again (the D1 backend's cron
+/// sweeps every minute too). Not the runtime's alarm retries: those stop after six.
+const RETRY_MS: i64 = 60_000;

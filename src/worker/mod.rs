@@ -521,7 +521,10 @@ async fn fetch(
             response.status
         );
     }
-    if starts_webhooks(&request, &response) {
+    // A tenant's object sweeps its own events (its alarm); D1's sweep is for D1's events and
+    // for redeliveries.
+    let directory_write = objects.is_some() && directory_events(&request);
+    if starts_webhooks(&request, &response) && !directory_write {
         // After the response: the write is committed; its events go to the queue now, and
         // the cron's sweep catches whatever this misses.
         worker_ctx.wait_until(async move { webhooks::sweep(&env, "after a write").await });
@@ -529,16 +532,30 @@ async fn fetch(
     to_response(response)
 }
 
-/// Whether a request may have committed something webhooks send: a successful write to the
-/// SCIM API, or a redelivery or a restore requested through the admin API.
+/// Whether a request may have committed something webhooks send: a write to the tenant's
+/// directory ([`directory_events`]), or a redelivery requested through the admin API.
 fn starts_webhooks(req: &http::Request, resp: &http::Response) -> bool {
-    let write = matches!(
+    let redeliver = is_write(req) && req.path.ends_with("/redeliver");
+    (200..300).contains(&resp.status) && (directory_events(req) || redeliver)
+}
+
+/// Whether a request may commit events in a tenant's directory (so, in its object, arm the
+/// object's alarm): a write to the SCIM API, or a tombstone's restore through the admin API.
+fn directory_events(req: &http::Request) -> bool {
+    scim_write(req) || (is_write(req) && req.path.ends_with("/restore"))
+}
+
+/// Whether a request's method may change something.
+fn is_write(req: &http::Request) -> bool {
+    matches!(
         req.method,
         Method::Post | Method::Put | Method::Patch | Method::Delete
-    );
-    let scim_write = req.path.contains("/scim/v2/") && !req.path.ends_with("/.search");
-    let admin_event = req.path.ends_with("/redeliver") || req.path.ends_with("/restore");
-    write && (200..300).contains(&resp.status) && (scim_write || admin_event)
+    )
+}
+
+/// Whether a request is a write to the SCIM API (one that may commit events).
+fn scim_write(req: &http::Request) -> bool {
+    is_write(req) && req.path.contains("/scim/v2/") && !req.path.ends_with("/.search")
 }
 
 /// 413 for a body over the limit, answered by the glue before routing.
@@ -569,7 +586,12 @@ async fn queue(
     env: Env,
     _ctx: Context,
 ) -> worker::Result<()> {
-    webhooks::consume(batch, env).await
+    // With SCIM_STORAGE = durable-object the events and resources are in tenants' objects.
+    let objects = durable::backend(&env).map_err(worker::Error::RustError)?;
+    let directory = objects
+        .as_ref()
+        .map(|o| o as &dyn crate::service::ctx::Forward);
+    webhooks::consume(batch, env, directory).await
 }
 
 #[event(scheduled)]

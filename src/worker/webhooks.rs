@@ -164,6 +164,19 @@ async fn sweep_once(env: &Env, why: &str) {
     }
 }
 
+/// A tenant object's sweep (its alarm): its events to the queue, D1's delivery log marked.
+/// How many messages went out (none without a queue binding: a deployment without
+/// webhooks), or why it failed.
+pub async fn sweep_object(object: &D1, env: &Env) -> Result<usize, String> {
+    let Ok(queue) = env.queue(QUEUE_BINDING) else {
+        return Ok(0);
+    };
+    let control = D1::new(env.d1("DB").map_err(|e| e.to_string())?);
+    deliver::sweep_object(object, &control, &QueueOutbox(queue), js_sys_now())
+        .await
+        .map_err(|e| format!("{} {}", e.detail, e.cause.unwrap_or_default()))
+}
+
 fn settings(env: &Env) -> Settings {
     let mut s = Settings::default();
     if let Some(base) = env
@@ -210,7 +223,12 @@ async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
 }
 
 /// The consumer of the webhook queue and of its dead-letter queue (its name ends in `-dlq`).
-pub async fn consume(batch: worker::MessageBatch<Queued>, env: Env) -> worker::Result<()> {
+/// `directory`: the tenants' objects, when their events and resources are kept there.
+pub async fn consume(
+    batch: worker::MessageBatch<Queued>,
+    env: Env,
+    directory: Option<&dyn crate::service::ctx::Forward>,
+) -> worker::Result<()> {
     let db = D1::new(env.d1("DB")?);
     let dead = batch.queue().ends_with("-dlq");
     let config = config(&env);
@@ -237,7 +255,17 @@ pub async fn consume(batch: worker::MessageBatch<Queued>, env: Env) -> worker::R
     // Concurrently: one slow endpoint does not hold up the rest of the batch.
     let outcomes = join_all(
         work.iter()
-            .map(|(_, q)| deliver::deliver(&db, &Fetcher, &config, &settings, q, js_sys_now()))
+            .map(|(_, q)| {
+                deliver::deliver(
+                    &db,
+                    &Fetcher,
+                    directory,
+                    &config,
+                    &settings,
+                    q,
+                    js_sys_now(),
+                )
+            })
             .collect(),
     )
     .await;

@@ -224,16 +224,23 @@ test("durable-object: the tenant's object keeps, lists, restores and, on its fir
   // Persisted, so that a second workerd finds the same D1 and the same object (a new
   // instance of it, as after an eviction or a deploy).
   const dir = mkdtempSync(path.join(tmpdir(), "scim-deletion-"));
-  const persisted = { d1Persist: dir, durableObjectsPersist: dir, d1Databases: { DB: "deletion-restart" } };
+  const persisted = { d1Persist: dir, durableObjectsPersist: dir, d1Databases: { DB: "deletion-restart" }, ...queueOptions() };
   const start = (migrate) => startWorker({ adminToken: ADMIN, storage: "durable-object", migrate, options: persisted });
   let d = await start(true);
   try {
     // `days: 0`: every tombstone is due at the object's next purge.
     await policy({ policy: "soft", days: 0, restoreOnCreate: true }, d);
+    const ep = await admin("POST", `${TENANT}/webhooks`, { url: `${rx.url}/object` }, d);
+    assert.equal(ep.status, 201, ep.text);
+    const wh = new Webhook(ep.json.secret);
     const body = entraUser("object@contoso.com", "55555555-0000-0000-0000-000000000005");
     const u = await d.post("/Users", body);
     assert.equal(u.status, 201, u.text);
     const id = u.json.id;
+    // The object's events reach the receiver from its outbox (its alarm), a restore's and a
+    // purge's too, without a SCIM write after them.
+    const sent = (type) =>
+      rx.got.filter((e) => e.body.includes(id)).map((e) => wh.verify(e.body, e.headers)).filter((e) => e.type === type && e.data.id === id);
     const group = await d.createGroup("Object Engineering", [id]);
     await entraDeprovision(id, d);
     assert.equal((await d.get(`/Users/${id}`)).status, 404);
@@ -250,6 +257,7 @@ test("durable-object: the tenant's object keeps, lists, restores and, on its fir
     const restored = await admin("POST", `${TENANT}/tombstones/${id}/restore`, undefined, d);
     assert.equal(restored.status, 200, restored.text);
     assert.equal(restored.json.id, id);
+    await until(() => sent("user.restored").length >= 2, "the admin restore's user.restored (after restoreOnCreate's)");
     assert.deepEqual((await d.get(`/Groups/${group.id}`)).json.members.map((m) => m.value), [id]);
     assert.equal((await d.delete(`/Users/${id}`)).status, 204);
     // Due since it was made, but the object purged at its first request and purges daily.
@@ -261,6 +269,7 @@ test("durable-object: the tenant's object keeps, lists, restores and, on its fir
     d = await start(false);
     // The first request the new instance gets is answered after its purge.
     assert.deepEqual((await admin("GET", `${TENANT}/tombstones`, undefined, d)).json.tombstones, []);
+    await until(() => sent("user.purged").length >= 1, "the object's purge's user.purged");
     assert.equal((await admin("POST", `${TENANT}/tombstones/${id}/restore`, undefined, d)).status, 404);
     assert.deepEqual((await d.get(`/Groups/${group.id}`)).json.members ?? [], []);
     const feed = (await admin("GET", `${TENANT}/events?resource=${id}`, undefined, d)).json.events.map((e) => [e.op, e.lifecycle]);

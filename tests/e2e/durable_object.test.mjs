@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { startWorker, assertScimError, patchOps, USER_SCHEMA, GROUP_SCHEMA } from "./harness.mjs";
+import { startWorker, assertScimError, patchOps, roundTrips, USER_SCHEMA, GROUP_SCHEMA } from "./harness.mjs";
 import { openSetupLink, raw } from "./onboarding_helpers.mjs";
 
 const ADMIN = "admin-token-do-0123456789";
@@ -144,9 +144,48 @@ test("a client cannot pick the tenant through the worker's handoff headers", asy
   assertScimError(assert, await asAcme("GET", `/Users/${r.json.id}`), 404, undefined);
 });
 
+test("a bulk request runs in the tenant's object, whole, in one hop, with bulkId references", async () => {
+  // Its own worker, to read the worker's D1 round trips (Server-Timing).
+  const bw = await startWorker({ storage: "durable-object", options: { bindings: { SCIM_DEBUG_TIMING: "1" } } });
+  try {
+    const bulk = (Operations) =>
+      bw.post("/Bulk", { schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], Operations });
+    assert.equal((await bw.get("/Users")).status, 200); // the tenant's settings now cached in the isolate
+    const users = Array.from({ length: 20 }, (_, i) => ({
+      method: "POST", path: "/Users", bulkId: `u${i}`, data: { schemas: [USER_SCHEMA], userName: `bulk${i}@example.com` },
+    }));
+    // The group comes first and names users created after it (RFC 7644 §3.7.2), then a
+    // PATCH by bulkId path.
+    const r = await bulk([
+      { method: "POST", path: "/Groups", bulkId: "g", data: { schemas: [GROUP_SCHEMA], displayName: "Bulk",
+        members: users.map((u) => ({ value: `bulkId:${u.bulkId}` })) } },
+      ...users,
+      { method: "PATCH", path: "/Users/bulkId:u0", data: patchOps({ op: "replace", path: "displayName", value: "First" }) },
+    ]);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.Operations.map((o) => o.status), ["201", ...users.map(() => "201"), "200"]);
+    // 22 operations, and the worker went to D1 for none of them: its one hop took them all
+    // to the object.
+    const timing = r.headers.get("server-timing");
+    assert.equal(roundTrips(timing, "d1"), 0, timing);
+    // In the object: adopting the worker's settings, then the operations' merged batches.
+    assert.ok(roundTrips(timing, "do-sql") <= 5, timing);
+    const gid = r.json.Operations[0].location.split("/").pop();
+    const group = await bw.get(`/Groups/${gid}`);
+    const ids = r.json.Operations.slice(1, 21).map((o) => o.location.split("/").pop());
+    assert.deepEqual(group.json.members.map((m) => m.value).sort(), [...ids].sort());
+    assert.equal((await bw.get(`/Users/${ids[0]}`)).json.displayName, "First");
+    for (const table of ["resources", "members", "events"]) {
+      assert.equal((await bw.d1.prepare(`SELECT count(*) AS n FROM ${table}`).first()).n, 0, table);
+    }
+  } finally {
+    await bw.stop();
+  }
+});
+
 test("nothing of the directories is in D1; the admin API says where data lives", async () => {
   for (const table of ["resources", "members", "events", "resource_counts"]) {
-    assert.equal(await w.count(`SELECT count(*) FROM ${table}`), 0, table);
+    assert.equal((await w.d1.prepare(`SELECT count(*) AS n FROM ${table}`).first()).n, 0, table);
   }
   const t = await w.request("GET", "/admin/api/tenants/acme", { token: ADMIN });
   assert.equal(t.status, 200, t.text);
@@ -278,7 +317,8 @@ test("the admin API and the setup page read the log, feed, tolerances and usage 
   assert.equal(view.json.usage.resources, 1, view.text);
   assert.ok(view.json.usage.bytes > 0);
   assert.equal((await admin("GET", "/tenants/nobody/events")).status, 404);
-  assert.equal(await w.count("SELECT count(*) FROM events WHERE tenant = 'logs'"), 0);
+  // D1 itself (w.db reads objects' tables in the suite's durable-object run).
+  assert.equal((await w.d1.prepare("SELECT count(*) AS n FROM events WHERE tenant = 'logs'").first()).n, 0);
 
   const cookie = await openSetupLink(w, ADMIN, "logs");
   const log = await raw(w, "GET", "/setup/api/events?since=0", { headers: { Cookie: cookie, Origin: w.origin } });

@@ -4,9 +4,11 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, assertScimError, patchOps as ops } from "./harness.mjs";
 
+const ADMIN = "admin-token-hardening-0123456789";
+
 let w;
 before(async () => {
-  w = await startWorker();
+  w = await startWorker({ adminToken: ADMIN });
 });
 after(async () => {
   await w?.stop();
@@ -30,23 +32,28 @@ test("references with a scheme other than http, https or urn are refused on POST
   assert.equal(relative.json.profileUrl, "/people/refs");
 });
 
+/** Sets the default tenant's quota through the admin API (on either backend: D1 holds it). */
+async function setQuota(quota) {
+  const r = await w.request("PATCH", "/admin/api/tenants/default", { token: ADMIN, body: { quota } });
+  assert.equal(r.status, 200, r.text);
+}
+
 test("a tenant's resource and byte quotas answer 507 past the limit and store nothing", async () => {
   const used = await w.count("SELECT coalesce(sum(n), 0) FROM resource_counts WHERE tenant = 'default'");
-  await w.db.prepare("UPDATE tenants SET max_resources = ? WHERE id = 'default'").bind(used + 1).run();
+  await setQuota({ resources: used + 1 });
   try {
     const u = await w.createUser("quota.last@contoso.com");
     const r = await w.post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "quota.over@contoso.com" });
     assertScimError(assert, r, 507, undefined);
     assert.match(r.json.detail, /resources stored, the limit is/);
     assert.equal(await w.count("SELECT count(*) FROM resources WHERE user_name = 'quota.over@contoso.com'"), 0);
-    await w.db.prepare("UPDATE tenants SET max_resources = NULL, max_bytes = ? WHERE id = 'default'")
-      .bind(await w.count("SELECT sum(bytes) FROM resource_counts WHERE tenant = 'default'")).run();
+    await setQuota({ resources: null, bytes: await w.count("SELECT sum(bytes) FROM resource_counts WHERE tenant = 'default'") });
     const grow = await w.patch(`/Users/${u.id}`, ops({ op: "replace", path: "title", value: "a longer title than before" }));
     assertScimError(assert, grow, 507, undefined);
     assert.equal((await w.get(`/Users/${u.id}`)).json.title, undefined);
     const real = await w.count("SELECT sum(length(CAST(data AS BLOB))) FROM resources WHERE tenant = 'default'");
     assert.equal(await w.count("SELECT sum(bytes) FROM resource_counts WHERE tenant = 'default'"), real);
   } finally {
-    await w.db.prepare("UPDATE tenants SET max_resources = 1000000, max_bytes = 1073741824 WHERE id = 'default'").run();
+    await setQuota({ resources: 1000000, bytes: 1073741824 });
   }
 });

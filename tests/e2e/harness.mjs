@@ -14,6 +14,29 @@ export const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0
 export const PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 export const ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error";
 
+/** Whether this run keeps tenants' directories in Durable Objects (`SCIM_E2E_STORAGE`). */
+export const OBJECT_STORAGE = process.env.SCIM_E2E_STORAGE === "durable-object";
+
+/**
+ * Test options that skip a test in a durable-object run only, with `why`: a capability that
+ * backend does not have yet, or a test that reads D1's own tables for what an object holds.
+ * `test(name, d1Only("why"), fn)`; in a d1 run the test runs as before.
+ */
+export const d1Only = (why) => (OBJECT_STORAGE ? { skip: `durable-object: ${why}` } : {});
+
+/**
+ * The `Server-Timing` entry (with `SCIM_DEBUG_TIMING=1`) that counts the statement batches of
+ * a tenant's directory work: `d1` (round trips), or `do-sql` (the tenant's object's own SQLite
+ * transactions) in the durable-object run, where the worker's `d1` entry counts only the
+ * control plane's.
+ */
+export const DIRECTORY_TIMING = OBJECT_STORAGE ? "do-sql" : "d1";
+
+/** What the entry `name` of a `Server-Timing` header counts (NaN if it has none). */
+export function roundTrips(timing, name) {
+  return Number(new RegExp(`(?:^|,\\s*)${name};desc="(\\d+) (?:round trips?|transactions?|hops?)"`).exec(timing ?? "")?.[1]);
+}
+
 /** A PatchOp request body with these operations. */
 export const patchOps = (...Operations) => ({ schemas: [PATCH_OP], Operations });
 
@@ -63,12 +86,25 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
   const objects = storage === "durable-object"
     ? { durableObjects: { TENANT_STORE: { className: "TenantStore", useSQLite: true } } }
     : {};
+  // With tenants in objects, tests read (and set up) what objects store through
+  // object_entry.mjs (the deployed entry, its object class given a test door,
+  // object_door.mjs), or object_entry_faults.mjs for the fault-injection build: `w.objects`,
+  // and `w.db` itself in the suite's durable-object run. Elsewhere the entry is exactly the
+  // deployed one.
+  const effective = options.bindings?.SCIM_STORAGE ?? storage;
+  const readable = effective === "durable-object";
+  const deployedEntry = options.scriptPath ?? path.join(ROOT, "build/entry.mjs");
+  const faultsBuild = path.resolve(deployedEntry) === path.join(ROOT, "build-faults/entry.mjs");
+  const entry = !readable
+    ? deployedEntry
+    : path.join(ROOT, faultsBuild ? "tests/e2e/object_entry_faults.mjs" : "tests/e2e/object_entry.mjs");
   const mf = new Miniflare({
     modules: true,
     // The deployed entry: worker/entry.mjs (copied by scripts/build.sh) around build/index.js.
-    scriptPath: path.join(ROOT, "build/entry.mjs"),
+    scriptPath: entry,
+    ...(readable ? { modulesRoot: ROOT } : {}),
     modulesRules: [
-      { type: "ESModule", include: ["**/*.js"] },
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
       { type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true },
     ],
     compatibilityDate: "2026-04-20",
@@ -78,6 +114,7 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
     ...(port !== undefined ? { port } : {}),
     ...objects,
     ...options,
+    scriptPath: entry,
     bindings: { ...bindings, ...(options.bindings ?? {}) },
   });
   try {
@@ -89,14 +126,94 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
       }
     }
     const origin = port !== undefined ? url.origin : "http://scim.test";
-    return new Worker(mf, db, token, origin);
+    const objectsNs = readable ? await mf.getDurableObjectNamespace("TENANT_STORE") : null;
+    // A write to the directory's tables goes to the env token's tenant's object, made (and
+    // migrated) first by a request of that tenant.
+    const warm = () => mf.dispatchFetch(`${origin}/scim/v2/Users?count=1`, { headers: { Authorization: `Bearer ${token}` } }).then((r) => r.text());
+    const objectDb = objectsNs ? new DirectoryReads(db, objectsNs, warm) : null;
+    const w = new Worker(mf, objectDb && OBJECT_STORAGE ? objectDb : db, token, origin);
+    /** The tenants' objects' tables, read and written as `w.db` does in the durable-object run. */
+    w.objects = objectDb;
+    return w;
   } catch (e) {
     // A workerd left running would keep the test process (and CI) alive forever. Miniflare's
     // synchronous D1 proxy can trip over its own message ids on a loaded machine (seen with
-    // 2 cores busy compiling): setting up again once is not retrying an assertion.
+    // 2 cores busy compiling, and twice in a row in the suite's durable-object run right after
+    // the wrangler-dev upload test): setting up again is not retrying an assertion.
     await mf.dispose().catch(() => {});
-    if (attempt >= 2) throw e;
+    if (attempt >= 3) throw e;
     return startWorker({ port, tokens, adminToken, options, attempt: attempt + 1, migrate, storage });
+  }
+}
+
+/** The tables of a tenant's directory: in its object when tenants are kept in objects. */
+const DIRECTORY_TABLES = /\b(resources|members|events|resource_counts|tolerance_counts|unique_values|value_index)\b/i;
+
+/**
+ * What a test reads with `w.db` (D1's API: `prepare(sql).bind(...).first()/all()/run()`,
+ * `batch([...])`) in the durable-object run: a read of the directory's tables runs in every
+ * tenant's object (the tenants D1 lists) and their rows are put together, as D1 holds them all
+ * in the d1 run; a `count(*)` is summed. A write to them (seeding rows, backdating events,
+ * injecting a fault) runs in the object of the env token's tenant (`default`), the tenant the
+ * suite's `w.post(...)` writes as. Anything else (the control plane) is D1's.
+ */
+class DirectoryReads {
+  constructor(d1, objects, warm) {
+    this.d1 = d1;
+    this.objects = objects;
+    this.warm = warm;
+    /** Triggers a test made in the object, so that dropping one goes there too. */
+    this.triggers = new Set();
+  }
+
+  prepare(sql) {
+    const dropped = /^\s*DROP\s+TRIGGER\s+(?:IF\s+EXISTS\s+)?(\w+)/i.exec(sql)?.[1];
+    const ours = dropped !== undefined && this.triggers.has(dropped);
+    if (!DIRECTORY_TABLES.test(sql) && !ours) return this.d1.prepare(sql);
+    const reads = this;
+    const statement = (params) => ({
+      directory: [sql, params],
+      bind: (...more) => statement([...params, ...more]),
+      all: async () => ({ results: await reads.rows(sql, params) }),
+      first: async () => (await reads.rows(sql, params))[0] ?? null,
+      run: async () => {
+        await reads.write([[sql, params]]);
+        return { success: true };
+      },
+    });
+    return statement([]);
+  }
+
+  /** D1's `batch`: statements of the directory in one transaction of the default object. */
+  async batch(statements) {
+    const directory = statements.filter((s) => s.directory);
+    if (directory.length === 0) return this.d1.batch(statements);
+    if (directory.length !== statements.length) throw new Error("a batch mixes D1's tables and an object's");
+    await this.write(directory.map((s) => s.directory));
+    return statements.map(() => ({ success: true }));
+  }
+
+  async write(statements) {
+    // Once: the first request of the tenant makes its object's schema.
+    this.warmed ??= this.warm();
+    await this.warmed;
+    await this.objects.get(this.objects.idFromName("default")).exec(statements);
+    for (const [sql] of statements) {
+      const made = /^\s*CREATE\s+TRIGGER\s+(\w+)/i.exec(sql)?.[1];
+      if (made) this.triggers.add(made);
+    }
+  }
+
+  async rows(sql, params) {
+    const tenants = (await this.d1.prepare("SELECT id FROM tenants ORDER BY id").all()).results;
+    const each = await Promise.all(tenants.map((t) => this.objects.get(this.objects.idFromName(t.id)).rows(sql, params)));
+    const rows = each.flat();
+    // One count per object (none from an object never used): the deployment's is their sum.
+    if (/^\s*SELECT\s+count\(\*\)(\s+AS\s+\w+)?\s+FROM\b/i.test(sql) && each.every((r) => r.length <= 1)) {
+      const key = Object.keys(rows[0] ?? {})[0] ?? "count(*)";
+      return [{ [key]: rows.reduce((n, r) => n + Number(Object.values(r)[0]), 0) }];
+    }
+    return rows;
   }
 }
 
@@ -104,6 +221,8 @@ class Worker {
   constructor(mf, db, token, origin) {
     this.mf = mf;
     this.db = db;
+    /** D1 itself, even where `db` reads tenants' objects for the directory's tables. */
+    this.d1 = db.d1 ?? db;
     this.token = token;
     this.origin = origin;
     this.base = `${origin}/scim/v2`;

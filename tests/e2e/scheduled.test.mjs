@@ -1,10 +1,13 @@
 // The daily cron (wrangler.toml `[triggers]`) through workerd + local D1: the entry module
 // exports `scheduled`, and a run prunes provisioning-log events older than LOG_RETENTION_DAYS
 // while keeping the newer ones. Before the fix the entry module exported only `fetch`, so the
-// run failed without touching the log.
+// run failed without touching the log. The cron prunes D1's log, so those tests keep tenants
+// in D1 on either run of the suite; a tenant kept in a Durable Object prunes its own log
+// (the last test but one).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { startWorker, ROOT } from "./harness.mjs";
 
@@ -14,7 +17,7 @@ const CRON = "23 3 * * *";
 let w;
 before(async () => {
   // `unsafeTriggerHandlers` serves /cdn-cgi/handler/scheduled, the route `wrangler dev` uses.
-  w = await startWorker({ options: { bindings: { LOG_RETENTION_DAYS: "30" }, unsafeTriggerHandlers: true } });
+  w = await startWorker({ storage: "d1", options: { bindings: { LOG_RETENTION_DAYS: "30" }, unsafeTriggerHandlers: true } });
 });
 after(async () => {
   await w?.stop();
@@ -63,7 +66,7 @@ test("the wrangler-dev style trigger (/cdn-cgi/handler/scheduled) runs the handl
 });
 
 test("without LOG_RETENTION_DAYS the default of 90 days applies", async () => {
-  const d = await startWorker();
+  const d = await startWorker({ storage: "d1" });
   try {
     const ins = (age, rid) =>
       d.db
@@ -78,6 +81,45 @@ test("without LOG_RETENTION_DAYS the default of 90 days applies", async () => {
     assert.deepEqual(results.map((r) => r.request_id), ["young"]);
   } finally {
     await d.stop();
+  }
+});
+
+test("a tenant's object prunes its own log past LOG_RETENTION_DAYS on its first request after it starts; the cron does not reach it", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "scim-prune-"));
+  const options = {
+    d1Persist: dir,
+    durableObjectsPersist: dir,
+    d1Databases: { DB: "prune-restart" },
+    bindings: { LOG_RETENTION_DAYS: "30" },
+  };
+  const ids = async (o) =>
+    (await o.objects.prepare("SELECT request_id FROM events WHERE request_id LIKE 'object-%' ORDER BY seq").all()).results.map((r) => r.request_id);
+  let second;
+  try {
+    const first = await startWorker({ storage: "durable-object", options });
+    try {
+      await first.createUser("object.prune.kept@contoso.com");
+      // Written after this instance's first request, when it pruned: both stay until it restarts.
+      for (const age of [31, 29]) {
+        await first.objects
+          .prepare("INSERT INTO events (tenant, time, op, resource_type, outcome, status, request_id) VALUES ('default', ?, 'create', 'User', 'success', 201, ?)")
+          .bind(new Date(Date.now() - age * DAY_MS).toISOString(), `object-${age}`)
+          .run();
+      }
+      const result = await (await first.mf.getWorker()).scheduled({ cron: CRON });
+      assert.equal(result.outcome, "ok", JSON.stringify(result));
+      assert.deepEqual(await ids(first), ["object-31", "object-29"], "the daily cron prunes D1 only");
+    } finally {
+      await first.stop();
+    }
+    second = await startWorker({ storage: "durable-object", migrate: false, options });
+    assert.deepEqual(await ids(second), ["object-31", "object-29"], "nothing pruned before a request");
+    assert.equal((await second.get("/Users?count=1")).status, 200);
+    assert.deepEqual(await ids(second), ["object-29"]);
+    assert.equal(await second.objects.prepare("SELECT count(*) AS n FROM events WHERE request_id NOT LIKE 'object-%'").first().then((r) => r.n), 1, "the real write's event is kept");
+  } finally {
+    await second?.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -28,7 +28,12 @@ test("wrangler environments: each customer has its own Worker, D1 database, secr
     // Bindings are not inherited by environments: without this one, failed token requests
     // would be counted on the tenant's own budget again.
     assert.ok(o.ratelimits?.AUTH_ATTEMPT_LIMITER, "every environment throttles failed token requests");
+    // Nor Durable Object bindings: without it, SCIM_STORAGE = "durable-object" would fail
+    // every request of that customer.
+    assert.equal(o.durableObjects?.TENANT_STORE?.className, "TenantStore", "every environment can hold tenants in objects");
   }
+  // Each says where its directory lives (vars are not inherited: unset would mean d1 anyway).
+  assert.deepEqual(configs.map((c) => c.vars.SCIM_STORAGE), ["d1", "d1"]);
   const namespaces = configs.flatMap((c) => c.ratelimits.map((r) => r.namespace_id));
   assert.equal(new Set(namespaces).size, namespaces.length, "no two limiters share a namespace");
 

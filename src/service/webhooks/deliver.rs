@@ -20,7 +20,8 @@ use crate::proto::schema::ResourceType;
 use crate::proto::secevent;
 use crate::proto::time;
 use crate::proto::webhook::{self, EventType};
-use crate::service::ctx::Config;
+use crate::service::ctx::{Config, Forward};
+use crate::service::http::{Method, Request, Response};
 use crate::service::webhooks::{crypto, set};
 use crate::store::webhooks::{self as store, AttemptRecord, Queued};
 use crate::store::{parse_row, Db, Row};
@@ -64,6 +65,17 @@ pub trait Transport {
 /// Sends what is committed and not yet sent: new events for every enabled endpoint (as its
 /// filter wants them) and requested redeliveries. Returns how many messages went out.
 pub async fn sweep<D: Db, O: Outbox>(db: &D, outbox: &O, now_ms: i64) -> Result<usize> {
+    sweep_in(db, None, outbox, now_ms).await
+}
+
+/// [`sweep`] over `db`'s events and endpoint cursors; the delivery log is in `log` when that
+/// is another database (a tenant's object sweeping into D1's log), else in `db`.
+async fn sweep_in<D: Db, O: Outbox>(
+    db: &D,
+    log: Option<&D>,
+    outbox: &O,
+    now_ms: i64,
+) -> Result<usize> {
     let mut total = 0;
     for _ in 0..MAX_SWEEP_PAGES {
         let pending = store::pending(db).await?;
@@ -107,13 +119,45 @@ pub async fn sweep<D: Db, O: Outbox>(db: &D, outbox: &O, now_ms: i64) -> Result<
             })?;
         }
         let advance: Vec<(String, i64)> = advance.into_iter().collect();
-        store::mark_sent(db, &msgs, &advance, &time::format_millis(now_ms)).await?;
+        let now = time::format_millis(now_ms);
+        match log {
+            None => store::mark_sent(db, &msgs, &advance, &now).await?,
+            // The log first: a failure in between leaves the cursor behind, so the events
+            // are sent again (at least once), never skipped.
+            Some(log) => {
+                store::mark_sent(log, &msgs, &[], &now).await?;
+                store::mark_sent(db, &[], &advance, &now).await?;
+            }
+        }
         total += msgs.len();
         if !full {
             break;
         }
     }
     Ok(total)
+}
+
+/// The sweep of a tenant's Durable Object (`SCIM_STORAGE = "durable-object"`), run by the
+/// object's alarm: `object` holds the tenant's events, `control` (D1) its endpoints and the
+/// delivery log. The endpoints are read from D1 and mirrored into the object
+/// (`store::webhooks::mirror_endpoints`), whose own cursors then say what is unsent; messages
+/// go out before the cursors move, as in [`sweep`]. Returns how many messages went out and
+/// whether more may be waiting (a full run: the alarm goes round again).
+pub async fn sweep_object<D: Db, O: Outbox>(
+    object: &D,
+    control: &D,
+    outbox: &O,
+    now_ms: i64,
+) -> Result<usize> {
+    let Some(tenant) = store::object_tenant(object).await? else {
+        return Ok(0);
+    };
+    let endpoints = store::push_endpoints(control, &tenant).await?;
+    store::mirror_endpoints(object, &tenant, &endpoints).await?;
+    if endpoints.is_empty() {
+        return Ok(0);
+    }
+    sweep_in(object, Some(control), outbox, now_ms).await
 }
 
 fn text(row: &Row, col: &str) -> String {
@@ -165,15 +209,24 @@ pub struct Outcome {
 
 /// Delivers one queued event: reads what it needs in one round trip, signs, POSTs, records the
 /// attempt (a second round trip) and says whether the queue should retry it.
+/// `directory`: the tenants' objects, when their events and resources are there and not in
+/// `db` (`SCIM_STORAGE = "durable-object"`).
 pub async fn deliver<D: Db, T: Transport>(
     db: &D,
     transport: &T,
+    directory: Option<&dyn Forward>,
     config: &Config,
     settings: &Settings,
     q: &Queued,
     now_ms: i64,
 ) -> Outcome {
-    match try_deliver(db, transport, config, settings, q, now_ms).await {
+    let how = How {
+        transport,
+        directory,
+        config,
+        settings,
+    };
+    match try_deliver(db, &how, q, now_ms).await {
         Ok(o) => o,
         // The database or the secret failed: nothing was recorded; the queue tries again.
         Err(e) => Outcome {
@@ -212,32 +265,34 @@ async fn give_up<D: Db>(db: &D, q: &Queued, now_ms: i64, why: &str) -> Result<Ou
     Ok(ack(None))
 }
 
+/// What a delivery is made with, besides the database.
+struct How<'a, T> {
+    transport: &'a T,
+    directory: Option<&'a dyn Forward>,
+    config: &'a Config,
+    settings: &'a Settings,
+}
+
 async fn try_deliver<D: Db, T: Transport>(
     db: &D,
-    transport: &T,
-    config: &Config,
-    settings: &Settings,
+    how: &How<'_, T>,
     q: &Queued,
     now_ms: i64,
 ) -> Result<Outcome> {
+    let (config, settings) = (how.config, how.settings);
     let kind = EventType::from_name(&q.kind);
-    let rt = match (kind, q.kind.as_str()) {
-        (Some(_), k) if k.starts_with("group.") => Some(ResourceType::Group),
-        (Some(_), _) => Some(ResourceType::User),
-        (None, set::KIND) => None,
-        (None, _) => {
-            return Ok(ack(Some(format!(
-                "webhook message of unknown type '{}' dropped",
-                q.kind
-            ))))
-        }
+    let Ok(rt) = body_type(&q.kind) else {
+        return Ok(ack(Some(format!(
+            "webhook message of unknown type '{}' dropped",
+            q.kind
+        ))));
     };
     // The seal key's secret comes from D1 only when CURSOR_SECRET is not set.
     let fresh = set::fresh_deploy(config)?;
     let from_d1 = fresh
         .as_deref()
         .map(|f| (crypto::DEPLOYMENT_SECRET_NAME, f));
-    let found = store::for_delivery(db, q, rt, from_d1).await?;
+    let mut found = store::for_delivery(db, q, rt, from_d1, how.directory.is_none()).await?;
     let Some(endpoint) = &found.endpoint else {
         return Ok(ack(None)); // deleted: its log went with it
     };
@@ -253,6 +308,10 @@ async fn try_deliver<D: Db, T: Transport>(
         == Some("delivered")
     {
         return Ok(ack(None)); // a duplicate message: delivered already
+    }
+    if let Some(directory) = how.directory {
+        // Only now, when it will be sent: one hop to the tenant's object.
+        (found.event, found.resource) = change_from(directory, q).await?;
     }
     let Some(event) = &found.event else {
         return give_up(
@@ -273,7 +332,7 @@ async fn try_deliver<D: Db, T: Transport>(
         Some(kind) => json_message(&found, endpoint, event, kind, q, &keys, now_ms)?,
         None => set_message(endpoint, event, &url, &keys, now_ms)?,
     };
-    let posted = transport.post(&url, &headers, &body).await;
+    let posted = how.transport.post(&url, &headers, &body).await;
     record(db, settings, q, &posted, attempts, now_ms).await
 }
 
@@ -326,6 +385,119 @@ fn set_message(
         ("user-agent".to_string(), "scim-edge-webhooks".to_string()),
     ];
     Ok((headers, token.into_bytes()))
+}
+
+/// The paths of the object's answers to the webhook reads ([`change_from`], [`events_in`]).
+/// Not SCIM paths, so the worker never hands a client's request there
+/// (`service::relay::in_directory`); only the queue consumer and the admin API ask.
+pub const CHANGE_PATH: &str = "/__scim-edge/webhook-change";
+pub const EVENTS_PATH: &str = "/__scim-edge/webhook-events";
+
+/// The resource type a message's body carries (`None` for a SET, which carries none), or
+/// `Err` for a type this version does not know.
+fn body_type(kind: &str) -> std::result::Result<Option<ResourceType>, ()> {
+    match (EventType::from_name(kind), kind) {
+        (Some(_), k) if k.starts_with("group.") => Ok(Some(ResourceType::Group)),
+        (Some(_), _) => Ok(Some(ResourceType::User)),
+        (None, set::KIND) => Ok(None),
+        (None, _) => Err(()),
+    }
+}
+
+/// POSTs `body` to `path` of `tenant`'s object; its JSON answer.
+async fn ask<B: serde::Serialize>(
+    directory: &dyn Forward,
+    tenant: &str,
+    path: &str,
+    body: &B,
+) -> Result<Value> {
+    let mut req = Request::new(Method::Post, path, "http://tenant.object");
+    req.body = serde_json::to_vec(body).map_err(|_| ScimError::internal())?;
+    let resp = directory.forward(tenant, req).await?;
+    if resp.status != 200 {
+        return Err(ScimError::internal().with_cause(format!(
+            "the tenant's object answered {} to {path}",
+            resp.status
+        )));
+    }
+    serde_json::from_slice(&resp.body).map_err(|_| ScimError::internal())
+}
+
+fn take_row(v: &mut Value, key: &str) -> Option<Row> {
+    match v.get_mut(key).map(Value::take) {
+        Some(Value::Object(o)) => Some(o),
+        _ => None,
+    }
+}
+
+/// The event and resource of `q`, asked of the tenant's object.
+async fn change_from(directory: &dyn Forward, q: &Queued) -> Result<(Option<Row>, Option<Row>)> {
+    let mut v = ask(directory, &q.tenant, CHANGE_PATH, q).await?;
+    Ok((take_row(&mut v, "event"), take_row(&mut v, "resource")))
+}
+
+/// The events a redelivery names: one by `seq`, or those in `[from, to)`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Between {
+    pub tenant: String,
+    pub seq: Option<i64>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: i64,
+}
+
+/// The events `b` names, from `db`, or from the tenant's object when `directory` is given.
+pub async fn events_in<D: Db>(
+    db: &D,
+    directory: Option<&dyn Forward>,
+    b: &Between,
+) -> Result<Vec<Row>> {
+    let Some(directory) = directory else {
+        let (from, to) = (b.from.as_deref(), b.to.as_deref());
+        return Ok(store::events_between(db, &b.tenant, b.seq, from, to, b.limit).await?);
+    };
+    let mut v = ask(directory, &b.tenant, EVENTS_PATH, b).await?;
+    let rows = match v.get_mut("events").map(Value::take) {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| match r {
+            Value::Object(o) => Some(o),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The object's side of [`change_from`] and [`events_in`]: `None` for any other path.
+pub async fn serve_object_read<D: Db>(db: &D, req: &Request) -> Option<Response> {
+    let read = async {
+        match req.path.as_str() {
+            CHANGE_PATH => {
+                let q: Queued = parse(&req.body)?;
+                let rt = body_type(&q.kind).unwrap_or(None);
+                let (event, resource) = store::read_change(db, &q, rt).await?;
+                Ok(serde_json::json!({"event": event, "resource": resource}))
+            }
+            _ => {
+                let b: Between = parse(&req.body)?;
+                let events = events_in(db, None, &b).await?;
+                Ok::<_, ScimError>(serde_json::json!({ "events": events }))
+            }
+        }
+    };
+    if req.path != CHANGE_PATH && req.path != EVENTS_PATH {
+        return None;
+    }
+    Some(match read.await {
+        Ok(v) => Response::json(200, &v),
+        Err(e) => Response::error(&e),
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|_| ScimError::invalid_syntax("not a webhook read"))
 }
 
 /// Records the attempt and decides: acknowledged when delivered, else retried later.

@@ -344,6 +344,35 @@ async fn deliveries<D: Db>(
     req: &Request,
     id: &str,
 ) -> Result<Response> {
+    let rows = store::deliveries(ctx.db, tenant, id, &delivery_query(req)?)
+        .await?
+        .ok_or_else(|| no_endpoint(id))?;
+    Ok(deliveries_response(&rows))
+}
+
+/// `GET /tenants/{tenant}/webhooks/{id}/deliveries` of a poll stream, answered by the
+/// tenant's Durable Object, which keeps the stream's acknowledgements (`admin::handed`); the
+/// worker checked D1 for the stream before handing the path on.
+pub async fn stream_deliveries<D: Db>(
+    ctx: &Ctx<'_, D>,
+    tenant: &str,
+    req: &Request,
+    id: &str,
+) -> Result<Response> {
+    let rows = store::delivery_log(ctx.db, tenant, id, &delivery_query(req)?).await?;
+    Ok(deliveries_response(&rows))
+}
+
+/// Whether `id` is a poll stream of `tenant` (whose delivery log a tenant's object keeps when
+/// tenants' directories are in objects); 404 when there is no such endpoint.
+pub async fn is_stream<D: Db>(ctx: &Ctx<'_, D>, tenant: &str, id: &str) -> Result<bool> {
+    store::is_stream(ctx.db, tenant, id)
+        .await?
+        .ok_or_else(|| no_endpoint(id))
+}
+
+/// The delivery log's filters in the query: `status`, `limit`.
+fn delivery_query(req: &Request) -> Result<DeliveryQuery> {
     let status = match req.query_param("status").filter(|s| !s.is_empty()) {
         None => None,
         Some(s @ ("queued" | "retrying" | "delivered" | "dead")) => Some(s.to_string()),
@@ -359,10 +388,10 @@ async fn deliveries<D: Db>(
             .parse::<i64>()
             .map_err(|_| ScimError::invalid_value("'limit' must be an integer"))?,
     };
-    let q = DeliveryQuery { status, limit };
-    let rows = store::deliveries(ctx.db, tenant, id, &q)
-        .await?
-        .ok_or_else(|| no_endpoint(id))?;
+    Ok(DeliveryQuery { status, limit })
+}
+
+fn deliveries_response(rows: &[Row]) -> Response {
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -383,7 +412,7 @@ async fn deliveries<D: Db>(
             })
         })
         .collect();
-    Ok(json_response(200, &json!({"deliveries": items})))
+    json_response(200, &json!({"deliveries": items}))
 }
 
 /// The events a redelivery request names: `{seq}` or `{from, to}`.
@@ -434,15 +463,15 @@ async fn redeliver<D: Db>(
         .and_then(Value::as_str)
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
-    let rows = store::events_between(
-        ctx.db,
-        tenant,
+    let between = deliver::Between {
+        tenant: tenant.to_string(),
         seq,
-        from.as_deref(),
-        to.as_deref(),
-        MAX_REDELIVER,
-    )
-    .await?;
+        from,
+        to,
+        limit: MAX_REDELIVER,
+    };
+    // With SCIM_STORAGE = durable-object the tenant's events are in its object.
+    let rows = deliver::events_in(ctx.db, ctx.forward, &between).await?;
     if endpoint.get("url").and_then(Value::as_str) == Some("") {
         return Err(ScimError::invalid_value(
             "a poll stream serves every event not yet acknowledged; there is nothing to redeliver",
