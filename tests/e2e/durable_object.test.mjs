@@ -168,7 +168,8 @@ test("a bulk request runs in the tenant's object, whole, in one hop, with bulkId
     // to the object.
     const timing = r.headers.get("server-timing");
     assert.equal(roundTrips(timing, "d1"), 0, timing);
-    // In the object: adopting the worker's settings, then the operations' merged batches.
+    // In the object: adopting the worker's settings (on its first request), then the
+    // operations' merged batches.
     assert.ok(roundTrips(timing, "do-sql") <= 5, timing);
     const gid = r.json.Operations[0].location.split("/").pop();
     const group = await bw.get(`/Groups/${gid}`);
