@@ -11,7 +11,6 @@
 // check by filter, the POST, the deactivating PATCH with "Replace" and "False", the DELETE.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import path from "node:path";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,47 +18,11 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Webhook } from "standardwebhooks";
 import { startWorker, assertScimError, USER_SCHEMA, ENTERPRISE, patchOps, ROOT } from "./harness.mjs";
+import { queueOptions, startReceiver, until } from "./receiver.mjs";
 
 const ADMIN = "deletion-e2e-admin-token";
 const TENANT = "/admin/api/tenants/default";
 const DAILY = "23 3 * * *";
-
-function queueOptions() {
-  return {
-    bindings: { WEBHOOK_ALLOW_LOOPBACK_HTTP: "1", WEBHOOK_RETRY_BASE_SECONDS: "1" },
-    queueProducers: { WEBHOOKS: { queueName: "scim-webhooks" } },
-    queueConsumers: {
-      "scim-webhooks": { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 20, deadLetterQueue: "scim-webhooks-dlq" },
-      "scim-webhooks-dlq": { maxBatchTimeout: 0 },
-    },
-  };
-}
-
-async function startReceiver() {
-  const rx = { got: [] };
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", () => {
-      rx.got.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  rx.url = `http://127.0.0.1:${server.address().port}/hooks`;
-  rx.close = () => new Promise((r) => server.close(r));
-  return rx;
-}
-
-async function until(pred, what, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = await pred();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 let w;
 let rx;
@@ -187,7 +150,7 @@ test("D1: the daily cron purges tombstones older than the tenant's days, with ev
   const d = await startWorker({ adminToken: ADMIN, storage: "d1", options: queueOptions() });
   try {
     await policy({ policy: "soft", days: 30, restoreOnCreate: false }, d);
-    const ep = await admin("POST", `${TENANT}/webhooks`, { url: rx.url }, d);
+    const ep = await admin("POST", `${TENANT}/webhooks`, { url: `${rx.url}/hooks` }, d);
     assert.equal(ep.status, 201, ep.text);
     const wh = new Webhook(ep.json.secret);
     const u = await entraProvision("purged@contoso.com", "44444444-0000-0000-0000-000000000004", d);
@@ -230,7 +193,7 @@ test("durable-object: the tenant's object keeps, lists, restores and, on its fir
   try {
     // `days: 0`: every tombstone is due at the object's next purge.
     await policy({ policy: "soft", days: 0, restoreOnCreate: true }, d);
-    const ep = await admin("POST", `${TENANT}/webhooks`, { url: `${rx.url}/object` }, d);
+    const ep = await admin("POST", `${TENANT}/webhooks`, { url: `${rx.url}/hooks/object` }, d);
     assert.equal(ep.status, 201, ep.text);
     const wh = new Webhook(ep.json.secret);
     const body = entraUser("object@contoso.com", "55555555-0000-0000-0000-000000000005");

@@ -4,57 +4,14 @@
 // npm package (signature, `typ`, `iss`, `aud`), not with the project's code.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import { jwtVerify, decodeProtectedHeader } from "jose";
 import { startWorker, patchOps } from "./harness.mjs";
+import { queueOptions, startReceiver, until } from "./receiver.mjs";
 
 const ADMIN = "secevents-e2e-admin-token";
 const HOOKS = "/admin/api/tenants/default/webhooks";
 const PROV = "urn:ietf:params:scim:event:prov:";
 const ISSUER = "http://scim.test/t/default/scim/v2";
-
-function queueOptions() {
-  return {
-    bindings: { WEBHOOK_ALLOW_LOOPBACK_HTTP: "1", WEBHOOK_RETRY_BASE_SECONDS: "1" },
-    queueProducers: { WEBHOOKS: { queueName: "scim-webhooks" } },
-    queueConsumers: {
-      "scim-webhooks": { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 20, deadLetterQueue: "scim-webhooks-dlq" },
-      "scim-webhooks-dlq": { maxBatchTimeout: 0 },
-    },
-  };
-}
-
-/** A loopback RFC 8935 receiver: records every POST; `answer(entry)` picks the status (202). */
-async function startReceiver() {
-  const rx = { got: [], answer: () => 202 };
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", () => {
-      const entry = { headers: req.headers, body: Buffer.concat(chunks).toString("utf8"), path: req.url };
-      entry.status = rx.answer(entry);
-      rx.got.push(entry);
-      if (entry.status === 400) {
-        res.writeHead(400, { "content-type": "application/json" });
-        res.end(JSON.stringify({ err: "invalid_key", description: "not yet" }));
-      } else res.writeHead(entry.status).end();
-    });
-  });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  rx.url = `http://127.0.0.1:${server.address().port}`;
-  rx.close = () => new Promise((r) => server.close(r));
-  return rx;
-}
-
-async function until(pred, what, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = await pred();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 /** The HS256 key of a `whsec_…` secret. */
 const keyOf = (secret) => new Uint8Array(Buffer.from(secret.slice("whsec_".length), "base64"));
@@ -73,7 +30,7 @@ async function verifySet(token, key, audience) {
 let w;
 let rx;
 before(async () => {
-  rx = await startReceiver();
+  rx = await startReceiver({ status: 202 });
   w = await startWorker({ adminToken: ADMIN, options: queueOptions() });
 });
 after(async () => {

@@ -3,7 +3,6 @@
 // Signatures are verified with the `standardwebhooks` npm package, not with the project's code.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -11,55 +10,10 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Webhook } from "standardwebhooks";
 import { startWorker, patchOps, ROOT, OBJECT_STORAGE } from "./harness.mjs";
+import { queueOptions, startReceiver, until } from "./receiver.mjs";
 
 const ADMIN = "webhooks-e2e-admin-token";
 const HOOKS = "/admin/api/tenants/default/webhooks";
-
-/** Queues as wrangler.toml declares them; fast retries so a test sees several attempts. */
-function queueOptions(extraBindings = {}) {
-  return {
-    bindings: { WEBHOOK_ALLOW_LOOPBACK_HTTP: "1", WEBHOOK_RETRY_BASE_SECONDS: "1", ...extraBindings },
-    queueProducers: { WEBHOOKS: { queueName: "scim-webhooks" } },
-    queueConsumers: {
-      "scim-webhooks": { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 20, deadLetterQueue: "scim-webhooks-dlq" },
-      "scim-webhooks-dlq": { maxBatchTimeout: 0 },
-    },
-    unsafeTriggerHandlers: true,
-  };
-}
-
-/**
- * A loopback receiver: records every POST when it arrives; `answer(req)` picks the status
- * (default 204) and `delay(req)` how many ms to wait before answering (default 0).
- */
-async function startReceiver() {
-  const rx = { got: [], answer: () => 204, delay: () => 0 };
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", () => {
-      const entry = { at: Date.now(), headers: req.headers, body: Buffer.concat(chunks).toString("utf8"), path: req.url };
-      entry.status = rx.answer(entry);
-      rx.got.push(entry);
-      setTimeout(() => res.writeHead(entry.status).end(), rx.delay(entry));
-    });
-  });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  rx.url = `http://127.0.0.1:${server.address().port}`;
-  rx.close = () => new Promise((r) => server.close(r));
-  return rx;
-}
-
-/** Waits until `pred()` holds (polling), or fails with `what`. */
-async function until(pred, what, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = await pred();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 /** Verifies one received POST with the `standardwebhooks` package; returns the payload. */
 function verified(secret, entry) {
