@@ -48,6 +48,9 @@ pub struct Ctx<'a, D: Db> {
     /// "durable-object"`, the tenant's own object, which answers its SCIM requests
     /// (`service::handoff`). `None`: the directory is in `db`.
     pub forward: Option<&'a dyn Forward>,
+    /// In a tenant's Durable Object: the settings this instance last wrote to its tenant
+    /// row (`relay::adopt` skips rewriting them). `None` elsewhere.
+    pub adopted: Option<&'a crate::service::relay::Adopted>,
 }
 
 /// The boxed answer of a [`Forward`] (object-safe, no `Send`: one thread per isolate).
@@ -70,6 +73,7 @@ impl<'a, D: Db> Ctx<'a, D> {
             limiter: &crate::service::ratelimit::Unlimited,
             profiles: crate::service::profile::isolate_cache(),
             forward: None,
+            adopted: None,
         }
     }
 }

@@ -179,9 +179,14 @@ async fn serve_handed<D: Db>(
             }
             scim::serve(ctx, req, h.principal, &base_path, rest, &h.request_id).await
         }
-        tenant::Target::Admin { rest } => Ok(admin::handed(ctx, req, rest, &h.principal.tenant)
-            .await
-            .unwrap_or_else(|e| admin::error_response(&e))),
+        tenant::Target::Admin { rest } => {
+            let resp = admin::handed(ctx, req, rest, &h.principal.tenant).await;
+            // It may have rewritten the tenant row (an import): the next request mirrors it.
+            if let Some(a) = ctx.adopted {
+                a.clear();
+            }
+            Ok(resp.unwrap_or_else(|e| admin::error_response(&e)))
+        }
         _ => Err(ScimError::not_found("not a SCIM path")),
     }
 }

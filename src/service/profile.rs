@@ -41,7 +41,8 @@ pub struct ProfileCache {
 }
 
 impl ProfileCache {
-    fn get(&self, tenant: &str, now_ms: i64) -> Option<TenantProfile> {
+    /// The cached profile of `tenant`, if it is younger than [`TTL_MS`].
+    pub fn fresh(&self, tenant: &str, now_ms: i64) -> Option<TenantProfile> {
         let entries = self.entries.borrow();
         let (at, profile) = entries.get(tenant)?;
         (now_ms >= *at && now_ms - at < TTL_MS).then_some(*profile)
@@ -87,7 +88,7 @@ pub async fn load<D: Db>(
     store: &Store<'_, D>,
     now_ms: i64,
 ) -> crate::proto::error::Result<TenantProfile> {
-    if let Some(p) = cache.get(store.tenant(), now_ms) {
+    if let Some(p) = cache.fresh(store.tenant(), now_ms) {
         return Ok(p);
     }
     let stored = store.profile().await?;

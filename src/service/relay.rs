@@ -38,6 +38,7 @@ use crate::store::tenancy::Quota;
 use crate::store::tombstones::Policy;
 use crate::store::{Db, Store, StoreError};
 use serde_json::{json, Value};
+use std::cell::RefCell;
 
 /// Every header of the hop starts with this; the worker never forwards a client's.
 const PREFIX: &str = "x-scim-edge-";
@@ -381,9 +382,20 @@ pub fn declaration_of(v: &Value) -> Option<Declaration> {
 /// The object's side, before the handlers run: makes the object's tenant row say what the
 /// worker read from D1 and caches the profile to validate with (the object's own copy of the
 /// declarations). `false`: that copy is not the one the worker named (and `check` is set):
-/// nothing may run until the worker sends the current one.
+/// nothing may run until the worker sends the current one. Costs no transaction when this
+/// instance already wrote the same settings ([`Adopted`]).
 pub async fn adopt<D: Db>(ctx: &Ctx<'_, D>, h: &Relayed, check: bool) -> Result<bool> {
     let tenant = h.principal.tenant.as_str();
+    let settings = Mirrored::of(h);
+    if h.stream.is_none() && ctx.adopted.is_some_and(|a| a.holds(&settings)) {
+        // This instance wrote these settings itself and its cached profile (from its own
+        // copy) has the digest the hop names: the transaction would change and tell nothing.
+        if let Some(p) = ctx.profiles.fresh(tenant, ctx.now_ms) {
+            if p.declared == h.declared {
+                return Ok(true);
+            }
+        }
+    }
     let mirror = crate::store::object::mirror_tenant_stmt(
         tenant,
         h.strict,
@@ -405,7 +417,53 @@ pub async fn adopt<D: Db>(ctx: &Ctx<'_, D>, h: &Relayed, check: bool) -> Result<
         return Ok(false);
     }
     crate::service::profile::remember(ctx.profiles, tenant, &stored, ctx.now_ms);
+    if let Some(a) = ctx.adopted {
+        a.0.replace(Some(settings));
+    }
     Ok(true)
+}
+
+/// The settings [`adopt`] writes to an object's tenant row, as the hop states them.
+#[derive(Debug, Clone, PartialEq)]
+struct Mirrored {
+    tenant: String,
+    strict: bool,
+    reject_undeclared: bool,
+    quota: Quota,
+    deletion: Policy,
+    declared: u128,
+}
+
+impl Mirrored {
+    fn of(h: &Relayed) -> Mirrored {
+        Mirrored {
+            tenant: h.principal.tenant.clone(),
+            strict: h.strict,
+            reject_undeclared: h.reject_undeclared,
+            quota: h.quota,
+            deletion: h.deletion,
+            declared: h.declared,
+        }
+    }
+}
+
+/// What one object instance last made its tenant row say ([`adopt`]): a request whose hop
+/// says the same skips the settings transaction (half of a GET's SQLite work). Kept per
+/// instance, not per isolate: only the instance running writes its database, a new instance
+/// starts empty (it may follow one in another isolate that wrote other settings), and an
+/// admin call in the object, which may rewrite the row (a tenant move's import), clears it.
+#[derive(Debug, Default)]
+pub struct Adopted(RefCell<Option<Mirrored>>);
+
+impl Adopted {
+    fn holds(&self, settings: &Mirrored) -> bool {
+        self.0.borrow().as_ref() == Some(settings)
+    }
+
+    /// Forgets what was written: the next request runs [`adopt`]'s transaction.
+    pub fn clear(&self) {
+        self.0.replace(None);
+    }
 }
 
 /// The object's purge of the tombstones past its tenant's `deletion.days`, each with a

@@ -28,6 +28,8 @@ pub(super) struct Objects {
     hops: Cell<usize>,
     /// The last request an object received, to see what the worker sent.
     last: RefCell<Option<Request>>,
+    /// Each tenant's object instance's `relay::Adopted` (dropped to restart the instance).
+    pub(super) adopted: RefCell<HashMap<String, Rc<crate::service::relay::Adopted>>>,
 }
 
 impl Objects {
@@ -45,7 +47,16 @@ impl Forward for Objects {
         Box::pin(async move {
             self.hops.set(self.hops.get() + 1);
             let db = self.db(tenant);
-            let ctx = Ctx::new(db.as_ref(), &self.config, self.now_ms.get());
+            let adopted = self
+                .adopted
+                .borrow_mut()
+                .entry(tenant.to_string())
+                .or_default()
+                .clone();
+            let ctx = Ctx {
+                adopted: Some(&adopted),
+                ..Ctx::new(db.as_ref(), &self.config, self.now_ms.get())
+            };
             // As the object's glue (src/worker/durable.rs) routes them.
             let resp = match deliver::serve_object_read(db.as_ref(), &req).await {
                 Some(answer) => answer,
@@ -1109,4 +1120,58 @@ fn the_object_purges_its_tombstones_with_the_policy_the_worker_sent() {
     let ctx = Ctx::new(db.as_ref(), &config, now);
     let bare = Request::new(Method::Get, "/scim/v2/Users", ORIGIN);
     assert!(!block_on(purge(&ctx, &bare)).expect("no purge"));
+}
+
+/// The object's transactions of a GET by id: the request's own, after the first request.
+fn object_trips(h: &mut H, path: &str) -> usize {
+    let db = h.objects.db("default");
+    let before = db.round_trips.get();
+    let r = h.scim(Method::Get, path, None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    db.round_trips.get() - before
+}
+
+#[test]
+fn unchanged_settings_cost_the_object_no_transaction_and_a_change_still_reaches_it() {
+    let mut h = H::new();
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "u"});
+    let r = h.scim(Method::Post, "/Users", Some(user));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let path = format!("/Users/{}", r.body_json()["id"].as_str().unwrap());
+    // The settings were mirrored by the POST: a GET is its one read.
+    assert_eq!(object_trips(&mut h, &path), 1);
+    assert_eq!(object_trips(&mut h, &path), 1);
+    // A setting changed in D1 reaches the object's row with the next request (one more
+    // transaction), after which reads are one transaction again.
+    h.d1.query("UPDATE tenants SET strict_patch = 1 WHERE id = 'default'");
+    crate::service::profile::isolate_cache().invalidate("default");
+    assert_eq!(object_trips(&mut h, &path), 2);
+    let row = |h: &H| {
+        h.rows(
+            "default",
+            "SELECT strict_patch FROM tenants WHERE id = 'default'",
+        )
+    };
+    assert_eq!(row(&h)[0]["strict_patch"], 1);
+    assert_eq!(object_trips(&mut h, &path), 1);
+    // A new instance of the object mirrors again, whatever the isolate's cache holds: its
+    // row may have been written by an instance elsewhere.
+    h.objects
+        .db("default")
+        .query("UPDATE tenants SET strict_patch = 0 WHERE id = 'default'");
+    assert_eq!(
+        object_trips(&mut h, &path),
+        1,
+        "the same instance trusts its own write"
+    );
+    h.objects.adopted.borrow_mut().clear();
+    assert_eq!(object_trips(&mut h, &path), 2);
+    assert_eq!(row(&h)[0]["strict_patch"], 1);
+    // An admin call in the object (it may rewrite the row) makes the next request mirror.
+    let r = h.admin(Method::Get, "/tenants/default/events", None);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(object_trips(&mut h, &path), 2);
+    // After the profile cache's TTL the object reads its settings again.
+    h.now_ms += crate::service::profile::TTL_MS;
+    assert_eq!(object_trips(&mut h, &path), 2);
 }

@@ -50,6 +50,7 @@ impl H {
             limiter: self.limiter.as_ref(),
             profiles: crate::service::profile::isolate_cache(),
             forward: None,
+            adopted: None,
         };
         block_on(handle(&ctx, &req))
     }

@@ -247,6 +247,12 @@ pub struct TenantStore {
     pruned_ms: Cell<i64>,
     /// When this instance last purged tombstones past the tenant's days.
     purged_ms: Cell<i64>,
+    /// The settings this instance last mirrored into its tenant row (`relay::adopt`).
+    adopted: crate::service::relay::Adopted,
+    /// The deployment's settings and whether `SCIM_DEBUG_TIMING` is on, read from `env`
+    /// once: they are fixed for an instance's lifetime (a deployment starts new instances),
+    /// and reading a dozen vars and secrets cost every request a dozen crossings into JS.
+    settings: std::cell::OnceCell<(crate::service::ctx::Config, bool)>,
 }
 
 /// How often a live object prunes its provisioning log (the D1 backend's daily cron).
@@ -323,6 +329,8 @@ impl DurableObject for TenantStore {
             migrated: Cell::new(false),
             pruned_ms: Cell::new(0),
             purged_ms: Cell::new(0),
+            adopted: crate::service::relay::Adopted::default(),
+            settings: std::cell::OnceCell::new(),
         }
     }
 
@@ -349,15 +357,20 @@ impl DurableObject for TenantStore {
             &d1,
             crate::store::coalesce::MAX_STATEMENTS_PER_TRIP,
         );
-        let config = config(&self.env);
-        let ctx = Ctx::new(&db, &config, js_sys_now());
+        let (config, timing) = self
+            .settings
+            .get_or_init(|| (config(&self.env), super::debug_timing(&self.env)));
+        let ctx = Ctx {
+            adopted: Some(&self.adopted),
+            ..Ctx::new(&db, config, js_sys_now())
+        };
         self.purge(&ctx, &request).await;
         // The timing below counts the request's own transactions, not the daily housekeeping
         // the first request of an instance runs before it.
         d1.1.count.set(0);
         d1.1.ms.set(0.0);
         let mut response = crate::service::handle_handed(&ctx, &request).await;
-        if super::debug_timing(&self.env) {
+        if *timing {
             response = response.with_header("server-timing", d1.1.object_timing());
         }
         let label = crate::service::route::method_label(request.method);

@@ -493,6 +493,8 @@ async fn fetch(
         forward: objects
             .as_ref()
             .map(|o| o as &dyn crate::service::ctx::Forward),
+
+        adopted: None,
     };
     let mut response = service::handle(&ctx, &request).await;
     if debug_timing(&env) {

@@ -323,12 +323,21 @@ test("an issued token costs one D1 round trip to verify, then none until the cac
   try {
     assert.equal((await admin("POST", "/tenants", { id: "timed" }, timed)).status, 201);
     const t = (await admin("POST", "/tenants/timed/tokens", {}, timed)).json.token;
+    // Tokens whose tenant's object has already mirrored the tenant's settings.
+    const mirrored = new Set();
     const trips = async (token = t) => {
       const r = await call("GET", "/scim/v2/Users?count=1", { token, worker: timed });
       assert.equal(r.status, 200, r.text);
       const timing = r.headers.get("server-timing");
-      // In the object: adopting the settings the worker sent (service::relay::adopt), the read.
-      if (OBJECT_STORAGE) assert.equal(roundTrips(timing, "do-sql"), 2, `the read, in the object: ${timing}`);
+      // In the object: the read, after mirroring the settings the worker sent if the object's
+      // instance has not written them yet (service::relay::adopt; unchanged settings are not
+      // written again, so a tenant's later reads are one transaction).
+      if (OBJECT_STORAGE) {
+        const tx = roundTrips(timing, "do-sql");
+        if (mirrored.has(token)) assert.equal(tx, 1, `the read alone, in the object: ${timing}`);
+        else assert.ok(tx === 1 || tx === 2, `the read, in the object: ${timing}`);
+      }
+      mirrored.add(token);
       return roundTrips(timing, "d1");
     };
     assert.equal(await trips(), 1 + read, "verification, then the read");
