@@ -248,7 +248,7 @@ pub struct TenantStore {
     /// When this instance last purged tombstones past the tenant's days.
     purged_ms: Cell<i64>,
     /// The settings this instance last mirrored into its tenant row (`relay::adopt`).
-    adopted: crate::service::relay::Adopted,
+    adopted: crate::service::adopted::Adopted,
     /// The deployment's settings and whether `SCIM_DEBUG_TIMING` is on, read from `env`
     /// once: they are fixed for an instance's lifetime (a deployment starts new instances),
     /// and reading a dozen vars and secrets cost every request a dozen crossings into JS.
@@ -329,7 +329,7 @@ impl DurableObject for TenantStore {
             migrated: Cell::new(false),
             pruned_ms: Cell::new(0),
             purged_ms: Cell::new(0),
-            adopted: crate::service::relay::Adopted::default(),
+            adopted: crate::service::adopted::Adopted::default(),
             settings: std::cell::OnceCell::new(),
         }
     }
