@@ -23,7 +23,7 @@ use crate::service::http::{Method, Request, Response};
 use crate::store::moving::{encode_key, parse_key, Chunk, Freeze, Holds, ImportState, Key};
 use crate::store::moving::{Plane, Snapshot, Target};
 use crate::store::moving::{Spec, SPECS};
-use crate::store::{Db, Store};
+use crate::store::{Db, Row, Store};
 use serde_json::{json, Map, Value};
 
 /// Where the tenant's directory is for this request: in the database the handlers run over
@@ -283,7 +283,14 @@ pub async fn apply<D: Db>(
             return Ok(false);
         }
     }
-    let body = chunk_body(chunk);
+    // The last chunk carries the push endpoints, for the object to start them after the
+    // moved log (`Store::start_moved_endpoints`).
+    let endpoints = if chunk.finish {
+        store.moved_endpoints().await?
+    } else {
+        Vec::new()
+    };
+    let body = chunk_body(chunk, &endpoints);
     if body.len() > crate::service::scim::MAX_BODY_BYTES {
         return Err(ScimError::new(
             413,
@@ -312,8 +319,9 @@ pub async fn apply<D: Db>(
 /// per line. Not one JSON document: its strings would escape every record's quotes again,
 /// and a chunk near 1 MiB would no longer fit the hop's own 1 MiB request limit. (Records
 /// hold no raw newline: JSON escapes it.) The tenant's settings are not sent: the object's
-/// come from D1 with every hop.
-fn chunk_body(c: &Chunk) -> String {
+/// come from D1 with every hop. The last chunk's line of JSON also holds the tenant's push
+/// `endpoints` (D1's rows, without secrets).
+fn chunk_body(c: &Chunk, endpoints: &[Row]) -> String {
     let mine: Vec<&(usize, String)> = c
         .records
         .iter()
@@ -321,7 +329,7 @@ fn chunk_body(c: &Chunk) -> String {
         .collect();
     let kinds: Vec<usize> = mine.iter().map(|(i, _)| *i).collect();
     let meta = json!({"from": c.from.as_ref().map(state_json), "to": state_json(&c.to),
-        "finish": c.finish, "kinds": kinds});
+        "finish": c.finish, "kinds": kinds, "endpoints": endpoints});
     let mut body = meta.to_string();
     for (_, array) in mine {
         body.push('\n');
@@ -330,7 +338,8 @@ fn chunk_body(c: &Chunk) -> String {
     body
 }
 
-fn chunk_of(body: &[u8]) -> Option<Chunk> {
+/// A chunk as [`chunk_body`] wrote it, and the push endpoints it carries.
+fn chunk_of(body: &[u8]) -> Option<(Chunk, Vec<Row>)> {
     let text = std::str::from_utf8(body).ok()?;
     let mut lines = text.split('\n');
     let v: Value = serde_json::from_str(lines.next()?).ok()?;
@@ -342,7 +351,11 @@ fn chunk_of(body: &[u8]) -> Option<Chunk> {
             lines.next()?.to_string(),
         ));
     }
-    Some(Chunk {
+    let endpoints = match v.get("endpoints") {
+        None => Vec::new(),
+        Some(e) => serde_json::from_value(e.clone()).ok()?,
+    };
+    let chunk = Chunk {
         from: match v.get("from")? {
             Value::Null => None,
             s => Some(state_of(s)?),
@@ -351,7 +364,8 @@ fn chunk_of(body: &[u8]) -> Option<Chunk> {
         tenant_line: None,
         records,
         finish: v.get("finish")?.as_bool()?,
-    })
+    };
+    Some((chunk, endpoints))
 }
 
 /// Undoes an import where it is, `limit` rows at a time: what is left, `None` if no import
@@ -406,9 +420,15 @@ pub async fn object<D: Db>(store: &Store<'_, D>, req: &Request, op: &str) -> Res
             json!({"hasData": t.has_data, "import": t.import.as_ref().map(state_json)})
         }
         (Method::Post, "apply") => {
-            let chunk = chunk_of(&req.body)
+            let (chunk, endpoints) = chunk_of(&req.body)
                 .ok_or_else(|| ScimError::invalid_value("a chunk the worker sent is malformed"))?;
-            json!({"applied": store.apply_chunk(&chunk, holds).await?})
+            let applied = store.apply_chunk(&chunk, holds).await?;
+            if applied && chunk.finish {
+                // Every event here is an imported one: the object's writes wait on this
+                // request (the object serves one at a time), so none came after the import.
+                store.start_moved_endpoints(&endpoints).await?;
+            }
+            json!({"applied": applied})
         }
         (Method::Delete, "abort") => {
             let limit = int("limit").unwrap_or(1).max(1);

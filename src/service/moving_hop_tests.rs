@@ -458,3 +458,54 @@ fn a_chunk_the_object_lost_is_resent_and_d1_catches_up_when_its_last_step_was_lo
         .query("SELECT moving FROM tenants WHERE id = 'acme'");
     assert_eq!(moving[0]["moving"], Value::Null);
 }
+
+/// A push endpoint moved with its tenant into a deployment whose directories are in objects
+/// keeps its `created`, older than the moved log: the object's sweep must still start after
+/// every imported event (the source delivered them), and send what is written after the move.
+#[test]
+fn a_moved_endpoint_gets_only_what_is_written_after_a_move_into_an_object() {
+    use super::relay_tests::Queue;
+    use crate::service::webhooks::deliver;
+    use crate::testing::block_on;
+    let mut d1 = Server::new(&[], Some(ADMIN));
+    let (token, _) = populate(&mut d1);
+    let hook = json!({"url": "https://app.example/hook"});
+    let id = ok(
+        d1.admin(Method::Post, "/tenants/acme/webhooks", Some(hook)),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // An endpoint older than the tenant's log (created before its first event).
+    d1.db
+        .query("UPDATE webhooks SET created = '2000-01-01T00:00:00.000Z'");
+    let file = export_all(&mut d1, "");
+    let mut objects = H::new();
+    let done = import_all(&mut objects, &file, 7);
+    assert_eq!(done["done"], true, "{done}");
+    let sweep = |h: &H| {
+        let queue = Queue::default();
+        let object = h.objects.db("acme");
+        block_on(deliver::sweep_object(
+            object.as_ref(),
+            &h.d1,
+            &queue,
+            h.now_ms,
+        ))
+        .unwrap();
+        queue.0.into_inner()
+    };
+    let moved = sweep(&objects);
+    assert!(moved.is_empty(), "moved events swept again: {moved:?}");
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "after@example.com"});
+    let r = objects.call(Method::Post, "/t/acme/scim/v2/Users", &token, Some(user));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let sent = sweep(&objects);
+    let got: Vec<(&str, &str, &str)> = sent
+        .iter()
+        .map(|q| (q.tenant.as_str(), q.endpoint.as_str(), q.kind.as_str()))
+        .collect();
+    assert_eq!(got, vec![("acme", id.as_str(), "user.created")]);
+    assert!(sweep(&objects).is_empty());
+}

@@ -73,7 +73,7 @@ pub(super) struct H {
     pub(super) d1: SqliteDb,
     config: Config,
     pub(super) objects: Objects,
-    now_ms: i64,
+    pub(super) now_ms: i64,
 }
 
 impl H {
@@ -305,7 +305,7 @@ fn a_request_without_the_workers_relay_is_refused_by_the_object() {
 
 /// The webhook queue, recording.
 #[derive(Default)]
-struct Queue(RefCell<Vec<Queued>>);
+pub(super) struct Queue(pub(super) RefCell<Vec<Queued>>);
 
 impl Outbox for Queue {
     async fn send(&self, msgs: &[Queued]) -> Result<(), String> {

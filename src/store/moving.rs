@@ -848,6 +848,18 @@ impl<D: Db> Store<'_, D> {
         }
     }
 
+    /// The tenant's push endpoints in this database (D1, the control plane), for the
+    /// tenant's object at the end of an import into it ([`Store::start_moved_endpoints`]).
+    pub async fn moved_endpoints(&self) -> Result<Vec<Row>> {
+        crate::store::webhooks::push_endpoints(self.db, self.tenant()).await
+    }
+
+    /// In the tenant's object, once its import is complete: its copies of the push
+    /// `endpoints` start after every imported event (`webhooks::mirror_moved_endpoints`).
+    pub async fn start_moved_endpoints(&self, endpoints: &[Row]) -> Result<()> {
+        crate::store::webhooks::mirror_moved_endpoints(self.db, self.tenant(), endpoints).await
+    }
+
     /// Ends an import whose records are all written (D1's part of an object tenant's import,
     /// once the object has verified the trailer): SCIM writes are accepted again.
     pub async fn finish_import(&self) -> Result<()> {

@@ -371,18 +371,9 @@ pub async fn push_endpoints<D: Db>(db: &D, tenant: &str) -> Result<Vec<Row>> {
 /// their floor and delivery log are the object's own.
 pub async fn mirror_endpoints<D: Db>(db: &D, tenant: &str, endpoints: &[Row]) -> Result<()> {
     let list = serde_json::to_string(endpoints).map_err(|_| StoreError::Corrupt("endpoints"))?;
-    let upsert = Stmt::new(
-        "INSERT INTO webhooks (id, tenant, url, events, format, scim_base, secret, enabled, \
-         enqueued_seq, created, modified) \
-         SELECT json_extract(j.value, '$.id'), ?, json_extract(j.value, '$.url'), \
-         json_extract(j.value, '$.events'), json_extract(j.value, '$.format'), '', '', \
-         json_extract(j.value, '$.enabled'), (SELECT coalesce(max(e.seq), 0) FROM events e \
-         WHERE e.tenant = ? AND e.time < json_extract(j.value, '$.created')), \
-         json_extract(j.value, '$.created'), json_extract(j.value, '$.created') \
-         FROM json_each(?) j WHERE true ON CONFLICT (id) DO UPDATE SET url = excluded.url, \
-         events = excluded.events, format = excluded.format, enabled = excluded.enabled",
-        vec![tenant.into(), tenant.into(), list.as_str().into()],
-    );
+    let floor = "(SELECT coalesce(max(e.seq), 0) FROM events e WHERE e.tenant = ? \
+                 AND e.time < json_extract(j.value, '$.created'))";
+    let upsert = mirror_stmt(tenant, &list, floor, "");
     let gone = Stmt::new(
         "DELETE FROM webhooks WHERE tenant = ? AND url <> '' AND id NOT IN \
          (SELECT json_extract(value, '$.id') FROM json_each(?))",
@@ -390,6 +381,42 @@ pub async fn mirror_endpoints<D: Db>(db: &D, tenant: &str, endpoints: &[Row]) ->
     );
     db.batch(vec![upsert, gone]).await?;
     Ok(())
+}
+
+/// Makes an object's copies of a moved tenant's push endpoints start after every event the
+/// object holds, when an import into it completes (its writes still frozen, so every event
+/// there is an imported one). A moved endpoint keeps its `created`, older than the moved log,
+/// so [`mirror_endpoints`]' floor would send that history, which the source delivered, a
+/// second time; an import into D1 starts its endpoints after D1's events the same way
+/// (`store::moving`'s derived `enqueued_seq`). A copy the object has already keeps its floor
+/// if that is further on.
+pub async fn mirror_moved_endpoints<D: Db>(db: &D, tenant: &str, endpoints: &[Row]) -> Result<()> {
+    let list = serde_json::to_string(endpoints).map_err(|_| StoreError::Corrupt("endpoints"))?;
+    let floor = "(SELECT coalesce(max(e.seq), 0) FROM events e WHERE e.tenant = ?)";
+    let keep = ", enqueued_seq = max(webhooks.enqueued_seq, excluded.enqueued_seq)";
+    db.batch(vec![mirror_stmt(tenant, &list, floor, keep)])
+        .await?;
+    Ok(())
+}
+
+/// The upsert of an object's copies of push endpoints (`list`, JSON of [`push_endpoints`]'
+/// rows): a new copy's `enqueued_seq` is `floor` (SQL taking the tenant as its one
+/// parameter); a copy there already takes the routing, and `on_conflict` (more assignments).
+fn mirror_stmt(tenant: &str, list: &str, floor: &str, on_conflict: &str) -> Stmt {
+    Stmt::new(
+        format!(
+            "INSERT INTO webhooks (id, tenant, url, events, format, scim_base, secret, enabled, \
+             enqueued_seq, created, modified) \
+             SELECT json_extract(j.value, '$.id'), ?, json_extract(j.value, '$.url'), \
+             json_extract(j.value, '$.events'), json_extract(j.value, '$.format'), '', '', \
+             json_extract(j.value, '$.enabled'), {floor}, \
+             json_extract(j.value, '$.created'), json_extract(j.value, '$.created') \
+             FROM json_each(?) j WHERE true ON CONFLICT (id) DO UPDATE SET url = excluded.url, \
+             events = excluded.events, format = excluded.format, enabled = excluded.enabled\
+             {on_conflict}"
+        ),
+        vec![tenant.into(), tenant.into(), list.into()],
+    )
 }
 
 /// The events of `tenant` to redeliver: one by `seq`, or those in `[from, to)`.

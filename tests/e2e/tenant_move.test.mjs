@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { startWorker, ROOT, USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE, patchOps } from "./harness.mjs";
+import { queueOptions, startReceiver, until } from "./receiver.mjs";
 
 const run = promisify(execFile);
 const ADMIN = `admin-${randomBytes(18).toString("base64url")}`;
@@ -254,5 +255,48 @@ test("a tenant moves from a d1 deployment to a durable-object one and back, serv
     await a.stop();
     await b.stop();
     await c.stop();
+  }
+});
+
+test("a push endpoint moved from a d1 deployment into a durable-object one gets only what is written after the move", async () => {
+  // The endpoint is older than the tenant's log (it keeps its `created` when it moves): the
+  // target's object must still start it after every moved event, which the source delivered.
+  const rx = await startReceiver();
+  // One CURSOR_SECRET: the endpoint's sealed signing key opens on the target.
+  const options = queueOptions({ CURSOR_SECRET: randomBytes(32).toString("base64url") });
+  const a = await startWorker({ port: 0, adminToken: ADMIN, storage: "d1", options });
+  const b = await startWorker({ port: 0, adminToken: ADMIN, storage: "durable-object", options });
+  try {
+    let r = await admin(a, "POST", "/tenants", { id: "acme", name: "Acme" });
+    assert.equal(r.status, 201, r.text);
+    r = await admin(a, "POST", "/tenants/acme/webhooks", { url: `${rx.url}/hook` });
+    assert.equal(r.status, 201, r.text);
+    r = await admin(a, "POST", "/tenants/acme/tokens", { label: "Entra" });
+    const token = r.json.token;
+    const user = (w, userName) => w.request("POST", "/t/acme/scim/v2/Users", { token, body: { schemas: [USER_SCHEMA], userName } });
+    for (const n of ["before-1", "before-2", "before-3"]) assert.equal((await user(a, n)).status, 201);
+    const names = () => rx.got.map((e) => JSON.parse(e.body).data?.userName);
+    await until(() => rx.got.length >= 3, "the source's deliveries");
+    assert.deepEqual(names().sort(), ["before-1", "before-2", "before-3"]);
+
+    const dir = mkdtempSync(path.join(tmpdir(), "tenant-move-hooks-"));
+    const file = path.join(dir, "a.ndjson");
+    writeFileSync(file, (await cli(a, "tenant", "export", "acme", "--limit", "2")).stdout);
+    const imp = JSON.parse((await cli(b, "tenant", "import", "acme", file)).stdout);
+    assert.equal(imp.done, true, JSON.stringify(imp));
+    assert.equal(imp.counts.webhook, 1, JSON.stringify(imp));
+
+    // Two writes on the target, one after the other's delivery: a moved event would have
+    // gone out first (the object's sweep sends in sequence order).
+    assert.equal((await user(b, "after-1")).status, 201);
+    await until(() => names().includes("after-1"), "the target's first delivery");
+    assert.equal((await user(b, "after-2")).status, 201);
+    await until(() => names().includes("after-2"), "the target's second delivery");
+    assert.equal(rx.got.length, 5, JSON.stringify(names()));
+    assert.deepEqual(names().slice(3), ["after-1", "after-2"]);
+  } finally {
+    await a.stop();
+    await b.stop();
+    await rx.close();
   }
 });
