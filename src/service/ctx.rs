@@ -50,7 +50,7 @@ pub struct Ctx<'a, D: Db> {
     pub forward: Option<&'a dyn Forward>,
     /// In a tenant's Durable Object: the settings this instance last wrote to its tenant
     /// row (`relay::adopt` skips rewriting them). `None` elsewhere.
-    pub adopted: Option<&'a crate::service::relay::Adopted>,
+    pub adopted: Option<&'a crate::service::adopted::Adopted>,
 }
 
 /// The boxed answer of a [`Forward`] (object-safe, no `Send`: one thread per isolate).

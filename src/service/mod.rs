@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod admin_json;
+pub mod adopted;
 pub mod auth;
 pub mod authorize;
 pub mod bulk;

@@ -28,6 +28,7 @@
 //! own tombstones ([`purge`]).
 
 use crate::proto::error::{Result, ScimError};
+use crate::service::adopted::Mirrored;
 use crate::service::ctx::{Ctx, Forward};
 use crate::service::http::{Method, Request, Response};
 use crate::service::profile::TenantProfile;
@@ -38,7 +39,6 @@ use crate::store::tenancy::Quota;
 use crate::store::tombstones::Policy;
 use crate::store::{Db, Store, StoreError};
 use serde_json::{json, Value};
-use std::cell::RefCell;
 
 /// Every header of the hop starts with this; the worker never forwards a client's.
 const PREFIX: &str = "x-scim-edge-";
@@ -386,7 +386,7 @@ pub fn declaration_of(v: &Value) -> Option<Declaration> {
 /// instance already wrote the same settings ([`Adopted`]).
 pub async fn adopt<D: Db>(ctx: &Ctx<'_, D>, h: &Relayed, check: bool) -> Result<bool> {
     let tenant = h.principal.tenant.as_str();
-    let settings = Mirrored::of(h);
+    let settings = mirrored(h);
     if h.stream.is_none() && ctx.adopted.is_some_and(|a| a.holds(&settings)) {
         // This instance wrote these settings itself and its cached profile (from its own
         // copy) has the digest the hop names: the transaction would change and tell nothing.
@@ -418,51 +418,20 @@ pub async fn adopt<D: Db>(ctx: &Ctx<'_, D>, h: &Relayed, check: bool) -> Result<
     }
     crate::service::profile::remember(ctx.profiles, tenant, &stored, ctx.now_ms);
     if let Some(a) = ctx.adopted {
-        a.0.replace(Some(settings));
+        a.remember(settings);
     }
     Ok(true)
 }
 
 /// The settings [`adopt`] writes to an object's tenant row, as the hop states them.
-#[derive(Debug, Clone, PartialEq)]
-struct Mirrored {
-    tenant: String,
-    strict: bool,
-    reject_undeclared: bool,
-    quota: Quota,
-    deletion: Policy,
-    declared: u128,
-}
-
-impl Mirrored {
-    fn of(h: &Relayed) -> Mirrored {
-        Mirrored {
-            tenant: h.principal.tenant.clone(),
-            strict: h.strict,
-            reject_undeclared: h.reject_undeclared,
-            quota: h.quota,
-            deletion: h.deletion,
-            declared: h.declared,
-        }
-    }
-}
-
-/// What one object instance last made its tenant row say ([`adopt`]): a request whose hop
-/// says the same skips the settings transaction (half of a GET's SQLite work). Kept per
-/// instance, not per isolate: only the instance running writes its database, a new instance
-/// starts empty (it may follow one in another isolate that wrote other settings), and an
-/// admin call in the object, which may rewrite the row (a tenant move's import), clears it.
-#[derive(Debug, Default)]
-pub struct Adopted(RefCell<Option<Mirrored>>);
-
-impl Adopted {
-    fn holds(&self, settings: &Mirrored) -> bool {
-        self.0.borrow().as_ref() == Some(settings)
-    }
-
-    /// Forgets what was written: the next request runs [`adopt`]'s transaction.
-    pub fn clear(&self) {
-        self.0.replace(None);
+fn mirrored(h: &Relayed) -> Mirrored {
+    Mirrored {
+        tenant: h.principal.tenant.clone(),
+        strict: h.strict,
+        reject_undeclared: h.reject_undeclared,
+        quota: h.quota,
+        deletion: h.deletion,
+        declared: h.declared,
     }
 }
 

@@ -29,7 +29,7 @@ pub(super) struct Objects {
     /// The last request an object received, to see what the worker sent.
     last: RefCell<Option<Request>>,
     /// Each tenant's object instance's `relay::Adopted` (dropped to restart the instance).
-    pub(super) adopted: RefCell<HashMap<String, Rc<crate::service::relay::Adopted>>>,
+    pub(super) adopted: RefCell<HashMap<String, Rc<crate::service::adopted::Adopted>>>,
 }
 
 impl Objects {

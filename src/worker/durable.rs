@@ -247,7 +247,7 @@ pub struct TenantStore {
     /// When this instance last purged tombstones past the tenant's days.
     purged_ms: Cell<i64>,
     /// The settings this instance last mirrored into its tenant row (`relay::adopt`).
-    adopted: crate::service::relay::Adopted,
+    adopted: crate::service::adopted::Adopted,
 }
 
 /// How often a live object prunes its provisioning log (the D1 backend's daily cron).
@@ -324,7 +324,7 @@ impl DurableObject for TenantStore {
             migrated: Cell::new(false),
             pruned_ms: Cell::new(0),
             purged_ms: Cell::new(0),
-            adopted: crate::service::relay::Adopted::default(),
+            adopted: crate::service::adopted::Adopted::default(),
         }
     }
 
