@@ -7,7 +7,7 @@
 //! here): SQL `BEGIN` is refused inside an object, and a failed statement does not undo the
 //! statements before it on its own. A closure that throws rolls the transaction back.
 
-use super::{bind, config, js_sys_now, to_request, to_response, Incoming};
+use super::{bind, js_sys_now, to_request, to_response, Incoming};
 use crate::proto::error::ScimError;
 use crate::service::ctx::{Ctx, Forward, Forwarded};
 use crate::service::http;
@@ -47,10 +47,9 @@ extern "C" {
 /// (unset, empty or `d1`), the object namespace for `durable-object`. Any other value is an
 /// error: serving from D1 what an operator meant to put in objects would split a directory.
 pub(super) fn backend(env: &Env) -> Result<Option<Objects>, String> {
-    let var = env.var("SCIM_STORAGE").map(|v| v.to_string());
-    match var.as_deref().map(str::trim) {
-        Err(_) | Ok("" | "d1") => Ok(None),
-        Ok("durable-object") => env
+    match super::settings(env).storage.as_deref().map(str::trim) {
+        None | Some("" | "d1") => Ok(None),
+        Some("durable-object") => env
             .durable_object(BINDING)
             .map(|ns| {
                 Some(Objects {
@@ -59,7 +58,7 @@ pub(super) fn backend(env: &Env) -> Result<Option<Objects>, String> {
                 })
             })
             .map_err(|e| format!("SCIM_STORAGE is durable-object but {BINDING} is missing: {e}")),
-        Ok(other) => Err(format!(
+        Some(other) => Err(format!(
             "SCIM_STORAGE is '{other}'; it must be 'd1' or 'durable-object'"
         )),
     }
@@ -249,10 +248,6 @@ pub struct TenantStore {
     purged_ms: Cell<i64>,
     /// The settings this instance last mirrored into its tenant row (`relay::adopt`).
     adopted: crate::service::adopted::Adopted,
-    /// The deployment's settings and whether `SCIM_DEBUG_TIMING` is on, read from `env`
-    /// once: they are fixed for an instance's lifetime (a deployment starts new instances),
-    /// and reading a dozen vars and secrets cost every request a dozen crossings into JS.
-    settings: std::cell::OnceCell<(crate::service::ctx::Config, bool)>,
 }
 
 /// How often a live object prunes its provisioning log (the D1 backend's daily cron).
@@ -330,7 +325,6 @@ impl DurableObject for TenantStore {
             pruned_ms: Cell::new(0),
             purged_ms: Cell::new(0),
             adopted: crate::service::adopted::Adopted::default(),
-            settings: std::cell::OnceCell::new(),
         }
     }
 
@@ -357,12 +351,11 @@ impl DurableObject for TenantStore {
             &d1,
             crate::store::coalesce::MAX_STATEMENTS_PER_TRIP,
         );
-        let (config, timing) = self
-            .settings
-            .get_or_init(|| (config(&self.env), super::debug_timing(&self.env)));
+        // The deployment's settings, read once per isolate (`super::settings`).
+        let settings = super::settings(&self.env);
         let ctx = Ctx {
             adopted: Some(&self.adopted),
-            ..Ctx::new(&db, config, js_sys_now())
+            ..Ctx::new(&db, &settings.config, js_sys_now())
         };
         self.purge(&ctx, &request).await;
         // The timing below counts the request's own transactions, not the daily housekeeping
@@ -370,7 +363,7 @@ impl DurableObject for TenantStore {
         d1.1.count.set(0);
         d1.1.ms.set(0.0);
         let mut response = crate::service::handle_handed(&ctx, &request).await;
-        if *timing {
+        if settings.timing {
             response = response.with_header("server-timing", d1.1.object_timing());
         }
         let label = crate::service::route::method_label(request.method);

@@ -75,6 +75,45 @@ fn debug_timing(env: &Env) -> bool {
         .is_ok_and(|v| v.to_string().trim() == "1")
 }
 
+/// What the deployment's vars and secrets say, read from `env` once per isolate: they are
+/// fixed for a deployment version, and an isolate runs one version (a new deployment or a
+/// changed secret starts new isolates). Reading them cost every request a dozen crossings
+/// into JS (`config` alone reads nine), on the worker and in the object alike.
+struct Settings {
+    config: Config,
+    /// `SCIM_DEBUG_TIMING` is `1`.
+    timing: bool,
+    /// The rate-limiting bindings' period (`RATE_LIMIT_PERIOD`, see [`BindingLimiter`]).
+    rate_limit_period_secs: u32,
+    /// The `SCIM_STORAGE` var as set (`durable::backend` parses it).
+    storage: Option<String>,
+}
+
+thread_local! {
+    /// One isolate, one thread: filled by the isolate's first request, kept for its lifetime.
+    static SETTINGS: std::cell::OnceCell<&'static Settings> = const { std::cell::OnceCell::new() };
+}
+
+/// The isolate's [`Settings`], read from `env` by its first request.
+fn settings(env: &Env) -> &'static Settings {
+    SETTINGS.with(|cell| {
+        *cell.get_or_init(|| {
+            let rate_limit_period_secs = env
+                .var("RATE_LIMIT_PERIOD")
+                .ok()
+                .and_then(|v| v.to_string().trim().parse::<u32>().ok())
+                .filter(|p| *p > 0)
+                .unwrap_or(60);
+            Box::leak(Box::new(Settings {
+                config: config(env),
+                timing: debug_timing(env),
+                rate_limit_period_secs,
+                storage: env.var("SCIM_STORAGE").ok().map(|v| v.to_string()),
+            }))
+        })
+    })
+}
+
 fn bind(v: &SqlValue) -> JsValue {
     match v {
         SqlValue::Null => JsValue::NULL,
@@ -257,13 +296,7 @@ struct BindingLimiter {
 }
 
 impl BindingLimiter {
-    fn from_env(env: &Env) -> BindingLimiter {
-        let period_secs = env
-            .var("RATE_LIMIT_PERIOD")
-            .ok()
-            .and_then(|v| v.to_string().trim().parse::<u32>().ok())
-            .filter(|p| *p > 0)
-            .unwrap_or(60);
+    fn from_env(env: &Env, period_secs: u32) -> BindingLimiter {
         BindingLimiter {
             binding: env.rate_limiter("RATE_LIMITER").ok(),
             attempts: env.rate_limiter("AUTH_ATTEMPT_LIMITER").ok(),
@@ -480,11 +513,11 @@ async fn fetch(
             return to_response(resp.with_header(REQUEST_ID_HEADER, rid));
         }
     };
-    let config = config(&env);
-    let limiter = BindingLimiter::from_env(&env);
+    let settings = settings(&env);
+    let limiter = BindingLimiter::from_env(&env, settings.rate_limit_period_secs);
     let ctx = Ctx {
         db: &db,
-        config: &config,
+        config: &settings.config,
         now_ms: js_sys_now(),
         // Lives as long as the isolate: verified tokens skip D1 for `credentials::CACHE_TTL_MS`.
         tokens: crate::service::credentials::isolate_cache(),
@@ -497,7 +530,7 @@ async fn fetch(
         adopted: None,
     };
     let mut response = service::handle(&ctx, &request).await;
-    if debug_timing(&env) {
+    if settings.timing {
         response = response.with_header("server-timing", d1.1.server_timing());
         if let Some(objects) = &objects {
             response = response.with_header("server-timing", objects.server_timing());
