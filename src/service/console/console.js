@@ -699,7 +699,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("detail-close").addEventListener("click", () => { $("detail").hidden = true; $("dir-filter").focus(); });
   $("log-form").addEventListener("submit", (e) => { e.preventDefault(); showLog(); });
   $("log-poll").addEventListener("click", pollEvents);
-  $("secret-done").addEventListener("click", () => $("secret-dialog").close());
+  // Cleared before closing: a dialog's "close" event is queued as a task, so the secret would
+  // otherwise stay in the DOM for a moment after the dialog is gone. Escape goes through "cancel",
+  // which fires synchronously; "close" catches any other way out.
+  $("secret-done").addEventListener("click", () => { closeSecret(); $("secret-dialog").close(); });
+  $("secret-dialog").addEventListener("cancel", closeSecret);
   $("secret-dialog").addEventListener("close", closeSecret);
   for (const b of document.querySelectorAll("[data-copy]")) {
     b.addEventListener("click", () => copy($(b.dataset.copy).value, b.textContent.replace(/^Copy /, "")));
