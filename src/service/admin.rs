@@ -67,19 +67,7 @@ pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Respo
 
 /// Admin errors: the status, a stable code and the message.
 pub fn error_response(e: &ScimError) -> Response {
-    let code = match e.status {
-        400 => "invalid_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        409 => "conflict",
-        503 => "unavailable",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        _ => "internal_error",
-    };
-    let mut r = json_response(e.status, &json!({"error": code, "message": e.detail}));
+    let mut r = crate::service::admin_json::error_json(e);
     if e.status == 401 {
         r = r.with_header("www-authenticate", "Bearer realm=\"scim-admin\"");
     }

@@ -15,6 +15,24 @@ pub(crate) fn json_response(status: u16, body: &Value) -> Response {
         .with_header("cache-control", "no-store")
 }
 
+/// An error as the admin and setup APIs answer it: the status, a stable `error` code (what
+/// scripts branch on) and the message (for people).
+pub(crate) fn error_json(e: &ScimError) -> Response {
+    let code = match e.status {
+        400 => "invalid_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        503 => "unavailable",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        _ => "internal_error",
+    };
+    json_response(e.status, &serde_json::json!({"error": code, "message": e.detail}))
+}
+
 /// The request body as a JSON object; an empty body is an empty object.
 pub(crate) fn body(req: &Request) -> Result<Map<String, Value>> {
     if req.body.iter().all(u8::is_ascii_whitespace) {

@@ -14,6 +14,7 @@
 
 use crate::proto::error::{Result, ScimError};
 use crate::proto::time;
+use crate::service::admin_json::{error_json, json_response};
 use crate::service::credentials::{self, Kind};
 use crate::service::ctx::Ctx;
 use crate::service::http::{Method, Request, Response};
@@ -182,7 +183,7 @@ pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Respo
     let (csp, asset) = (crate::service::console::CSP, static_asset(rest));
     if let Some((body, ty)) = asset {
         if !matches!(req.method, Method::Get | Method::Head) {
-            return api_error(&ScimError::method_not_allowed("allowed: GET, HEAD"));
+            return error_json(&ScimError::method_not_allowed("allowed: GET, HEAD"));
         }
         let mut r = security(Response::empty(200), csp)
             .with_header("content-type", ty)
@@ -199,7 +200,7 @@ pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request, rest: &str) -> Respo
     };
     match result {
         Ok(r) => r,
-        Err(e) if rest.starts_with("/api/") => api_error(&e),
+        Err(e) if rest.starts_with("/api/") => error_json(&e),
         Err(e) => page(
             e.status,
             "Setup",
@@ -216,26 +217,6 @@ fn static_asset(rest: &str) -> Option<(&'static str, &'static str)> {
         "/setup.css" => Some((SETUP_CSS, "text/css; charset=utf-8")),
         _ => None,
     }
-}
-
-fn api_error(e: &ScimError) -> Response {
-    let code = match e.status {
-        400 => "invalid_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        _ => "internal_error",
-    };
-    json(e.status, &json!({"error": code, "message": e.detail}))
-}
-
-fn json(status: u16, v: &Value) -> Response {
-    let mut r = Response::json(status, v);
-    r.headers
-        .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
-    r.with_header("content-type", "application/json; charset=utf-8")
-        .with_header("cache-control", "no-store")
 }
 
 /// `GET /setup/{link}`: a page with a button; `POST`: opens the link (once) and starts the
@@ -302,7 +283,7 @@ async fn api_route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, path: &str) -> Result
     match (req.method, path) {
         (Method::Get, "api/session") => {
             let t = store.tenant_record().await?;
-            Ok(json(
+            Ok(json_response(
                 200,
                 &json!({
                     "tenant": session.tenant,
@@ -320,7 +301,7 @@ async fn api_route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, path: &str) -> Result
         }
         (Method::Get, "api/status") => {
             let seen = store.last_authenticated().await?;
-            Ok(json(
+            Ok(json_response(
                 200,
                 &json!({"connected": seen.is_some(), "lastSeen": seen}),
             ))
@@ -347,7 +328,7 @@ async fn api_route<D: Db>(ctx: &Ctx<'_, D>, req: &Request, path: &str) -> Result
                 }
                 None => crate::store::events::list(ctx.db, &session.tenant, &q).await?,
             };
-            Ok(json(200, &page))
+            Ok(json_response(200, &page))
         }
         (_, "api/session" | "api/token" | "api/status" | "api/events") => {
             Err(ScimError::method_not_allowed("method not allowed here"))
@@ -397,7 +378,7 @@ async fn issue_token<D: Db>(
         .insert_credential(&new)
         .await?
         .ok_or_else(|| ScimError::not_found("the tenant no longer exists"))?;
-    Ok(json(
+    Ok(json_response(
         201,
         &json!({"id": id, "token": secret, "scimUrl": scim_url,
                 "notice": "the secret is shown only in this response; only its hash is stored"}),
