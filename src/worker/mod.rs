@@ -445,6 +445,9 @@ async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8
 }
 
 fn to_response(resp: http::Response) -> worker::Result<worker::Response> {
+    if let Some(answer) = durable::passed(&resp) {
+        return pass_on(answer, &resp.headers);
+    }
     let headers = Headers::new();
     for (k, v) in &resp.headers {
         headers.append(k, v)?;
@@ -465,6 +468,26 @@ fn to_response(resp: http::Response) -> worker::Result<worker::Response> {
         out.with_encode_body(worker::EncodeBody::Manual)
     } else {
         out
+    })
+}
+
+/// A tenant's object's answer sent on as it came (`ctx::Forward::relay`): its body stream
+/// and headers stay in JS, `added` (the request id, `Server-Timing`) appended to a copy of
+/// those headers (a fetched answer's own are immutable).
+fn pass_on(
+    answer: &web_sys::Response,
+    added: &[(String, String)],
+) -> worker::Result<worker::Response> {
+    let headers = web_sys::Headers::new_with_headers(&answer.headers())?;
+    for (k, v) in added {
+        headers.append(k, v)?;
+    }
+    let out = worker::ResponseBuilder::new()
+        .with_status(answer.status())
+        .with_headers(Headers(headers));
+    Ok(match answer.body() {
+        Some(body) => out.stream(body),
+        None => out.empty(),
     })
 }
 
