@@ -47,16 +47,16 @@ extern "C" {
 /// (unset, empty or `d1`), the object namespace for `durable-object`. Any other value is an
 /// error: serving from D1 what an operator meant to put in objects would split a directory.
 pub(super) fn backend(env: &Env) -> Result<Option<Objects>, String> {
+    Ok(namespace(env)?.map(Objects::new))
+}
+
+/// [`backend`]'s namespace binding (`None` for D1), which `super::Bindings` keeps.
+pub(super) fn namespace(env: &Env) -> Result<Option<worker::ObjectNamespace>, String> {
     match super::settings(env).storage.as_deref().map(str::trim) {
         None | Some("" | "d1") => Ok(None),
         Some("durable-object") => env
             .durable_object(BINDING)
-            .map(|ns| {
-                Some(Objects {
-                    ns,
-                    hops: Cell::new(0),
-                })
-            })
+            .map(Some)
             .map_err(|e| format!("SCIM_STORAGE is durable-object but {BINDING} is missing: {e}")),
         Some(other) => Err(format!(
             "SCIM_STORAGE is '{other}'; it must be 'd1' or 'durable-object'"
@@ -117,6 +117,13 @@ pub(super) fn passed(resp: &http::Response) -> Option<&web_sys::Response> {
 }
 
 impl Objects {
+    pub(super) fn new(ns: worker::ObjectNamespace) -> Objects {
+        Objects {
+            ns,
+            hops: Cell::new(0),
+        }
+    }
+
     /// `do;desc="1 hop"`: how many requests went to tenants' objects.
     pub(super) fn server_timing(&self) -> String {
         let n = self.hops.get();
