@@ -17,6 +17,9 @@ const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 trait Deployment {
     fn send(&mut self, req: Request) -> Response;
 
+    /// The deployment's D1.
+    fn d1(&self) -> &crate::testing::SqliteDb;
+
     fn call(&mut self, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
         let mut req = Request::new(method, path, "https://scim.test")
             .with_header("authorization", &format!("Bearer {token}"));
@@ -37,11 +40,19 @@ impl Deployment for Server {
     fn send(&mut self, req: Request) -> Response {
         Server::send(self, req)
     }
+
+    fn d1(&self) -> &crate::testing::SqliteDb {
+        &self.db
+    }
 }
 
 impl Deployment for H {
     fn send(&mut self, req: Request) -> Response {
         H::send(self, req)
+    }
+
+    fn d1(&self) -> &crate::testing::SqliteDb {
+        &self.d1
     }
 }
 
@@ -50,7 +61,7 @@ fn text(r: &Response) -> String {
 }
 
 fn ok(r: Response, status: u16) -> Value {
-    assert_eq!(r.status, status, "{}", text(&r));
+    assert_eq!(r.status, status, "{} {:?}", text(&r), r.notes);
     r.body_json()
 }
 
@@ -508,4 +519,134 @@ fn a_moved_endpoint_gets_only_what_is_written_after_a_move_into_an_object() {
         .collect();
     assert_eq!(got, vec![("acme", id.as_str(), "user.created")]);
     assert!(sweep(&objects).is_empty());
+}
+
+/// A poll of stream `stream` of `acme`: the resource ids its SETs name (read from each SET's
+/// claims; the signature is checked by the poll tests) and their `jti`s, oldest first.
+fn poll(d: &mut impl Deployment, token: &str, stream: &str, body: Value) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let path = format!("/t/acme/scim/v2/Events/{stream}");
+    let b = ok(d.call(Method::Post, &path, token, Some(body)), 200);
+    let mut got: Vec<(i64, String, String)> = b["sets"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(jti, set)| {
+            let payload = set.as_str().unwrap().split('.').nth(1).unwrap();
+            let claims: Value = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .unwrap(),
+            )
+            .unwrap();
+            let seq = crate::proto::secevent::seq_of(jti).unwrap();
+            let claims = claims.to_string();
+            let id = claims
+                .split("/Users/")
+                .nth(1)
+                .map(|rest| rest.split('"').next().unwrap().to_string())
+                .unwrap_or(claims);
+            (seq, id, jti.clone())
+        })
+        .collect();
+    got.sort();
+    got.into_iter().map(|(_, id, jti)| (id, jti)).collect()
+}
+
+fn ids_of(sets: &[(String, String)]) -> Vec<&str> {
+    sets.iter().map(|(id, _)| id.as_str()).collect()
+}
+
+fn new_user(d: &mut impl Deployment, token: &str, name: &str) -> String {
+    let user = json!({"schemas": [USER_SCHEMA], "userName": name});
+    ok(
+        d.call(Method::Post, "/t/acme/scim/v2/Users", token, Some(user)),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A poll stream moved with its tenant continues where it was: on `src`, five users are
+/// created after the stream; its receiver acknowledges the first two and the fourth (one
+/// acknowledgement above the stream's floor) and leaves the third and fifth. On `dst` the
+/// stream serves the third and the fifth (under the target's `jti`s), then what is written
+/// there, and never the acknowledged ones.
+fn a_poll_stream_continues_across_a_move(src: &mut impl Deployment, dst: &mut impl Deployment) {
+    let (token, _) = populate(src);
+    let stream = ok(
+        src.admin(
+            Method::Post,
+            "/tenants/acme/webhooks",
+            Some(json!({"format": "set", "delivery": "poll"})),
+        ),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let users: Vec<String> = (0..5)
+        .map(|i| new_user(src, &token, &format!("polled{i}@example.com")))
+        .collect();
+    let served = poll(src, &token, &stream, json!({"maxEvents": 10}));
+    assert_eq!(
+        ids_of(&served),
+        users.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let ack = [&served[0].1, &served[1].1, &served[3].1];
+    let rest = poll(src, &token, &stream, json!({"ack": ack, "maxEvents": 10}));
+    assert_eq!(ids_of(&rest), [users[2].as_str(), users[4].as_str()]);
+
+    let file = export_all(src, "limit=4");
+    // The stream's key opens on the target: the deployments share their secret (as two
+    // deployments sharing CURSOR_SECRET do).
+    for row in src.d1().query("SELECT name, value FROM deployment_secrets") {
+        dst.d1().query(&format!(
+            "INSERT OR REPLACE INTO deployment_secrets (name, value) VALUES ('{}', '{}')",
+            row["name"].as_str().unwrap(),
+            row["value"].as_str().unwrap()
+        ));
+    }
+    let done = import_all(dst, &file, 5);
+    assert_eq!(done["done"], true, "{done}");
+    let moved = poll(dst, &token, &stream, json!({"maxEvents": 10}));
+    assert_eq!(
+        ids_of(&moved),
+        [users[2].as_str(), users[4].as_str()],
+        "the moved stream serves what was not acknowledged, and only that"
+    );
+    let jtis: Vec<&String> = moved.iter().map(|(_, j)| j).collect();
+    assert!(poll(dst, &token, &stream, json!({"ack": jtis})).is_empty());
+    let after = new_user(dst, &token, "after@example.com");
+    let new = poll(dst, &token, &stream, json!({}));
+    assert_eq!(ids_of(&new), [after.as_str()]);
+    let jtis: Vec<&String> = new.iter().map(|(_, j)| j).collect();
+    assert!(poll(dst, &token, &stream, json!({"ack": jtis})).is_empty());
+}
+
+#[test]
+fn a_poll_stream_moved_from_d1_into_an_object_continues_where_it_was() {
+    a_poll_stream_continues_across_a_move(&mut Server::new(&[], Some(ADMIN)), &mut H::new());
+}
+
+#[test]
+fn a_poll_stream_moved_from_an_object_into_d1_continues_where_it_was() {
+    a_poll_stream_continues_across_a_move(&mut H::new(), &mut Server::new(&[], Some(ADMIN)));
+}
+
+#[test]
+fn a_poll_stream_moved_between_d1_deployments_continues_where_it_was() {
+    let mut dst = Server::new(&[], Some(ADMIN));
+    // The target's sequence is not the source's: another tenant wrote there first.
+    ok(
+        dst.admin(Method::Post, "/tenants", Some(json!({"id": "other"}))),
+        201,
+    );
+    a_poll_stream_continues_across_a_move(&mut Server::new(&[], Some(ADMIN)), &mut dst);
+}
+
+#[test]
+fn a_poll_stream_moved_between_object_deployments_continues_where_it_was() {
+    a_poll_stream_continues_across_a_move(&mut H::new(), &mut H::new());
 }
