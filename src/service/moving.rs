@@ -69,10 +69,15 @@ pub async fn route<D: Db>(
         },
         ("export", _) => Err(not_allowed("GET, DELETE")),
         ("import", Method::Post) => import(ctx, store, dir, req).await,
-        ("import", Method::Get) => match hop::target(ctx, store, dir).await?.import {
-            Some(s) => Ok(json_response(200, &state_json(store.tenant(), &s, false))),
-            None => Err(ScimError::not_found("no import under way for this tenant")),
-        },
+        ("import", Method::Get) => {
+            let target = hop::target(ctx, store, dir).await?;
+            match (target.import, target.finished) {
+                (Some(s), _) => Ok(json_response(200, &state_json(store.tenant(), &s, false))),
+                // Its last chunk's answer was lost, and this look ended it: done.
+                (None, Some(s)) => Ok(json_response(200, &state_json(store.tenant(), &s, true))),
+                (None, None) => Err(ScimError::not_found("no import under way for this tenant")),
+            }
+        }
         ("import", Method::Delete) => match hop::abort(ctx, store, dir, ABORT_BATCH).await? {
             Some(left) => Ok(json_response(
                 200,
@@ -602,6 +607,19 @@ fn verify_trailer(
     Ok(())
 }
 
+/// The import a resent last chunk belongs to, if the look at the target just ended it (its
+/// answer was lost after the directory's side completed, `hop::target`): the chunk starts
+/// at or before where that import stood and ends with the trailer. Its answer is "done".
+fn resent_last(
+    target: &moving::Target,
+    first: i64,
+    lines: &[(&str, Line<'_>)],
+) -> Option<ImportState> {
+    let done = target.finished.as_ref()?;
+    let ends = matches!(lines.last(), Some((_, Line::Trailer { .. })));
+    (target.import.is_none() && ends && first <= done.lines).then(|| done.clone())
+}
+
 async fn import<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
@@ -621,6 +639,9 @@ async fn import<D: Db>(
         lines.push((*text, parse_line(text, first + i as i64)?));
     }
     let target = hop::target(ctx, store, dir).await?;
+    if let Some(done) = resent_last(&target, first, &lines) {
+        return Ok(json_response(200, &state_json(store.tenant(), &done, true)));
+    }
     let (from, state) = match (first, target.import) {
         (0, None) if target.has_data => {
             return Err(ScimError::new(

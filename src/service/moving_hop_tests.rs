@@ -448,7 +448,8 @@ fn a_chunk_the_object_lost_is_resent_and_d1_catches_up_when_its_last_step_was_lo
         0
     );
     same(&views(&mut objects, &token, &ids), &before);
-    // D1's last step lost (its import still marked under way): the next look ends it.
+    // D1's last step lost (its import still marked under way): the next look ends it and
+    // says the import is done; the one after finds none.
     objects.d1.query(
         "INSERT INTO tenant_imports (tenant, source, lines, chain, counts, token, started) \
          VALUES ('acme', 'acme', 1, '', '{}', 1, '')",
@@ -456,6 +457,11 @@ fn a_chunk_the_object_lost_is_resent_and_d1_catches_up_when_its_last_step_was_lo
     objects
         .d1
         .query("UPDATE tenants SET moving = 'importing' WHERE id = 'acme'");
+    let status = ok(
+        objects.admin(Method::Get, "/tenants/acme/import", None),
+        200,
+    );
+    assert_eq!(status["done"], true, "{status}");
     ok(
         objects.admin(Method::Get, "/tenants/acme/import", None),
         404,
@@ -649,4 +655,162 @@ fn a_poll_stream_moved_between_d1_deployments_continues_where_it_was() {
 #[test]
 fn a_poll_stream_moved_between_object_deployments_continues_where_it_was() {
     a_poll_stream_continues_across_a_move(&mut H::new(), &mut H::new());
+}
+
+/// The push endpoints' hand-over to the object at the end of an import into it fails (the
+/// object's write of its copies, injected here by a trigger): nothing of the last chunk
+/// stays in the object, the tenant stays frozen, and sending the last chunk again completes
+/// the import with the hand-over: the moved history is not sent again, later writes are.
+#[test]
+fn a_failed_endpoint_hand_over_leaves_the_import_open_and_resending_its_last_chunk_completes_it() {
+    use super::relay_tests::Queue;
+    use crate::service::webhooks::deliver;
+    use crate::testing::block_on;
+    let mut d1 = Server::new(&[], Some(ADMIN));
+    let (token, _) = populate(&mut d1);
+    let hook = json!({"url": "https://app.example/hook"});
+    let id = ok(
+        d1.admin(Method::Post, "/tenants/acme/webhooks", Some(hook)),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d1.db
+        .query("UPDATE webhooks SET created = '2000-01-01T00:00:00.000Z'");
+    let file = export_all(&mut d1, "");
+    let lines: Vec<&str> = file.lines().collect();
+    let last = lines.len() - 6;
+    let mut objects = H::new();
+    let send = |d: &mut H, line: usize, body: String| {
+        let req = Request::new(
+            Method::Post,
+            &format!("/admin/api/tenants/acme/import?line={line}"),
+            "https://scim.test",
+        )
+        .with_header("authorization", &format!("Bearer {ADMIN}"))
+        .with_body(body + "\n");
+        d.send(req)
+    };
+    ok(send(&mut objects, 0, lines[..last].join("\n")), 200);
+    let obj = objects.objects.db("acme");
+    obj.query(
+        "CREATE TRIGGER fail_hand_over BEFORE INSERT ON webhooks WHEN NEW.url <> '' \
+         BEGIN SELECT RAISE(ABORT, 'injected: the hand-over failed'); END",
+    );
+    let r = send(&mut objects, last, lines[last..].join("\n"));
+    assert!(r.status >= 500, "{} {}", r.status, text(&r));
+    // Still importing where the last chunk starts: the tenant's writes wait.
+    let status = ok(
+        objects.admin(Method::Get, "/tenants/acme/import", None),
+        200,
+    );
+    assert_eq!(status["lines"], last, "{status}");
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "early@example.com"});
+    let r = objects.call(Method::Post, "/t/acme/scim/v2/Users", &token, Some(user));
+    assert_eq!(r.status, 503, "{}", text(&r));
+    obj.query("DROP TRIGGER fail_hand_over");
+    let done = ok(send(&mut objects, last, lines[last..].join("\n")), 200);
+    assert_eq!(done["done"], true, "{done}");
+    let sweep = |h: &H| {
+        let queue = Queue::default();
+        let object = h.objects.db("acme");
+        block_on(deliver::sweep_object(
+            object.as_ref(),
+            &h.d1,
+            &queue,
+            h.now_ms,
+        ))
+        .unwrap();
+        queue.0.into_inner()
+    };
+    let moved = sweep(&objects);
+    assert!(moved.is_empty(), "moved events swept again: {moved:?}");
+    let user = json!({"schemas": [USER_SCHEMA], "userName": "after@example.com"});
+    let r = objects.call(Method::Post, "/t/acme/scim/v2/Users", &token, Some(user));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let sent: Vec<(String, String)> = sweep(&objects)
+        .into_iter()
+        .map(|q| (q.endpoint, q.kind))
+        .collect();
+    assert_eq!(sent, vec![(id.clone(), "user.created".to_string())]);
+}
+
+/// The object completed the import but D1's side of its end was lost (the answer to the
+/// last chunk never came): the client's next look at the import says it is done, and so
+/// does sending the last chunk again; nothing is written twice.
+#[test]
+fn a_lost_answer_to_the_last_chunk_is_recovered_by_import_status_or_by_resending_it() {
+    let mut d1 = Server::new(&[], Some(ADMIN));
+    let (token, ids) = populate(&mut d1);
+    let before = views(&mut d1, &token, &ids);
+    let file = export_all(&mut d1, "");
+    let lines: Vec<&str> = file.lines().collect();
+    let last = lines.len() - 6;
+    let mut objects = H::new();
+    let send = |d: &mut H, line: usize, body: String| {
+        let req = Request::new(
+            Method::Post,
+            &format!("/admin/api/tenants/acme/import?line={line}"),
+            "https://scim.test",
+        )
+        .with_header("authorization", &format!("Bearer {ADMIN}"))
+        .with_body(body + "\n");
+        d.send(req)
+    };
+    ok(send(&mut objects, 0, lines[..last].join("\n")), 200);
+    // D1 takes its part of the last chunk, the object all of it; D1's end is lost.
+    let fail = "CREATE TRIGGER lose_the_end BEFORE DELETE ON tenant_imports \
+                BEGIN SELECT RAISE(ABORT, 'injected: D1 lost the end'); END";
+    objects.d1.query(fail);
+    let r = send(&mut objects, last, lines[last..].join("\n"));
+    assert!(r.status >= 500, "{} {}", r.status, text(&r));
+    objects.d1.query("DROP TRIGGER lose_the_end");
+    let lost = objects
+        .d1
+        .query("SELECT tenant, source, lines, chain, counts, token, started FROM tenant_imports");
+    assert_eq!(lost.len(), 1);
+    let row = &lost[0];
+    for resend in [false, true] {
+        if resend {
+            let done = ok(send(&mut objects, last, lines[last..].join("\n")), 200);
+            assert_eq!(done["done"], true, "{done}");
+        } else {
+            let status = ok(
+                objects.admin(Method::Get, "/tenants/acme/import", None),
+                200,
+            );
+            assert_eq!(status["done"], true, "{status}");
+            // Put D1 back where the lost end left it, to try the other way.
+            objects.d1.query(&format!(
+                "INSERT INTO tenant_imports (tenant, source, lines, chain, counts, token, started) \
+                 VALUES ('acme', 'acme', {}, '{}', '{}', {}, '{}')",
+                row["lines"],
+                row["chain"].as_str().unwrap(),
+                row["counts"].as_str().unwrap(),
+                row["token"],
+                row["started"].as_str().unwrap()
+            ));
+            objects
+                .d1
+                .query("UPDATE tenants SET moving = 'importing' WHERE id = 'acme'");
+        }
+    }
+    let n = |rows: Vec<crate::store::Row>| rows[0]["n"].as_i64().unwrap();
+    assert_eq!(
+        n(objects.d1.query("SELECT count(*) AS n FROM tenant_imports")),
+        0
+    );
+    assert_eq!(
+        n(objects
+            .d1
+            .query("SELECT count(*) AS n FROM entitlement_values")),
+        1
+    );
+    // Once done, the import is gone: a third look finds none.
+    ok(
+        objects.admin(Method::Get, "/tenants/acme/import", None),
+        404,
+    );
+    same(&views(&mut objects, &token, &ids), &before);
 }

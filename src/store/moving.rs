@@ -621,6 +621,10 @@ pub struct Target {
     /// The tenant holds something already (resources, events, settings, credentials, …).
     pub has_data: bool,
     pub import: Option<ImportState>,
+    /// The import that this look at the target found complete where the directory is and
+    /// ended on the control plane's side too (its answer had been lost): the client is told
+    /// it is done (`service::moving_hop::target`).
+    pub finished: Option<ImportState>,
 }
 
 /// One chunk of an import, validated and planned by the service.
@@ -868,14 +872,22 @@ impl<D: Db> Store<'_, D> {
             exists: int(row, "present")? > 0,
             has_data: int(row, "has_data")? != 0,
             import: first(1).map(import_state).transpose()?,
+            finished: None,
         })
     }
 
     /// Applies one chunk of an import in one transaction: all of it, or nothing (`false`: the
     /// import is no longer where `chunk.from` says: another chunk applied meanwhile, or the
     /// target stopped being empty). Only the records of the kinds this database `holds` are
-    /// written; the position and the tenant's settings always are.
-    pub async fn apply_chunk(&self, chunk: &Chunk, holds: Holds) -> Result<bool> {
+    /// written; the position and the tenant's settings always are. The last chunk into a
+    /// tenant's object also hands it the tenant's push `endpoints` (D1's rows), in the same
+    /// transaction (`webhooks::moved_endpoints_stmt`).
+    pub async fn apply_chunk(
+        &self,
+        chunk: &Chunk,
+        holds: Holds,
+        endpoints: &[Row],
+    ) -> Result<bool> {
         let t = self.tenant();
         let guard = Guard {
             tenant: t.to_string(),
@@ -904,6 +916,14 @@ impl<D: Db> Store<'_, D> {
                 stmts.push(spec.insert_stmt(t, array.clone(), &guard));
                 stmts.extend(spec.then.map(|then| then(t, array, &guard)));
             }
+        }
+        if chunk.finish && !endpoints.is_empty() {
+            stmts.push(crate::store::webhooks::moved_endpoints_stmt(
+                t,
+                endpoints,
+                guard.sql(),
+                guard.params(),
+            )?);
         }
         let mut params = vec![t.into()];
         params.extend(guard.params());
@@ -994,15 +1014,9 @@ impl<D: Db> Store<'_, D> {
     }
 
     /// The tenant's push endpoints in this database (D1, the control plane), for the
-    /// tenant's object at the end of an import into it ([`Store::start_moved_endpoints`]).
+    /// tenant's object at the end of an import into it ([`Store::apply_chunk`]).
     pub async fn moved_endpoints(&self) -> Result<Vec<Row>> {
         crate::store::webhooks::push_endpoints(self.db, self.tenant()).await
-    }
-
-    /// In the tenant's object, once its import is complete: its copies of the push
-    /// `endpoints` start after every imported event (`webhooks::mirror_moved_endpoints`).
-    pub async fn start_moved_endpoints(&self, endpoints: &[Row]) -> Result<()> {
-        crate::store::webhooks::mirror_moved_endpoints(self.db, self.tenant(), endpoints).await
     }
 
     /// Ends an import whose records are all written (D1's part of an object tenant's import,
