@@ -328,6 +328,7 @@ async fn first_page<D: Db>(
         "tenant": store.tenant(),
         "exported": time::format_millis(ctx.now_ms),
         "credentials": credentials,
+        "sequence": snap.until,
         "counts": kinds_json(snap.counts.iter().copied()),
     });
     let mut page = Page {
@@ -365,6 +366,7 @@ enum Line<'a> {
     Header {
         source: String,
         counts: Map<String, Value>,
+        sequence: i64,
     },
     Tenant(&'a str),
     Record(usize, &'a str),
@@ -411,9 +413,17 @@ fn parse_line(text: &str, at: i64) -> Result<Line<'_>> {
                 ));
             }
             let source = v.get("tenant").and_then(Value::as_str).unwrap_or_default();
+            let sequence = match v.get("sequence") {
+                None => 0,
+                Some(n) => n
+                    .as_i64()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| bad(at, "'sequence' must be a non-negative integer"))?,
+            };
             Ok(Line::Header {
                 source: source.to_string(),
                 counts: counts_of(&v, at)?,
+                sequence,
             })
         }
         "tenant" => {
@@ -498,15 +508,24 @@ fn plan(
     let mut arrays: Vec<Vec<&str>> = vec![Vec::new(); SPECS.len()];
     let mut tenant_line = None;
     let mut finish = false;
+    let mut sequence = 0;
     for (i, (raw, line)) in lines.iter().enumerate() {
         let at = state.lines + i as i64;
         if finish {
             return Err(bad(at, "nothing may follow the trailer"));
         }
         match (at, line) {
-            (0, Line::Header { source, counts }) => {
+            (
+                0,
+                Line::Header {
+                    source,
+                    counts,
+                    sequence: n,
+                },
+            ) => {
                 state.source = source.clone();
                 expected = Some(counts.clone());
+                sequence = *n;
             }
             (0, _) => return Err(bad(at, "the first line must be the export's header")),
             (1, Line::Tenant(t)) => tenant_line = Some(t.to_string()),
@@ -567,6 +586,7 @@ fn plan(
         tenant_line,
         records,
         finish,
+        sequence,
     })
 }
 

@@ -336,7 +336,7 @@ fn chunk_body(c: &Chunk, endpoints: &[Row]) -> String {
         .collect();
     let kinds: Vec<usize> = mine.iter().map(|(i, _)| *i).collect();
     let meta = json!({"from": c.from.as_ref().map(state_json), "to": state_json(&c.to),
-        "finish": c.finish, "kinds": kinds, "endpoints": endpoints});
+        "finish": c.finish, "sequence": c.sequence, "kinds": kinds, "endpoints": endpoints});
     let mut body = meta.to_string();
     for (_, array) in mine {
         body.push('\n');
@@ -371,6 +371,7 @@ fn chunk_of(body: &[u8]) -> Option<(Chunk, Vec<Row>)> {
         tenant_line: None,
         records,
         finish: v.get("finish")?.as_bool()?,
+        sequence: v.get("sequence").and_then(Value::as_i64).unwrap_or(0),
     };
     Some((chunk, endpoints))
 }

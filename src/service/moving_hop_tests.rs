@@ -171,7 +171,8 @@ fn import_all(d: &mut impl Deployment, file: &str, per: usize) -> Value {
     last
 }
 
-/// Every view the IdP reads, with its ETag, and the log without its sequence numbers.
+/// Every view the IdP reads, with its ETag, and the log without its sequence numbers (nor
+/// its `nextSince`, one of them).
 fn views(d: &mut impl Deployment, token: &str, ids: &[String]) -> Vec<View> {
     let groups = ok(
         d.call(Method::Get, "/t/acme/scim/v2/Groups", token, None),
@@ -211,6 +212,10 @@ fn views(d: &mut impl Deployment, token: &str, ids: &[String]) -> Vec<View> {
         );
         for e in v["events"].as_array_mut().into_iter().flatten() {
             e.as_object_mut().unwrap().remove("seq");
+        }
+        // The target numbers the moved log after the source's newest event.
+        if let Some(o) = v.as_object_mut() {
+            o.remove("nextSince");
         }
         out.push((p.to_string(), v.to_string(), None));
     }
@@ -616,12 +621,32 @@ fn a_poll_stream_continues_across_a_move(src: &mut impl Deployment, dst: &mut im
     }
     let done = import_all(dst, &file, 5);
     assert_eq!(done["done"], true, "{done}");
-    let moved = poll(dst, &token, &stream, json!({"maxEvents": 10}));
+    // The receiver's first poll there repeats acknowledgements of the source's SETs (sent
+    // before it was pointed at the target): the target numbers events after every one of
+    // the source's, so they name none of its events and change nothing.
+    let old_jtis: Vec<&String> = served.iter().map(|(_, j)| j).collect();
+    let moved = poll(
+        dst,
+        &token,
+        &stream,
+        json!({"ack": old_jtis, "maxEvents": 10}),
+    );
     assert_eq!(
         ids_of(&moved),
         [users[2].as_str(), users[4].as_str()],
         "the moved stream serves what was not acknowledged, and only that"
     );
+    let old_seqs: Vec<i64> = served
+        .iter()
+        .map(|(_, j)| crate::proto::secevent::seq_of(j).unwrap())
+        .collect();
+    for (_, jti) in &moved {
+        let seq = crate::proto::secevent::seq_of(jti).unwrap();
+        assert!(
+            old_seqs.iter().all(|old| seq > *old),
+            "{jti} is not after the source's SETs {old_seqs:?}"
+        );
+    }
     let jtis: Vec<&String> = moved.iter().map(|(_, j)| j).collect();
     assert!(poll(dst, &token, &stream, json!({"ack": jtis})).is_empty());
     let after = new_user(dst, &token, "after@example.com");
@@ -649,6 +674,20 @@ fn a_poll_stream_moved_between_d1_deployments_continues_where_it_was() {
         dst.admin(Method::Post, "/tenants", Some(json!({"id": "other"}))),
         201,
     );
+    let other = ok(
+        dst.admin(Method::Post, "/tenants/other/tokens", Some(json!({}))),
+        201,
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..3 {
+        let user = json!({"schemas": [USER_SCHEMA], "userName": format!("o{i}@example.com")});
+        ok(
+            dst.call(Method::Post, "/t/other/scim/v2/Users", &other, Some(user)),
+            201,
+        );
+    }
     a_poll_stream_continues_across_a_move(&mut Server::new(&[], Some(ADMIN)), &mut dst);
 }
 

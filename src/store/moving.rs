@@ -640,6 +640,9 @@ pub struct Chunk {
     pub records: Vec<(usize, String)>,
     /// The chunk ends the import (its trailer verified): the tenant is released.
     pub finish: bool,
+    /// The source's newest event (its header's `sequence`; 0 if it does not say), when the
+    /// chunk starts the import: the target numbers the moved events after it.
+    pub sequence: i64,
 }
 
 /// The condition every insert of a chunk is guarded by: the import row now carries this
@@ -829,6 +832,40 @@ fn empty_params(tenant: &str, holds: Holds) -> Vec<SqlValue> {
     vec![tenant.into(); SPECS.iter().filter(|s| holds.holds(s)).count()]
 }
 
+/// Makes the target number the moved events after `sequence`, the source's newest: a
+/// row of that number is inserted and deleted (AUTOINCREMENT never reuses a number), unless
+/// the target's events are numbered beyond it already. So a SET's `jti` (the event's number)
+/// the source issued names no event of the tenant on the target: a receiver acknowledging
+/// one there after the move acknowledges nothing, rather than another event.
+fn sequence_stmts(tenant: &str, sequence: i64, guard: &Guard) -> Vec<Stmt> {
+    let mut params: Vec<SqlValue> = vec![
+        SqlValue::Int(sequence),
+        tenant.into(),
+        SqlValue::Int(sequence),
+    ];
+    params.extend(guard.params());
+    let mut gone: Vec<SqlValue> = vec![SqlValue::Int(sequence), tenant.into()];
+    gone.extend(guard.params());
+    vec![
+        Stmt::new(
+            format!(
+                "INSERT INTO events (seq, tenant, time, op, resource_type, outcome, status) \
+                 SELECT ?, ?, '', 'create', '', 'failure', 0 \
+                 WHERE ? > (SELECT coalesce(max(seq), 0) FROM events) AND {}",
+                guard.sql()
+            ),
+            params,
+        ),
+        Stmt::new(
+            format!(
+                "DELETE FROM events WHERE seq = ? AND tenant = ? AND time = '' AND {}",
+                guard.sql()
+            ),
+            gone,
+        ),
+    ]
+}
+
 /// Columns of `tenant_imports`, in the order [`state_params`] binds them.
 const STATE_COLUMNS: &str = "source, lines, chain, counts, token, started";
 
@@ -894,6 +931,9 @@ impl<D: Db> Store<'_, D> {
             token: chunk.to.token,
         };
         let mut stmts = self.position_stmts(chunk, &guard, holds);
+        if chunk.from.is_none() && spec("event").is_some_and(|(_, e)| holds.holds(e)) {
+            stmts.extend(sequence_stmts(t, chunk.sequence, &guard));
+        }
         if let Some(line) = &chunk.tenant_line {
             let mut sets = Vec::new();
             for (name, _) in TENANT.columns {
