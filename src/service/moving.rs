@@ -381,14 +381,15 @@ fn bad(at: i64, what: impl std::fmt::Display) -> ScimError {
     ScimError::invalid_value(format!("line {}: {what}", at + 1))
 }
 
-/// The counts of a header or trailer: a whole number for each kind of record.
+/// The counts of a header or trailer: a whole number for each kind of record, none for a
+/// kind the file's source did not know yet (a file from before `stream` records): 0.
 fn counts_of(v: &Map<String, Value>, at: i64) -> Result<Map<String, Value>> {
     let counts = v
         .get("counts")
         .and_then(Value::as_object)
         .ok_or_else(|| bad(at, "'counts' must be an object"))?;
     for s in SPECS.iter() {
-        if !counts.get(s.record).is_some_and(Value::is_i64) {
+        if !counts.get(s.record).is_none_or(Value::is_i64) {
             return Err(bad(at, format!("'counts.{}' must be an integer", s.record)));
         }
     }

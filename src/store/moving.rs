@@ -95,6 +95,9 @@ pub struct Spec {
     /// A statement the import runs after inserting a chunk's records of this kind (the
     /// tenant, the records' JSON array, the chunk's guard).
     then: Option<fn(&str, &str, &Guard) -> Stmt>,
+    /// What a record must name to be imported where the control plane's records are too
+    /// (SQL over `target.t` and `j.value`), or "".
+    with_control: &'static str,
 }
 
 use Col::{Int, List, OptInt, OptText, Text};
@@ -121,6 +124,7 @@ pub const TENANT: Spec = Spec {
     computed: &[],
     on_conflict: "",
     then: None,
+    with_control: "",
 };
 
 /// Every kind of record after the tenant's, in export (and foreign-key) order.
@@ -143,6 +147,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
     Spec {
         record: "entitlement",
@@ -163,6 +168,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
     Spec {
         record: "tolerance",
@@ -175,6 +181,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
     Spec {
         record: "resource",
@@ -194,6 +201,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
     Spec {
         record: "unique",
@@ -206,6 +214,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
     Spec {
         record: "member",
@@ -218,6 +227,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
     // The soft deletion policy's tombstones (migration 0025) and the memberships they had:
     // the tenant's data, restorable on the target as on the source.
@@ -240,6 +250,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
     Spec {
         record: "tombstone_member",
@@ -252,6 +263,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
     Spec {
         record: "event",
@@ -281,6 +293,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
     // Endpoints keep their sealed signing keys (never a key in clear); the sweep starts past
     // every imported event, so the history is not delivered a second time.
@@ -310,6 +323,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
     // Where each RFC 8936 poll stream stands (read where the stream's floor and delivery log
     // are: D1, or the tenant's object): see [`STREAM_FLOOR`].
@@ -331,6 +345,10 @@ pub const SPECS: [Spec; 12] = [
         on_conflict: " ON CONFLICT (id) DO UPDATE SET enqueued_seq = excluded.enqueued_seq \
                       WHERE webhooks.tenant = excluded.tenant AND webhooks.url = ''",
         then: Some(stream_marks_stmt),
+        // A stream the control plane has (the `webhook` record before it): an object may
+        // keep its copy of a stream deleted since, which moves no further than its object.
+        with_control: "EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant = target.t \
+                       AND w.id = json_extract(j.value, '$.id') AND w.url = '')",
     },
     // SCIM bearer tokens and OAuth clients, as their SHA-256 hashes (the secrets were never
     // stored). Access tokens are short-lived and re-obtained with the client's secret.
@@ -355,6 +373,7 @@ pub const SPECS: [Spec; 12] = [
         computed: &[],
         on_conflict: "",
         then: None,
+        with_control: "",
     },
 ];
 
@@ -565,7 +584,7 @@ impl Spec {
 
     /// Inserts the records in `json_array` (a JSON array of this kind's records) in array
     /// order, if `guard` holds.
-    fn insert_stmt(&self, tenant: &str, json_array: String, guard: &Guard) -> Stmt {
+    fn insert_stmt(&self, tenant: &str, json_array: String, guard: &Guard, holds: Holds) -> Stmt {
         let mut cols = String::from("tenant");
         let mut vals = String::from("target.t");
         for (name, _) in self.columns {
@@ -581,9 +600,13 @@ impl Spec {
         Stmt::new(
             format!(
                 "INSERT INTO {} ({cols}) SELECT {vals} FROM (SELECT ? AS t) target, \
-                 json_each(?) j WHERE {} ORDER BY j.key{}",
+                 json_each(?) j WHERE {}{} ORDER BY j.key{}",
                 self.table,
                 guard.sql(),
+                match (holds, self.with_control) {
+                    (Holds::All, c) if !c.is_empty() => format!(" AND {c}"),
+                    _ => String::new(),
+                },
                 self.on_conflict
             ),
             params,
@@ -953,7 +976,7 @@ impl<D: Db> Store<'_, D> {
         }
         for (i, array) in &chunk.records {
             if let Some(spec) = SPECS.get(*i).filter(|s| holds.holds(s)) {
-                stmts.push(spec.insert_stmt(t, array.clone(), &guard));
+                stmts.push(spec.insert_stmt(t, array.clone(), &guard, holds));
                 stmts.extend(spec.then.map(|then| then(t, array, &guard)));
             }
         }
