@@ -509,24 +509,15 @@ fn plan(
     let mut arrays: Vec<Vec<&str>> = vec![Vec::new(); SPECS.len()];
     let mut tenant_line = None;
     let mut finish = false;
-    let mut sequence = 0;
     for (i, (raw, line)) in lines.iter().enumerate() {
         let at = state.lines + i as i64;
         if finish {
             return Err(bad(at, "nothing may follow the trailer"));
         }
         match (at, line) {
-            (
-                0,
-                Line::Header {
-                    source,
-                    counts,
-                    sequence: n,
-                },
-            ) => {
+            (0, Line::Header { source, counts, .. }) => {
                 state.source = source.clone();
                 expected = Some(counts.clone());
-                sequence = *n;
             }
             (0, _) => return Err(bad(at, "the first line must be the export's header")),
             (1, Line::Tenant(t)) => tenant_line = Some(t.to_string()),
@@ -587,8 +578,16 @@ fn plan(
         tenant_line,
         records,
         finish,
-        sequence,
+        sequence: header_sequence(lines),
     })
+}
+
+/// The header's `sequence`, if the chunk starts with the header (the first chunk).
+fn header_sequence(lines: &[(&str, Line<'_>)]) -> i64 {
+    match lines.first() {
+        Some((_, Line::Header { sequence, .. })) => *sequence,
+        _ => 0,
+    }
 }
 
 fn verify_trailer(
