@@ -59,7 +59,16 @@ pub type Forwarded<'a> = Pin<Box<dyn Future<Output = Result<Response>> + 'a>>;
 /// Hands an authenticated SCIM request to the store that holds `tenant`'s directory and
 /// returns its answer: one hop per SCIM operation, whatever the operation costs there.
 pub trait Forward {
+    /// The whole answer (status, headers, body), for a caller that reads it.
     fn forward<'a>(&'a self, tenant: &'a str, req: Request) -> Forwarded<'a>;
+
+    /// The answer for the client, which the service only hands on: the runtime may keep its
+    /// body and headers (`Response::passed`, status set, no headers) instead of copying
+    /// them into wasm and out again. An answer the service reads (`relay::STALE`) comes
+    /// whole. By default the whole answer.
+    fn relay<'a>(&'a self, tenant: &'a str, req: Request) -> Forwarded<'a> {
+        self.forward(tenant, req)
+    }
 }
 
 impl<'a, D: Db> Ctx<'a, D> {

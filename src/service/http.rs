@@ -150,6 +150,28 @@ pub struct Response {
     /// Lines for the operator's log, never sent to the client (e.g. which IdP quirks a
     /// request relied on).
     pub notes: Vec<String>,
+    /// A tenant's object's answer to a client, left in the runtime ([`Passed`]): its body
+    /// and headers are sent as the object gave them, with `headers` added after them.
+    pub passed: Option<Passed>,
+}
+
+/// An answer the runtime holds and the service only hands on (`ctx::Forward::relay`): the
+/// body of a tenant's object's answer reaches the client without being copied into wasm
+/// and out again. Opaque here; only the glue that made it (`crate::worker`) opens it.
+#[derive(Clone)]
+pub struct Passed(pub std::rc::Rc<dyn std::any::Any>);
+
+impl std::fmt::Debug for Passed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passed(..)")
+    }
+}
+
+impl PartialEq for Passed {
+    /// The same answer, not equal contents: the service cannot see those.
+    fn eq(&self, other: &Passed) -> bool {
+        std::rc::Rc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Response {
@@ -167,6 +189,7 @@ impl Response {
             )],
             body,
             notes: Vec::new(),
+            passed: None,
         }
     }
 
@@ -176,6 +199,7 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
             notes: Vec::new(),
+            passed: None,
         }
     }
 
@@ -207,6 +231,14 @@ impl Response {
     pub fn with_notes(mut self, notes: impl IntoIterator<Item = String>) -> Response {
         self.notes.extend(notes);
         self
+    }
+
+    /// An answer of `status` whose body and headers the runtime holds ([`Passed`]).
+    pub fn passed(status: u16, answer: Passed) -> Response {
+        Response {
+            passed: Some(answer),
+            ..Response::empty(status)
+        }
     }
 
     pub fn body_json(&self) -> Value {

@@ -188,6 +188,8 @@ impl Relayed {
 /// The worker's side: reads the tenant's settings (cached) and hands the request to `to`.
 /// An object whose copy of the declarations is stale gets D1's, then the request again.
 /// `stream`: the request polls that RFC 8936 stream, whose row the object gets with it.
+/// The answer goes to the client as the object gave it (`Forward::relay`): nothing here
+/// reads its body.
 pub async fn forward<D: Db>(
     ctx: &Ctx<'_, D>,
     to: &dyn Forward,
@@ -196,13 +198,38 @@ pub async fn forward<D: Db>(
     request_id: &str,
     stream: Option<&str>,
 ) -> Result<Response> {
-    let store = Store::new(ctx.db, principal.tenant.clone());
+    let hop = Hop {
+        principal,
+        request_id,
+        stream,
+        whole: false,
+    };
+    hand(ctx, to, req, hop).await
+}
+
+/// How [`hand`] relays one request.
+struct Hop<'r> {
+    principal: Principal,
+    request_id: &'r str,
+    stream: Option<&'r str>,
+    /// The caller reads the answer (`Forward::forward`), rather than handing it on.
+    whole: bool,
+}
+
+/// [`forward`], with the answer whole or handed on as `hop` says.
+async fn hand<D: Db>(
+    ctx: &Ctx<'_, D>,
+    to: &dyn Forward,
+    req: &Request,
+    hop: Hop<'_>,
+) -> Result<Response> {
+    let store = Store::new(ctx.db, hop.principal.tenant.clone());
     let profile = crate::service::profile::load(ctx.profiles, &store, ctx.now_ms).await?;
-    let mut relayed = Relayed::new(principal, request_id, &profile);
-    if let Some(id) = stream {
+    let mut relayed = Relayed::new(hop.principal, hop.request_id, &profile);
+    if let Some(id) = hop.stream {
         relayed.stream = Some(poll_stream(ctx, store.tenant(), id).await?);
     }
-    let resp = to.forward(store.tenant(), relayed.request(req)).await?;
+    let resp = send(to, store.tenant(), relayed.request(req), hop.whole).await?;
     if resp.header(STALE).is_none() {
         return Ok(resp);
     }
@@ -211,15 +238,24 @@ pub async fn forward<D: Db>(
     let profile = declare(ctx, to, &store, None).await?.1;
     let relayed = Relayed {
         stream: relayed.stream,
-        ..Relayed::new(relayed.principal, request_id, &profile)
+        ..Relayed::new(relayed.principal, hop.request_id, &profile)
     };
-    let resp = to.forward(store.tenant(), relayed.request(req)).await?;
+    let resp = send(to, store.tenant(), relayed.request(req), hop.whole).await?;
     if resp.header(STALE).is_some() {
         let mut e = ScimError::new(503, None, "the tenant's schemas changed meanwhile; retry");
         e.cause = Some("the object's declarations were still stale after an update".into());
         return Err(e);
     }
     Ok(resp)
+}
+
+/// One hop: the whole answer for a caller that reads it, else one to hand on.
+async fn send(to: &dyn Forward, tenant: &str, req: Request, whole: bool) -> Result<Response> {
+    if whole {
+        to.forward(tenant, req).await
+    } else {
+        to.relay(tenant, req).await
+    }
 }
 
 /// Hands an admin request about `tenant`'s directory to its object (the worker checked the
@@ -238,15 +274,15 @@ pub async fn read<D: Db>(
         tenant: tenant.to_string(),
         credential_id: None,
     };
-    forward(
-        ctx,
-        to,
-        req,
+    let request_id = crate::service::ids::request_id();
+    let hop = Hop {
         principal,
-        &crate::service::ids::request_id(),
-        None,
-    )
-    .await
+        request_id: &request_id,
+        stream: None,
+        // Its callers read the answer (`read_json`, the log's grants, a move's pages).
+        whole: true,
+    };
+    hand(ctx, to, req, hop).await
 }
 
 /// The D1 row of the stream a poll names and the deployment secret its keys are sealed

@@ -6,7 +6,7 @@
 use crate::proto::schema::{GROUP_SCHEMA, USER_SCHEMA};
 use crate::service::ctx::{Config, Ctx, Forward, Forwarded};
 use crate::service::handle;
-use crate::service::http::{Method, Request, Response};
+use crate::service::http::{Method, Passed, Request, Response};
 use crate::service::webhooks::deliver::{self, Outbox, Posted, Settings, Transport, Verdict};
 use crate::store::webhooks::Queued;
 use crate::testing::{block_on, SqliteDb};
@@ -26,6 +26,8 @@ pub(super) struct Objects {
     config: Config,
     now_ms: Cell<i64>,
     hops: Cell<usize>,
+    /// Answers handed on to the client without being read (`Forward::relay`).
+    passed: Cell<usize>,
     /// The last request an object received, to see what the worker sent.
     last: RefCell<Option<Request>>,
     /// Each tenant's object instance's `relay::Adopted` (dropped to restart the instance).
@@ -66,6 +68,40 @@ impl Forward for Objects {
             Ok(resp)
         })
     }
+
+    /// As the worker's glue does: the answer stays the object's (`H::send` opens it as
+    /// `worker::to_response` does), except the stale answer, which the service reads.
+    fn relay<'a>(&'a self, tenant: &'a str, req: Request) -> Forwarded<'a> {
+        Box::pin(async move {
+            let resp = self.forward(tenant, req).await?;
+            if resp.header(crate::service::relay::STALE).is_some() {
+                return Ok(resp);
+            }
+            self.passed.set(self.passed.get() + 1);
+            let status = resp.status;
+            Ok(Response::passed(status, Passed(Rc::new(resp))))
+        })
+    }
+}
+
+/// What the client gets of `resp`: a passed-on object's answer with the headers the
+/// service added after its own (as `worker::to_response` sends it), else `resp` itself.
+fn opened(resp: Response) -> Response {
+    let Some(passed) = &resp.passed else {
+        return resp;
+    };
+    let mut answer = passed
+        .0
+        .downcast_ref::<Response>()
+        .expect("only the fake Forward passes answers")
+        .clone();
+    assert_eq!(answer.status, resp.status, "the status the service saw");
+    assert!(
+        resp.body.is_empty(),
+        "a passed answer's body is the object's"
+    );
+    answer.headers.extend(resp.headers);
+    answer
 }
 
 /// The worker over D1 with its tenants' objects (also `moving_hop_tests`).
@@ -96,7 +132,7 @@ impl H {
         self.objects.now_ms.set(self.now_ms);
         let mut ctx = Ctx::new(&self.d1, &self.config, self.now_ms);
         ctx.forward = Some(&self.objects);
-        block_on(handle(&ctx, &req))
+        opened(block_on(handle(&ctx, &req)))
     }
 
     fn call(&mut self, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
@@ -178,6 +214,9 @@ fn the_directory_lives_in_the_tenants_object_and_works_there() {
         0
     );
     assert_eq!(h.objects.hops.get(), 5, "one hop per SCIM operation");
+    // Every answer went to the client as the object gave it, with the worker's request id.
+    assert_eq!(h.objects.passed.get(), 5);
+    assert!(r.passed.is_none() && r.header("x-request-id").is_some());
 }
 
 #[test]
@@ -583,6 +622,7 @@ fn an_object_with_stale_declarations_gets_d1s_before_it_runs_anything() {
     // Another isolate's admin change reached D1 but not this object (its push failed).
     h.objects.db("default").query("DELETE FROM tenant_schemas");
     let hops = h.objects.hops.get();
+    let passed = h.objects.passed.get();
     let r = h.scim(
         Method::Post,
         "/Users",
@@ -598,6 +638,11 @@ fn an_object_with_stale_declarations_gets_d1s_before_it_runs_anything() {
         h.objects.hops.get() - hops,
         3,
         "refused, updated, run again"
+    );
+    assert_eq!(
+        h.objects.passed.get() - passed,
+        1,
+        "the stale answer and the declarations were read, the answer passed on"
     );
     assert_eq!(
         h.rows("default", "SELECT count(*) AS n FROM tenant_schemas")[0]["n"],
@@ -655,8 +700,14 @@ fn the_admin_api_reads_the_directory_and_its_log_from_the_object() {
     let uid = r.body_json()["id"].as_str().unwrap().to_string();
     let r = h.scim(Method::Get, "/Users/nope", None);
     assert_eq!(r.status, 404);
+    let passed = h.objects.passed.get();
     let r = h.admin(Method::Get, "/tenants/default/events", None);
     assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(
+        h.objects.passed.get(),
+        passed,
+        "the worker reads the log (its grants)"
+    );
     let events = r.body_json()["events"].clone();
     assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
     assert_eq!(events[0]["op"], "create");

@@ -47,16 +47,16 @@ extern "C" {
 /// (unset, empty or `d1`), the object namespace for `durable-object`. Any other value is an
 /// error: serving from D1 what an operator meant to put in objects would split a directory.
 pub(super) fn backend(env: &Env) -> Result<Option<Objects>, String> {
+    Ok(namespace(env)?.map(Objects::new))
+}
+
+/// [`backend`]'s namespace binding (`None` for D1), which `super::Bindings` keeps.
+pub(super) fn namespace(env: &Env) -> Result<Option<worker::ObjectNamespace>, String> {
     match super::settings(env).storage.as_deref().map(str::trim) {
         None | Some("" | "d1") => Ok(None),
         Some("durable-object") => env
             .durable_object(BINDING)
-            .map(|ns| {
-                Some(Objects {
-                    ns,
-                    hops: Cell::new(0),
-                })
-            })
+            .map(Some)
             .map_err(|e| format!("SCIM_STORAGE is durable-object but {BINDING} is missing: {e}")),
         Some(other) => Err(format!(
             "SCIM_STORAGE is '{other}'; it must be 'd1' or 'durable-object'"
@@ -75,16 +75,55 @@ pub(super) struct Objects {
 impl Forward for Objects {
     fn forward<'a>(&'a self, tenant: &'a str, req: http::Request) -> Forwarded<'a> {
         Box::pin(async move {
-            self.send(tenant, req).await.map_err(|e| {
-                let mut err = ScimError::internal();
-                err.cause = Some(format!("the tenant's durable object failed: {e}"));
-                err
-            })
+            let resp = self.send(tenant, req).await.map_err(failed)?;
+            whole(resp).await.map_err(failed)
+        })
+    }
+
+    /// The object's answer stays a JS `Response` ([`super::to_response`] sends its body and
+    /// headers on as they are): the worker reads nothing of it but its status, and whether
+    /// it is the stale answer the service acts on.
+    fn relay<'a>(&'a self, tenant: &'a str, req: http::Request) -> Forwarded<'a> {
+        Box::pin(async move {
+            let resp = self.send(tenant, req).await.map_err(failed)?;
+            let stale = resp.headers().has(crate::service::relay::STALE);
+            if stale.map_err(|e| failed(worker::Error::from(e)))? {
+                return whole(resp).await.map_err(failed);
+            }
+            let status = resp.status();
+            Ok(http::Response::passed(status, http::Passed(Rc::new(resp))))
         })
     }
 }
 
+/// The error a failed hop answers (500, its cause logged).
+fn failed(e: impl std::fmt::Display) -> ScimError {
+    let mut err = ScimError::internal();
+    err.cause = Some(format!("the tenant's durable object failed: {e}"));
+    err
+}
+
+/// An object's answer copied into wasm, for the service to read.
+async fn whole(resp: web_sys::Response) -> worker::Result<http::Response> {
+    let mut answer = http::Response::empty(resp.status());
+    answer.headers = worker::Headers(resp.headers()).entries().collect();
+    answer.body = Uint8Array::new(&JsFuture::from(resp.array_buffer()?).await?).to_vec();
+    Ok(answer)
+}
+
+/// The JS answer a [`Forward::relay`] left in a response, if it did.
+pub(super) fn passed(resp: &http::Response) -> Option<&web_sys::Response> {
+    resp.passed.as_ref()?.0.downcast_ref::<web_sys::Response>()
+}
+
 impl Objects {
+    pub(super) fn new(ns: worker::ObjectNamespace) -> Objects {
+        Objects {
+            ns,
+            hops: Cell::new(0),
+        }
+    }
+
     /// `do;desc="1 hop"`: how many requests went to tenants' objects.
     pub(super) fn server_timing(&self) -> String {
         let n = self.hops.get();
@@ -92,7 +131,7 @@ impl Objects {
         format!("do;desc=\"{n} {unit}\"")
     }
 
-    async fn send(&self, tenant: &str, req: http::Request) -> worker::Result<http::Response> {
+    async fn send(&self, tenant: &str, req: http::Request) -> worker::Result<web_sys::Response> {
         let stub: ObjectStub = self.ns.id_from_name(tenant)?.get_stub()?.into_rpc();
         self.hops.set(self.hops.get() + 1);
         // web_sys's Request and Response, not worker's: those convert Cloudflare `cf` options
@@ -109,11 +148,7 @@ impl Objects {
         }
         let url = format!("{}{}", req.origin, req.path_and_query());
         let out = web_sys::Request::new_with_str_and_init(&url, &init)?;
-        let resp: web_sys::Response = JsFuture::from(stub.fetch(&out)).await?.dyn_into()?;
-        let mut answer = http::Response::empty(resp.status());
-        answer.headers = worker::Headers(resp.headers()).entries().collect();
-        answer.body = Uint8Array::new(&JsFuture::from(resp.array_buffer()?).await?).to_vec();
-        Ok(answer)
+        Ok(JsFuture::from(stub.fetch(&out)).await?.dyn_into()?)
     }
 }
 

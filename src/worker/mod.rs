@@ -114,6 +114,46 @@ fn settings(env: &Env) -> &'static Settings {
     })
 }
 
+/// The bindings a request reaches, read from `env` once per `env` object. Each lookup
+/// through workers-rs is three crossings into JS and a string (it checks the binding's
+/// constructor name), four bindings per request; a binding is fixed for the `env` it came
+/// from. Whether an isolate's requests share one `env` is the runtime's business, so it is
+/// checked (`Object.is`, one crossing): another `env` reads them again.
+struct Bindings {
+    env: JsValue,
+    /// `DB`, or why it is missing.
+    db: Result<JsValue, String>,
+    /// `durable::namespace`.
+    objects: Result<Option<worker::ObjectNamespace>, String>,
+    /// `RATE_LIMITER` and `AUTH_ATTEMPT_LIMITER`, when bound (see [`BindingLimiter`]).
+    rate: Option<worker::RateLimiter>,
+    attempts: Option<worker::RateLimiter>,
+}
+
+thread_local! {
+    /// The bindings of the last `env` a request came with (one thread per isolate).
+    static BINDINGS: std::cell::RefCell<Option<std::rc::Rc<Bindings>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The [`Bindings`] of `env`, read on its first request.
+fn bindings(env: &Env) -> std::rc::Rc<Bindings> {
+    let raw: &JsValue = env.as_ref();
+    let kept = BINDINGS.with(|b| b.borrow().clone());
+    if let Some(kept) = kept.filter(|k| Object::is(&k.env, raw)) {
+        return kept;
+    }
+    let fresh = std::rc::Rc::new(Bindings {
+        env: raw.clone(),
+        db: env.d1("DB").map(JsValue::from).map_err(|e| e.to_string()),
+        objects: durable::namespace(env),
+        rate: env.rate_limiter("RATE_LIMITER").ok(),
+        attempts: env.rate_limiter("AUTH_ATTEMPT_LIMITER").ok(),
+    });
+    BINDINGS.with(|b| *b.borrow_mut() = Some(fresh.clone()));
+    fresh
+}
+
 fn bind(v: &SqlValue) -> JsValue {
     match v {
         SqlValue::Null => JsValue::NULL,
@@ -289,21 +329,13 @@ fn config(env: &Env) -> Config {
 /// 60). If the binding fails, the request is let through (and the failure logged).
 /// `AUTH_ATTEMPT_LIMITER` (optional, same period) counts the token endpoint's attempts and
 /// failures with a much smaller limit; without it they go to `RATE_LIMITER`.
-struct BindingLimiter {
-    binding: Option<worker::RateLimiter>,
-    attempts: Option<worker::RateLimiter>,
+struct BindingLimiter<'a> {
+    binding: Option<&'a worker::RateLimiter>,
+    attempts: Option<&'a worker::RateLimiter>,
     period_secs: u32,
 }
 
-impl BindingLimiter {
-    fn from_env(env: &Env, period_secs: u32) -> BindingLimiter {
-        BindingLimiter {
-            binding: env.rate_limiter("RATE_LIMITER").ok(),
-            attempts: env.rate_limiter("AUTH_ATTEMPT_LIMITER").ok(),
-            period_secs,
-        }
-    }
-
+impl BindingLimiter<'_> {
     async fn limit(&self, binding: Option<&worker::RateLimiter>, key: &str) -> Decision {
         let Some(binding) = binding else {
             return Decision::Allow;
@@ -321,13 +353,13 @@ impl BindingLimiter {
     }
 }
 
-impl RateLimiter for BindingLimiter {
+impl RateLimiter for BindingLimiter<'_> {
     fn check<'a>(&'a self, key: &'a str, _now_ms: i64) -> Check<'a> {
-        Box::pin(self.limit(self.binding.as_ref(), key))
+        Box::pin(self.limit(self.binding, key))
     }
 
     fn check_attempt<'a>(&'a self, key: &'a str, _now_ms: i64) -> Check<'a> {
-        Box::pin(self.limit(self.attempts.as_ref().or(self.binding.as_ref()), key))
+        Box::pin(self.limit(self.attempts.or(self.binding), key))
     }
 }
 
@@ -445,6 +477,9 @@ async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8
 }
 
 fn to_response(resp: http::Response) -> worker::Result<worker::Response> {
+    if let Some(answer) = durable::passed(&resp) {
+        return pass_on(answer, &resp.headers);
+    }
     let headers = Headers::new();
     for (k, v) in &resp.headers {
         headers.append(k, v)?;
@@ -468,6 +503,26 @@ fn to_response(resp: http::Response) -> worker::Result<worker::Response> {
     })
 }
 
+/// A tenant's object's answer sent on as it came (`ctx::Forward::relay`): its body stream
+/// and headers stay in JS, `added` (the request id, `Server-Timing`) appended to a copy of
+/// those headers (a fetched answer's own are immutable).
+fn pass_on(
+    answer: &web_sys::Response,
+    added: &[(String, String)],
+) -> worker::Result<worker::Response> {
+    let headers = web_sys::Headers::new_with_headers(&answer.headers())?;
+    for (k, v) in added {
+        headers.append(k, v)?;
+    }
+    let out = worker::ResponseBuilder::new()
+        .with_status(answer.status())
+        .with_headers(Headers(headers));
+    Ok(match answer.body() {
+        Some(body) => out.stream(body),
+        None => out.empty(),
+    })
+}
+
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
@@ -488,8 +543,9 @@ async fn fetch(
     if request.path == "/__fault/panic" {
         panic!("fault injection: panic on request");
     }
-    let d1 = match env.d1("DB") {
-        Ok(db) => D1::new(db),
+    let bound = bindings(&env);
+    let d1 = match &bound.db {
+        Ok(db) => D1::new(db.clone().unchecked_into()),
         Err(e) => {
             let rid = crate::service::ids::request_id();
             console_error!("{rid} D1 binding 'DB' missing: {e}");
@@ -504,8 +560,8 @@ async fn fetch(
         crate::store::coalesce::MAX_STATEMENTS_PER_TRIP,
     );
     // Where tenants' directories live (`SCIM_STORAGE`); D1 stays the control plane.
-    let objects = match durable::backend(&env) {
-        Ok(objects) => objects,
+    let objects = match &bound.objects {
+        Ok(ns) => ns.clone().map(durable::Objects::new),
         Err(e) => {
             let rid = crate::service::ids::request_id();
             console_error!("{rid} {e}");
@@ -514,7 +570,11 @@ async fn fetch(
         }
     };
     let settings = settings(&env);
-    let limiter = BindingLimiter::from_env(&env, settings.rate_limit_period_secs);
+    let limiter = BindingLimiter {
+        binding: bound.rate.as_ref(),
+        attempts: bound.attempts.as_ref(),
+        period_secs: settings.rate_limit_period_secs,
+    };
     let ctx = Ctx {
         db: &db,
         config: &settings.config,
