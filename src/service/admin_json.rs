@@ -30,7 +30,10 @@ pub(crate) fn error_json(e: &ScimError) -> Response {
         415 => "unsupported_media_type",
         _ => "internal_error",
     };
-    json_response(e.status, &serde_json::json!({"error": code, "message": e.detail}))
+    json_response(
+        e.status,
+        &serde_json::json!({"error": code, "message": e.detail}),
+    )
 }
 
 /// The request body as a JSON object; an empty body is an empty object.
