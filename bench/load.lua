@@ -8,6 +8,8 @@
 --               per request), `__V__` the line's VALUE.
 --   HOST:       the Host header ("-" or absent: wrk's own), which routes the request to one
 --               worker of several in one workerd (the Durable Object backend's instance).
+--   PACE_MS:    a pause after each response on each connection ("-" or absent: none), so a
+--               run offers a bounded rate instead of saturating the server (noisy neighbour).
 -- done() prints one `WRKJSON {...}` line that bench.mjs parses.
 local token, mode, method, prefix, body_tpl, host
 local lines, n, i, counter = {}, 0, 0, 0
@@ -26,6 +28,11 @@ function init(args)
   prefix = args[6] or ""
   if args[7] and args[7] ~= "-" then
     host = args[7]
+  end
+  if args[8] and args[8] ~= "-" then
+    local pace = tonumber(args[8])
+    -- Defined only when asked for: wrk calls delay() before every request if it exists.
+    delay = function() return pace end
   end
 end
 

@@ -90,9 +90,14 @@ async function* chunks(file, from, maxBytes) {
  */
 export async function importTenant({ base, token, tenant, file, chunkBytes = CHUNK_BYTES, resume = false, onChunk }) {
   let from = 0;
-  if (resume) from = (await importStatus({ base, token, tenant }))?.lines ?? 0;
   let requests = 0;
   let last;
+  if (resume) {
+    const at = await importStatus({ base, token, tenant });
+    // Done already: the last chunk's answer was lost, and this look ended the import.
+    if (at?.done) return { requests, result: at };
+    from = at?.lines ?? 0;
+  }
   for await (const chunk of chunks(file, from, chunkBytes)) {
     for (let attempt = 1; ; attempt++) {
       let res;
@@ -113,6 +118,11 @@ export async function importTenant({ base, token, tenant, file, chunkBytes = CHU
       const status = res ? res.status : 0;
       if (status === 409 || status >= 500 || status === 0) {
         const at = await importStatus({ base, token, tenant });
+        if (at?.done) {
+          // The last chunk applied; its answer was lost (this look ended the import).
+          last = at;
+          break;
+        }
         if (at && at.lines >= chunk.line + chunk.count) break;
         if (status === 409 || attempt >= 3) await fail(res, `chunk at line ${chunk.line}`);
         continue;

@@ -69,10 +69,15 @@ pub async fn route<D: Db>(
         },
         ("export", _) => Err(not_allowed("GET, DELETE")),
         ("import", Method::Post) => import(ctx, store, dir, req).await,
-        ("import", Method::Get) => match hop::target(ctx, store, dir).await?.import {
-            Some(s) => Ok(json_response(200, &state_json(store.tenant(), &s, false))),
-            None => Err(ScimError::not_found("no import under way for this tenant")),
-        },
+        ("import", Method::Get) => {
+            let target = hop::target(ctx, store, dir).await?;
+            match (target.import, target.finished) {
+                (Some(s), _) => Ok(json_response(200, &state_json(store.tenant(), &s, false))),
+                // Its last chunk's answer was lost, and this look ended it: done.
+                (None, Some(s)) => Ok(json_response(200, &state_json(store.tenant(), &s, true))),
+                (None, None) => Err(ScimError::not_found("no import under way for this tenant")),
+            }
+        }
         ("import", Method::Delete) => match hop::abort(ctx, store, dir, ABORT_BATCH).await? {
             Some(left) => Ok(json_response(
                 200,
@@ -323,6 +328,7 @@ async fn first_page<D: Db>(
         "tenant": store.tenant(),
         "exported": time::format_millis(ctx.now_ms),
         "credentials": credentials,
+        "sequence": snap.until,
         "counts": kinds_json(snap.counts.iter().copied()),
     });
     let mut page = Page {
@@ -360,6 +366,7 @@ enum Line<'a> {
     Header {
         source: String,
         counts: Map<String, Value>,
+        sequence: i64,
     },
     Tenant(&'a str),
     Record(usize, &'a str),
@@ -374,14 +381,15 @@ fn bad(at: i64, what: impl std::fmt::Display) -> ScimError {
     ScimError::invalid_value(format!("line {}: {what}", at + 1))
 }
 
-/// The counts of a header or trailer: a whole number for each kind of record.
+/// The counts of a header or trailer: a whole number for each kind of record, none for a
+/// kind the file's source did not know yet (a file from before `stream` records): 0.
 fn counts_of(v: &Map<String, Value>, at: i64) -> Result<Map<String, Value>> {
     let counts = v
         .get("counts")
         .and_then(Value::as_object)
         .ok_or_else(|| bad(at, "'counts' must be an object"))?;
     for s in SPECS.iter() {
-        if !counts.get(s.record).is_some_and(Value::is_i64) {
+        if !counts.get(s.record).is_none_or(Value::is_i64) {
             return Err(bad(at, format!("'counts.{}' must be an integer", s.record)));
         }
     }
@@ -406,9 +414,17 @@ fn parse_line(text: &str, at: i64) -> Result<Line<'_>> {
                 ));
             }
             let source = v.get("tenant").and_then(Value::as_str).unwrap_or_default();
+            let sequence = match v.get("sequence") {
+                None => 0,
+                Some(n) => n
+                    .as_i64()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| bad(at, "'sequence' must be a non-negative integer"))?,
+            };
             Ok(Line::Header {
                 source: source.to_string(),
                 counts: counts_of(&v, at)?,
+                sequence,
             })
         }
         "tenant" => {
@@ -499,7 +515,7 @@ fn plan(
             return Err(bad(at, "nothing may follow the trailer"));
         }
         match (at, line) {
-            (0, Line::Header { source, counts }) => {
+            (0, Line::Header { source, counts, .. }) => {
                 state.source = source.clone();
                 expected = Some(counts.clone());
             }
@@ -562,7 +578,16 @@ fn plan(
         tenant_line,
         records,
         finish,
+        sequence: header_sequence(lines),
     })
+}
+
+/// The header's `sequence`, if the chunk starts with the header (the first chunk).
+fn header_sequence(lines: &[(&str, Line<'_>)]) -> i64 {
+    match lines.first() {
+        Some((_, Line::Header { sequence, .. })) => *sequence,
+        _ => 0,
+    }
 }
 
 fn verify_trailer(
@@ -602,6 +627,19 @@ fn verify_trailer(
     Ok(())
 }
 
+/// The import a resent last chunk belongs to, if the look at the target just ended it (its
+/// answer was lost after the directory's side completed, `hop::target`): the chunk starts
+/// at or before where that import stood and ends with the trailer. Its answer is "done".
+fn resent_last(
+    target: &moving::Target,
+    first: i64,
+    lines: &[(&str, Line<'_>)],
+) -> Option<ImportState> {
+    let done = target.finished.as_ref()?;
+    let ends = matches!(lines.last(), Some((_, Line::Trailer { .. })));
+    (target.import.is_none() && ends && first <= done.lines).then(|| done.clone())
+}
+
 async fn import<D: Db>(
     ctx: &Ctx<'_, D>,
     store: &Store<'_, D>,
@@ -621,6 +659,9 @@ async fn import<D: Db>(
         lines.push((*text, parse_line(text, first + i as i64)?));
     }
     let target = hop::target(ctx, store, dir).await?;
+    if let Some(done) = resent_last(&target, first, &lines) {
+        return Ok(json_response(200, &state_json(store.tenant(), &done, true)));
+    }
     let (from, state) = match (first, target.import) {
         (0, None) if target.has_data => {
             return Err(ScimError::new(

@@ -13,8 +13,9 @@
 //! D1 (and, through the hop's digest check, the object) before any resource that needs
 //! them. A chunk resent after D1 took it and the object did not is recognised by D1's
 //! position (already at the chunk's end) and not written to D1 twice. D1's import ends
-//! after the object's (the object verified the trailer); if that last step is lost, the
-//! next look at the import ends it ([`target`]).
+//! after the object's (the object verified the trailer, and took the push endpoints in the
+//! same transaction); if that last step is lost, the next look at the import ends it and
+//! says the import is done ([`target`]).
 
 use crate::proto::error::{Result, ScimError};
 use crate::service::admin_json::json_response;
@@ -210,6 +211,7 @@ async fn object_target<D: Db>(
             exists: false,
             has_data: false,
             import: None,
+            finished: None,
         });
     }
     let v = call(ctx, to, store.tenant(), Method::Get, "import/target", None)
@@ -224,6 +226,7 @@ async fn object_target<D: Db>(
             Value::Null => None,
             s => Some(state_of(s).ok_or_else(|| malformed("import state"))?),
         },
+        finished: None,
     })
 }
 
@@ -236,12 +239,14 @@ pub async fn target<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, dir: Dir<'_>)
     };
     let there = object_target(ctx, to, store, here.exists).await?;
     if there.import.is_none() && there.has_data && here.import.is_some() {
-        // The object finished the import; D1 did not hear of it.
+        // The object finished the import; D1 did not hear of it (the end of the last
+        // chunk's request was lost): D1's side ends now, and this look says it is done.
         store.finish_import().await?;
         return Ok(Target {
             exists: true,
             has_data: true,
             import: None,
+            finished: here.import,
         });
     }
     Ok(Target {
@@ -249,6 +254,7 @@ pub async fn target<D: Db>(ctx: &Ctx<'_, D>, store: &Store<'_, D>, dir: Dir<'_>)
         // D1's records of an import under way are the import's own.
         has_data: there.has_data || (here.has_data && here.import.is_none()),
         import: there.import,
+        finished: None,
     })
 }
 
@@ -261,7 +267,7 @@ pub async fn apply<D: Db>(
     chunk: &Chunk,
 ) -> Result<bool> {
     let Dir::Object(to) = dir else {
-        return Ok(store.apply_chunk(chunk, Holds::All).await?);
+        return Ok(store.apply_chunk(chunk, Holds::All, &[]).await?);
     };
     let first = chunk.from.as_ref().map_or(0, |s| s.lines);
     let here = store.import_target(dir.local()).await?.import;
@@ -279,12 +285,13 @@ pub async fn apply<D: Db>(
             finish: false,
             ..chunk.clone()
         };
-        if !store.apply_chunk(&mine, dir.local()).await? {
+        if !store.apply_chunk(&mine, dir.local(), &[]).await? {
             return Ok(false);
         }
     }
     // The last chunk carries the push endpoints, for the object to start them after the
-    // moved log (`Store::start_moved_endpoints`).
+    // moved log in the chunk's own transaction (`Store::apply_chunk`): if it fails, the
+    // object is still importing at the chunk's start, and sending it again completes both.
     let endpoints = if chunk.finish {
         store.moved_endpoints().await?
     } else {
@@ -329,7 +336,7 @@ fn chunk_body(c: &Chunk, endpoints: &[Row]) -> String {
         .collect();
     let kinds: Vec<usize> = mine.iter().map(|(i, _)| *i).collect();
     let meta = json!({"from": c.from.as_ref().map(state_json), "to": state_json(&c.to),
-        "finish": c.finish, "kinds": kinds, "endpoints": endpoints});
+        "finish": c.finish, "sequence": c.sequence, "kinds": kinds, "endpoints": endpoints});
     let mut body = meta.to_string();
     for (_, array) in mine {
         body.push('\n');
@@ -364,6 +371,7 @@ fn chunk_of(body: &[u8]) -> Option<(Chunk, Vec<Row>)> {
         tenant_line: None,
         records,
         finish: v.get("finish")?.as_bool()?,
+        sequence: v.get("sequence").and_then(Value::as_i64).unwrap_or(0),
     };
     Some((chunk, endpoints))
 }
@@ -422,13 +430,9 @@ pub async fn object<D: Db>(store: &Store<'_, D>, req: &Request, op: &str) -> Res
         (Method::Post, "apply") => {
             let (chunk, endpoints) = chunk_of(&req.body)
                 .ok_or_else(|| ScimError::invalid_value("a chunk the worker sent is malformed"))?;
-            let applied = store.apply_chunk(&chunk, holds).await?;
-            if applied && chunk.finish {
-                // Every event here is an imported one: the object's writes wait on this
-                // request (the object serves one at a time), so none came after the import.
-                store.start_moved_endpoints(&endpoints).await?;
-            }
-            json!({"applied": applied})
+            // Every event here is an imported one: the tenant is frozen until this chunk's
+            // transaction ends it, and the endpoints start after them in that transaction.
+            json!({"applied": store.apply_chunk(&chunk, holds, &endpoints).await?})
         }
         (Method::Delete, "abort") => {
             let limit = int("limit").unwrap_or(1).max(1);

@@ -31,6 +31,8 @@ pub enum Col {
     OptText,
     Int,
     OptInt,
+    /// A JSON array (a computed member only).
+    List,
 }
 
 /// How a kind of record is paged through on export.
@@ -81,11 +83,24 @@ pub struct Spec {
     order: Order,
     /// Extra condition on the exported rows (never input-derived).
     filter: &'static str,
-    /// Columns the import sets to an expression of the target instead of a record's value.
+    /// Columns the import sets to an expression of the target instead of a record's value
+    /// (over `target.t`, the tenant, and `j.value`, the record).
     derived: &'static [(&'static str, &'static str)],
+    /// Members of the record that are no column: the export computes each with its SQL (over
+    /// the row, named by the table's name), the import checks its type and reads it only in
+    /// `derived` expressions.
+    computed: &'static [(&'static str, Col, &'static str)],
+    /// The import's `ON CONFLICT` clause, if a row may be there already.
+    on_conflict: &'static str,
+    /// A statement the import runs after inserting a chunk's records of this kind (the
+    /// tenant, the records' JSON array, the chunk's guard).
+    then: Option<fn(&str, &str, &Guard) -> Stmt>,
+    /// What a record must name to be imported where the control plane's records are too
+    /// (SQL over `target.t` and `j.value`), or "".
+    with_control: &'static str,
 }
 
-use Col::{Int, OptInt, OptText, Text};
+use Col::{Int, List, OptInt, OptText, Text};
 use Plane::{Control, Directory};
 
 /// The tenant's own settings (one record, applied to the target tenant's row).
@@ -106,10 +121,14 @@ pub const TENANT: Spec = Spec {
     order: Order::Rowid("rowid"),
     filter: "",
     derived: &[],
+    computed: &[],
+    on_conflict: "",
+    then: None,
+    with_control: "",
 };
 
 /// Every kind of record after the tenant's, in export (and foreign-key) order.
-pub const SPECS: [Spec; 11] = [
+pub const SPECS: [Spec; 12] = [
     Spec {
         record: "schema",
         plane: Control,
@@ -125,6 +144,10 @@ pub const SPECS: [Spec; 11] = [
         order: Order::Rowid("rowid"),
         filter: "",
         derived: &[],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
     },
     Spec {
         record: "entitlement",
@@ -142,6 +165,10 @@ pub const SPECS: [Spec; 11] = [
         order: Order::Pair("kind", "id"),
         filter: "",
         derived: &[],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
     },
     Spec {
         record: "tolerance",
@@ -151,6 +178,10 @@ pub const SPECS: [Spec; 11] = [
         order: Order::Pair("name", "name"),
         filter: "",
         derived: &[],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
     },
     Spec {
         record: "resource",
@@ -167,6 +198,10 @@ pub const SPECS: [Spec; 11] = [
         order: Order::Rowid("rowid"),
         filter: "",
         derived: &[],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
     },
     Spec {
         record: "unique",
@@ -176,6 +211,10 @@ pub const SPECS: [Spec; 11] = [
         order: Order::Rowid("rowid"),
         filter: "",
         derived: &[],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
     },
     Spec {
         record: "member",
@@ -185,6 +224,10 @@ pub const SPECS: [Spec; 11] = [
         order: Order::Pair("group_id", "member_id"),
         filter: "",
         derived: &[],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
     },
     // The soft deletion policy's tombstones (migration 0025) and the memberships they had:
     // the tenant's data, restorable on the target as on the source.
@@ -204,6 +247,10 @@ pub const SPECS: [Spec; 11] = [
         order: Order::Rowid("rowid"),
         filter: "",
         derived: &[],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
     },
     Spec {
         record: "tombstone_member",
@@ -213,6 +260,10 @@ pub const SPECS: [Spec; 11] = [
         order: Order::Pair("group_id", "member_id"),
         filter: "",
         derived: &[],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
     },
     Spec {
         record: "event",
@@ -239,6 +290,10 @@ pub const SPECS: [Spec; 11] = [
         order: Order::Rowid("seq"),
         filter: "",
         derived: &[],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
     },
     // Endpoints keep their sealed signing keys (never a key in clear); the sweep starts past
     // every imported event, so the history is not delivered a second time.
@@ -264,10 +319,36 @@ pub const SPECS: [Spec; 11] = [
         ],
         order: Order::Rowid("rowid"),
         filter: "",
-        derived: &[(
-            "enqueued_seq",
-            "(SELECT coalesce(max(seq), 0) FROM events WHERE tenant = target.t)",
-        )],
+        derived: &[("enqueued_seq", ENDPOINT_START)],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
+    },
+    // Where each RFC 8936 poll stream stands (read where the stream's floor and delivery log
+    // are: D1, or the tenant's object): see [`STREAM_FLOOR`].
+    Spec {
+        record: "stream",
+        plane: Directory,
+        table: "webhooks",
+        columns: &[("id", Text), ("created", Text), ("modified", Text)],
+        order: Order::Rowid("rowid"),
+        filter: " AND url = '' AND format = 'set'",
+        derived: &[
+            ("url", "''"),
+            ("format", "'set'"),
+            ("scim_base", "''"),
+            ("secret", "''"),
+            ("enqueued_seq", STREAM_START),
+        ],
+        computed: &[("floor", Int, STREAM_FLOOR), ("marks", List, STREAM_MARKS)],
+        on_conflict: " ON CONFLICT (id) DO UPDATE SET enqueued_seq = excluded.enqueued_seq \
+                      WHERE webhooks.tenant = excluded.tenant AND webhooks.url = ''",
+        then: Some(stream_marks_stmt),
+        // A stream the control plane has (the `webhook` record before it): an object may
+        // keep its copy of a stream deleted since, which moves no further than its object.
+        with_control: "EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant = target.t \
+                       AND w.id = json_extract(j.value, '$.id') AND w.url = '')",
     },
     // SCIM bearer tokens and OAuth clients, as their SHA-256 hashes (the secrets were never
     // stored). Access tokens are short-lived and re-obtained with the client's secret.
@@ -289,8 +370,79 @@ pub const SPECS: [Spec; 11] = [
         order: Order::Rowid("rowid"),
         filter: " AND kind IN ('bearer', 'client')",
         derived: &[],
+        computed: &[],
+        on_conflict: "",
+        then: None,
+        with_control: "",
     },
 ];
+
+/// The events a poll stream serves (`store::webhooks::poll`), as the `stream` record counts
+/// them: its position is told in these, since the target numbers moved events in its own
+/// sequence (`seq` is not in the file). The import writes them in their order, and the
+/// target's tenant gets no other such event while it imports (its writes are frozen; a
+/// refused write logs a failure, which is not one).
+const SERVED: &str = "e.outcome = 'success' AND e.lifecycle IS NOT 'purge'";
+
+/// A moved endpoint's start on the target: a push endpoint after every moved event (the
+/// source delivered them); a poll stream from its creation on, as a stream new to an object
+/// starts (`store::object::mirror_stream_stmts`), unless its `stream` record says where it
+/// stands (a file from a source without them, or a stream its object never served).
+const ENDPOINT_START: &str = "CASE WHEN json_extract(j.value, '$.url') = '' \
+     THEN (SELECT coalesce(max(seq), 0) FROM events WHERE tenant = target.t \
+     AND time < json_extract(j.value, '$.created')) \
+     ELSE (SELECT coalesce(max(seq), 0) FROM events WHERE tenant = target.t) END";
+
+/// A stream's floor on export: how many of the served events it has behind it (acknowledged
+/// or reported, or older than the stream).
+const STREAM_FLOOR: &str = "(SELECT count(*) FROM events e WHERE e.tenant = webhooks.tenant \
+     AND e.seq <= webhooks.enqueued_seq AND e.outcome = 'success' \
+     AND e.lifecycle IS NOT 'purge')";
+
+/// A stream's marks above its floor on export, as the JSON array text of `[n, status,
+/// error, time]`: the `n`th served event after the floor was acknowledged (`delivered`) or
+/// reported (`dead`) then. One pass over the events above the floor.
+const STREAM_MARKS: &str = "(SELECT json_group_array(json_array(n.n, d.status, d.last_error, \
+     d.last_attempt)) FROM (SELECT e.seq, row_number() OVER (ORDER BY e.seq) AS n FROM events e \
+     WHERE e.tenant = webhooks.tenant AND e.seq > webhooks.enqueued_seq AND e.outcome = 'success' \
+     AND e.lifecycle IS NOT 'purge') n JOIN webhook_deliveries d ON d.endpoint = webhooks.id \
+     AND d.seq = n.seq AND d.type = 'set' AND d.status IN ('delivered', 'dead'))";
+
+/// A stream's floor on import: the target's own `seq` of the `floor`th served event.
+const STREAM_START: &str = "CASE WHEN json_extract(j.value, '$.floor') > 0 THEN coalesce(\
+     (SELECT n.seq FROM (SELECT e.seq, row_number() OVER (ORDER BY e.seq) AS n FROM events e \
+     WHERE e.tenant = target.t AND e.outcome = 'success' AND e.lifecycle IS NOT 'purge') n \
+     WHERE n.n = json_extract(j.value, '$.floor')), \
+     (SELECT coalesce(max(seq), 0) FROM events WHERE tenant = target.t)) ELSE 0 END";
+
+/// The import's statement for the `stream` records' marks: each becomes the stream's
+/// delivery-log row of the target's event at the same place among the served events (one
+/// numbering of the tenant's events for the chunk, not one per mark), so what the receiver
+/// acknowledged before the move is not served again.
+fn stream_marks_stmt(tenant: &str, json_array: &str, guard: &Guard) -> Stmt {
+    let mut params: Vec<SqlValue> = vec![tenant.into(), tenant.into(), json_array.into()];
+    params.extend(guard.params());
+    Stmt::new(
+        format!(
+            "WITH n AS (SELECT e.seq, row_number() OVER (ORDER BY e.seq) AS n FROM events e \
+             WHERE e.tenant = ? AND {SERVED}) \
+             INSERT INTO webhook_deliveries (endpoint, seq, type, tenant, status, attempts, \
+             last_error, last_attempt, queued, sent) \
+             SELECT w.id, n.seq, 'set', w.tenant, json_extract(m.value, '$[1]'), 1, \
+             json_extract(m.value, '$[2]'), json_extract(m.value, '$[3]'), \
+             coalesce(json_extract(m.value, '$[3]'), w.modified), 1 \
+             FROM (SELECT ? AS t) target, json_each(?) s \
+             JOIN webhooks w ON w.id = json_extract(s.value, '$.id') AND w.tenant = target.t \
+             AND w.url = '' \
+             JOIN json_each(json_extract(s.value, '$.marks')) m \
+             JOIN n ON n.n = json_extract(s.value, '$.floor') + json_extract(m.value, '$[0]') \
+             WHERE json_extract(m.value, '$[1]') IN ('delivered', 'dead') AND {} \
+             ON CONFLICT (endpoint, seq, type) DO NOTHING",
+            guard.sql()
+        ),
+        params,
+    )
+}
 
 /// Where an export page starts within a kind of record: after this key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,13 +489,15 @@ pub fn spec(record: &str) -> Option<(usize, &'static Spec)> {
 impl Spec {
     /// Checks that `rec` holds exactly this kind's columns with their types (and `record`).
     pub fn check(&self, rec: &Map<String, Value>) -> std::result::Result<(), String> {
-        for (name, col) in self.columns {
+        let computed = self.computed.iter().map(|(n, c, _)| (n, c));
+        for (name, col) in self.columns.iter().map(|(n, c)| (n, c)).chain(computed) {
             let v = rec.get(*name).unwrap_or(&Value::Null);
             let ok = match col {
                 Text => v.is_string(),
                 OptText => v.is_string() || v.is_null(),
                 Int => v.is_i64(),
                 OptInt => v.is_i64() || v.is_null(),
+                List => v.is_array(),
             };
             if !ok {
                 return Err(format!(
@@ -354,11 +508,16 @@ impl Spec {
                         OptText => "a string or null",
                         Int => "an integer",
                         OptInt => "an integer or null",
+                        List => "an array",
                     }
                 ));
             }
         }
-        let known = |k: &str| k == "record" || self.columns.iter().any(|(n, _)| *n == k);
+        let known = |k: &str| {
+            k == "record"
+                || self.columns.iter().any(|(n, _)| *n == k)
+                || self.computed.iter().any(|(n, _, _)| *n == k)
+        };
         match rec.keys().find(|k| !known(k)) {
             Some(k) => Err(format!("a {} record has no member '{k}'", self.record)),
             None => Ok(()),
@@ -370,6 +529,9 @@ impl Spec {
         let mut s = format!("json_object('record', '{}'", self.record);
         for (name, _) in self.columns {
             s.push_str(&format!(", '{name}', {name}"));
+        }
+        for (name, _, sql) in self.computed {
+            s.push_str(&format!(", '{name}', {sql}"));
         }
         s.push(')');
         s
@@ -422,7 +584,7 @@ impl Spec {
 
     /// Inserts the records in `json_array` (a JSON array of this kind's records) in array
     /// order, if `guard` holds.
-    fn insert_stmt(&self, tenant: &str, json_array: String, guard: &Guard) -> Stmt {
+    fn insert_stmt(&self, tenant: &str, json_array: String, guard: &Guard, holds: Holds) -> Stmt {
         let mut cols = String::from("tenant");
         let mut vals = String::from("target.t");
         for (name, _) in self.columns {
@@ -438,9 +600,14 @@ impl Spec {
         Stmt::new(
             format!(
                 "INSERT INTO {} ({cols}) SELECT {vals} FROM (SELECT ? AS t) target, \
-                 json_each(?) j WHERE {} ORDER BY j.key",
+                 json_each(?) j WHERE {}{} ORDER BY j.key{}",
                 self.table,
-                guard.sql()
+                guard.sql(),
+                match (holds, self.with_control) {
+                    (Holds::All, c) if !c.is_empty() => format!(" AND {c}"),
+                    _ => String::new(),
+                },
+                self.on_conflict
             ),
             params,
         )
@@ -477,6 +644,10 @@ pub struct Target {
     /// The tenant holds something already (resources, events, settings, credentials, …).
     pub has_data: bool,
     pub import: Option<ImportState>,
+    /// The import that this look at the target found complete where the directory is and
+    /// ended on the control plane's side too (its answer had been lost): the client is told
+    /// it is done (`service::moving_hop::target`).
+    pub finished: Option<ImportState>,
 }
 
 /// One chunk of an import, validated and planned by the service.
@@ -492,6 +663,9 @@ pub struct Chunk {
     pub records: Vec<(usize, String)>,
     /// The chunk ends the import (its trailer verified): the tenant is released.
     pub finish: bool,
+    /// The source's newest event (its header's `sequence`; 0 if it does not say), when the
+    /// chunk starts the import: the target numbers the moved events after it.
+    pub sequence: i64,
 }
 
 /// The condition every insert of a chunk is guarded by: the import row now carries this
@@ -681,6 +855,40 @@ fn empty_params(tenant: &str, holds: Holds) -> Vec<SqlValue> {
     vec![tenant.into(); SPECS.iter().filter(|s| holds.holds(s)).count()]
 }
 
+/// Makes the target number the moved events after `sequence`, the source's newest: a
+/// row of that number is inserted and deleted (AUTOINCREMENT never reuses a number), unless
+/// the target's events are numbered beyond it already. So a SET's `jti` (the event's number)
+/// the source issued names no event of the tenant on the target: a receiver acknowledging
+/// one there after the move acknowledges nothing, rather than another event.
+fn sequence_stmts(tenant: &str, sequence: i64, guard: &Guard) -> Vec<Stmt> {
+    let mut params: Vec<SqlValue> = vec![
+        SqlValue::Int(sequence),
+        tenant.into(),
+        SqlValue::Int(sequence),
+    ];
+    params.extend(guard.params());
+    let mut gone: Vec<SqlValue> = vec![SqlValue::Int(sequence), tenant.into()];
+    gone.extend(guard.params());
+    vec![
+        Stmt::new(
+            format!(
+                "INSERT INTO events (seq, tenant, time, op, resource_type, outcome, status) \
+                 SELECT ?, ?, '', 'create', '', 'failure', 0 \
+                 WHERE ? > (SELECT coalesce(max(seq), 0) FROM events) AND {}",
+                guard.sql()
+            ),
+            params,
+        ),
+        Stmt::new(
+            format!(
+                "DELETE FROM events WHERE seq = ? AND tenant = ? AND time = '' AND {}",
+                guard.sql()
+            ),
+            gone,
+        ),
+    ]
+}
+
 /// Columns of `tenant_imports`, in the order [`state_params`] binds them.
 const STATE_COLUMNS: &str = "source, lines, chain, counts, token, started";
 
@@ -724,20 +932,31 @@ impl<D: Db> Store<'_, D> {
             exists: int(row, "present")? > 0,
             has_data: int(row, "has_data")? != 0,
             import: first(1).map(import_state).transpose()?,
+            finished: None,
         })
     }
 
     /// Applies one chunk of an import in one transaction: all of it, or nothing (`false`: the
     /// import is no longer where `chunk.from` says: another chunk applied meanwhile, or the
     /// target stopped being empty). Only the records of the kinds this database `holds` are
-    /// written; the position and the tenant's settings always are.
-    pub async fn apply_chunk(&self, chunk: &Chunk, holds: Holds) -> Result<bool> {
+    /// written; the position and the tenant's settings always are. The last chunk into a
+    /// tenant's object also hands it the tenant's push `endpoints` (D1's rows), in the same
+    /// transaction (`webhooks::moved_endpoints_stmt`).
+    pub async fn apply_chunk(
+        &self,
+        chunk: &Chunk,
+        holds: Holds,
+        endpoints: &[Row],
+    ) -> Result<bool> {
         let t = self.tenant();
         let guard = Guard {
             tenant: t.to_string(),
             token: chunk.to.token,
         };
         let mut stmts = self.position_stmts(chunk, &guard, holds);
+        if chunk.from.is_none() && spec("event").is_some_and(|(_, e)| holds.holds(e)) {
+            stmts.extend(sequence_stmts(t, chunk.sequence, &guard));
+        }
         if let Some(line) = &chunk.tenant_line {
             let mut sets = Vec::new();
             for (name, _) in TENANT.columns {
@@ -757,8 +976,17 @@ impl<D: Db> Store<'_, D> {
         }
         for (i, array) in &chunk.records {
             if let Some(spec) = SPECS.get(*i).filter(|s| holds.holds(s)) {
-                stmts.push(spec.insert_stmt(t, array.clone(), &guard));
+                stmts.push(spec.insert_stmt(t, array.clone(), &guard, holds));
+                stmts.extend(spec.then.map(|then| then(t, array, &guard)));
             }
+        }
+        if chunk.finish && !endpoints.is_empty() {
+            stmts.push(crate::store::webhooks::moved_endpoints_stmt(
+                t,
+                endpoints,
+                guard.sql(),
+                guard.params(),
+            )?);
         }
         let mut params = vec![t.into()];
         params.extend(guard.params());
@@ -849,15 +1077,9 @@ impl<D: Db> Store<'_, D> {
     }
 
     /// The tenant's push endpoints in this database (D1, the control plane), for the
-    /// tenant's object at the end of an import into it ([`Store::start_moved_endpoints`]).
+    /// tenant's object at the end of an import into it ([`Store::apply_chunk`]).
     pub async fn moved_endpoints(&self) -> Result<Vec<Row>> {
         crate::store::webhooks::push_endpoints(self.db, self.tenant()).await
-    }
-
-    /// In the tenant's object, once its import is complete: its copies of the push
-    /// `endpoints` start after every imported event (`webhooks::mirror_moved_endpoints`).
-    pub async fn start_moved_endpoints(&self, endpoints: &[Row]) -> Result<()> {
-        crate::store::webhooks::mirror_moved_endpoints(self.db, self.tenant(), endpoints).await
     }
 
     /// Ends an import whose records are all written (D1's part of an object tenant's import,

@@ -373,7 +373,7 @@ pub async fn mirror_endpoints<D: Db>(db: &D, tenant: &str, endpoints: &[Row]) ->
     let list = serde_json::to_string(endpoints).map_err(|_| StoreError::Corrupt("endpoints"))?;
     let floor = "(SELECT coalesce(max(e.seq), 0) FROM events e WHERE e.tenant = ? \
                  AND e.time < json_extract(j.value, '$.created'))";
-    let upsert = mirror_stmt(tenant, &list, floor, "");
+    let upsert = mirror_stmt(tenant, &list, floor, "", "true");
     let gone = Stmt::new(
         "DELETE FROM webhooks WHERE tenant = ? AND url <> '' AND id NOT IN \
          (SELECT json_extract(value, '$.id') FROM json_each(?))",
@@ -389,20 +389,28 @@ pub async fn mirror_endpoints<D: Db>(db: &D, tenant: &str, endpoints: &[Row]) ->
 /// so [`mirror_endpoints`]' floor would send that history, which the source delivered, a
 /// second time; an import into D1 starts its endpoints after D1's events the same way
 /// (`store::moving`'s derived `enqueued_seq`). A copy the object has already keeps its floor
-/// if that is further on.
-pub async fn mirror_moved_endpoints<D: Db>(db: &D, tenant: &str, endpoints: &[Row]) -> Result<()> {
+/// if that is further on. The statement runs in the import's last chunk's own transaction,
+/// only if `cond` (SQL, with `cond_params`) holds: the hand-over and the end of the freeze
+/// are one write, so neither happens without the other.
+pub fn moved_endpoints_stmt(
+    tenant: &str,
+    endpoints: &[Row],
+    cond: &str,
+    cond_params: Vec<SqlValue>,
+) -> Result<Stmt> {
     let list = serde_json::to_string(endpoints).map_err(|_| StoreError::Corrupt("endpoints"))?;
     let floor = "(SELECT coalesce(max(e.seq), 0) FROM events e WHERE e.tenant = ?)";
     let keep = ", enqueued_seq = max(webhooks.enqueued_seq, excluded.enqueued_seq)";
-    db.batch(vec![mirror_stmt(tenant, &list, floor, keep)])
-        .await?;
-    Ok(())
+    let mut stmt = mirror_stmt(tenant, &list, floor, keep, cond);
+    stmt.params.extend(cond_params);
+    Ok(stmt)
 }
 
 /// The upsert of an object's copies of push endpoints (`list`, JSON of [`push_endpoints`]'
-/// rows): a new copy's `enqueued_seq` is `floor` (SQL taking the tenant as its one
-/// parameter); a copy there already takes the routing, and `on_conflict` (more assignments).
-fn mirror_stmt(tenant: &str, list: &str, floor: &str, on_conflict: &str) -> Stmt {
+/// rows), if `cond` holds (SQL; its parameters follow the statement's): a new copy's
+/// `enqueued_seq` is `floor` (SQL taking the tenant as its one parameter); a copy there
+/// already takes the routing, and `on_conflict` (more assignments).
+fn mirror_stmt(tenant: &str, list: &str, floor: &str, on_conflict: &str, cond: &str) -> Stmt {
     Stmt::new(
         format!(
             "INSERT INTO webhooks (id, tenant, url, events, format, scim_base, secret, enabled, \
@@ -411,7 +419,7 @@ fn mirror_stmt(tenant: &str, list: &str, floor: &str, on_conflict: &str) -> Stmt
              json_extract(j.value, '$.events'), json_extract(j.value, '$.format'), '', '', \
              json_extract(j.value, '$.enabled'), {floor}, \
              json_extract(j.value, '$.created'), json_extract(j.value, '$.created') \
-             FROM json_each(?) j WHERE true ON CONFLICT (id) DO UPDATE SET url = excluded.url, \
+             FROM json_each(?) j WHERE {cond} ON CONFLICT (id) DO UPDATE SET url = excluded.url, \
              events = excluded.events, format = excluded.format, enabled = excluded.enabled\
              {on_conflict}"
         ),

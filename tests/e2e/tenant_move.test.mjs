@@ -300,3 +300,74 @@ test("a push endpoint moved from a d1 deployment into a durable-object one gets 
     await rx.close();
   }
 });
+
+test("a poll stream moved d1 -> durable-object -> d1 serves what its receiver had not acknowledged, then what follows", async () => {
+  // One CURSOR_SECRET: the stream's sealed key opens on every deployment.
+  const options = { bindings: { CURSOR_SECRET: randomBytes(32).toString("base64url") } };
+  const a = await startWorker({ port: 0, adminToken: ADMIN, storage: "d1", options });
+  const b = await startWorker({ port: 0, adminToken: ADMIN, storage: "durable-object", options });
+  const c = await startWorker({ port: 0, adminToken: ADMIN, storage: "d1", options });
+  try {
+    let r = await admin(a, "POST", "/tenants", { id: "acme", name: "Acme" });
+    assert.equal(r.status, 201, r.text);
+    r = await admin(a, "POST", "/tenants/acme/tokens", { label: "app" });
+    const token = r.json.token;
+    r = await admin(a, "POST", "/tenants/acme/webhooks", { format: "set", delivery: "poll" });
+    assert.equal(r.status, 201, r.text);
+    const stream = r.json.id;
+    const user = async (w, userName) => {
+      const res = await w.request("POST", "/t/acme/scim/v2/Users", { token, body: { schemas: [USER_SCHEMA], userName } });
+      assert.equal(res.status, 201, res.text);
+      return res.json.id;
+    };
+    // A poll: the resource ids its SETs name, oldest first, and their jtis.
+    const poll = async (w, body) => {
+      const res = await w.request("POST", `/t/acme/scim/v2/Events/${stream}`, { token, body });
+      assert.equal(res.status, 200, res.text);
+      return Object.entries(res.json.sets)
+        .map(([jti, set]) => {
+          const claims = Buffer.from(set.split(".")[1], "base64url").toString();
+          return { jti, seq: Number(jti.slice(4)), id: claims.split("/Users/")[1].split('"')[0] };
+        })
+        .sort((x, y) => x.seq - y.seq);
+    };
+    const move = async (src, dst) => {
+      const dir = mkdtempSync(path.join(tmpdir(), "tenant-move-poll-"));
+      const file = path.join(dir, "t.ndjson");
+      writeFileSync(file, (await cli(src, "tenant", "export", "acme", "--limit", "2")).stdout);
+      const imp = JSON.parse((await cli(dst, "tenant", "import", "acme", file)).stdout);
+      assert.equal(imp.done, true, JSON.stringify(imp));
+      assert.equal(imp.counts.stream, 1, JSON.stringify(imp));
+    };
+
+    const ids = [];
+    for (const n of ["u1", "u2", "u3", "u4"]) ids.push(await user(a, n));
+    const served = await poll(a, { maxEvents: 10 });
+    assert.deepEqual(served.map((s) => s.id), ids);
+    // The first and third acknowledged (one above the stream's floor), the others not.
+    const rest = await poll(a, { ack: [served[0].jti, served[2].jti] });
+    assert.deepEqual(rest.map((s) => s.id), [ids[1], ids[3]]);
+
+    await move(a, b);
+    // The receiver repeats its acknowledgements of the source's SETs: they name nothing here.
+    let got = await poll(b, { ack: served.map((s) => s.jti) });
+    assert.deepEqual(got.map((s) => s.id), [ids[1], ids[3]]);
+    assert.ok(got.every((s) => s.seq > served.at(-1).seq), JSON.stringify(got));
+    assert.deepEqual(await poll(b, { ack: got.map((s) => s.jti) }), []);
+    const onB = await user(b, "u5");
+    got = await poll(b, {});
+    assert.deepEqual(got.map((s) => s.id), [onB]);
+
+    // Back into d1, u5 not acknowledged: served there, then what follows.
+    await move(b, c);
+    got = await poll(c, {});
+    assert.deepEqual(got.map((s) => s.id), [onB]);
+    assert.deepEqual(await poll(c, { ack: got.map((s) => s.jti) }), []);
+    const onC = await user(c, "u6");
+    assert.deepEqual((await poll(c, {})).map((s) => s.id), [onC]);
+  } finally {
+    await a.stop();
+    await b.stop();
+    await c.stop();
+  }
+});
