@@ -781,7 +781,7 @@ async function objectTemplates(w, d1) {
  * (and of CPU per request), so load from other processes hits both sides of a ratio alike.
  */
 async function pairedAll(label, origin, ceilingSpecs, specFor) {
-  const ceil = { d1: [], do: [] };
+  const ceil = { d1: [], do: [], doWrite: [] };
   const ops = Object.fromEntries(BACKENDS.map((b) => [b, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const [k, spec] of Object.entries(ceilingSpecs)) ceil[k].push(await wrk(origin, { ...spec, prefix: "" }));
@@ -792,6 +792,10 @@ async function pairedAll(label, origin, ceilingSpecs, specFor) {
     }
   }
   const out = { ceilingD1: median(ceil.d1.map((c) => c.rps)), ceilingDO: ceil.do.length ? median(ceil.do.map((c) => c.rps)) : null };
+  if (ceil.doWrite.length) {
+    out.ceilingDOWrite = median(ceil.doWrite.map((c) => c.rps));
+    out.ceilingDOWriteCpu = median(ceil.doWrite.map((c) => c.cpu_us).filter(Boolean));
+  }
   for (const b of BACKENDS) {
     const o = ops[b];
     const mid = [...o].sort((x, y) => x.rps - y.rps)[Math.floor(o.length / 2)];
@@ -810,10 +814,12 @@ async function pairedAll(label, origin, ceilingSpecs, specFor) {
       // server with a core to itself, which load from other processes does not move.
       cpuRatioD1: cpuTo(ceil.d1),
       cpuRatioDO: cpuTo(ceil.do),
+      // POST only: against the write ceiling (one INSERT of a row in the object).
+      ...(ceil.doWrite.length ? { ratioDOWrite: ratioTo(ceil.doWrite), cpuRatioDOWrite: cpuTo(ceil.doWrite) } : {}),
     };
-    log(`${label} [${b}]: ${mid.rps} req/s (rounds ${out[b].rounds.join(", ")}), p50 ${mid.p50_ms} ms, ÷ ceiling-d1 ${out[b].ratioD1}x (CPU ${out[b].cpuRatioD1}x), ÷ ceiling-do ${out[b].ratioDO}x (CPU ${out[b].cpuRatioDO}x); ${out[b].errors} errors`);
+    log(`${label} [${b}]: ${mid.rps} req/s (rounds ${out[b].rounds.join(", ")}), p50 ${mid.p50_ms} ms, ÷ ceiling-d1 ${out[b].ratioD1}x (CPU ${out[b].cpuRatioD1}x), ÷ ceiling-do ${out[b].ratioDO}x (CPU ${out[b].cpuRatioDO}x)${out[b].cpuRatioDOWrite ? `, ÷ ceiling-do write ${out[b].ratioDOWrite}x (CPU ${out[b].cpuRatioDOWrite}x)` : ""}; ${out[b].errors} errors`);
   }
-  log(`${label}: ceilings d1 ${ceil.d1.map((c) => c.rps).join(", ")}${ceil.do.length ? `; do ${ceil.do.map((c) => c.rps).join(", ")}` : ""}`);
+  log(`${label}: ceilings d1 ${ceil.d1.map((c) => c.rps).join(", ")}${ceil.do.length ? `; do ${ceil.do.map((c) => c.rps).join(", ")}` : ""}${ceil.doWrite.length ? `; do write ${ceil.doWrite.map((c) => `${c.rps} req/s ${c.cpu_us} µs`).join(", ")}` : ""}`);
   return out;
 }
 
@@ -845,8 +851,11 @@ async function runMiniflare(state, s, so, poolStart) {
   const const1 = await measure(`miniflare ${s.size} ceiling-const`, w.origin, constSpec);
   const sp = { d1: specs("/scim/v2", users.d1, s.big, ENTRA_PATCH) };
   if (so) sp["durable-object"] = specs("/scim/v2", users["durable-object"], so.big, ENTRA_PATCH, DO_HOST);
+  // The write ceiling (one INSERT of a user row in the ceiling's object), measured with POST.
+  const writeCeiling = so ? { doWrite: { method: "POST", lines: writeLines(["/ceiling-do/write"]), body: writeBody(userBody("__N__")) } } : {};
   for (const op of ["get", "userName", "externalId", "list100", "post", "patch"]) {
-    if (wanted(op)) res[op] = await pairedAll(`miniflare ${s.size} ${op}`, w.origin, ceilingSpecs, (b) => sp[b][op]);
+    const cs = op === "post" ? { ...ceilingSpecs, ...writeCeiling } : ceilingSpecs;
+    if (wanted(op)) res[op] = await pairedAll(`miniflare ${s.size} ${op}`, w.origin, cs, (b) => sp[b][op]);
   }
   if (wanted("addMember") || wanted("delete")) {
     const pools = { d1: await seedPool(w.db, s.userTpl, poolStart, POOL) };
@@ -1236,6 +1245,13 @@ function backendsTable(size, r, results) {
       }
       lines.push(row);
     }
+  }
+  const post = m.post?.["durable-object"];
+  if (post?.cpuRatioDOWrite != null) {
+    lines.push(
+      `\nWrite ceiling (ceiling-do's POST: one hop, one INSERT of the user row into the same table, indexes and triggers): ` +
+        `${m.post.ceilingDOWrite} req/s, ${m.post.ceilingDOWriteCpu} µs CPU/req; POST /Users (durable-object) ÷ it: ${x2(post.ratioDOWrite)}, CPU ${x2(post.cpuRatioDOWrite)}.`,
+    );
   }
   return lines;
 }

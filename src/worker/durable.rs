@@ -235,7 +235,9 @@ fn migrate(db: &ObjectDb) -> Result<(), DbError> {
 /// flush as the write, it exists whenever the write does, and alarms run at least once, so a
 /// crash between commit and enqueue delays events and never loses them. The request pays no
 /// extra hop (setting the alarm is the object's own storage); the sweep runs after the
-/// response, and a failed one arms the alarm again.
+/// response, and a failed one arms the alarm again. A write that finds the alarm this
+/// instance armed still pending (`alarm_armed`) does not set it again: the pending alarm runs
+/// after the write commits and sweeps its events too.
 #[durable_object(alarm)]
 pub struct TenantStore {
     state: State,
@@ -248,6 +250,11 @@ pub struct TenantStore {
     purged_ms: Cell<i64>,
     /// The settings this instance last mirrored into its tenant row (`relay::adopt`).
     adopted: crate::service::adopted::Adopted,
+    /// This instance set the alarm to "now" and its `alarm` has not started since: the alarm
+    /// is stored and pending, so a write need not await another `setAlarm` (a storage call per
+    /// write; the profile in docs/PERFORMANCE.md). Cleared when the alarm starts, so a write
+    /// during or after a sweep arms it again; false in a new instance, which cannot know.
+    alarm_armed: Cell<bool>,
 }
 
 /// How often a live object prunes its provisioning log (the D1 backend's daily cron).
@@ -291,6 +298,16 @@ impl TenantStore {
         }
     }
 
+    /// Arms the alarm for now, unless this instance armed it and it has not run yet.
+    async fn arm_alarm(&self) -> worker::Result<()> {
+        if self.alarm_armed.get() {
+            return Ok(());
+        }
+        self.state.storage().set_alarm(0).await?;
+        self.alarm_armed.set(true);
+        Ok(())
+    }
+
     /// The daily purge of tombstones (`relay::purge`), on the same schedule as [`Self::prune`]
     /// but with the request: the policy it uses is the one the worker sent with it. An object
     /// that gets no requests keeps its tombstones until its next one (see docs/DEPLOY.md).
@@ -300,7 +317,7 @@ impl TenantStore {
         }
         // A purge logs events (`user.purged`, ...) in the object's outbox: its alarm sends
         // them, armed first as for any write.
-        if let Err(e) = self.state.storage().set_alarm(0).await {
+        if let Err(e) = self.arm_alarm().await {
             console_error!("tenant object: arming the alarm before a purge failed: {e:?}");
             return;
         }
@@ -325,6 +342,7 @@ impl DurableObject for TenantStore {
             pruned_ms: Cell::new(0),
             purged_ms: Cell::new(0),
             adopted: crate::service::adopted::Adopted::default(),
+            alarm_armed: Cell::new(false),
         }
     }
 
@@ -344,7 +362,7 @@ impl DurableObject for TenantStore {
         }
         if super::directory_events(&request) {
             // Before the write, so the alarm is committed whenever the write is.
-            self.state.storage().set_alarm(0).await?;
+            self.arm_alarm().await?;
         }
         // The worker's own database type (see `super::D1`): one copy of the handlers.
         let db = crate::store::coalesce::Coalescing::new(
@@ -366,14 +384,20 @@ impl DurableObject for TenantStore {
         if settings.timing {
             response = response.with_header("server-timing", d1.1.object_timing());
         }
-        let label = crate::service::route::method_label(request.method);
-        for note in &response.notes {
-            console_log!("{label} {} (tenant object): {note}", request.path);
+        // One line for all of a request's notes: a console call per note cost an Entra PATCH
+        // (two tolerated quirks) a measurable share of its CPU (docs/PERFORMANCE.md).
+        if !response.notes.is_empty() {
+            let label = crate::service::route::method_label(request.method);
+            let notes = response.notes.join("; ");
+            console_log!("{label} {} (tenant object): {notes}", request.path);
         }
         to_response(response)
     }
 
     async fn alarm(&self) -> worker::Result<worker::Response> {
+        // From here on a write must arm the alarm again: this run may have read the outbox
+        // before that write's events are in it.
+        self.alarm_armed.set(false);
         let Some(object) = self.database() else {
             self.state.storage().set_alarm(RETRY_MS).await?;
             return worker::Response::empty();
@@ -382,7 +406,7 @@ impl DurableObject for TenantStore {
         match super::webhooks::sweep_object(&d1, &self.env).await {
             Ok(0) => {}
             // Once more: a burst may have left more than one run sends.
-            Ok(_) => self.state.storage().set_alarm(0).await?,
+            Ok(_) => self.arm_alarm().await?,
             Err(e) => {
                 console_error!("tenant object: webhook sweep failed (again in a minute): {e}");
                 self.state.storage().set_alarm(RETRY_MS).await?;
