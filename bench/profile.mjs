@@ -7,7 +7,8 @@
 //   node bench/profile.mjs --worker=bench/.build/profile --ops=post --seconds=8 --top=40
 //
 // Options: --worker=DIR (worker-build output: index.js, index_bg.wasm; entry.mjs if present)
-//   --ops=get,userName,post,patch  --users=300 (seeded through the API)  --seconds=8
+//   --ops=get,userName,post,patch,list100,delete  --users=300 (seeded through the API)
+//   --groups=0 (groups of every seeded user)  --seconds=8
 //   --connections=4  --interval=100 (sampling interval, µs)  --top=35  --out=DIR (the
 //   .cpuprofile files, loadable in Chrome DevTools)  --storage=durable-object|d1
 // Not a benchmark: the profiler's own cost inflates every figure; read the shares.
@@ -143,6 +144,9 @@ async function drive(origin, op, users, seconds, counter) {
     else if (op === "userName") r = await http(origin, "GET", `/scim/v2/Users?filter=${encodeURIComponent(`userName eq "${u.userName}"`)}`);
     else if (op === "post") r = await http(origin, "POST", "/scim/v2/Users", userBody(fmt(200000 + n)));
     else if (op === "patch") r = await http(origin, "PATCH", `/scim/v2/Users/${u.id}`, entraPatch(n));
+    else if (op === "list100") r = await http(origin, "GET", "/scim/v2/Users?startIndex=1&count=100");
+    // Each user once (seed enough of them: --users ≥ requests); later requests answer 404.
+    else if (op === "delete") r = await http(origin, "DELETE", `/scim/v2/Users/${users[n]?.id ?? "gone"}`);
     else throw new Error(`unknown op ${op}`);
     done++;
     if (r.status >= 300) {
@@ -239,6 +243,16 @@ async function main() {
       if (r.status !== 201) throw new Error(`seed POST: ${r.status} ${r.text}`);
       const j = JSON.parse(r.text);
       users.push({ id: j.id, userName: j.userName });
+    }
+    // --groups=N: N groups of every seeded user, as the benchmark's users are in groups
+    // (its list page renders each user's `groups`).
+    for (let g = 0; g < Number(args.groups ?? 0); g++) {
+      const r = await http(origin, "POST", "/scim/v2/Groups", {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        displayName: `Group ${g}`,
+        members: users.map((u) => ({ value: u.id })),
+      });
+      if (r.status !== 201) throw new Error(`seed group: ${r.status} ${r.text}`);
     }
     log(`seeded ${USERS} users through the API in ${Date.now() - t0} ms (${STORAGE})`);
     const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();

@@ -116,6 +116,21 @@ impl Projection {
             .any(|r| r.schema.is_none() && r.attr == name)
     }
 
+    /// Whether [`Projection::apply`] leaves the top-level core attribute `name` exactly as
+    /// rendered: nothing is asked for by name (`attributes` would drop what it does not
+    /// list), `name` is not excluded, and neither it nor a sub-attribute is hidden by its
+    /// `returned` characteristic. Lets a renderer write it without building it as a value.
+    pub fn keeps_whole(&self, rt: ResourceType, name: &str) -> bool {
+        let Some(def) = self.schemas.of(rt).core_schema().attr(name) else {
+            return false;
+        };
+        self.include.is_empty()
+            && !self.names(name)
+            && std::iter::once(def)
+                .chain(&def.sub_attributes)
+                .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
+    }
+
     /// Applies the projection to a fully rendered resource in place.
     pub fn apply(&self, rt: ResourceType, resource: &mut Value) {
         let rt = self.schemas.of(rt);

@@ -962,40 +962,134 @@ pub fn write_spliced(
         out.extend_from_slice(inner.as_bytes());
     }
     let related = related.filter(|r| !r.is_empty());
-    if related.is_some() || projection.names("meta") {
-        // Rare or projected: build the members as values and let the projection shape them.
-        let mut tail = Value::Object(envelope_tail(rt, id, meta, related, base));
-        projection.apply(rt, &mut tail);
-        if let Value::Object(tail) = tail {
-            for (k, v) in &tail {
-                out.push(b',');
-                write_str(out, k)?;
-                out.push(b':');
-                serde_json::to_writer(&mut *out, v).map_err(|_| ScimError::internal())?;
-            }
-        }
+    let tail_as_built = !projection.names("meta")
+        && related.is_none_or(|_| projection.keeps_whole(rt, related_name(rt)));
+    if tail_as_built {
+        write_tail(out, rt, id, meta, related, base)?;
     } else {
-        out.extend_from_slice(b",\"meta\":{\"created\":");
-        write_str(out, &meta.created)?;
-        out.extend_from_slice(b",\"lastModified\":");
-        write_str(out, &meta.modified)?;
-        out.extend_from_slice(b",\"location\":");
-        write_str(out, &location(base, rt, id))?;
-        out.extend_from_slice(b",\"resourceType\":");
-        write_str(out, rt.name())?;
-        out.extend_from_slice(b",\"version\":");
-        write_str(out, &meta.etag())?;
-        out.push(b'}');
+        write_projected_tail(out, rt, id, meta, related, base, projection)?;
     }
     out.push(b'}');
     Ok(())
+}
+
+/// `members` for a group, `groups` for a user: where a resource's related resources go.
+fn related_name(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::User => "groups",
+        ResourceType::Group => "members",
+    }
+}
+
+/// The members [`envelope_tail`] builds (`members`/`groups`, then `meta`), each preceded by
+/// a comma, written directly: the same bytes serde_json writes for them (its maps sort their
+/// keys, so the keys here come in that order), without the value tree. A list page of 100
+/// users who are each in a group or two spent most of its rendering building and
+/// serialising those trees (docs/PERFORMANCE.md, "The list page written directly").
+fn write_tail(
+    out: &mut Vec<u8>,
+    rt: ResourceType,
+    id: &str,
+    meta: &Meta,
+    related: Option<&[Related]>,
+    base: &str,
+) -> Result<()> {
+    if let Some(related) = related {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(related_name(rt).as_bytes());
+        out.extend_from_slice(b"\":[");
+        for (i, r) in related.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"$ref\":");
+            write_location(out, base, r.rt, &r.id)?;
+            if let Some(d) = &r.display {
+                out.extend_from_slice(b",\"display\":");
+                write_str(out, d)?;
+            }
+            out.extend_from_slice(b",\"type\":");
+            write_str(out, related_type(rt, r))?;
+            out.extend_from_slice(b",\"value\":");
+            write_str(out, &r.id)?;
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b",\"meta\":{\"created\":");
+    write_str(out, &meta.created)?;
+    out.extend_from_slice(b",\"lastModified\":");
+    write_str(out, &meta.modified)?;
+    out.extend_from_slice(b",\"location\":");
+    write_location(out, base, rt, id)?;
+    out.extend_from_slice(b",\"resourceType\":");
+    write_str(out, rt.name())?;
+    out.extend_from_slice(b",\"version\":");
+    write_str(out, &meta.etag())?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// The tail as values, shaped by a projection that names `meta` or the related list: rare,
+/// so built as [`envelope_tail`] and projected like any rendered resource.
+fn write_projected_tail(
+    out: &mut Vec<u8>,
+    rt: ResourceType,
+    id: &str,
+    meta: &Meta,
+    related: Option<&[Related]>,
+    base: &str,
+    projection: &Projection,
+) -> Result<()> {
+    let mut tail = Value::Object(envelope_tail(rt, id, meta, related, base));
+    projection.apply(rt, &mut tail);
+    if let Value::Object(tail) = tail {
+        for (k, v) in &tail {
+            out.push(b',');
+            write_str(out, k)?;
+            out.push(b':');
+            serde_json::to_writer(&mut *out, v).map_err(|_| ScimError::internal())?;
+        }
+    }
+    Ok(())
+}
+
+/// A related entry's `type`: `direct` in a user's `groups` (no nested groups), the member's
+/// resource type in a group's `members`.
+fn related_type(rt: ResourceType, r: &Related) -> &'static str {
+    match rt {
+        ResourceType::User => "direct",
+        ResourceType::Group => r.rt.name(),
+    }
+}
+
+/// Writes [`location`] as a JSON string without building it: the percent-encoded id and the
+/// endpoint never need escaping, so only `base` (from the request's URL) is checked.
+fn write_location(out: &mut Vec<u8>, base: &str, rt: ResourceType, id: &str) -> Result<()> {
+    if !needs_no_escape(base) {
+        return write_str(out, &location(base, rt, id));
+    }
+    out.push(b'"');
+    out.extend_from_slice(base.as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(rt.endpoint().as_bytes());
+    out.push(b'/');
+    push_percent_encoded(out, id);
+    out.push(b'"');
+    Ok(())
+}
+
+/// Whether serde_json writes `s` as it is between quotes: no control character, quote or
+/// backslash (its escape table has nothing else).
+fn needs_no_escape(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// Writes `s` as a JSON string. Ids, timestamps, URNs and attribute names need no escaping;
 /// checking that first is several times cheaper than serde_json's escaping writer, which
 /// stays the path for anything else.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if needs_no_escape(s) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -1017,13 +1111,18 @@ fn object_inner(text: &str) -> Option<&str> {
 /// ATTRNAMEs (RFC 7643 §2.1), and URN keys hold no escapes (`check_undeclared_urn`).
 fn urn_member_names(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
-    text.match_indices('"').filter_map(move |(at, _)| {
-        // The cheap test first: most strings in stored data do not start with `urn:`.
+    // A plain byte scan: `match_indices` and `eq_ignore_ascii_case` on every quote were a
+    // fifth of a list page's rendering at the size-optimised build.
+    let quotes = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'"')
+        .map(|(at, _)| at);
+    quotes.filter_map(move |at| {
+        // The cheap tests first: most strings in stored data do not start with `urn:`.
         let name_start = at + 1;
-        if !text
-            .get(name_start..name_start + 4)
-            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
-        {
+        let prefix = bytes.get(name_start..name_start + 4)?;
+        if prefix.first().map(|b| b | 0x20) != Some(b'u') || !prefix.eq_ignore_ascii_case(b"urn:") {
             return None;
         }
         let before = text.get(..at)?.trim_end();
@@ -1059,10 +1158,7 @@ fn envelope_tail(
 ) -> Map<String, Value> {
     let mut out = Map::new();
     if let Some(related) = related {
-        let key = match rt {
-            ResourceType::User => "groups",
-            ResourceType::Group => "members",
-        };
+        let key = related_name(rt);
         let list: Vec<Value> = related
             .iter()
             .map(|r| {
@@ -1072,11 +1168,7 @@ fn envelope_tail(
                 if let Some(d) = &r.display {
                     m.insert("display".into(), Value::String(d.clone()));
                 }
-                let ty = match rt {
-                    ResourceType::User => "direct",
-                    ResourceType::Group => r.rt.name(),
-                };
-                m.insert("type".into(), Value::String(ty.into()));
+                m.insert("type".into(), Value::String(related_type(rt, r).into()));
                 Value::Object(m)
             })
             .collect();
@@ -1104,15 +1196,28 @@ pub fn location(base: &str, rt: ResourceType, id: &str) -> String {
 /// A path segment for `meta.location` and `$ref`: ids are chosen by the service, but an
 /// `externalId`-derived or imported id could hold anything, and a location must stay one URL.
 pub fn percent_encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    let mut out = Vec::with_capacity(s.len());
+    push_percent_encoded(&mut out, s);
+    // Only ASCII was pushed.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `s` percent-encoded as [`percent_encode_segment`] does; the usual id (a UUID)
+/// needs nothing encoded and is copied whole.
+fn push_percent_encoded(out: &mut Vec<u8>, s: &str) {
+    let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':');
+    if s.bytes().all(safe) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    let hex = |n: u8| if n < 10 { b'0' + n } else { b'A' + n - 10 };
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
-            out.push(b as char);
+        if safe(b) {
+            out.push(b);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.extend_from_slice(&[b'%', hex(b >> 4), hex(b & 15)]);
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -1692,6 +1797,118 @@ mod tests {
                 "{s:?}"
             );
         }
+    }
+
+    /// The tail written directly is byte for byte what serialising the built values wrote
+    /// (the path every response with related resources took before), for users and groups,
+    /// with and without related entries, display names that need escaping, ids that need
+    /// percent-encoding, and bases with and without characters JSON escapes; and a projection
+    /// that names neither `meta` nor the related list keeps both whole.
+    #[test]
+    fn the_direct_tail_is_the_serialised_one_byte_for_byte() {
+        let meta = Meta {
+            created: "2026-01-01T00:00:00.000Z".into(),
+            modified: "2026-01-02T00:00:00.000Z".into(),
+            version: 4503599627370497,
+        };
+        let rel = |id: &str, rt, display: Option<&str>| Related {
+            id: id.into(),
+            rt,
+            display: display.map(Into::into),
+        };
+        let related = [
+            rel(
+                "6a1c3e5f-7b9d-4f2a-8c4e-6a8b0c2d4e6f",
+                ResourceType::Group,
+                Some("All"),
+            ),
+            rel("x 2/é", ResourceType::User, None),
+            rel(
+                "q\"\\",
+                ResourceType::Group,
+                Some("Babs \"B\" \\ \n é \u{1F600}"),
+            ),
+        ];
+        let mut compared = 0;
+        for rt in ResourceType::ALL {
+            let name = related_name(rt);
+            for excluded in [None, Some("id")] {
+                let projection = Projection::parse(None, excluded, Some(rt)).expect("valid");
+                // A group's `members.display` is `returned: request` (RFC 7643 §8.7.1): a
+                // group's members always take the values, and the projection hides it.
+                assert_eq!(
+                    projection.keeps_whole(rt, name),
+                    rt == ResourceType::User,
+                    "{excluded:?}"
+                );
+                for base in ["https://h/scim/v2", "https://h/t/a\"b\\c", ""] {
+                    for id in ["u-1", "u 1%", "ü\"\n"] {
+                        for rel in [None, Some(&related[..1]), Some(&related[..])] {
+                            if rel.is_some() && rt == ResourceType::Group {
+                                continue;
+                            }
+                            let mut direct = Vec::new();
+                            write_tail(&mut direct, rt, id, &meta, rel, base).expect("writes");
+                            let mut values = Vec::new();
+                            write_projected_tail(
+                                &mut values,
+                                rt,
+                                id,
+                                &meta,
+                                rel,
+                                base,
+                                &projection,
+                            )
+                            .expect("writes");
+                            assert_eq!(
+                                String::from_utf8(direct).expect("utf-8"),
+                                String::from_utf8(values).expect("utf-8")
+                            );
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 2 * 3 * 3 * 3 + 2 * 3 * 3);
+        // Naming the related list, `meta`, or asking for attributes by name takes the values.
+        for (attrs, excluded) in [
+            (None, Some("groups")),
+            (None, Some("groups.display")),
+            (Some("userName"), None),
+        ] {
+            let p = Projection::parse(attrs, excluded, Some(ResourceType::User)).expect("valid");
+            assert!(
+                !p.keeps_whole(ResourceType::User, "groups"),
+                "{attrs:?} {excluded:?}"
+            );
+        }
+        assert!(!Projection::default().keeps_whole(ResourceType::User, "nosuch"));
+    }
+
+    #[test]
+    fn percent_encoding_copies_plain_ids_and_encodes_the_rest() {
+        // What `format!("%{b:02X}")` per unsafe byte gave.
+        let reference = |s: &str| -> String {
+            s.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect()
+        };
+        for s in [
+            "",
+            "2f1d7c9a-3b4e-4f60-8a1b-000000000001",
+            "a b/c?d#e%f",
+            "é\u{1F600}\u{0}\u{7f}~:._-",
+        ] {
+            assert_eq!(percent_encode_segment(s), reference(s), "{s:?}");
+        }
+        assert_eq!(percent_encode_segment("a b/é"), "a%20b%2F%C3%A9");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! order is total and index and cursor paging agree on it.
 
 use super::{
-    int, parse_row, related_sql, type_literal, ListPage, ListQuery, Result, Row, StoreError,
+    int, parse_owned_row, related_sql, type_literal, ListPage, ListQuery, Result, Row, StoreError,
     COLUMNS,
 };
 use crate::proto::schema::ResourceType;
@@ -249,7 +249,7 @@ fn limit(q: &ListQuery, params: &mut Vec<SqlValue>) -> &'static str {
 }
 
 /// The page the plan's statements returned.
-pub fn read(res: &[Vec<Row>], q: &ListQuery, inline_total: bool) -> Result<ListPage> {
+pub fn read(mut res: Vec<Vec<Row>>, q: &ListQuery, inline_total: bool) -> Result<ListPage> {
     let (total, page_at) = if inline_total {
         let first = res.first().and_then(|rows| rows.first());
         (first.and_then(|r| int(r.get("_total"))).unwrap_or(0), 0)
@@ -262,11 +262,9 @@ pub fn read(res: &[Vec<Row>], q: &ListQuery, inline_total: bool) -> Result<ListP
     };
     let mut items = Vec::new();
     let mut next = None;
-    if let Some(rows) = res.get(page_at) {
+    if page_at < res.len() {
+        let mut rows = res.swap_remove(page_at);
         let page = usize::try_from(q.count).unwrap_or(0);
-        for row in rows.iter().take(page) {
-            items.push(parse_row(row, q.with_related)?);
-        }
         if q.cursor_mode && rows.len() > page {
             if let Some(last) = rows.get(page.saturating_sub(1)) {
                 let value = last.get("_sort").cloned().unwrap_or(Value::Null);
@@ -276,6 +274,11 @@ pub fn read(res: &[Vec<Row>], q: &ListQuery, inline_total: bool) -> Result<ListP
                     rowid: int(last.get("_rowid")).ok_or(StoreError::Corrupt("rowid"))?,
                 });
             }
+        }
+        rows.truncate(page);
+        items.reserve(rows.len());
+        for row in rows {
+            items.push(parse_owned_row(row, q.with_related)?);
         }
     }
     Ok(ListPage { total, items, next })

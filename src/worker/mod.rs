@@ -617,7 +617,7 @@ async fn fetch(
     // A tenant's object sweeps its own events (its alarm); D1's sweep is for D1's events and
     // for redeliveries.
     let directory_write = objects.is_some() && directory_events(&request);
-    if starts_webhooks(&request, &response) && !directory_write {
+    if starts_webhooks(&request, &response) && !directory_write && webhooks::configured(&env) {
         // After the response: the write is committed; its events go to the queue now, and
         // the cron's sweep catches whatever this misses.
         worker_ctx.wait_until(async move { webhooks::sweep(&env, "after a write").await });
