@@ -7,7 +7,8 @@
 //! here): SQL `BEGIN` is refused inside an object, and a failed statement does not undo the
 //! statements before it on its own. A closure that throws rolls the transaction back.
 
-use super::{bind, js_sys_now, to_request, to_response, Incoming};
+use super::raw::{self, Incoming};
+use super::{bind, js_sys_now};
 use crate::proto::error::ScimError;
 use crate::service::ctx::{Ctx, Forward, Forwarded};
 use crate::service::http;
@@ -22,7 +23,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::{Function, Promise, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
-use worker::{console_error, console_log, durable_object, DurableObject, Env, State};
+use worker::{console_error, console_log, Env, State};
 
 /// The binding of the `TenantStore` namespace in wrangler.toml.
 pub(super) const BINDING: &str = "TENANT_STORE";
@@ -80,7 +81,7 @@ impl Forward for Objects {
         })
     }
 
-    /// The object's answer stays a JS `Response` ([`super::to_response`] sends its body and
+    /// The object's answer stays a JS `Response` ([`raw::response`] sends its body and
     /// headers on as they are): the worker reads nothing of it but its status, and whether
     /// it is the stale answer the service acts on.
     fn relay<'a>(&'a self, tenant: &'a str, req: http::Request) -> Forwarded<'a> {
@@ -109,11 +110,6 @@ async fn whole(resp: web_sys::Response) -> worker::Result<http::Response> {
     answer.headers = worker::Headers(resp.headers()).entries().collect();
     answer.body = Uint8Array::new(&JsFuture::from(resp.array_buffer()?).await?).to_vec();
     Ok(answer)
-}
-
-/// The JS answer a [`Forward::relay`] left in a response, if it did.
-pub(super) fn passed(resp: &http::Response) -> Option<&web_sys::Response> {
-    resp.passed.as_ref()?.0.downcast_ref::<web_sys::Response>()
 }
 
 impl Objects {
@@ -273,7 +269,11 @@ fn migrate(db: &ObjectDb) -> Result<(), DbError> {
 /// response, and a failed one arms the alarm again. A write that finds the alarm this
 /// instance armed still pending (`alarm_armed`) does not set it again: the pending alarm runs
 /// after the write commits and sweeps its events too.
-#[durable_object(alarm)]
+///
+/// The class is exported by hand rather than by workers-rs's `#[durable_object]`, whose
+/// `fetch` converts the runtime's `Request` into a `worker::Request` (reading its `cf` object)
+/// and the answer through a `worker::Response`: here both stay the runtime's own ([`raw`]).
+#[wasm_bindgen]
 pub struct TenantStore {
     state: State,
     env: Env,
@@ -368,10 +368,15 @@ impl TenantStore {
     }
 }
 
-impl DurableObject for TenantStore {
-    fn new(state: State, env: Env) -> Self {
+#[wasm_bindgen(
+    wasm_bindgen_futures = worker::wasm_bindgen_futures,
+    js_sys = worker::js_sys
+)]
+impl TenantStore {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: worker::worker_sys::DurableObjectState, env: Env) -> TenantStore {
         TenantStore {
-            state,
+            state: State::from(state),
             env,
             migrated: Cell::new(false),
             pruned_ms: Cell::new(0),
@@ -381,21 +386,34 @@ impl DurableObject for TenantStore {
         }
     }
 
-    async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {
+    /// A request the worker handed on (`Objects::send`).
+    pub async fn fetch(&self, req: web_sys::Request) -> Result<web_sys::Response, JsValue> {
+        let request = match raw::request(&req).await? {
+            Incoming::Request(r) => r,
+            Incoming::TooLarge => return raw::response(raw::too_large()),
+        };
+        raw::response(self.answer(&request).await?)
+    }
+
+    /// The webhook outbox's sweep (see the type's doc).
+    pub async fn alarm(&self) -> Result<(), JsValue> {
+        Ok(self.sweep().await?)
+    }
+}
+
+impl TenantStore {
+    /// The service's answer to a request, over this object's database.
+    async fn answer(&self, request: &http::Request) -> worker::Result<http::Response> {
         let Some(object) = self.database() else {
-            return to_response(http::Response::error(&ScimError::internal()));
+            return Ok(http::Response::error(&ScimError::internal()));
         };
         self.prune(&object, js_sys_now());
-        let request = match to_request(req).await? {
-            Incoming::Request(r) => r,
-            Incoming::TooLarge => return to_response(super::too_large()),
-        };
         let d1 = super::D1(super::Sql::Object(object), super::RoundTrips::default());
-        if let Some(answer) = deliver::serve_object_read(&d1, &request).await {
+        if let Some(answer) = deliver::serve_object_read(&d1, request).await {
             // The queue consumer or the admin API reading for webhooks (not a client).
-            return to_response(answer);
+            return Ok(answer);
         }
-        if super::directory_events(&request) {
+        if super::directory_events(request) {
             // Before the write, so the alarm is committed whenever the write is.
             self.arm_alarm().await?;
         }
@@ -410,12 +428,12 @@ impl DurableObject for TenantStore {
             adopted: Some(&self.adopted),
             ..Ctx::new(&db, &settings.config, js_sys_now())
         };
-        self.purge(&ctx, &request).await;
+        self.purge(&ctx, request).await;
         // The timing below counts the request's own transactions, not the daily housekeeping
         // the first request of an instance runs before it.
         d1.1.count.set(0);
         d1.1.ms.set(0.0);
-        let mut response = crate::service::handle_handed(&ctx, &request).await;
+        let mut response = crate::service::handle_handed(&ctx, request).await;
         if settings.timing {
             response = response.with_header("server-timing", d1.1.object_timing());
         }
@@ -426,16 +444,16 @@ impl DurableObject for TenantStore {
             let notes = response.notes.join("; ");
             console_log!("{label} {} (tenant object): {notes}", request.path);
         }
-        to_response(response)
+        Ok(response)
     }
 
-    async fn alarm(&self) -> worker::Result<worker::Response> {
+    async fn sweep(&self) -> worker::Result<()> {
         // From here on a write must arm the alarm again: this run may have read the outbox
         // before that write's events are in it.
         self.alarm_armed.set(false);
         let Some(object) = self.database() else {
             self.state.storage().set_alarm(RETRY_MS).await?;
-            return worker::Response::empty();
+            return Ok(());
         };
         let d1 = super::D1(super::Sql::Object(object), super::RoundTrips::default());
         match super::webhooks::sweep_object(&d1, &self.env).await {
@@ -447,7 +465,7 @@ impl DurableObject for TenantStore {
                 self.state.storage().set_alarm(RETRY_MS).await?;
             }
         }
-        worker::Response::empty()
+        Ok(())
     }
 }
 

@@ -2,22 +2,25 @@
 //! handler with D1 behind the `Db` trait, and converts the answer back. No protocol logic.
 
 use crate::proto::error::ScimError;
+use crate::service;
 use crate::service::ctx::{Config, Ctx, REQUEST_ID_HEADER};
 use crate::service::http::{self, Method};
 use crate::service::ratelimit::{Check, Decision, RateLimiter};
-use crate::service::{self, scim};
 use crate::store::sql::{SqlValue, Stmt};
 use crate::store::{Db, DbError, Row};
 use std::cell::Cell;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use worker::js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use worker::js_sys::{Array, Function, Object, Promise, Reflect};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{self, ReadableStreamDefaultReader};
-use worker::{console_error, console_log, event, Context, D1Database, Env, Headers};
+use worker::web_sys;
+use worker::{console_error, console_log, event, Context, D1Database, Env};
 
 mod durable;
+mod raw;
 mod webhooks;
+
+use raw::Incoming;
 
 /// D1 behind the `Db` trait. Counts round trips (one per `batch` call) and their wall time,
 /// reported in a `Server-Timing` header when the `SCIM_DEBUG_TIMING` var is `1`.
@@ -363,180 +366,22 @@ impl RateLimiter for BindingLimiter<'_> {
     }
 }
 
-/// A request as the glue hands it on, or the answer when its body is too large to route.
-enum Incoming {
-    Request(http::Request),
-    /// The body is over `scim::MAX_BODY_BYTES`: answered 413 on every path, before routing.
-    TooLarge,
-}
-
-/// How much of a body the glue reads and throws away after the limit (or of a body on a
-/// method that takes none). A body left unread or cancelled mid-stream makes workerd drop
-/// the connection it came on; under `wrangler dev` that connection is shared with other
-/// clients' requests, which then fail (`503 Your worker restarted mid-request`). Reading to
-/// the end keeps the connection clean; past this much the client is abusive and the stream
-/// is cancelled instead, so no upload can keep the isolate busy indefinitely.
-const MAX_DRAIN_BYTES: usize = 16 * scim::MAX_BODY_BYTES;
-
-async fn to_request(req: worker::Request) -> worker::Result<Incoming> {
-    let (origin, path_and_query) = http::split_url(&req.inner().url())
-        .ok_or_else(|| worker::Error::RustError("the runtime gave an unusable URL".into()))?;
-    // The raw method: `worker::Request::method()` maps every method it does not know
-    // (PROPFIND, PURGE, ...) to GET, which would answer them as reads instead of 405.
-    let mut out = http::Request::new(
-        Method::parse(&req.inner().method()),
-        &path_and_query,
-        &origin,
-    );
-    for (k, v) in req.headers().entries() {
-        out = out.with_header(&k, &v);
-    }
-    // With a declared length over the limit the body is never read: workerd knows how much
-    // is left, and the connection stays clean (probed under `wrangler dev`).
-    let declared = out
-        .header("content-length")
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > scim::MAX_BODY_BYTES) {
-        return Ok(Incoming::TooLarge);
-    }
-    // Only POST, PUT and PATCH take a body; any other body is read and dropped unseen.
-    let keep = if matches!(out.method, Method::Post | Method::Put | Method::Patch) {
-        scim::MAX_BODY_BYTES
-    } else {
-        0
-    };
-    match read_body(req.inner(), keep).await {
-        Body::Kept(body) => out.body = body,
-        Body::TooLarge => return Ok(Incoming::TooLarge),
-    }
-    Ok(Incoming::Request(out))
-}
-
-/// What `read_body` makes of a body.
-enum Body {
-    /// The whole body (empty when absent, unreadable, or not kept).
-    Kept(Vec<u8>),
-    /// More than the bytes kept arrived: the rest was read and dropped (see `MAX_DRAIN_BYTES`).
-    TooLarge,
-}
-
-/// Reads the body to its end chunk by chunk, keeping at most `keep` bytes; the chunks past
-/// that are never copied into wasm memory. A body that cannot be read (the client went away)
-/// counts as empty.
-async fn read_body(req: &web_sys::Request, keep: usize) -> Body {
-    let Some(reader) = req.body().and_then(|s| {
-        s.get_reader()
-            .dyn_into::<ReadableStreamDefaultReader>()
-            .ok()
-    }) else {
-        return Body::Kept(Vec::new());
-    };
-    let mut body = Vec::new();
-    let mut seen = 0usize;
-    loop {
-        let chunk = match next_chunk(&reader).await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(()) if keep > 0 && seen > keep => return Body::TooLarge,
-            Err(()) => return Body::Kept(Vec::new()),
-        };
-        let len = chunk.length() as usize;
-        seen = seen.saturating_add(len);
-        if seen > MAX_DRAIN_BYTES {
-            // Settles on its own; nothing waits for it.
-            let _ = reader.cancel();
-            return Body::TooLarge;
-        }
-        if seen <= keep {
-            let at = body.len();
-            body.resize(at + len, 0);
-            if let Some(dst) = body.get_mut(at..) {
-                chunk.copy_to(dst);
-            }
-        }
-    }
-    if keep > 0 && seen > keep {
-        Body::TooLarge
-    } else {
-        Body::Kept(body)
-    }
-}
-
-/// The next chunk of a body stream, `None` at its end, `Err` if the stream failed.
-async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8Array>, ()> {
-    let result = JsFuture::from(reader.read()).await.map_err(|_| ())?;
-    let done = Reflect::get(&result, &JsValue::from_str("done")).map_err(|_| ())?;
-    if done.as_bool() != Some(false) {
-        return Ok(None);
-    }
-    Reflect::get(&result, &JsValue::from_str("value"))
-        .ok()
-        .and_then(|v| v.dyn_into::<Uint8Array>().ok())
-        .map(Some)
-        .ok_or(())
-}
-
-fn to_response(resp: http::Response) -> worker::Result<worker::Response> {
-    if let Some(answer) = durable::passed(&resp) {
-        return pass_on(answer, &resp.headers);
-    }
-    let headers = Headers::new();
-    for (k, v) in &resp.headers {
-        headers.append(k, v)?;
-    }
-    // A body the service already encoded (the gzipped console files) goes out as it is;
-    // otherwise the runtime would encode it again.
-    let encoded = resp
-        .headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
-    let out = if resp.body.is_empty() {
-        worker::Response::empty()?
-    } else {
-        worker::Response::from_bytes(resp.body)?
-    };
-    let out = out.with_status(resp.status).with_headers(headers);
-    Ok(if encoded {
-        out.with_encode_body(worker::EncodeBody::Manual)
-    } else {
-        out
-    })
-}
-
-/// A tenant's object's answer sent on as it came (`ctx::Forward::relay`): its body stream
-/// and headers stay in JS, `added` (the request id, `Server-Timing`) appended to a copy of
-/// those headers (a fetched answer's own are immutable).
-fn pass_on(
-    answer: &web_sys::Response,
-    added: &[(String, String)],
-) -> worker::Result<worker::Response> {
-    let headers = web_sys::Headers::new_with_headers(&answer.headers())?;
-    for (k, v) in added {
-        headers.append(k, v)?;
-    }
-    let out = worker::ResponseBuilder::new()
-        .with_status(answer.status())
-        .with_headers(Headers(headers));
-    Ok(match answer.body() {
-        Some(body) => out.stream(body),
-        None => out.empty(),
-    })
-}
-
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Takes and gives the runtime's own `Request` and `Response` ([`raw`]): the macro passes
+/// them through unconverted.
 #[event(fetch)]
 async fn fetch(
-    req: worker::Request,
+    req: web_sys::Request,
     env: Env,
     worker_ctx: Context,
-) -> worker::Result<worker::Response> {
-    let request = match to_request(req).await? {
+) -> worker::Result<web_sys::Response> {
+    let request = match raw::request(&req).await? {
         Incoming::Request(r) => r,
-        Incoming::TooLarge => return to_response(too_large()),
+        Incoming::TooLarge => return Ok(raw::response(raw::too_large())?),
     };
     #[cfg(feature = "fault-injection")]
     #[allow(clippy::panic)] // the test-only build panics on purpose (tests/e2e/faults.test.mjs)
@@ -550,7 +395,7 @@ async fn fetch(
             let rid = crate::service::ids::request_id();
             console_error!("{rid} D1 binding 'DB' missing: {e}");
             let resp = http::Response::error(&ScimError::internal());
-            return to_response(resp.with_header(REQUEST_ID_HEADER, rid));
+            return Ok(raw::response(resp.with_header(REQUEST_ID_HEADER, rid))?);
         }
     };
     // Batches pass straight through, except in a bulk request's waves, which share round
@@ -566,7 +411,7 @@ async fn fetch(
             let rid = crate::service::ids::request_id();
             console_error!("{rid} {e}");
             let resp = http::Response::error(&ScimError::internal());
-            return to_response(resp.with_header(REQUEST_ID_HEADER, rid));
+            return Ok(raw::response(resp.with_header(REQUEST_ID_HEADER, rid))?);
         }
     };
     let settings = settings(&env);
@@ -599,11 +444,14 @@ async fn fetch(
     // Log lines name the request id, method and path only: never headers (tokens), query
     // strings (filters hold userNames and emails) or bodies.
     let rid = response.header(REQUEST_ID_HEADER).unwrap_or("-");
-    for note in &response.notes {
+    // One line for all of a request's notes, as in the tenant's object: a console call costs
+    // more than the rest of a read (docs/PERFORMANCE.md, "The object profiled").
+    if !response.notes.is_empty() {
         console_log!(
-            "{rid} {} {}: {note}",
+            "{rid} {} {}: {}",
             crate::service::route::method_label(request.method),
-            request.path
+            request.path,
+            response.notes.join("; ")
         );
     }
     if response.status >= 500 {
@@ -622,7 +470,7 @@ async fn fetch(
         // the cron's sweep catches whatever this misses.
         worker_ctx.wait_until(async move { webhooks::sweep(&env, "after a write").await });
     }
-    to_response(response)
+    Ok(raw::response(response)?)
 }
 
 /// Whether a request may have committed something webhooks send: a write to the tenant's
@@ -649,16 +497,6 @@ fn is_write(req: &http::Request) -> bool {
 /// Whether a request is a write to the SCIM API (one that may commit events).
 fn scim_write(req: &http::Request) -> bool {
     is_write(req) && req.path.contains("/scim/v2/") && !req.path.ends_with("/.search")
-}
-
-/// 413 for a body over the limit, answered by the glue before routing.
-fn too_large() -> http::Response {
-    let rid = crate::service::ids::request_id();
-    let err = ScimError::payload_too_large(format!(
-        "the request body is larger than the limit of {} bytes (request id {rid})",
-        scim::MAX_BODY_BYTES
-    ));
-    http::Response::error(&err).with_header(REQUEST_ID_HEADER, rid)
 }
 
 /// The cron expression that makes a `fault-injection` build panic in its scheduled handler
