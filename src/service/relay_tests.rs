@@ -70,7 +70,7 @@ impl Forward for Objects {
     }
 
     /// As the worker's glue does: the answer stays the object's (`H::send` opens it as
-    /// `worker::to_response` does), except the stale answer, which the service reads.
+    /// `worker::raw::response` does), except the stale answer, which the service reads.
     fn relay<'a>(&'a self, tenant: &'a str, req: Request) -> Forwarded<'a> {
         Box::pin(async move {
             let resp = self.forward(tenant, req).await?;
@@ -85,7 +85,7 @@ impl Forward for Objects {
 }
 
 /// What the client gets of `resp`: a passed-on object's answer with the headers the
-/// service added after its own (as `worker::to_response` sends it), else `resp` itself.
+/// service added after its own (as `worker::raw::response` sends it), else `resp` itself.
 fn opened(resp: Response) -> Response {
     let Some(passed) = &resp.passed else {
         return resp;
