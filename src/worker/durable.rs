@@ -7,7 +7,7 @@
 //! here): SQL `BEGIN` is refused inside an object, and a failed statement does not undo the
 //! statements before it on its own. A closure that throws rolls the transaction back.
 
-use super::raw::{self, Incoming};
+use super::raw;
 use super::{bind, js_sys_now};
 use crate::proto::error::ScimError;
 use crate::service::ctx::{Ctx, Forward, Forwarded};
@@ -388,11 +388,10 @@ impl TenantStore {
 
     /// A request the worker handed on (`Objects::send`).
     pub async fn fetch(&self, req: web_sys::Request) -> Result<web_sys::Response, JsValue> {
-        let request = match raw::request(&req).await? {
-            Incoming::Request(r) => r,
-            Incoming::TooLarge => return raw::response(raw::too_large()),
-        };
-        raw::response(self.answer(&request).await?)
+        match raw::request(&req).await? {
+            Ok(request) => raw::response(self.answer(&request).await?),
+            Err(too_large) => Ok(too_large),
+        }
     }
 
     /// The webhook outbox's sweep (see the type's doc).

@@ -15,7 +15,7 @@ use worker::web_sys::{self, ReadableStreamDefaultReader};
 use worker::worker_sys::ext::ResponseInitExt;
 
 /// A request as the glue hands it on, or the answer when its body is too large to route.
-pub(super) enum Incoming {
+enum Incoming {
     Request(http::Request),
     /// The body is over `scim::MAX_BODY_BYTES`: answered 413 on every path, before routing.
     TooLarge,
@@ -29,9 +29,19 @@ pub(super) enum Incoming {
 /// is cancelled instead, so no upload can keep the isolate busy indefinitely.
 const MAX_DRAIN_BYTES: usize = 16 * scim::MAX_BODY_BYTES;
 
-/// The request as the service reads it: method, path, headers and (for POST, PUT and PATCH)
-/// the body up to the limit.
-pub(super) async fn request(req: &web_sys::Request) -> Result<Incoming, JsValue> {
+/// The request as the service reads it, or (`Err`) the 413 answer when its body is over the
+/// limit, given before routing on every path (the worker's and the tenant's object's alike).
+pub(super) async fn request(
+    req: &web_sys::Request,
+) -> Result<Result<http::Request, web_sys::Response>, JsValue> {
+    Ok(match read(req).await? {
+        Incoming::Request(r) => Ok(r),
+        Incoming::TooLarge => Err(response(too_large())?),
+    })
+}
+
+/// Method, path, headers and (for POST, PUT and PATCH) the body up to the limit.
+async fn read(req: &web_sys::Request) -> Result<Incoming, JsValue> {
     let (origin, path_and_query) = http::split_url(&req.url())
         .ok_or_else(|| JsValue::from_str("the runtime gave an unusable URL"))?;
     // The raw method: an unknown one (PROPFIND, PURGE, ...) must answer 405, not be a read.
@@ -175,7 +185,7 @@ fn pass_on(
 }
 
 /// 413 for a body over the limit, answered by the glue before routing.
-pub(super) fn too_large() -> http::Response {
+fn too_large() -> http::Response {
     let rid = crate::service::ids::request_id();
     let err = ScimError::payload_too_large(format!(
         "the request body is larger than the limit of {} bytes (request id {rid})",
