@@ -8,7 +8,7 @@
 
 use super::{int, Row, Store};
 use crate::proto::entitlement::{Change, Definition, Field, Kind, Match, NewDefinition};
-use crate::store::sql::{SqlValue, Stmt};
+use crate::store::sql::{SqlValue, Stmt, LIMIT_PARAM};
 use crate::store::{Db, Result, StoreError};
 use serde_json::Value;
 
@@ -85,7 +85,7 @@ pub fn plan(tenant: &str, kind: Kind, op: &ValuesOp<'_>) -> Vec<Stmt> {
                     params.clone(),
                 ),
                 Stmt::new(
-                    format!("SELECT {COLUMNS} FROM entitlement_values WHERE tenant = ? AND kind = ?{cond} ORDER BY id LIMIT ? OFFSET ?"),
+                    format!("SELECT {COLUMNS} FROM entitlement_values WHERE tenant = ? AND kind = ?{cond} ORDER BY id {LIMIT_PARAM} OFFSET ?"),
                     with(params, page),
                 ),
             ]

@@ -10,7 +10,7 @@
 use crate::proto::error::{Result, ScimError};
 use crate::proto::schema::ResourceType;
 use crate::proto::time;
-use crate::store::sql::{SqlValue, Stmt};
+use crate::store::sql::{SqlValue, Stmt, LIMIT_PARAM};
 use crate::store::{Db, Row};
 use serde_json::{json, Value};
 
@@ -302,7 +302,7 @@ impl EventQuery {
         if let Some(v) = &self.to {
             add(" AND time < ?", v.as_str().into());
         }
-        sql.push_str(" ORDER BY seq LIMIT ?");
+        sql.push_str(&format!(" ORDER BY seq {LIMIT_PARAM}"));
         params.push(SqlValue::Int(self.limit));
         Stmt::new(sql, params)
     }

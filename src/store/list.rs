@@ -11,7 +11,7 @@ use super::{
 };
 use crate::proto::schema::ResourceType;
 use crate::store::cursor::Position;
-use crate::store::sql::{SqlValue, Stmt, MAX_PARAMS};
+use crate::store::sql::{SqlValue, Stmt, LIMIT_PARAM, MAX_PARAMS};
 use serde_json::Value;
 
 /// The statements of one list page.
@@ -163,7 +163,7 @@ fn page_stmt(tenant: &str, q: &ListQuery, sc: Scope, inline_total: bool) -> Stmt
         }
     }
     sql.push(' ');
-    sql.push_str(limit(q, &mut params));
+    sql.push_str(&limit(q, &mut params));
     Stmt::new(sql, params)
 }
 
@@ -236,15 +236,15 @@ fn keyset(
     }
 }
 
-fn limit(q: &ListQuery, params: &mut Vec<SqlValue>) -> &'static str {
+fn limit(q: &ListQuery, params: &mut Vec<SqlValue>) -> String {
     if q.cursor_mode {
         // One extra row tells whether a next page exists.
         params.push(SqlValue::Int(q.count + 1));
-        "LIMIT ?"
+        LIMIT_PARAM.to_string()
     } else {
         params.push(SqlValue::Int(q.count));
         params.push(SqlValue::Int(q.start_index - 1));
-        "LIMIT ? OFFSET ?"
+        format!("{LIMIT_PARAM} OFFSET ?")
     }
 }
 
@@ -428,7 +428,7 @@ mod tests {
         let p = plan("t", &q);
         let page = &p.stmts[1].sql;
         assert!(page.contains(" UNION ALL "), "{page}");
-        assert!(page.ends_with("LIMIT ?"), "{page}");
+        assert!(page.ends_with(LIMIT_PARAM), "{page}");
         assert_eq!(p.stmts[1].params.last(), Some(&SqlValue::Int(101)));
         // userName is never null for users: one range, no second walk.
         let mut q = query(Some(ResourceType::User), None, Some("userName"));

@@ -18,7 +18,7 @@
 //! parameter, so a chunk of thousands of rows stays one round trip, far below D1's 100
 //! bound parameters, and each statement far below its 100 KB of SQL text).
 
-use crate::store::sql::{SqlValue, Stmt};
+use crate::store::sql::{SqlValue, Stmt, LIMIT_PARAM};
 use crate::store::{Db, Result, Row, Store, StoreError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -572,7 +572,7 @@ impl Spec {
         params.push(SqlValue::Int(limit));
         Stmt::new(
             format!(
-                "SELECT {}, {} AS line FROM {} WHERE tenant = ?{cond}{} ORDER BY {order} LIMIT ?",
+                "SELECT {}, {} AS line FROM {} WHERE tenant = ?{cond}{} ORDER BY {order} {LIMIT_PARAM}",
                 self.key_sql(),
                 self.line_sql(),
                 self.table,
@@ -1118,14 +1118,14 @@ impl<D: Db> Store<'_, D> {
             Stmt::new(
                 format!(
                     "DELETE FROM resources WHERE rowid IN (SELECT rowid FROM resources \
-                     WHERE tenant = ? LIMIT ?) AND {gate}"
+                     WHERE tenant = ? {LIMIT_PARAM}) AND {gate}"
                 ),
                 vec![t.into(), SqlValue::Int(limit), t.into()],
             ),
             Stmt::new(
                 format!(
                     "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE tenant = ? \
-                     LIMIT ?) AND {gate}"
+                     {LIMIT_PARAM}) AND {gate}"
                 ),
                 vec![t.into(), SqlValue::Int(limit), t.into()],
             ),

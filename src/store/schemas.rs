@@ -4,7 +4,7 @@
 
 use super::{int, Store};
 use crate::proto::schema::ResourceType;
-use crate::store::sql::{SqlValue, Stmt};
+use crate::store::sql::{SqlValue, Stmt, LIMIT_PARAM};
 use crate::store::{Db, Result, Row, StoreError};
 use serde_json::Value;
 
@@ -216,9 +216,11 @@ impl<D: Db> Store<'_, D> {
     ) -> Result<Vec<(String, String)>> {
         // The stored key keeps the spelling the client sent; match it case-insensitively.
         let stmt = Stmt::new(
-            "SELECT r.id, j.value AS ext FROM resources r, json_each(r.data) j \
-             WHERE r.tenant = ? AND r.type = ? AND lower(j.key) = lower(?) \
-             ORDER BY r.id LIMIT ?",
+            format!(
+                "SELECT r.id, j.value AS ext FROM resources r, json_each(r.data) j \
+                 WHERE r.tenant = ? AND r.type = ? AND lower(j.key) = lower(?) \
+                 ORDER BY r.id {LIMIT_PARAM}"
+            ),
             vec![
                 self.tenant_value(),
                 rt.name().into(),

@@ -16,7 +16,7 @@
 //! version and `lastModified`, as for any membership change.
 
 use crate::proto::schema::ResourceType;
-use crate::store::sql::{SqlValue, Stmt};
+use crate::store::sql::{SqlValue, Stmt, LIMIT_PARAM};
 use crate::store::{events, new_version, parse_row, type_literal, Db, Result, Store, StoreError};
 use serde_json::{Map, Value};
 
@@ -145,7 +145,7 @@ impl<D: Db> Store<'_, D> {
         if let Some(rt) = rt {
             sql.push_str(&format!(" AND type = {}", type_literal(rt)));
         }
-        sql.push_str(" ORDER BY deleted DESC, id LIMIT ?");
+        sql.push_str(&format!(" ORDER BY deleted DESC, id {LIMIT_PARAM}"));
         let res = self
             .run(vec![Stmt::new(
                 sql,

@@ -11,7 +11,7 @@
 use crate::proto::schema::ResourceType;
 use crate::proto::webhook::Change;
 use crate::store::events::json_array;
-use crate::store::sql::{SqlValue, Stmt};
+use crate::store::sql::{SqlValue, Stmt, LIMIT_PARAM};
 use crate::store::{Db, Result, Row, StoreError};
 use serde_json::Value;
 
@@ -218,7 +218,7 @@ fn log_stmt(tenant: &str, id: &str, q: &DeliveryQuery) -> Stmt {
         sql.push_str(" AND status = ?");
         params.push(s.as_str().into());
     }
-    sql.push_str(" ORDER BY queued DESC, seq DESC LIMIT ?");
+    sql.push_str(&format!(" ORDER BY queued DESC, seq DESC {LIMIT_PARAM}"));
     params.push(SqlValue::Int(q.limit.clamp(1, 1000)));
     Stmt::new(sql, params)
 }
@@ -285,14 +285,16 @@ pub async fn pending<D: Db>(db: &D) -> Result<Pending> {
             "SELECT w.id AS endpoint, w.tenant AS tenant, w.events AS filter, w.format AS format, \
              {CHANGE_COLUMNS} FROM webhooks w JOIN events e ON e.tenant = w.tenant \
              AND e.seq > w.enqueued_seq WHERE w.enabled = 1 AND w.url <> '' \
-             AND e.outcome = 'success' ORDER BY e.seq LIMIT ?"
+             AND e.outcome = 'success' ORDER BY e.seq {LIMIT_PARAM}"
         ),
         vec![SqlValue::Int(SWEEP_PAGE)],
     );
     let unsent = Stmt::new(
-        "SELECT d.endpoint, d.tenant, d.seq, d.type FROM webhook_deliveries d \
-         JOIN webhooks w ON w.id = d.endpoint WHERE d.sent = 0 AND w.enabled = 1 AND w.url <> '' \
-         LIMIT ?",
+        format!(
+            "SELECT d.endpoint, d.tenant, d.seq, d.type FROM webhook_deliveries d \
+             JOIN webhooks w ON w.id = d.endpoint WHERE d.sent = 0 AND w.enabled = 1 AND w.url <> '' \
+             {LIMIT_PARAM}"
+        ),
         vec![SqlValue::Int(SWEEP_PAGE)],
     );
     let mut res = db.batch(vec![events, unsent]).await?.into_iter();
@@ -452,7 +454,7 @@ pub async fn events_between<D: Db>(
         sql.push_str(" AND e.time < ?");
         params.push(t.into());
     }
-    sql.push_str(" ORDER BY e.seq LIMIT ?");
+    sql.push_str(&format!(" ORDER BY e.seq {LIMIT_PARAM}"));
     params.push(SqlValue::Int(limit));
     Ok(db
         .batch(vec![Stmt::new(sql, params)])
@@ -669,7 +671,7 @@ pub async fn poll<D: Db>(
                  AND w.url = '' WHERE e.tenant = ? AND e.seq > w.enqueued_seq AND e.outcome = 'success' \
                  AND e.lifecycle IS NOT 'purge' AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint = w.id \
                  AND d.seq = e.seq AND d.type = 'set' AND d.status IN ('delivered', 'dead')) \
-                 ORDER BY e.seq LIMIT ?"
+                 ORDER BY e.seq {LIMIT_PARAM}"
             ),
             vec![s, t, SqlValue::Int(p.limit)],
         ),
