@@ -40,6 +40,20 @@ impl SqliteDb {
         }
     }
 
+    /// How often SQLite prepared `stmt` again while running it `times` times on one prepared
+    /// statement, binding its parameters anew each time, as a Durable Object's statement
+    /// cache does (`SQLITE_STMTSTATUS_REPREPARE`).
+    pub fn reprepares(&self, stmt: &Stmt, times: usize) -> i32 {
+        let conn = self.conn.borrow();
+        let mut prepared = conn.prepare(&stmt.sql).expect("statement prepares");
+        for _ in 0..times {
+            let params = rusqlite::params_from_iter(stmt.params.iter().map(to_sql));
+            let mut rows = prepared.query(params).expect("statement runs");
+            while rows.next().expect("row").is_some() {}
+        }
+        prepared.get_status(rusqlite::StatementStatus::RePrepare)
+    }
+
     pub fn query(&self, sql: &str) -> Vec<Row> {
         block_on(self.batch(vec![Stmt::new(sql, vec![])]))
             .expect("query")

@@ -361,6 +361,28 @@ mod tests {
     }
 
     #[test]
+    fn a_page_statement_stays_prepared_when_bound_again() {
+        // A bare `LIMIT ?` expires the statement on every binding (see `LIMIT_PARAM`).
+        let db = crate::testing::SqliteDb::new();
+        for (f, cursor) in [("userName eq \"a\"", false), ("userName eq \"a\"", true)] {
+            let mut q = query(Some(ResourceType::User), Some(f), None);
+            q.cursor_mode = cursor;
+            let p = plan("t1", &q);
+            let page = p.stmts.last().unwrap();
+            assert_eq!(db.reprepares(page, 3), 0, "{}", page.sql);
+            let bare = Stmt::new(
+                page.sql.replace(LIMIT_PARAM, "LIMIT ?"),
+                page.params.clone(),
+            );
+            assert!(
+                db.reprepares(&bare, 3) > 0,
+                "the bare spelling expires: {}",
+                bare.sql
+            );
+        }
+    }
+
+    #[test]
     fn unfiltered_totals_come_from_the_counter() {
         // A first page: one statement, the counter as its inline total.
         let p = plan("t1", &query(Some(ResourceType::Group), None, None));
