@@ -153,10 +153,13 @@ pub async fn handle_handed<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
         return error_response(e, &ids::request_id());
     };
     let rid = relayed.request_id.clone();
-    match serve_handed(ctx, req, relayed).await {
+    let resp = match serve_handed(ctx, req, relayed).await {
         Ok(resp) => resp,
         Err(e) => error_response(e, &rid),
-    }
+    };
+    // The worker's own id for the request: with it on the answer, the worker can send the
+    // object's answer on as it is instead of copying it to add the header.
+    resp.with_header(REQUEST_ID_HEADER, rid)
 }
 
 async fn serve_handed<D: Db>(

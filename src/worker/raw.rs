@@ -168,14 +168,26 @@ fn passed(resp: &http::Response) -> Option<&web_sys::Response> {
 }
 
 /// A tenant's object's answer sent on as it came (`ctx::Forward::relay`): its body stream
-/// and headers stay in JS, `added` (the request id, `Server-Timing`) appended to a copy of
-/// those headers (a fetched answer's own are immutable).
+/// and headers stay in JS. The worker's headers it does not already carry (`Server-Timing`;
+/// the object sets the request id itself) are appended to a copy of its headers (a fetched
+/// answer's own are immutable); with none to add, it is the worker's answer as it is.
 fn pass_on(
     answer: &web_sys::Response,
     added: &[(String, String)],
 ) -> Result<web_sys::Response, JsValue> {
-    let headers = web_sys::Headers::new_with_headers(&answer.headers())?;
+    let own = answer.headers();
+    let mut missing = Vec::new();
     for (k, v) in added {
+        if own.get(k)?.as_deref() != Some(v.as_str()) {
+            missing.push((k, v));
+        }
+    }
+    if missing.is_empty() {
+        // The same JS object (`Clone` of the handle), not `Response.clone()`, which tees the body.
+        return Ok(Clone::clone(answer));
+    }
+    let headers = web_sys::Headers::new_with_headers(&own)?;
+    for (k, v) in missing {
         headers.append(k, v)?;
     }
     let init = web_sys::ResponseInit::new();

@@ -360,3 +360,17 @@ test("an RFC 8936 poll stream serves the object's changes, signed with the strea
   const acked = await scim("POST", path, { ack: sets.map(([jti]) => jti) });
   assert.deepEqual(acked.json, { sets: {}, moreAvailable: false });
 });
+
+test("an answer from the tenant's object carries one request id, the one its error quotes", async () => {
+  // The object sets the worker's request id on its answer, which the worker then sends on
+  // as it is: the id must be there exactly once, on successes and on the object's errors.
+  const missing = await w.get("/Users/00000000-0000-0000-0000-000000000000");
+  assertScimError(assert, missing, 404);
+  const rid = missing.headers.get("x-request-id") ?? "";
+  assert.match(rid, /^[0-9a-f]{16}$/, `one request id, got ${JSON.stringify(rid)}`);
+  assert.ok(missing.json.detail.includes(rid), `the detail quotes ${rid}: ${missing.json.detail}`);
+  const list = await w.get(`/Users${q('userName eq "nobody@example.com"')}`);
+  assert.equal(list.status, 200, list.text);
+  assert.match(list.headers.get("x-request-id") ?? "", /^[0-9a-f]{16}$/);
+  assert.notEqual(list.headers.get("x-request-id"), rid, "each request has its own id");
+});
