@@ -3,9 +3,10 @@
 //! The worker authenticates and hands the SCIM request on ([`Objects`], one hop); the object
 //! answers it with the service's own handlers over [`ObjectDb`] (`service::handoff`).
 //!
-//! Each `Db::batch` runs in one `transactionSync`, which workers-rs 0.8.7 does not bind (bound
-//! here): SQL `BEGIN` is refused inside an object, and a failed statement does not undo the
-//! statements before it on its own. A closure that throws rolls the transaction back.
+//! Each `Db::batch` of two or more statements runs in one `transactionSync`, which workers-rs
+//! 0.8.7 does not bind (bound here): SQL `BEGIN` is refused inside an object, and a failed
+//! statement does not undo the statements before it on its own. A closure that throws rolls
+//! the transaction back. A batch of one statement needs none: SQLite runs it atomically.
 
 use super::raw;
 use super::{bind, js_sys_now};
