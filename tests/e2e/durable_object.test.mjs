@@ -373,4 +373,8 @@ test("an answer from the tenant's object carries one request id, the one its err
   assert.equal(list.status, 200, list.text);
   assert.match(list.headers.get("x-request-id") ?? "", /^[0-9a-f]{16}$/);
   assert.notEqual(list.headers.get("x-request-id"), rid, "each request has its own id");
+  // The admin API reads a tenant's directory from its object and answers with the worker's id.
+  const dir = await w.request("GET", "/admin/api/tenants/acme/Users?count=1", { token: ADMIN });
+  assert.equal(dir.status, 200, dir.text);
+  assert.match(dir.headers.get("x-request-id") ?? "", /^[0-9a-f]{16}$/, "the admin answer has one request id");
 });
