@@ -364,8 +364,8 @@ mod tests {
     fn a_page_statement_stays_prepared_when_bound_again() {
         // A bare `LIMIT ?` expires the statement on every binding (see `LIMIT_PARAM`).
         let db = crate::testing::SqliteDb::new();
-        for (f, cursor) in [("userName eq \"a\"", false), ("userName eq \"a\"", true)] {
-            let mut q = query(Some(ResourceType::User), Some(f), None);
+        for cursor in [false, true] {
+            let mut q = query(Some(ResourceType::User), Some("userName eq \"a\""), None);
             q.cursor_mode = cursor;
             let p = plan("t1", &q);
             let page = p.stmts.last().unwrap();
