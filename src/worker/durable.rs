@@ -234,8 +234,8 @@ fn cell_value(cell: worker::SqlStorageValue) -> Result<serde_json::Value, DbErro
 impl ObjectDb {
     /// `Db::batch`: every statement in one transaction. A batch of one statement (most
     /// reads) runs without `transactionSync`: SQLite runs a statement, its triggers included,
-    /// atomically by itself, and the crossing into the runtime's transaction and back is a
-    /// tenth of a GET's object-side work.
+    /// atomically by itself, and the crossing into the runtime's transaction and back was a
+    /// third of a GET's time in this function (docs/PERFORMANCE.md, 2026-12-02).
     pub(super) fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
         if let [one] = stmts.as_slice() {
             return Ok(vec![exec(&self.storage.sql(), one)?]);
