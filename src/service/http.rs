@@ -221,6 +221,12 @@ impl Response {
         self
     }
 
+    /// `name` with this one value, replacing any it had (`with_header` appends).
+    pub fn set_header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.with_header(name, value)
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -358,6 +364,21 @@ mod tests {
         assert_eq!(q[0], ("filter".into(), "userName eq \"a@b.c\"".into()));
         assert_eq!(q[1], ("count".into(), "10".into()));
         assert_eq!(q[2], ("flag".into(), "".into()));
+    }
+
+    #[test]
+    fn set_header_replaces_what_with_header_appends() {
+        let r = Response::empty(200)
+            .with_header("X-Request-Id", "object")
+            .with_header("vary", "a")
+            .set_header("x-request-id", "worker");
+        let ids: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "x-request-id")
+            .collect();
+        assert_eq!(ids, [&("x-request-id".to_string(), "worker".to_string())]);
+        assert_eq!(r.header("vary"), Some("a"));
     }
 
     #[test]

@@ -73,7 +73,9 @@ pub async fn handle<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
         Ok(resp) => resp,
         Err(e) => error_response(e, &request_id),
     };
-    resp.with_header(REQUEST_ID_HEADER, request_id)
+    // Set, not appended: an answer a tenant's object gave whole (an admin read of its
+    // directory) already carries the object's id for the hop.
+    resp.set_header(REQUEST_ID_HEADER, request_id)
 }
 
 /// The RFC 7644 §3.12 body of `e`, quoting the request id; its cause goes to the log.
@@ -159,7 +161,7 @@ pub async fn handle_handed<D: Db>(ctx: &Ctx<'_, D>, req: &Request) -> Response {
     };
     // The worker's own id for the request: with it on the answer, the worker can send the
     // object's answer on as it is instead of copying it to add the header.
-    resp.with_header(REQUEST_ID_HEADER, rid)
+    resp.set_header(REQUEST_ID_HEADER, rid)
 }
 
 async fn serve_handed<D: Db>(

@@ -105,14 +105,10 @@ fn failed(e: impl std::fmt::Display) -> ScimError {
     err
 }
 
-/// An object's answer copied into wasm, for the service to read. Without the object's
-/// request id: the answer the worker builds from it carries the worker's own.
+/// An object's answer copied into wasm, for the service to read.
 async fn whole(resp: web_sys::Response) -> worker::Result<http::Response> {
     let mut answer = http::Response::empty(resp.status());
-    answer.headers = worker::Headers(resp.headers())
-        .entries()
-        .filter(|(k, _)| !k.eq_ignore_ascii_case(crate::service::ctx::REQUEST_ID_HEADER))
-        .collect();
+    answer.headers = worker::Headers(resp.headers()).entries().collect();
     answer.body = Uint8Array::new(&JsFuture::from(resp.array_buffer()?).await?).to_vec();
     Ok(answer)
 }
