@@ -781,7 +781,7 @@ async function objectTemplates(w, d1) {
  * (and of CPU per request), so load from other processes hits both sides of a ratio alike.
  */
 async function pairedAll(label, origin, ceilingSpecs, specFor) {
-  const ceil = { d1: [], do: [], doWrite: [] };
+  const ceil = { d1: [], do: [], doWrite: [], d1Page: [] };
   const ops = Object.fromEntries(BACKENDS.map((b) => [b, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const [k, spec] of Object.entries(ceilingSpecs)) ceil[k].push(await wrk(origin, { ...spec, prefix: "" }));
@@ -795,6 +795,11 @@ async function pairedAll(label, origin, ceilingSpecs, specFor) {
   if (ceil.doWrite.length) {
     out.ceilingDOWrite = median(ceil.doWrite.map((c) => c.rps));
     out.ceilingDOWriteCpu = median(ceil.doWrite.map((c) => c.cpu_us).filter(Boolean));
+  }
+  if (ceil.d1Page.length) {
+    out.ceilingD1Page = median(ceil.d1Page.map((c) => c.rps));
+    out.ceilingD1PageCpu = median(ceil.d1Page.map((c) => c.cpu_us).filter(Boolean));
+    out.ceilingD1PageToPoint = +median(ceil.d1Page.map((c, i) => (c.cpu_us && ceil.d1[i]?.cpu_us ? ceil.d1[i].cpu_us / c.cpu_us : 0))).toFixed(3);
   }
   for (const b of BACKENDS) {
     const o = ops[b];
@@ -814,12 +819,14 @@ async function pairedAll(label, origin, ceilingSpecs, specFor) {
       // server with a core to itself, which load from other processes does not move.
       cpuRatioD1: cpuTo(ceil.d1),
       cpuRatioDO: cpuTo(ceil.do),
-      // POST only: against the write ceiling (one INSERT of a row in the object).
+      // POST and PATCH: against the write ceiling (one INSERT of a row in the object).
       ...(ceil.doWrite.length ? { ratioDOWrite: ratioTo(ceil.doWrite), cpuRatioDOWrite: cpuTo(ceil.doWrite) } : {}),
+      // The list page only: against the page floor (ceiling-d1 running the page's statement).
+      ...(ceil.d1Page.length ? { ratioD1Page: ratioTo(ceil.d1Page), cpuRatioD1Page: cpuTo(ceil.d1Page) } : {}),
     };
-    log(`${label} [${b}]: ${mid.rps} req/s (rounds ${out[b].rounds.join(", ")}), p50 ${mid.p50_ms} ms, ÷ ceiling-d1 ${out[b].ratioD1}x (CPU ${out[b].cpuRatioD1}x), ÷ ceiling-do ${out[b].ratioDO}x (CPU ${out[b].cpuRatioDO}x)${out[b].cpuRatioDOWrite ? `, ÷ ceiling-do write ${out[b].ratioDOWrite}x (CPU ${out[b].cpuRatioDOWrite}x)` : ""}; ${out[b].errors} errors`);
+    log(`${label} [${b}]: ${mid.rps} req/s (rounds ${out[b].rounds.join(", ")}), p50 ${mid.p50_ms} ms, ÷ ceiling-d1 ${out[b].ratioD1}x (CPU ${out[b].cpuRatioD1}x), ÷ ceiling-do ${out[b].ratioDO}x (CPU ${out[b].cpuRatioDO}x)${out[b].cpuRatioDOWrite ? `, ÷ ceiling-do write ${out[b].ratioDOWrite}x (CPU ${out[b].cpuRatioDOWrite}x)` : ""}${out[b].cpuRatioD1Page ? `, ÷ page floor ${out[b].ratioD1Page}x (CPU ${out[b].cpuRatioD1Page}x)` : ""}; ${out[b].errors} errors`);
   }
-  log(`${label}: ceilings d1 ${ceil.d1.map((c) => c.rps).join(", ")}${ceil.do.length ? `; do ${ceil.do.map((c) => c.rps).join(", ")}` : ""}${ceil.doWrite.length ? `; do write ${ceil.doWrite.map((c) => `${c.rps} req/s ${c.cpu_us} µs`).join(", ")}` : ""}`);
+  log(`${label}: ceilings d1 ${ceil.d1.map((c) => c.rps).join(", ")}${ceil.do.length ? `; do ${ceil.do.map((c) => c.rps).join(", ")}` : ""}${ceil.doWrite.length ? `; do write ${ceil.doWrite.map((c) => `${c.rps} req/s ${c.cpu_us} µs`).join(", ")}` : ""}${ceil.d1Page.length ? `; d1 page floor ${ceil.d1Page.map((c) => `${c.rps} req/s ${c.cpu_us} µs`).join(", ")}` : ""}`);
   return out;
 }
 
@@ -853,8 +860,11 @@ async function runMiniflare(state, s, so, poolStart) {
   if (so) sp["durable-object"] = specs("/scim/v2", users["durable-object"], so.big, ENTRA_PATCH, DO_HOST);
   // The write ceiling (one INSERT of a user row in the ceiling's object), measured with POST.
   const writeCeiling = so ? { doWrite: { method: "POST", lines: writeLines(["/ceiling-do/write"]), body: writeBody(userBody("__N__")) } } : {};
+  // The page floor (ceiling-d1 running a first page's statement of 100 users), with list100.
+  const pageFloor = { d1Page: { lines: writeLines(["/ceiling-d1/page"]) } };
+  const extra = { post: writeCeiling, patch: writeCeiling, list100: pageFloor };
   for (const op of ["get", "userName", "externalId", "list100", "post", "patch"]) {
-    const cs = op === "post" ? { ...ceilingSpecs, ...writeCeiling } : ceilingSpecs;
+    const cs = { ...ceilingSpecs, ...(extra[op] ?? {}) };
     if (wanted(op)) res[op] = await pairedAll(`miniflare ${s.size} ${op}`, w.origin, cs, (b) => sp[b][op]);
   }
   if (wanted("addMember") || wanted("delete")) {
@@ -1246,11 +1256,19 @@ function backendsTable(size, r, results) {
       lines.push(row);
     }
   }
-  const post = m.post?.["durable-object"];
-  if (post?.cpuRatioDOWrite != null) {
+  for (const [op, name] of [["post", "POST /Users"], ["patch", "PATCH /Users/{id}"]]) {
+    const x = m[op]?.["durable-object"];
+    if (x?.cpuRatioDOWrite == null) continue;
     lines.push(
-      `\nWrite ceiling (ceiling-do's POST: one hop, one INSERT of the user row into the same table, indexes and triggers): ` +
-        `${m.post.ceilingDOWrite} req/s, ${m.post.ceilingDOWriteCpu} µs CPU/req; POST /Users (durable-object) ÷ it: ${x2(post.ratioDOWrite)}, CPU ${x2(post.cpuRatioDOWrite)}.`,
+      `\nWrite ceiling (ceiling-do's POST: one hop, one INSERT of the user row into the same table, indexes and triggers), measured with ${name}: ` +
+        `${m[op].ceilingDOWrite} req/s, ${m[op].ceilingDOWriteCpu} µs CPU/req; ${name} (durable-object) ÷ it: ${x2(x.ratioDOWrite)}, CPU ${x2(x.cpuRatioDOWrite)}.`,
+    );
+  }
+  const page = m.list100?.d1;
+  if (page?.cpuRatioD1Page != null) {
+    lines.push(
+      `\nPage floor (ceiling-d1's \`/page\`: the first page's one statement of 100 users, groups included, rows read as scim-edge reads them, the stored texts sent as an array): ` +
+        `${m.list100.ceilingD1Page} req/s, ${m.list100.ceilingD1PageCpu} µs CPU/req, ${x2(m.list100.ceilingD1PageToPoint)} of ceiling-d1's point query's CPU; list page of 100 (d1) ÷ it: ${x2(page.ratioD1Page)}, CPU ${x2(page.cpuRatioD1Page)}.`,
     );
   }
   return lines;
