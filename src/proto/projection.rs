@@ -121,14 +121,7 @@ impl Projection {
     /// list), `name` is not excluded, and neither it nor a sub-attribute is hidden by its
     /// `returned` characteristic. Lets a renderer write it without building it as a value.
     pub fn keeps_whole(&self, rt: ResourceType, name: &str) -> bool {
-        let Some(def) = self.schemas.of(rt).core_schema().attr(name) else {
-            return false;
-        };
-        self.include.is_empty()
-            && !self.names(name)
-            && std::iter::once(def)
-                .chain(&def.sub_attributes)
-                .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
+        self.include.is_empty() && !self.names(name) && returned_whole(rt, name)
     }
 
     /// Applies the projection to a fully rendered resource in place.
@@ -327,6 +320,35 @@ impl Projection {
             return Decision::Keep;
         }
         Decision::Subs(refs.iter().filter_map(|r| r.sub.clone()).collect(), false)
+    }
+}
+
+/// Whether the core attribute `name` of `rt` and each of its sub-attributes are returned by
+/// default. The core schemas are static, so the answers for the related lists (`groups`,
+/// `members`), which rendering asks once per resource, are looked up once: on a list page
+/// the per-row lookup (a case-insensitive scan of the core attributes) cost about as much
+/// as writing the row's `groups`.
+fn returned_whole(rt: ResourceType, name: &str) -> bool {
+    let lookup = |rt: ResourceType, name: &str| {
+        rt.core_schema().attr(name).is_some_and(|def| {
+            std::iter::once(def)
+                .chain(&def.sub_attributes)
+                .all(|a| matches!(a.returned, Returned::Default | Returned::Always))
+        })
+    };
+    static RELATED: std::sync::OnceLock<[bool; 2]> = std::sync::OnceLock::new();
+    let related = || {
+        *RELATED.get_or_init(|| {
+            [
+                lookup(ResourceType::User, "groups"),
+                lookup(ResourceType::Group, "members"),
+            ]
+        })
+    };
+    match (rt, name) {
+        (ResourceType::User, "groups") => related()[0],
+        (ResourceType::Group, "members") => related()[1],
+        _ => lookup(rt, name),
     }
 }
 
