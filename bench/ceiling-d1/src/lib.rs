@@ -70,11 +70,16 @@ async fn page(db: &D1Database) -> Result<Response> {
     let mut body = String::from("[");
     for (i, row) in rows.iter().enumerate() {
         let cells: Array = row.clone().dyn_into()?;
-        let texts: Vec<Option<String>> = cells.iter().map(|c| c.as_string()).collect();
+        let mut texts: Vec<Option<String>> = cells.iter().map(|c| c.as_string()).collect();
+        let data = if texts.len() > 2 {
+            texts.swap_remove(2)
+        } else {
+            None
+        };
         if i > 0 {
             body.push(',');
         }
-        body.push_str(texts.get(2).cloned().flatten().as_deref().unwrap_or("null"));
+        body.push_str(data.as_deref().unwrap_or("null"));
     }
     body.push(']');
     Response::ok(body)
