@@ -1025,8 +1025,18 @@ fn write_tail(
     out.extend_from_slice(b",\"resourceType\":");
     write_str(out, rt.name())?;
     out.extend_from_slice(b",\"version\":");
-    write_str(out, &meta.etag())?;
+    write_etag(out, meta.version)?;
     out.push(b'}');
+    Ok(())
+}
+
+/// Writes [`Meta::etag`] as a JSON string, `"W/\"<version>\""`, without building it: the
+/// built string went through `format!` and then, its quotes failing the no-escape test,
+/// through serde_json's escaping writer: 8 % of a list page's rendering instructions.
+fn write_etag(out: &mut Vec<u8>, version: i64) -> Result<()> {
+    out.extend_from_slice(b"\"W/\\\"");
+    serde_json::to_writer(&mut *out, &version).map_err(|_| ScimError::internal())?;
+    out.extend_from_slice(b"\\\"\"");
     Ok(())
 }
 
@@ -1804,6 +1814,29 @@ mod tests {
     /// with and without related entries, display names that need escaping, ids that need
     /// percent-encoding, and bases with and without characters JSON escapes; and a projection
     /// that names neither `meta` nor the related list keeps both whole.
+    #[test]
+    fn the_written_etag_is_the_serialised_one() {
+        for version in [
+            0,
+            1,
+            4503599627370497,
+            9007199254740991,
+            i64::MAX,
+            -1,
+            i64::MIN,
+        ] {
+            let meta = Meta {
+                created: String::new(),
+                modified: String::new(),
+                version,
+            };
+            let mut direct = Vec::new();
+            write_etag(&mut direct, version).expect("writes");
+            let serialised = serde_json::to_vec(&meta.etag()).expect("serialises");
+            assert_eq!(direct, serialised, "{version}");
+        }
+    }
+
     #[test]
     fn the_direct_tail_is_the_serialised_one_byte_for_byte() {
         let meta = Meta {
