@@ -858,7 +858,7 @@ async function runMiniflare(state, s, so, poolStart) {
   const const1 = await measure(`miniflare ${s.size} ceiling-const`, w.origin, constSpec);
   const sp = { d1: specs("/scim/v2", users.d1, s.big, ENTRA_PATCH) };
   if (so) sp["durable-object"] = specs("/scim/v2", users["durable-object"], so.big, ENTRA_PATCH, DO_HOST);
-  // The write ceiling (one INSERT of a user row in the ceiling's object), measured with POST.
+  // The write ceiling (one INSERT of a user row in the ceiling's object), with POST and PATCH.
   const writeCeiling = so ? { doWrite: { method: "POST", lines: writeLines(["/ceiling-do/write"]), body: writeBody(userBody("__N__")) } } : {};
   // The page floor (ceiling-d1 running a first page's statement of 100 users), with list100.
   const pageFloor = { d1Page: { lines: writeLines(["/ceiling-d1/page"]) } };
