@@ -1809,11 +1809,8 @@ mod tests {
         }
     }
 
-    /// The tail written directly is byte for byte what serialising the built values wrote
-    /// (the path every response with related resources took before), for users and groups,
-    /// with and without related entries, display names that need escaping, ids that need
-    /// percent-encoding, and bases with and without characters JSON escapes; and a projection
-    /// that names neither `meta` nor the related list keeps both whole.
+    /// The version written as bytes is what serialising `Meta::etag()` writes, at the
+    /// versions' edges (scim-edge's are positive and below 2^53; the rest are kept honest).
     #[test]
     fn the_written_etag_is_the_serialised_one() {
         for version in [
@@ -1837,6 +1834,11 @@ mod tests {
         }
     }
 
+    /// The tail written directly is byte for byte what serialising the built values wrote
+    /// (the path every response with related resources took before), for users and groups,
+    /// with and without related entries, display names that need escaping, ids that need
+    /// percent-encoding, and bases with and without characters JSON escapes; and a projection
+    /// that names neither `meta` nor the related list keeps both whole.
     #[test]
     fn the_direct_tail_is_the_serialised_one_byte_for_byte() {
         let meta = Meta {
