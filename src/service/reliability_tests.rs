@@ -351,6 +351,126 @@ fn membership_only_writes_cannot_lose_a_race_and_keep_concurrent_data_changes() 
     assert!(h.rows("SELECT 1 FROM members").is_empty());
 }
 
+/// An update answers with the row its UPDATE wrote (RETURNING, groups or members included),
+/// with no read-back statement, unless a group's member rows change after that UPDATE; and a
+/// row the UPDATE missed is told apart without one.
+#[test]
+fn an_update_answers_with_the_row_it_wrote_and_reads_back_only_changed_members() {
+    let mut h = H::new();
+    let u = h.user("written@contoso.com");
+    let u2 = h.user("written2@contoso.com");
+    let g = h.create(
+        "/Groups",
+        json!({"schemas": [GROUP_SCHEMA], "displayName": "Written",
+               "members": [{"value": u}]}),
+    );
+    let store = Store::new(&h.db, "default");
+    let user = crate::proto::schema::ResourceType::User;
+    let group = crate::proto::schema::ResourceType::Group;
+    let before = block_on(store.get(user, &u, false)).unwrap().unwrap();
+    let mut data = before.attributes().unwrap();
+    data.insert("displayName".into(), json!("Written Anew"));
+    let text = serde_json::to_string(&data).unwrap();
+    let rename = Update {
+        rt: user,
+        id: &u,
+        expected: Some(before.meta.version),
+        data: Some(NewData::Text {
+            text: &text,
+            deactivating: false,
+            reactivating: false,
+        }),
+        members: &[],
+        now: "2024-02-02T00:00:00.000Z",
+        with_related: true,
+        tolerances: &[],
+    };
+    let statements = h.db.inner.statements.get();
+    let Write::Done(after) = block_on(store.update(&rename)).unwrap() else {
+        panic!("the rename applies")
+    };
+    assert_eq!(
+        h.db.inner.statements.get() - statements,
+        1,
+        "the UPDATE alone"
+    );
+    let stored = block_on(store.get(user, &u, true)).unwrap().unwrap();
+    assert_eq!(after, stored, "the answer is what is stored");
+    assert_eq!(after.data, text);
+    assert_eq!(after.meta.modified, "2024-02-02T00:00:00.000Z");
+    assert_ne!(after.meta.version, before.meta.version);
+    let groups: Vec<&str> = after
+        .related
+        .iter()
+        .flatten()
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(groups, [g.as_str()]);
+    // The stale version now misses: a conflict, not a missing row.
+    assert_eq!(block_on(store.update(&rename)).unwrap(), Write::Conflict);
+    // A group's member change with its members wanted is read back after the member rows.
+    let adds = [MemberChange::Add(vec![u2.clone()])];
+    let add = Update {
+        rt: group,
+        id: &g,
+        expected: None,
+        data: None,
+        members: &adds,
+        ..rename.clone()
+    };
+    let Write::Done(grown) = block_on(store.update(&add)).unwrap() else {
+        panic!("the add applies")
+    };
+    let mut members: Vec<String> = grown.related.unwrap().into_iter().map(|r| r.id).collect();
+    members.sort();
+    let mut want = vec![u.clone(), u2.clone()];
+    want.sort();
+    assert_eq!(members, want);
+    assert_eq!(
+        grown.data,
+        block_on(store.get(group, &g, false)).unwrap().unwrap().data
+    );
+    // Without its members wanted, no read-back: the UPDATE and the member rows.
+    let removes = [MemberChange::Remove(vec![u2.clone()])];
+    let remove = Update {
+        members: &removes,
+        with_related: false,
+        ..add.clone()
+    };
+    let statements = h.db.inner.statements.get();
+    let Write::Done(shrunk) = block_on(store.update(&remove)).unwrap() else {
+        panic!("the remove applies")
+    };
+    assert_eq!(h.db.inner.statements.get() - statements, 2);
+    assert_eq!(shrunk.related, None);
+    let stored = block_on(store.get(group, &g, false)).unwrap().unwrap();
+    assert_eq!(shrunk, stored);
+    // Gone: an unconditional write finds nothing; a conditional one is a conflict, which
+    // the PATCH handler's retry turns into a 404 (and an If-Match into a 412).
+    block_on(store.delete(user, &u, None)).unwrap();
+    let again = Update {
+        expected: Some(after.meta.version),
+        ..rename.clone()
+    };
+    assert_eq!(block_on(store.update(&again)).unwrap(), Write::Conflict);
+    let unconditional = Update {
+        expected: None,
+        ..rename.clone()
+    };
+    assert_eq!(
+        block_on(store.update(&unconditional)).unwrap(),
+        Write::NotFound
+    );
+    let r = h.call(
+        Method::Patch,
+        &format!("/Users/{u}"),
+        Some(patch_ops(
+            json!([{"op": "replace", "path": "displayName", "value": "x"}]),
+        )),
+    );
+    assert_eq!(r.status, 404, "{}", r.body_json());
+}
+
 #[test]
 fn membership_only_patch_is_unconditional_and_data_patches_stay_conditional() {
     let mut h = H::new();

@@ -130,18 +130,50 @@ pub struct Store<'a, D: Db> {
 const COLUMNS: &str = "r.id, r.type, r.data, r.created, r.modified, r.version";
 
 /// Correlated subquery listing a resource's related resources as a JSON array of
-/// `[id, type, display]`: a group's members, or a user's (direct) groups.
-fn related_sql(rt: ResourceType) -> &'static str {
-    match rt {
-        ResourceType::Group => {
+/// `[id, type, display]`: a group's members, or a user's (direct) groups. `$outer` names the
+/// resource's row: `r` in a SELECT, the table itself in an UPDATE's RETURNING (which SQLite
+/// does not let name an alias).
+macro_rules! related_subquery {
+    (Group, $outer:literal) => {
+        concat!(
             "(SELECT json_group_array(json_array(x.id, x.type, coalesce(x.display_name, x.user_name))) \
              FROM members m JOIN resources x ON x.tenant = m.tenant AND x.id = m.member_id \
-             WHERE m.tenant = r.tenant AND m.group_id = r.id) AS related"
-        }
-        ResourceType::User => {
+             WHERE m.tenant = ", $outer, ".tenant AND m.group_id = ", $outer, ".id) AS related"
+        )
+    };
+    (User, $outer:literal) => {
+        concat!(
             "(SELECT json_group_array(json_array(x.id, x.type, x.display_name)) \
              FROM members m JOIN resources x ON x.tenant = m.tenant AND x.id = m.group_id \
-             WHERE m.tenant = r.tenant AND m.member_id = r.id) AS related"
+             WHERE m.tenant = ", $outer, ".tenant AND m.member_id = ", $outer, ".id) AS related"
+        )
+    };
+}
+
+/// [`related_subquery`] of a row read as `r`.
+fn related_sql(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::Group => related_subquery!(Group, "r"),
+        ResourceType::User => related_subquery!(User, "r"),
+    }
+}
+
+/// [`COLUMNS`] and, if `with_related`, [`related_subquery`] of the row an UPDATE writes.
+fn returning_sql(rt: ResourceType, with_related: bool) -> &'static str {
+    const C: &str = "id, type, data, created, modified, version";
+    match (rt, with_related) {
+        (_, false) => C,
+        (ResourceType::Group, true) => {
+            concat!(
+                "id, type, data, created, modified, version, ",
+                related_subquery!(Group, "resources")
+            )
+        }
+        (ResourceType::User, true) => {
+            concat!(
+                "id, type, data, created, modified, version, ",
+                related_subquery!(User, "resources")
+            )
         }
     }
 }
@@ -501,9 +533,17 @@ impl<'a, D: Db> Store<'a, D> {
     }
 
     /// Applies `u` if the row still has version `u.expected` (or unconditionally when it is
-    /// `None`), and reads the result back, in one round trip. Membership changes and tolerance
+    /// `None`), and gets the result, in one round trip. Membership changes and tolerance
     /// counts are guarded by the new version, so they apply exactly when the resource update
     /// did; the batch is atomic, so nothing can slip in between.
+    ///
+    /// The UPDATE returns the row it wrote, `related` included, so the batch needs no
+    /// read-back statement: in a tenant's object every statement is a crossing into the
+    /// runtime (docs/PERFORMANCE.md). Only a group whose member rows this batch changes, read
+    /// with its members, is read back after them. A row the UPDATE did not match is gone when
+    /// the write was unconditional, and `Conflict` otherwise: the caller's retry reads again
+    /// (and finds it gone), and an If-Match on a resource that no longer exists fails as
+    /// RFC 7232 §3.1 says it does.
     pub async fn update(&self, u: &Update<'_>) -> Result<Write> {
         let version = new_version()?;
         let mut stmts: Vec<Stmt> = self
@@ -529,7 +569,10 @@ impl<'a, D: Db> Store<'a, D> {
             let g = self.version_guard(u.id, version, &mut params);
             stmts.push(self.tolerance_stmt(u.tolerances, u.now, Some((g, params))));
         }
-        stmts.push(self.get_stmt(u.rt, u.id, u.with_related));
+        let read_back = u.with_related && !u.members.is_empty();
+        if read_back {
+            stmts.push(self.get_stmt(u.rt, u.id, true));
+        }
         let res = match self.run(stmts).await {
             Err(StoreError::MissingReference) if u.adds_members() => {
                 let added: Vec<String> = u
@@ -545,17 +588,24 @@ impl<'a, D: Db> Store<'a, D> {
             }
             other => other?,
         };
-        let applied = res.get(update_at).is_some_and(|rows| !rows.is_empty());
-        let current = res
-            .last()
-            .and_then(|rows| rows.first())
-            .map(|r| parse_row(r, u.with_related))
-            .transpose()?;
-        Ok(match (applied, current) {
-            (true, Some(s)) => Write::Done(s),
-            (_, None) => Write::NotFound,
-            (false, Some(_)) => Write::Conflict,
-        })
+        let written = if read_back {
+            res.last()
+        } else {
+            res.get(update_at)
+        };
+        Ok(
+            match (res.get(update_at).and_then(|rows| rows.first()), written) {
+                (Some(_), Some(rows)) => Write::Done(
+                    rows.first()
+                        .map(|r| parse_row(r, u.with_related))
+                        .transpose()?
+                        .ok_or(StoreError::Corrupt("updated row"))?,
+                ),
+                (Some(_), None) => return Err(StoreError::Corrupt("updated row")),
+                (None, _) if u.expected.is_some() => Write::Conflict,
+                (None, _) => Write::NotFound,
+            },
+        )
     }
 
     /// A condition that holds exactly when the row has the version this batch writes: the
@@ -600,10 +650,13 @@ impl<'a, D: Db> Store<'a, D> {
             }
             None => "",
         };
+        // The row as written, its groups or members as they are at this point of the batch
+        // (the member rows it changes come after it: see `update`).
+        let returning = returning_sql(u.rt, u.with_related && u.members.is_empty());
         Ok(Stmt::new(
             format!(
                 "UPDATE resources SET {set_data}modified = ?, version = ? \
-                 WHERE tenant = ? AND type = {} AND id = ?{condition} RETURNING version",
+                 WHERE tenant = ? AND type = {} AND id = ?{condition} RETURNING {returning}",
                 type_literal(u.rt)
             ),
             params,
@@ -791,7 +844,7 @@ pub struct Update<'x> {
     pub data: Option<NewData<'x>>,
     pub members: &'x [MemberChange],
     pub now: &'x str,
-    /// Read members/groups back for the response.
+    /// The answer carries the group's members or the user's groups.
     pub with_related: bool,
     /// Names of the client quirks tolerated by this request, counted per tenant.
     pub tolerances: &'x [&'static str],
