@@ -615,6 +615,101 @@ fn patch_body(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
 
+/// The value index (migrations 0004, 0027) follows every change of the indexed multi-valued
+/// attributes, and a write that leaves them as they were leaves their index rows untouched
+/// (same rows, same rowids), so filters on them keep finding exactly the stored values.
+#[test]
+fn the_value_index_is_rebuilt_only_when_an_indexed_attribute_changes() {
+    let mut h = Harness::new();
+    let user = h.create_user("indexed@contoso.com");
+    let id = user["id"].as_str().expect("id").to_string();
+    let index = |h: &Harness| {
+        h.db.query(
+            "SELECT v.rowid AS row, v.attr, v.value FROM value_index v \
+             JOIN resources r ON r.rowid = v.rid ORDER BY v.attr, v.value",
+        )
+    };
+    let found = |h: &mut Harness, filter: &str| -> Vec<String> {
+        let r = h.call(Method::Get, &format!("/Users?filter={filter}"), None);
+        assert_eq!(r.status, 200, "{}", r.body_json());
+        r.body_json()["Resources"]
+            .as_array()
+            .expect("Resources")
+            .iter()
+            .map(|u| u["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let set = |h: &mut Harness, ops: Value| {
+        let r = h.call(
+            Method::Patch,
+            &format!("/Users/{id}"),
+            Some(patch_body(ops)),
+        );
+        assert_eq!(r.status, 200, "{}", r.body_json());
+    };
+    set(
+        &mut h,
+        json!([{"op": "add", "path": "emails", "value": [{"type": "work", "value": "a@contoso.com"}]},
+               {"op": "add", "path": "phoneNumbers", "value": [{"type": "mobile", "value": "+1 555 0100"}]}]),
+    );
+    // Another user's rows come after: rows written again would get new rowids.
+    let other = h.create_user("other@contoso.com");
+    let other_id = other["id"].as_str().expect("id").to_string();
+    let r = h.call(
+        Method::Patch,
+        &format!("/Users/{other_id}"),
+        Some(patch_body(json!([{"op": "add", "path": "emails",
+            "value": [{"type": "work", "value": "other@contoso.com"}]}]))),
+    );
+    assert_eq!(r.status, 200, "{}", r.body_json());
+    let first = index(&h);
+    assert_eq!(first.len(), 3, "{first:?}");
+    // Names, department, active: the index rows stay exactly as they were.
+    set(
+        &mut h,
+        json!([{"op": "replace", "path": "displayName", "value": "Renamed"},
+               {"op": "replace", "path": ENTERPRISE_USER_SCHEMA.to_string() + ":department", "value": "Sales"},
+               {"op": "replace", "path": "active", "value": false}]),
+    );
+    assert_eq!(index(&h), first);
+    assert_eq!(
+        found(&mut h, "emails.value%20eq%20%22a@contoso.com%22"),
+        [id.clone()]
+    );
+    // A changed email: its row is replaced, the old value no longer matches.
+    set(
+        &mut h,
+        json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "b@contoso.com"}]),
+    );
+    let values = |h: &Harness| -> Vec<String> {
+        index(h)
+            .iter()
+            .map(|r| r["value"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        values(&h),
+        ["b@contoso.com", "other@contoso.com", "+1 555 0100"]
+    );
+    assert!(found(&mut h, "emails.value%20eq%20%22a@contoso.com%22").is_empty());
+    assert_eq!(
+        found(&mut h, "emails.value%20eq%20%22B@contoso.com%22"),
+        [id.clone()]
+    );
+    // A PUT without the phone number drops its row.
+    let r = h.call(
+        Method::Put,
+        &format!("/Users/{id}"),
+        Some(
+            json!({"schemas": [USER_SCHEMA], "userName": "indexed@contoso.com",
+                    "emails": [{"type": "work", "value": "b@contoso.com"}]}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body_json());
+    assert_eq!(values(&h), ["b@contoso.com", "other@contoso.com"]);
+    assert!(found(&mut h, "phoneNumbers.value%20eq%20%22%2B1%20555%200100%22").is_empty());
+}
+
 #[test]
 fn entra_user_patch_applies_and_counts_tolerances() {
     let mut h = Harness::new();

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (22, migration!("0022_event_external_id.sql")),
     (25, migration!("0025_deletion_policies.sql")),
     (26, migration!("0026_tenant_move.sql")),
+    (27, migration!("0027_value_index_only_on_change.sql")),
 ];
 
 /// The object's record of applied migrations (D1 keeps its own in `d1_migrations`, which
