@@ -130,8 +130,9 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
     // A write to the directory's tables goes to the env token's tenant's object, made (and
     // migrated) first by a request of that tenant.
     const warm = () => mf.dispatchFetch(`${origin}/scim/v2/Users?count=1`, { headers: { Authorization: `Bearer ${token}` } }).then((r) => r.text());
-    const objectDb = objectsNs ? new DirectoryReads(db, objectsNs, warm) : null;
-    const w = new Worker(mf, objectDb && OBJECT_STORAGE ? objectDb : db, token, origin);
+    const reads = new PreparedOnce(db);
+    const objectDb = objectsNs ? new DirectoryReads(reads, objectsNs, warm) : null;
+    const w = new Worker(mf, objectDb && OBJECT_STORAGE ? objectDb : reads, token, origin);
     /** The tenants' objects' tables, read and written as `w.db` does in the durable-object run. */
     w.objects = objectDb;
     return w;
@@ -143,6 +144,68 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
     await mf.dispose().catch(() => {});
     if (attempt >= 3) throw e;
     return startWorker({ port, tokens, adminToken, options, attempt: attempt + 1, migrate, storage });
+  }
+}
+
+/**
+ * D1 through Miniflare's proxy, each SQL text prepared once. `prepare` and `bind` are
+ * synchronous proxy calls (Miniflare's `SynchronousFetcher`: a helper thread answers while the
+ * test's thread waits in `Atomics.wait`), and that fetcher can take a late wake-up for its
+ * answer on a loaded machine: the helper stores "done" and only then notifies, so a call
+ * started between the two wakes up before its own answer is there, and every later call
+ * reads the one before it (the `message?.id === id` assertion, then for the rest of the
+ * file). A test file that reads the database after every request (bad_input's corpus) made
+ * hundreds of such calls; with statements reused, a repeated read makes none. `first`, `all`,
+ * `run`, `raw` and `batch` are asynchronous calls and never go through that fetcher.
+ */
+class PreparedOnce {
+  constructor(proxy) {
+    this.proxy = proxy;
+    this.statements = new Map();
+  }
+
+  prepare(sql) {
+    let statement = this.statements.get(sql);
+    if (statement === undefined) {
+      statement = new Reusable(this.proxy.prepare(sql));
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  batch(statements) {
+    return this.proxy.batch(statements.map((s) => (s instanceof Reusable ? s.statement : s)));
+  }
+
+  exec(sql) {
+    return this.proxy.exec(sql);
+  }
+}
+
+/** A prepared statement whose `bind()` without values is the statement itself (no proxy call). */
+class Reusable {
+  constructor(statement) {
+    this.statement = statement;
+  }
+
+  bind(...values) {
+    return values.length === 0 ? this : this.statement.bind(...values);
+  }
+
+  first(column) {
+    return column === undefined ? this.statement.first() : this.statement.first(column);
+  }
+
+  all() {
+    return this.statement.all();
+  }
+
+  run() {
+    return this.statement.run();
+  }
+
+  raw(options) {
+    return this.statement.raw(options);
   }
 }
 
