@@ -588,24 +588,21 @@ impl<'a, D: Db> Store<'a, D> {
             }
             other => other?,
         };
+        if res.get(update_at).is_none_or(|rows| rows.is_empty()) {
+            return Ok(match u.expected {
+                Some(_) => Write::Conflict,
+                None => Write::NotFound,
+            });
+        }
         let written = if read_back {
             res.last()
         } else {
             res.get(update_at)
         };
-        Ok(
-            match (res.get(update_at).and_then(|rows| rows.first()), written) {
-                (Some(_), Some(rows)) => Write::Done(
-                    rows.first()
-                        .map(|r| parse_row(r, u.with_related))
-                        .transpose()?
-                        .ok_or(StoreError::Corrupt("updated row"))?,
-                ),
-                (Some(_), None) => return Err(StoreError::Corrupt("updated row")),
-                (None, _) if u.expected.is_some() => Write::Conflict,
-                (None, _) => Write::NotFound,
-            },
-        )
+        let row = written
+            .and_then(|rows| rows.first())
+            .ok_or(StoreError::Corrupt("updated row"))?;
+        Ok(Write::Done(parse_row(row, u.with_related)?))
     }
 
     /// A condition that holds exactly when the row has the version this batch writes: the
