@@ -158,23 +158,27 @@ fn related_sql(rt: ResourceType) -> &'static str {
     }
 }
 
-/// [`COLUMNS`] and, if `with_related`, [`related_subquery`] of the row an UPDATE writes.
+/// [`COLUMNS`] as an UPDATE's RETURNING names them (no alias: see [`related_subquery`]).
+macro_rules! written_columns {
+    () => {
+        "id, type, data, created, modified, version"
+    };
+}
+
+/// The row an UPDATE wrote and, if `with_related`, its [`related_subquery`].
 fn returning_sql(rt: ResourceType, with_related: bool) -> &'static str {
-    const C: &str = "id, type, data, created, modified, version";
     match (rt, with_related) {
-        (_, false) => C,
-        (ResourceType::Group, true) => {
-            concat!(
-                "id, type, data, created, modified, version, ",
-                related_subquery!(Group, "resources")
-            )
-        }
-        (ResourceType::User, true) => {
-            concat!(
-                "id, type, data, created, modified, version, ",
-                related_subquery!(User, "resources")
-            )
-        }
+        (_, false) => written_columns!(),
+        (ResourceType::Group, true) => concat!(
+            written_columns!(),
+            ", ",
+            related_subquery!(Group, "resources")
+        ),
+        (ResourceType::User, true) => concat!(
+            written_columns!(),
+            ", ",
+            related_subquery!(User, "resources")
+        ),
     }
 }
 
@@ -537,10 +541,9 @@ impl<'a, D: Db> Store<'a, D> {
     /// counts are guarded by the new version, so they apply exactly when the resource update
     /// did; the batch is atomic, so nothing can slip in between.
     ///
-    /// The UPDATE returns the row it wrote, `related` included, so the batch needs no
-    /// read-back statement: in a tenant's object every statement is a crossing into the
-    /// runtime (docs/PERFORMANCE.md). Only a group whose member rows this batch changes, read
-    /// with its members, is read back after them. A row the UPDATE did not match is gone when
+    /// The UPDATE returns the row it wrote, `related` included: the answer is exactly what
+    /// the batch stored, and no read-back statement follows. Only a group whose member rows
+    /// this batch changes, read with its members, is read back after them. A row the UPDATE did not match is gone when
     /// the write was unconditional, and `Conflict` otherwise: the caller's retry reads again
     /// (and finds it gone), and an If-Match on a resource that no longer exists fails as
     /// RFC 7232 §3.1 says it does.
