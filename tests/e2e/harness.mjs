@@ -152,11 +152,11 @@ export async function startWorker({ port, tokens, adminToken, options = {}, atte
  * synchronous proxy calls (Miniflare's `SynchronousFetcher`: a helper thread answers while the
  * test's thread waits in `Atomics.wait`), and that fetcher can take a late wake-up for its
  * answer on a loaded machine: the helper stores "done" and only then notifies, so a call
- * started between the two wakes up before its own answer is there, and every later call
- * reads the one before it (the `message?.id === id` assertion, then for the rest of the
+ * started between the two can wake up before its own answer is there, and every later call
+ * then reads the one before it (the `message?.id === id` assertion, for the rest of the
  * file). A test file that reads the database after every request (bad_input's corpus) made
- * hundreds of such calls; with statements reused, a repeated read makes none. `first`, `all`,
- * `run`, `raw` and `batch` are asynchronous calls and never go through that fetcher.
+ * more than a hundred such calls; with statements reused, a repeated read makes none.
+ * `first`, `all`, `run` and `batch` are asynchronous calls and never go through that fetcher.
  */
 class PreparedOnce {
   constructor(proxy) {
@@ -176,10 +176,6 @@ class PreparedOnce {
   batch(statements) {
     return this.proxy.batch(statements.map((s) => (s instanceof Reusable ? s.statement : s)));
   }
-
-  exec(sql) {
-    return this.proxy.exec(sql);
-  }
 }
 
 /** A prepared statement whose `bind()` without values is the statement itself (no proxy call). */
@@ -192,8 +188,8 @@ class Reusable {
     return values.length === 0 ? this : this.statement.bind(...values);
   }
 
-  first(column) {
-    return column === undefined ? this.statement.first() : this.statement.first(column);
+  first() {
+    return this.statement.first();
   }
 
   all() {
@@ -202,10 +198,6 @@ class Reusable {
 
   run() {
     return this.statement.run();
-  }
-
-  raw(options) {
-    return this.statement.raw(options);
   }
 }
 
