@@ -127,7 +127,28 @@ pub struct Store<'a, D: Db> {
     unique: Vec<unique::UniqueAttr>,
 }
 
-const COLUMNS: &str = "r.id, r.type, r.data, r.created, r.modified, r.version";
+/// A resource's columns, as read from the row `$outer` (`r` in a SELECT, the table itself in an
+/// UPDATE's RETURNING, which SQLite does not let name an alias).
+macro_rules! resource_columns {
+    ($outer:literal) => {
+        concat!(
+            $outer,
+            ".id, ",
+            $outer,
+            ".type, ",
+            $outer,
+            ".data, ",
+            $outer,
+            ".created, ",
+            $outer,
+            ".modified, ",
+            $outer,
+            ".version"
+        )
+    };
+}
+
+const COLUMNS: &str = resource_columns!("r");
 
 /// Correlated subquery listing a resource's related resources as a JSON array of
 /// `[id, type, display]`: a group's members, or a user's (direct) groups. `$outer` names the
@@ -158,24 +179,17 @@ fn related_sql(rt: ResourceType) -> &'static str {
     }
 }
 
-/// [`COLUMNS`] as an UPDATE's RETURNING names them (no alias: see [`related_subquery`]).
-macro_rules! written_columns {
-    () => {
-        "id, type, data, created, modified, version"
-    };
-}
-
 /// The row an UPDATE wrote and, if `with_related`, its [`related_subquery`].
 fn returning_sql(rt: ResourceType, with_related: bool) -> &'static str {
     match (rt, with_related) {
-        (_, false) => written_columns!(),
+        (_, false) => resource_columns!("resources"),
         (ResourceType::Group, true) => concat!(
-            written_columns!(),
+            resource_columns!("resources"),
             ", ",
             related_subquery!(Group, "resources")
         ),
         (ResourceType::User, true) => concat!(
-            written_columns!(),
+            resource_columns!("resources"),
             ", ",
             related_subquery!(User, "resources")
         ),

@@ -70,12 +70,8 @@ async fn page(db: &D1Database) -> Result<Response> {
     let mut body = String::from("[");
     for (i, row) in rows.iter().enumerate() {
         let cells: Array = row.clone().dyn_into()?;
-        let mut texts: Vec<Option<String>> = cells.iter().map(|c| c.as_string()).collect();
-        let data = if texts.len() > 2 {
-            texts.swap_remove(2)
-        } else {
-            None
-        };
+        let texts: Vec<Option<String>> = cells.iter().map(|c| c.as_string()).collect();
+        let data = texts.into_iter().nth(2).flatten();
         if i > 0 {
             body.push(',');
         }
