@@ -784,7 +784,13 @@ async function pairedAll(label, origin, ceilingSpecs, specFor) {
   const ceil = { d1: [], do: [], doWrite: [], d1Page: [] };
   const ops = Object.fromEntries(BACKENDS.map((b) => [b, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [k, spec] of Object.entries(ceilingSpecs)) ceil[k].push(await wrk(origin, { ...spec, prefix: "" }));
+    for (const [k, spec] of Object.entries(ceilingSpecs)) {
+      // The write ceiling's INSERTs need fresh userNames every run: a repeated one fails on
+      // the unique index, and a ceiling that answers errors measures the failure instead.
+      const c = await wrk(origin, { ...spec, prefix: `c${round}-${Date.now() % 100000}-` });
+      if (c.errors > 0) throw new Error(`${label}: ceiling ${k} answered ${c.errors} errors of ${c.requests} requests`);
+      ceil[k].push(c);
+    }
     for (const b of BACKENDS) {
       const spec = specFor(b, round);
       if (WARMUP > 0 && round === 0 && spec.mode !== "once") await wrk(origin, { ...spec, seconds: WARMUP, prefix: `w${fileSeq}-` });
