@@ -774,6 +774,9 @@ async function objectTemplates(w, d1) {
   return out;
 }
 
+/** Ceiling runs so far: each gets its own prefix for the userNames its POSTs store. */
+let ceilingRuns = 0;
+
 /**
  * ROUNDS × (ceiling-d1, ceiling-do, then the operation on each backend); `specFor(backend,
  * round)` gives a backend's spec (write operations get a fresh slice of their pool each
@@ -787,7 +790,7 @@ async function pairedAll(label, origin, ceilingSpecs, specFor) {
     for (const [k, spec] of Object.entries(ceilingSpecs)) {
       // The write ceiling's INSERTs need fresh userNames every run: a repeated one fails on
       // the unique index, and a ceiling that answers errors measures the failure instead.
-      const c = await wrk(origin, { ...spec, prefix: `c${round}-${Date.now() % 100000}-` });
+      const c = await wrk(origin, { ...spec, prefix: `c${ceilingRuns++}-${Date.now() % 100000}-` });
       if (c.errors > 0) throw new Error(`${label}: ceiling ${k} answered ${c.errors} errors of ${c.requests} requests`);
       ceil[k].push(c);
     }
