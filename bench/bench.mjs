@@ -17,7 +17,7 @@
 // written to), on both backends. Results go to OUT/results.json and OUT/results.md.
 import { Miniflare } from "miniflare";
 import { spawn, spawnSync } from "node:child_process";
-import { request as httpRequest } from "node:http";
+import { Agent, request as httpRequest } from "node:http";
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { randomBytes } from "node:crypto";
@@ -138,6 +138,15 @@ const shuffle = (a) => {
 };
 const enc = encodeURIComponent;
 
+/**
+ * The harness's own requests (seeding, probes, validation; never the measured load, which is
+ * wrk's) open a connection each. Node's default agent keeps idle sockets for reuse, and one
+ * that workerd has closed meanwhile (say after seconds of seeding through D1) fails as
+ * "socket hang up" on its next request. A 1,000-tenant run stopped on that error once, right
+ * after such a pause; this is the likely cause.
+ */
+const HARNESS_AGENT = new Agent({ keepAlive: false });
+
 /** One request; `host` sets the Host header (fetch cannot), `token` another bearer token. */
 function http(base, method, p, body, { host, token = TOKEN } = {}) {
   const headers = { Authorization: `Bearer ${token}` };
@@ -148,7 +157,7 @@ function http(base, method, p, body, { host, token = TOKEN } = {}) {
   }
   if (host) headers.Host = host;
   return new Promise((resolve, reject) => {
-    const req = httpRequest(`${base}${p}`, { method, headers }, (res) => {
+    const req = httpRequest(`${base}${p}`, { method, headers, agent: HARNESS_AGENT }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
       res.on("end", () => {
