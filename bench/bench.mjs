@@ -421,10 +421,16 @@ function writeBody(obj) {
   return f;
 }
 
+/** wrk runs so far: each run's default prefix for `__N__` is its own. */
+let wrkRuns = 0;
+
 /** Runs wrk once: `{ rps, p50_ms, p99_ms, requests, errors }`. Asynchronously: Miniflare
  * forwards workerd's log output through this process, so blocking here would stall workerd. */
-async function wrk(origin, { method = "GET", lines, body = "-", mode = "cycle", seconds = DURATION, prefix = "", pid = null, host = "-", connections = CONNECTIONS, pace = "-" }) {
+async function wrk(origin, { method = "GET", lines, body = "-", mode = "cycle", seconds = DURATION, prefix = null, pid = null, host = "-", connections = CONNECTIONS, pace = "-" }) {
   pid ??= SERVER_PID;
+  // `__N__` in a body becomes prefix + wrk's counter, which starts at 1 in every run: without
+  // a prefix of its own, a run would repeat the userNames an earlier run stored.
+  prefix ??= `r${wrkRuns++}-${Date.now() % 100000}-`;
   const cpu0 = cpuMicros(pid);
   const child = spawn(
     "timeout",
@@ -454,8 +460,8 @@ async function wrk(origin, { method = "GET", lines, body = "-", mode = "cycle", 
 }
 
 async function measure(label, origin, spec) {
-  if (WARMUP > 0 && spec.mode !== "once" && !spec.noWarmup) await wrk(origin, { ...spec, seconds: WARMUP, prefix: `w${fileSeq}-` });
-  const r = await wrk(origin, { ...spec, prefix: `m${fileSeq}-${Date.now() % 100000}-` });
+  if (WARMUP > 0 && spec.mode !== "once" && !spec.noWarmup) await wrk(origin, { ...spec, seconds: WARMUP });
+  const r = await wrk(origin, spec);
   log(`${label}: ${r.rps} req/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, CPU/req ${r.cpu_us} µs, ${r.requests} requests, ${r.errors} errors`);
   return r;
 }
@@ -783,9 +789,6 @@ async function objectTemplates(w, d1) {
   return out;
 }
 
-/** Ceiling runs so far: each gets its own prefix for the userNames its POSTs store. */
-let ceilingRuns = 0;
-
 /**
  * ROUNDS × (ceiling-d1, ceiling-do, then the operation on each backend); `specFor(backend,
  * round)` gives a backend's spec (write operations get a fresh slice of their pool each
@@ -797,16 +800,16 @@ async function pairedAll(label, origin, ceilingSpecs, specFor) {
   const ops = Object.fromEntries(BACKENDS.map((b) => [b, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const [k, spec] of Object.entries(ceilingSpecs)) {
-      // The write ceiling's INSERTs need fresh userNames every run: a repeated one fails on
-      // the unique index, and a ceiling that answers errors measures the failure instead.
-      const c = await wrk(origin, { ...spec, prefix: `c${ceilingRuns++}-${Date.now() % 100000}-` });
+      // A ceiling that answers errors (say a write ceiling's INSERT failing on the unique
+      // index) measures the failure instead.
+      const c = await wrk(origin, spec);
       if (c.errors > 0) throw new Error(`${label}: ceiling ${k} answered ${c.errors} errors of ${c.requests} requests`);
       ceil[k].push(c);
     }
     for (const b of BACKENDS) {
       const spec = specFor(b, round);
-      if (WARMUP > 0 && round === 0 && spec.mode !== "once") await wrk(origin, { ...spec, seconds: WARMUP, prefix: `w${fileSeq}-` });
-      ops[b].push(await wrk(origin, { ...spec, prefix: `m${fileSeq}-${round}-${Date.now() % 100000}-` }));
+      if (WARMUP > 0 && round === 0 && spec.mode !== "once") await wrk(origin, { ...spec, seconds: WARMUP });
+      ops[b].push(await wrk(origin, spec));
     }
   }
   const out = { ceilingD1: median(ceil.d1.map((c) => c.rps)), ceilingDO: ceil.do.length ? median(ceil.do.map((c) => c.rps)) : null };
