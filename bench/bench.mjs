@@ -1067,7 +1067,7 @@ async function noisyNeighbour(w, backend, ts, host, connections, paced = false) 
   for (let r = 0; r < ROUNDS; r++) {
     const alone = await wrk(w.origin, reader);
     // The writer starts first and ends after the reader, so the whole read runs under load.
-    const writing = wrk(w.origin, { ...writer, seconds: DURATION + 2, prefix: `noisy${paced ? "p" : ""}${r}-${Date.now() % 100000}-` });
+    const writing = wrk(w.origin, { ...writer, seconds: DURATION + 2 });
     await sleep(1000);
     const loaded = await wrk(w.origin, reader);
     const wres = await writing;

@@ -4,8 +4,9 @@
 --               (a line's own bearer token: many tenants in one run), used in order and cycled
 --               (MODE "cycle") or used once each, stopping the thread when they run out
 --               (MODE "once": DELETE, whose targets exist only once).
---   BODY_FILE:  request body template ("-" for none): `__N__` becomes PREFIX..counter (unique
---               per request), `__V__` the line's VALUE.
+--   BODY_FILE:  request body template ("-" for none): `__N__` becomes PREFIX..counter (the
+--               counter is unique within a run; bench.mjs gives every run its own PREFIX),
+--               `__V__` the line's VALUE.
 --   HOST:       the Host header ("-" or absent: wrk's own), which routes the request to one
 --               worker of several in one workerd (the Durable Object backend's instance).
 --   PACE_MS:    a pause after each response on each connection ("-" or absent: none), so a
